@@ -1,0 +1,1 @@
+"""Datasets, layouts and image I/O."""

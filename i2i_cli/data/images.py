@@ -1,0 +1,141 @@
+"""Image I/O: the one place where i2i decodes and encodes image files.
+
+Every decoded image is an RGB uint8 array (H, W, 3). Conversions are explicit and documented:
+EXIF orientation is applied; grey, 16-bit, palette, CMYK and alpha images become RGB (alpha is composited onto
+white); images past the pixel limit are refused (raise it with --max-pixels or I2I_MAX_PIXELS).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from i2i_cli.errors import BadImageError
+from i2i_cli.fsutil import TEMP_MARKER, atomic_path
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
+DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own bomb error threshold (2x its warning limit)
+
+# We enforce our own limit (with a message naming the option) instead of Pillow's global one.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def max_pixels_default() -> int:
+    value = os.environ.get("I2I_MAX_PIXELS")
+    return int(value) if value else DEFAULT_MAX_PIXELS
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(TEMP_MARKER)
+
+
+def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Path]:
+    """Image files under `root` by extension, sorted, hidden files and i2i temporaries skipped."""
+    folder = Path(root)
+    candidates: Iterable[Path] = folder.rglob("*") if recursive else folder.iterdir()
+    found = [
+        p
+        for p in candidates
+        if p.is_file() and is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    ]
+    return sorted(found)
+
+
+def _to_rgb_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit data spans 0..65535; a mode-I image holding 8-bit values is left as it is.
+        scale = 257.0 if mode.startswith("I;16") or arr.max(initial=0) > 255 else 1.0
+        grey = np.clip(np.round(arr / scale), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        if arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        grey = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
+def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode `path` into an RGB uint8 array (H, W, 3). Raises BadImageError naming the file and the reason."""
+    limit = max_pixels_default() if max_pixels is None else max_pixels
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise BadImageError(file, f"cannot read ({exc.strerror or exc})") from exc
+    if not data:
+        raise BadImageError(file, "empty file (0 bytes); delete or replace it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+            width, height = img.size
+            if limit and width * height > limit:
+                raise BadImageError(
+                    file,
+                    f"{width}x{height} = {width * height:,} pixels is past the limit of {limit:,} "
+                    "(possible decompression bomb); raise it with --max-pixels or I2I_MAX_PIXELS if you trust the file",
+                )
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return _to_rgb_array(img)
+    except BadImageError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise BadImageError(file, "not a readable image (unknown format or not an image); delete or replace it") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BadImageError(file, f"corrupt or truncated image ({exc}); re-export or remove it") from exc
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) after EXIF orientation, read from the header only."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        raise BadImageError(path, f"not a readable image ({exc})") from exc
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike[str], *, overwrite: bool = False, quality: int = 95) -> None:
+    """Encode an RGB (or grey) uint8 array to `path` through a temporary name (never half-written)."""
+    target = Path(path)
+    if array.dtype != np.uint8:
+        raise TypeError(f"save_image wants uint8, got {array.dtype}")
+    img = Image.fromarray(array)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        target.suffix.lower(), "PNG"
+    )
+    params = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_path(target, overwrite=overwrite) as tmp:
+        img.save(tmp, format=fmt, **params)
+
+
+def to_tensor(array: np.ndarray):  # -> torch.Tensor
+    """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def to_uint8(tensor) -> np.ndarray:
+    """float (3, H, W) in [-1, 1] -> uint8 (H, W, 3), rounded."""
+    arr = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,298 @@
+"""Run directories and checkpoints: the one place that reads and writes them.
+
+    RUN/config.json                       resolved config: method, its options, domains, data, training options
+    RUN/latest.json                       {"step": N, "dir": "checkpoints/step_000000N"}, replaced atomically
+    RUN/checkpoints/step_XXXXXXXX/        weights.safetensors, ema.safetensors (if any), state.pt, meta.json
+    RUN/metrics.jsonl, RUN/samples/, RUN/tb/, RUN/index.html
+
+A checkpoint folder is written under a temporary name and renamed when complete, and latest.json is updated
+after that: a run killed at any moment still has a complete last checkpoint. Weights are safetensors; the
+trainer state is loaded with torch.load(weights_only=True): nothing from a file is ever executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from i2i_cli import __version__
+from i2i_cli.errors import CheckpointError
+from i2i_cli.fsutil import TEMP_MARKER, atomic_write_json
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+LATEST_FILE = "latest.json"
+WEIGHTS_FILE = "weights.safetensors"
+EMA_FILE = "ema.safetensors"
+STATE_FILE = "state.pt"
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a run's model: saved as RUN/config.json."""
+
+    method: str
+    config: dict[str, Any]
+    domains: list[str]
+    data: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    i2i_version: str = __version__
+    format: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "i2i_version": self.i2i_version,
+            "method": self.method,
+            "domains": self.domains,
+            "config": self.config,
+            "data": self.data,
+            "train": self.train,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], source: Path) -> RunConfig:
+        missing = [key for key in ("method", "config") if key not in obj]
+        if missing:
+            raise CheckpointError(f"{source}: not an i2i run config (no {', '.join(missing)})")
+        fmt = obj.get("format", FORMAT_VERSION)
+        if fmt > FORMAT_VERSION:
+            raise CheckpointError(
+                f"{source}: written by i2i {obj.get('i2i_version', '?')} (format {fmt}); this i2i {__version__} "
+                f"reads format {FORMAT_VERSION}: upgrade i2i"
+            )
+        return cls(
+            method=obj["method"],
+            config=dict(obj["config"]),
+            domains=list(obj.get("domains") or ["A", "B"]),
+            data=dict(obj.get("data") or {}),
+            train=dict(obj.get("train") or {}),
+            i2i_version=obj.get("i2i_version", "?"),
+            format=fmt,
+        )
+
+
+def write_run_config(run_dir: Path, run_config: RunConfig) -> None:
+    atomic_write_json(run_dir / CONFIG_FILE, run_config.to_json())
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no {CONFIG_FILE}; pass a run folder written by `i2i train`")
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc}); restore it or retrain") from exc
+    return RunConfig.from_json(obj, path)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file()
+
+
+# --- building a method from a config ----------------------------------------------------------------
+
+
+def build_config(method: str, values: dict[str, Any], source: str = "config") -> Any:
+    """A method's config dataclass from a dict, refusing keys the method does not have."""
+    import dataclasses
+
+    from models import registry
+
+    try:
+        cls = registry.method_class(method)
+    except KeyError:
+        raise CheckpointError(
+            f"{source}: unknown method '{method}'; this i2i knows {', '.join(registry.list_methods())}"
+        ) from None
+    names = {f.name for f in dataclasses.fields(cls.config_class)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise CheckpointError(f"{source}: options {', '.join(unknown)} are not {method} options (another version?)")
+    kwargs = dict(values)
+    for f in dataclasses.fields(cls.config_class):
+        if f.name in kwargs and isinstance(kwargs[f.name], list):
+            kwargs[f.name] = tuple(kwargs[f.name])
+    return cls.config_class(**kwargs)
+
+
+def build_method(run_config: RunConfig, source: str = "config"):  # -> TranslationMethod
+    from models import registry
+
+    config = build_config(run_config.method, run_config.config, source)
+    return registry.method_class(run_config.method)(config, domains=run_config.domains)
+
+
+# --- checkpoints -------------------------------------------------------------------------------------
+
+
+def checkpoint_dir_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def _safetensors_metadata(run_config: RunConfig, step: int) -> dict[str, str]:
+    return {"i2i_version": __version__, "method": run_config.method, "step": str(step),
+            "config": json.dumps(run_config.to_json())}
+
+
+def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    # safetensors refuses tensors that share storage; contiguous copies keep the file self-contained.
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path), metadata=metadata)
+
+
+def save_checkpoint(
+    run_dir: Path,
+    run_config: RunConfig,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    ema: dict[str, torch.Tensor] | None,
+    trainer_state: dict[str, Any] | None,
+    keep: int = 2,
+) -> Path:
+    """Write checkpoints/step_N atomically (temporary folder, then rename) and point latest.json at it."""
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / checkpoint_dir_name(step)
+    tmp = root / f"{TEMP_MARKER}{checkpoint_dir_name(step)}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        meta = _safetensors_metadata(run_config, step)
+        save_tensors(tmp / WEIGHTS_FILE, weights, meta)
+        if ema:
+            save_tensors(tmp / EMA_FILE, ema, meta)
+        if trainer_state is not None:
+            torch.save(trainer_state, tmp / STATE_FILE)
+        (tmp / "meta.json").write_text(json.dumps({"step": step, "i2i_version": __version__}) + "\n")
+        for file in tmp.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        from i2i_cli.fsutil import _disk_error
+
+        raise _disk_error(final, exc) from exc
+    atomic_write_json(run_dir / LATEST_FILE, {"step": step, "dir": f"checkpoints/{final.name}"})
+    _prune(root, keep, final)
+    return final
+
+
+def _prune(root: Path, keep: int, newest: Path) -> None:
+    if keep <= 0:
+        return
+    steps = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("step_"))
+    for old in steps[:-keep]:
+        if old != newest:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder of a run (latest.json, else the highest step folder)."""
+    pointer = run_dir / LATEST_FILE
+    if pointer.is_file():
+        try:
+            candidate = run_dir / json.loads(pointer.read_text())["dir"]
+            if (candidate / WEIGHTS_FILE).is_file():
+                return candidate
+        except (OSError, ValueError, KeyError):
+            pass
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return None
+    complete = sorted(p for p in root.iterdir() if p.name.startswith("step_") and (p / WEIGHTS_FILE).is_file())
+    return complete[-1] if complete else None
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: corrupt or unreadable weights ({exc}); use an earlier checkpoint") from exc
+
+
+def load_trainer_state(ckpt_dir: Path) -> dict[str, Any]:
+    path = ckpt_dir / STATE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{ckpt_dir}: no trainer state ({STATE_FILE}); this checkpoint cannot be resumed")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"{path}: unreadable trainer state ({exc}); use an earlier checkpoint") from exc
+
+
+def load_weights_into(method: Any, tensors: dict[str, torch.Tensor], source: Path) -> None:
+    try:
+        method.load_saved_state_dict(tensors)
+    except (KeyError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"{source}: weights do not fit this {method.name} configuration ({str(exc).splitlines()[0][:200]})"
+        ) from exc
+
+
+@dataclass
+class LoadedModel:
+    method: Any  # TranslationMethod, in eval mode, EMA weights applied where the run has them
+    run_config: RunConfig
+    run_dir: Path
+    checkpoint: Path
+    step: int
+    used_ema: bool
+
+
+def find_run(path: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(run_dir, checkpoint folder) for a run folder, a checkpoint folder or a weights file inside one."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such run or checkpoint; pass a folder written by `i2i train`")
+    if p.is_file():
+        p = p.parent
+    if is_run_dir(p):
+        ckpt = latest_checkpoint(p)
+        if ckpt is None:
+            raise CheckpointError(f"{p}: the run has no complete checkpoint yet; train longer or resume it")
+        return p, ckpt
+    if (p / WEIGHTS_FILE).is_file() and is_run_dir(p.parent.parent):
+        return p.parent.parent, p
+    raise CheckpointError(f"{p}: not an i2i run (no {CONFIG_FILE}); pass a folder written by `i2i train`")
+
+
+def load_for_inference(path: str | os.PathLike[str], device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedModel:
+    """Rebuild a run's method from config.json and load its newest weights (EMA copies where present)."""
+    run_dir, ckpt = find_run(path)
+    run_config = read_run_config(run_dir)
+    method = build_method(run_config, source=str(run_dir / CONFIG_FILE))
+    load_weights_into(method, load_tensors(ckpt / WEIGHTS_FILE), ckpt / WEIGHTS_FILE)
+    used_ema = False
+    if use_ema and (ckpt / EMA_FILE).is_file():
+        ema = load_tensors(ckpt / EMA_FILE)
+        method.load_state_dict(ema, strict=False)
+        used_ema = True
+    method.to(device).eval()
+    step = int(json.loads((ckpt / "meta.json").read_text()).get("step", 0)) if (ckpt / "meta.json").is_file() else 0
+    return LoadedModel(method, run_config, run_dir, ckpt, step, used_ema)
+
+
+def newest_run(root: Path = Path("runs")) -> Path | None:
+    """The most recently updated run folder under `root` (for commands given no --checkpoint)."""
+    if not root.is_dir():
+        return None
+    runs = [p for p in root.iterdir() if p.is_dir() and is_run_dir(p) and latest_checkpoint(p) is not None]
+    if not runs:
+        return None
+    return max(runs, key=lambda p: (p / LATEST_FILE).stat().st_mtime if (p / LATEST_FILE).exists() else 0)

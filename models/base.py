@@ -1,0 +1,186 @@
+"""The method contract: what every translation method (pix2pix, CycleGAN, ...) gives the trainer.
+
+A method is an nn.Module that owns its networks (as attributes) and knows its losses. It never touches
+optimizers, precision, EMA, distribution, files or devices: the trainer does, from what the method declares:
+
+- `optimizers()`  which parameters each named optimizer trains, with its lr/betas/weight decay;
+- `phases(progress)`  the ordered steps of one training iteration; each phase computes a dict of weighted
+  loss terms whose sum is back-propagated, then the phase's optimizers step;
+- `ema_networks()`  the attribute names of networks that get an exponential moving average copy;
+- `translate(x, ...)`  inference on images in [-1, 1];
+- `export_module(...)`  a pure image -> image nn.Module for ONNX export.
+
+Batches are dicts of tensors already on the device, images as float (N, 3, H, W) in [-1, 1]:
+aligned layout: {"A", "B"}; unaligned: {"A", "B"}; domains: {"x", "y", "ref", "ref2", "y_ref"} (y: long labels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABCMeta, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+Tensor = torch.Tensor
+LossDict = dict[str, Tensor]
+
+
+@dataclass
+class MethodConfig:
+    """Options every method has. Subclasses add their own, each with the paper's default.
+
+    The schedule is in epochs as in the papers; `i2i train --steps N` rescales it to N iterations.
+    """
+
+    size: int = 256  # training crop size; networks are built for it
+    load_size: int = 286  # images are resized to this, then randomly cropped to `size` (0 = resize to `size`)
+    flip: bool = True  # random horizontal flip
+    direction: str = "AtoB"  # AtoB or BtoA: which side of the data is the source
+    batch_size: int = 1
+    epochs: int = 200  # total epochs (constant lr, then linear decay)
+    decay_epochs: int = 100  # the last `decay_epochs` decay the lr linearly to 0 (0 = constant lr)
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    init_type: str = "normal"  # normal | xavier | kaiming | orthogonal
+    init_gain: float = 0.02
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class OptimizerSpec:
+    """One Adam optimizer over named parameter groups."""
+
+    name: str
+    param_groups: list[dict[str, Any]]  # each {"params": [...], optional "lr": float}
+    lr: float
+    betas: tuple[float, float]
+    weight_decay: float = 0.0
+
+
+@dataclass
+class Progress:
+    """Where training is, for losses and schedules that depend on it."""
+
+    step: int = 0  # iterations done before this one
+    total_steps: int = 1
+    epoch: float = 0.0  # fractional epoch (step / steps_per_epoch)
+    total_epochs: float = 1.0
+
+
+@dataclass
+class Phase:
+    """One step of an iteration: `compute(batch, cache)` -> weighted loss terms; their sum is minimised.
+
+    The trainer zeroes the gradients of `optimizers`, back-propagates the sum, and steps `optimizers`.
+    `frozen` names networks whose parameters get requires_grad=False during this phase (e.g. D while G is
+    trained), purely to save work. `cache` is a dict shared by the phases of one iteration (e.g. fakes).
+    """
+
+    name: str
+    optimizers: tuple[str, ...]
+    compute: Callable[[dict[str, Tensor], dict[str, Any]], LossDict]
+    frozen: tuple[str, ...] = ()
+
+
+@dataclass
+class DataSpec:
+    """What a method needs from the data layer."""
+
+    layout: str  # aligned | unaligned | domains
+    random_resized_crop: float = 0.0  # probability (StarGAN v2)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class TranslationMethod(nn.Module, metaclass=ABCMeta):
+    """Base class of every method. Subclasses set the class variables and implement the hooks."""
+
+    name: ClassVar[str] = ""
+    config_class: ClassVar[type[MethodConfig]] = MethodConfig
+    summary: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    code: ClassVar[str] = ""  # the official repository the defaults come from
+    layout: ClassVar[str] = "unaligned"
+    two_sided: ClassVar[bool] = False  # translates both ways (--direction AtoB|BtoA at inference)
+    multi_domain: ClassVar[bool] = False
+    takes_style_reference: ClassVar[bool] = False
+
+    def __init__(self, config: MethodConfig, domains: list[str] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.domains = list(domains or ["A", "B"])
+
+    # --- what the trainer needs --------------------------------------------------------------
+    def data_spec(self) -> DataSpec:
+        return DataSpec(layout=self.layout)
+
+    @abstractmethod
+    def optimizers(self) -> list[OptimizerSpec]:
+        ...
+
+    @abstractmethod
+    def phases(self, progress: Progress) -> list[Phase]:
+        ...
+
+    def ema_networks(self) -> list[str]:
+        return []
+
+    def frozen_modules(self) -> list[str]:
+        """Attribute names of fixed pretrained networks (e.g. VGG) that are neither trained nor saved."""
+        return []
+
+    def training_state(self) -> dict[str, Any]:
+        """Non-parameter state needed to resume exactly (e.g. image pools): tensors and plain values."""
+        return {}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        return None
+
+    @abstractmethod
+    def sample_rows(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Named rows of images (N, 3, H, W) in [-1, 1] for the training sample grid."""
+        ...
+
+    # --- inference ------------------------------------------------------------------------------
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (pad to it at inference)."""
+        return 4
+
+    @property
+    def min_size(self) -> int:
+        return self.size_multiple
+
+    @abstractmethod
+    def translate(self, x: Tensor, direction: str = "AtoB", **kwargs: Any) -> Tensor:
+        ...
+
+    @abstractmethod
+    def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
+        """A pure image -> image module (N, 3, H, W) in [-1, 1] for ONNX export."""
+        ...
+
+    # --- saving ---------------------------------------------------------------------------------
+    def saved_state_dict(self) -> dict[str, Tensor]:
+        """Weights to save: everything except frozen pretrained modules."""
+        frozen = tuple(name + "." for name in self.frozen_modules())
+        return {k: v for k, v in self.state_dict().items() if not k.startswith(frozen)}
+
+    def load_saved_state_dict(self, state: dict[str, Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        frozen = tuple(name + "." for name in self.frozen_modules())
+        missing = [k for k in missing if not k.startswith(frozen)]
+        if missing or unexpected:
+            raise KeyError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
+
+
+def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
+    for module in modules:
+        for param in module.parameters():
+            param.requires_grad_(flag)

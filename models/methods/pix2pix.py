@@ -1,0 +1,114 @@
+"""pix2pix (Isola et al., CVPR 2017): conditional GAN with a U-Net generator, PatchGAN and L1."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import DataSpec, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.losses.adversarial import GANLoss
+from models.networks.common import init_weights, with_per_image_batchnorm
+from models.networks.patchgan import PatchDiscriminator
+from models.networks.unet import UnetGenerator
+
+
+@dataclass
+class Pix2PixConfig(MethodConfig):
+    ngf: int = 64
+    ndf: int = 64
+    n_layers_D: int = 3  # 3 = 70x70 PatchGAN
+    norm: str = "batch"
+    dropout: bool = True  # dropout 0.5 in the three inner decoder blocks during training
+    num_downs: int = 0  # U-Net levels; 0 = log2(size), i.e. unet_256 at 256 px
+    gan_mode: str = "vanilla"
+    lambda_L1: float = 100.0
+    # Inference as the reference test script: BatchNorm uses each image's own statistics (the network is
+    # left in training mode at batch 1); "running" uses the running averages (the reference's --eval).
+    inference_norm: str = "per_image"
+    test_dropout: bool = False  # the paper keeps dropout at test time as noise; off for deterministic output
+
+
+class Pix2Pix(TranslationMethod):
+    name = "pix2pix"
+    config_class = Pix2PixConfig
+    summary = "Paired translation: U-Net generator, 70x70 PatchGAN conditioned on the input, L1 x100"
+    paper = "Isola, Zhu, Zhou, Efros. Image-to-Image Translation with Conditional Adversarial Networks. CVPR 2017"
+    code = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
+    layout = "aligned"
+
+    def __init__(self, config: Pix2PixConfig, domains: list[str] | None = None) -> None:
+        super().__init__(config, domains)
+        num_downs = config.num_downs or max(5, int(math.log2(config.size)))
+        self.G = UnetGenerator(3, 3, num_downs=num_downs, ngf=config.ngf, norm=config.norm, dropout=config.dropout)
+        self.D = PatchDiscriminator(6, ndf=config.ndf, n_layers=config.n_layers_D, norm=config.norm)
+        init_weights(self.G, config.init_type, config.init_gain)
+        init_weights(self.D, config.init_type, config.init_gain)
+        self.gan = GANLoss(config.gan_mode)
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(layout="aligned")
+
+    def optimizers(self) -> list[OptimizerSpec]:
+        c = self.config
+        return [
+            OptimizerSpec("G", [{"params": list(self.G.parameters())}], c.lr, (c.beta1, c.beta2)),
+            OptimizerSpec("D", [{"params": list(self.D.parameters())}], c.lr, (c.beta1, c.beta2)),
+        ]
+
+    def _fake(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> torch.Tensor:
+        if "fake_B" not in cache:
+            cache["fake_B"] = self.G(batch["A"])
+        return cache["fake_B"]
+
+    def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = self._fake(batch, cache).detach()
+        loss_fake = self.gan(self.D(torch.cat([real_a, fake_b], 1)), False)
+        loss_real = self.gan(self.D(torch.cat([real_a, real_b], 1)), True)
+        return {"D_fake": 0.5 * loss_fake, "D_real": 0.5 * loss_real}
+
+    def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
+        real_a, real_b = batch["A"], batch["B"]
+        fake_b = self._fake(batch, cache)
+        loss_gan = self.gan(self.D(torch.cat([real_a, fake_b], 1)), True)
+        loss_l1 = F.l1_loss(fake_b.float(), real_b.float()) * self.config.lambda_L1
+        return {"G_GAN": loss_gan, "G_L1": loss_l1}
+
+    def phases(self, progress: Progress) -> list[Phase]:
+        # Reference order: forward G, update D on the detached fake, then update G with D frozen.
+        return [
+            Phase("D", ("D",), self._d_loss),
+            Phase("G", ("G",), self._g_loss, frozen=("D",)),
+        ]
+
+    def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"input": batch["A"], "output": self.translate(batch["A"]), "target": batch["B"]}
+
+    @property
+    def size_multiple(self) -> int:
+        return self.G.size_multiple
+
+    def _inference_generator(self) -> nn.Module:
+        import copy
+
+        net = copy.deepcopy(self.G)
+        if self.config.norm == "batch" and self.config.inference_norm == "per_image":
+            with_per_image_batchnorm(net)
+        net.eval()
+        if self.config.test_dropout:
+            for m in net.modules():
+                if isinstance(m, nn.Dropout):
+                    m.train()
+        return net
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:
+        return self._inference_generator()(x)
+
+    def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
+        return self._inference_generator()

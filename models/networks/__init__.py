@@ -1,0 +1,1 @@
+"""Pure nn.Modules: generators, discriminators, feature extractors. No optimizers, files or devices."""

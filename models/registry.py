@@ -1,0 +1,40 @@
+"""One registry: method name -> method class (which names its typed config dataclass).
+
+CLI choices, `i2i methods`, docs tables and the parametrised tests all come from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from typing import Any
+
+from models.base import MethodConfig, TranslationMethod
+
+# name -> "module:Class"; imported lazily so that listing methods is cheap.
+_METHODS: dict[str, str] = {
+    "pix2pix": "models.methods.pix2pix:Pix2Pix",
+}
+
+
+def register(name: str, target: str) -> None:
+    _METHODS[name] = target
+
+
+def list_methods() -> list[str]:
+    return list(_METHODS)
+
+
+def method_class(name: str) -> type[TranslationMethod]:
+    if name not in _METHODS:
+        raise KeyError(name)
+    module_name, class_name = _METHODS[name].split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def config_fields(name: str) -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(method_class(name).config_class))
+
+
+def default_config(name: str) -> MethodConfig:
+    return method_class(name).config_class()
