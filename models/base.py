@@ -131,6 +131,14 @@ class TranslationMethod(nn.Module, metaclass=ABCMeta):
     def ema_networks(self) -> list[str]:
         return []
 
+    def pretrained_weights(self) -> dict[str, str]:
+        """{attribute name: weights-registry name} of fixed pretrained networks the trainer must load.
+
+        The attribute's module must offer `load_pretrained_state_dict(state_dict)` (it maps the publisher's
+        keys); files are resolved by i2i_cli.weights, never here.
+        """
+        return {}
+
     def frozen_modules(self) -> list[str]:
         """Attribute names of fixed pretrained networks (e.g. VGG) that are neither trained nor saved."""
         return []
