@@ -120,7 +120,10 @@ def progress_bar(description: str, total: int | None, *, transient: bool = False
     with Progress(*columns, console=err_console, transient=transient) as bar:
         task = bar.add_task(description, total=total, status="")
 
-        def advance(n: int = 1, status: str | None = None, completed: int | None = None) -> None:
+        def advance(n: int = 1, status: str | None = None, completed: int | None = None,
+                    total: int | None = None) -> None:
+            if total is not None:
+                bar.update(task, total=total)
             if completed is not None:
                 bar.update(task, completed=completed)
             else:

@@ -19,7 +19,10 @@ app = typer.Typer(
 )
 
 # Each module registers its command(s); the order is the order of `i2i --help`.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "train",
+    "data",
+]
 
 
 def _version(value: bool) -> None:

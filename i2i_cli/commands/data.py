@@ -1,0 +1,70 @@
+"""`i2i data`: synthesise datasets, check a folder's layout and images (and download the standard ones)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from i2i_cli.cli import console, handle_errors, print_table, progress_bar, warn, write_json
+
+data_app = typer.Typer(help="Datasets: synthesise, check, download.", no_args_is_help=True)
+
+
+@data_app.command("synth")
+@handle_errors
+def synth(
+    name: Annotated[str, typer.Argument(help="Synthetic dataset: scenes (label maps <-> rendered photos).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write.")],
+    layout: Annotated[str, typer.Option(help="aligned (pix2pix), unaligned (CycleGAN) or domains (StarGAN v2).")] = "aligned",
+    size: Annotated[int, typer.Option(help="Image size in pixels.")] = 64,
+    n_train: Annotated[int, typer.Option("--n-train", help="Training images (per side / per domain).")] = 64,
+    n_test: Annotated[int, typer.Option("--n-test", help="Test images (val/ for domains).")] = 16,
+    n_val: Annotated[int, typer.Option("--n-val", help="Validation images (aligned/unaligned).")] = 0,
+    domains: Annotated[int, typer.Option(help="Number of domains for --layout domains.")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty OUT.")] = False,
+) -> None:
+    """Write a procedural synthetic dataset in one of the standard layouts (no download)."""
+    from i2i_cli.data.synth import synthesize
+
+    with progress_bar(f"synth {name}", None, transient=True) as advance:
+        result = synthesize(name, out, layout, size=size, n_train=n_train, n_test=n_test, n_val=n_val,
+                            n_domains=domains, seed=seed, overwrite=overwrite,
+                            progress=lambda done, total: advance(0, completed=done, total=total))
+    print_table(f"{result.layout} dataset in {result.root}", ["folder", "images"], sorted(result.counts.items()))
+
+
+@data_app.command("check")
+@handle_errors
+def check(
+    folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    decode: Annotated[bool, typer.Option(help="Decode every image to find unreadable ones.")] = True,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+) -> None:
+    """Say which layout a folder has, how many images each split holds, and list every unreadable file."""
+    from i2i_cli.data.check import check_dataset
+
+    with progress_bar("checking", None, transient=True) as advance:
+        report = check_dataset(folder, decode=decode,
+                               progress=lambda done, total: advance(0, completed=done, total=total))
+    print_table(f"{report.root}: {report.layout} layout", ["split", "group", "images"],
+                [(s, g, n) for s, groups in report.counts.items() for g, n in groups.items()])
+    if report.domains:
+        console.print(f"domains: {', '.join(report.domains)}")
+    if report.bad:
+        print_table(f"{len(report.bad)} unreadable file(s)", ["file", "problem"], report.bad)
+    else:
+        console.print("all images readable" if decode else "images not decoded (--no-decode)")
+    if report.sizes:
+        console.print(f"image sizes: {report.sizes}")
+    if json_out:
+        write_json(json_out, report.to_json())
+    if report.bad:
+        warn("fix or remove the files above; training skips them but stops if more than 1% are bad")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(data_app, name="data", help="Datasets: synthesise (`synth`), check a folder (`check`), download.")

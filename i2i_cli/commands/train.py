@@ -1,0 +1,98 @@
+"""`i2i train`: train a method on a dataset folder into a run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from i2i_cli.cli import console, fail, handle_errors, info, print_table, warn
+
+
+@handle_errors
+def train(
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Method: see `i2i methods`.")] = None,
+    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset folder (see `i2i data check`).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to write.")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Training crop size (load size scales with it).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Total iterations (instead of the method's epochs).")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Total epochs (default: the method's schedule).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Global batch size.")] = None,
+    direction: Annotated[Optional[str], typer.Option(help="AtoB or BtoA.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (fp16: CUDA, with loss scaling).")] = "fp32",
+    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of option = value.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override an option: key=value (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (data order, init, augmentation).")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run.")] = False,
+    workers: Annotated[int, typer.Option(help="Data loader worker processes.")] = 0,
+    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: 5 per run).")] = 0,
+    sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: 10 per run).")] = 0,
+    log_every: Annotated[int, typer.Option(help="Log losses every N steps.")] = 10,
+    nan_policy: Annotated[str, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
+    channels_last: Annotated[bool, typer.Option("--channels-last", help="channels-last memory format.")] = False,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks where supported.")] = False,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result summary as JSON.")] = None,
+) -> None:
+    """Train a method (paper defaults; override with --config / --set) and write a run folder."""
+    if model is None or data is None or out is None:
+        raise fail("pass --model M --data DIR --out RUN (e.g. i2i train --model pix2pix --data facades --out runs/f), "
+                   "or try `i2i demo`")
+    if nan_policy not in ("stop", "skip"):
+        raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
+    from i2i_cli.config import resolve_config
+    from i2i_cli.engine.trainer import TrainOptions
+
+    explicit = {"size": size, "batch_size": batch_size, "direction": direction}
+    cfg = resolve_config(model, config_file=config, overrides=set_ or [], explicit=explicit)
+    options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
+                           precision=precision, resume=resume, overwrite=overwrite, workers=workers,
+                           save_every=save_every, sample_every=sample_every, log_every=log_every,
+                           nan_policy=nan_policy, channels_last=channels_last, compile=compile_)
+    result = run_with_progress(model, cfg, options)
+    rows = [(k, v) for k, v in result.final_losses.items()]
+    print_table(f"{model}: {result.steps} steps in {result.seconds:.1f} s", ["loss", "last value"], rows)
+    if result.bad_files:
+        warn(f"{len(result.bad_files)} unreadable image(s) were skipped: {', '.join(result.bad_files[:3])}")
+    if result.skipped_steps:
+        warn(f"{result.skipped_steps} step(s) skipped for non-finite losses (--nan-policy skip)")
+    console.print(f"run: {result.run_dir}  (report: {result.run_dir / 'index.html'})")
+    if json_out:
+        from i2i_cli.cli import write_json
+
+        write_json(json_out, {"run": str(result.run_dir), "steps": result.steps, "losses": result.final_losses,
+                              "seconds": result.seconds, "bad_files": result.bad_files})
+
+
+def run_with_progress(model: str, cfg, options):  # -> TrainResult
+    """Run the trainer under a rich progress bar showing the losses (only on rank 0)."""
+    import os
+
+    from i2i_cli.cli import progress_bar
+    from i2i_cli.engine.trainer import train as run_training
+
+    quiet = int(os.environ.get("RANK", "0")) != 0
+    state = {"advance": None}
+
+    def on_event(event) -> None:
+        if quiet:
+            return
+        if event.kind == "start":
+            info(event.message)
+            if state["advance"] is not None:
+                state["advance"](0, total=event.total, completed=event.step)
+        elif event.kind == "warning":
+            warn(event.message)
+        elif event.kind == "step" and state["advance"] is not None:
+            text = "  ".join(f"{k} {v:.3f}" for k, v in list(event.losses.items())[:6])
+            state["advance"](completed=event.step, status=text)
+
+    with progress_bar(f"train {model}", None) as advance:
+        state["advance"] = advance
+        return run_training(model, cfg, options, on_event)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", help="Train a method on a dataset folder (pix2pix, cyclegan, cut, ... see `i2i methods`).")(train)

@@ -1,0 +1,130 @@
+"""Resolve a method's config: paper defaults <- --config FILE.toml <- --set key=value <- explicit CLI options."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from i2i_cli.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert a --set string (or a TOML value) to the field's declared type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value in (None, "none", "None", "null"):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return coerce(value, inner[0], key)
+    if origin is tuple:
+        items = value if isinstance(value, (list, tuple)) else str(value).strip("()[] ").split(",")
+        return tuple(coerce(v, args[0] if args else str, key) for v in items if str(v).strip() != "")
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"--set {key}={value}: expected true or false")
+    if annotation in (int, float, str):
+        try:
+            if annotation is int and isinstance(value, str) and "e" in value.lower():
+                return int(float(value))
+            return annotation(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"--set {key}={value}: expected {annotation.__name__}") from None
+    return value
+
+
+def parse_set(items: list[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item}: write key=value, e.g. --set lambda_L1=50")
+        key, value = item.split("=", 1)
+        values[key.strip()] = value.strip()
+    return values
+
+
+def read_config_file(path: Path, method: str) -> dict[str, Any]:
+    """A TOML file of option = value (top level, or under a [method] table)."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    values = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    values.update(data.get(method, {}) if isinstance(data.get(method), dict) else {})
+    return values
+
+
+def apply_values(config: Any, values: dict[str, Any], source: str) -> Any:
+    types = _field_types(type(config))
+    names = list(types)
+    updates = {}
+    for key, value in values.items():
+        if key not in types:
+            close = difflib.get_close_matches(key, names, n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else f"; see `i2i methods show {getattr(config, 'name', '')}`"
+            raise ConfigError(f"{source}: '{key}' is not an option of this method{hint}")
+        updates[key] = coerce(value, types[key], key)
+    return dataclasses.replace(config, **updates)
+
+
+def resolve_config(
+    method: str,
+    *,
+    config_file: Path | None = None,
+    overrides: list[str] | None = None,
+    explicit: dict[str, Any] | None = None,
+) -> Any:
+    """The fully resolved config dataclass of `method` (raises ConfigError naming the bad key)."""
+    from models import registry
+
+    try:
+        cls = registry.method_class(method)
+    except KeyError:
+        raise ConfigError(f"unknown model '{method}'; known: {', '.join(registry.list_methods())}") from None
+    config = cls.config_class()
+    default_size, default_load = config.size, config.load_size
+    if config_file is not None:
+        config = apply_values(config, read_config_file(config_file, method), str(config_file))
+    set_values = parse_set(overrides or [])
+    config = apply_values(config, set_values, "--set")
+    given = {k: v for k, v in (explicit or {}).items() if v is not None}
+    config = apply_values(config, given, "option")
+    load_given = "load_size" in set_values or (config_file is not None and config.load_size != default_load)
+    if config.size != default_size and not load_given:
+        # Keep the reference's load/crop ratio (286/256) when only the size changes.
+        load = round(config.size * default_load / default_size) if default_load else 0
+        config = dataclasses.replace(config, load_size=load)
+    _validate(config)
+    return config
+
+
+def _validate(config: Any) -> None:
+    if config.size < 16:
+        raise ConfigError(f"size {config.size} is too small; use --size 16 or more")
+    if config.load_size and config.load_size < config.size:
+        raise ConfigError(f"load_size {config.load_size} is smaller than size {config.size}; raise load_size or set it to 0")
+    if config.direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"--direction {config.direction}: choose AtoB or BtoA")
+    if config.batch_size < 1:
+        raise ConfigError("--batch-size must be at least 1")

@@ -1,0 +1,46 @@
+"""`i2i data check`: a folder's layout, its counts per split, and every unreadable image."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from i2i_cli.data.images import load_image
+from i2i_cli.data.layouts import detect_layout
+from i2i_cli.errors import BadImageError
+
+
+@dataclass
+class CheckReport:
+    root: Path
+    layout: str
+    counts: dict[str, dict[str, int]]
+    domains: list[str] = field(default_factory=list)
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    sizes: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"root": str(self.root), "layout": self.layout, "counts": self.counts, "domains": self.domains,
+                "bad": [{"file": f, "problem": p} for f, p in self.bad], "sizes": self.sizes}
+
+
+def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, int], None] | None = None) -> CheckReport:
+    layout = detect_layout(folder)
+    files = [f for groups in layout.splits.values() for group in groups.values() for f in group]
+    report = CheckReport(layout.root, layout.kind, layout.counts(),
+                         layout.domains() if layout.kind == "domains" else [])
+    sizes: Counter[tuple[int, int]] = Counter()
+    if decode:
+        for i, path in enumerate(files, start=1):
+            try:
+                array = load_image(path)
+                sizes[(array.shape[1], array.shape[0])] += 1
+            except BadImageError as exc:
+                report.bad.append((str(path), exc.reason))
+            if progress:
+                progress(i, len(files))
+        report.sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(5))
+    return report

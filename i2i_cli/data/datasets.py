@@ -1,0 +1,267 @@
+"""Training datasets: decode (once, cached), resize to the load size, random crop / resized crop / flip.
+
+Every random choice of an item comes from a seed the sampler hands in with its index, derived from
+(run seed, epoch, position). Data order and augmentation are therefore a pure function of the step: a resumed
+run sees exactly the batches an uninterrupted one would, whatever the number of loader workers.
+Items are uint8 tensors (3, H, W); the trainer moves them to the device and scales them to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset, Sampler
+
+from i2i_cli.data.images import load_image
+from i2i_cli.data.layouts import Layout
+from i2i_cli.errors import BadImageError, DataError
+
+MAX_BAD_FRACTION = 0.01
+
+
+@dataclass
+class Augment:
+    size: int  # output crop size
+    load_size: int = 0  # resize to this before cropping (0: resize straight to `size`)
+    flip: bool = True
+    random_resized_crop: float = 0.0  # probability of a RandomResizedCrop(scale 0.8-1, ratio 0.9-1.1) first
+
+    @property
+    def cache_size(self) -> int:
+        return max(self.load_size, self.size)
+
+
+def _resize(array: np.ndarray, size: int) -> np.ndarray:
+    if array.shape[0] == size and array.shape[1] == size:
+        return np.ascontiguousarray(array)
+    return np.array(Image.fromarray(array).resize((size, size), Image.BICUBIC))
+
+
+def _as_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
+
+
+def augment(images: list[torch.Tensor], spec: Augment, rng: torch.Generator) -> list[torch.Tensor]:
+    """Apply the same random crop/flip to every image of `images` (uint8 (3, S, S) at cache size)."""
+    out = images
+    side = out[0].shape[-1]
+    if spec.random_resized_crop and torch.rand((), generator=rng).item() < spec.random_resized_crop:
+        area = side * side * (0.8 + 0.2 * torch.rand((), generator=rng).item())
+        ratio = math.exp(math.log(0.9) + (math.log(1.1) - math.log(0.9)) * torch.rand((), generator=rng).item())
+        w = min(side, round(math.sqrt(area * ratio)))
+        h = min(side, round(math.sqrt(area / ratio)))
+        top = int(torch.randint(0, side - h + 1, (), generator=rng))
+        left = int(torch.randint(0, side - w + 1, (), generator=rng))
+        out = [
+            F.interpolate(img[None, :, top : top + h, left : left + w].float(), size=(side, side), mode="bilinear",
+                          align_corners=False, antialias=True)[0].round().clamp(0, 255).byte()
+            for img in out
+        ]
+    if side > spec.size:
+        top = int(torch.randint(0, side - spec.size + 1, (), generator=rng))
+        left = int(torch.randint(0, side - spec.size + 1, (), generator=rng))
+        out = [img[:, top : top + spec.size, left : left + spec.size] for img in out]
+    if spec.flip and torch.rand((), generator=rng).item() < 0.5:
+        out = [img.flip(-1) for img in out]
+    return [img.contiguous() for img in out]
+
+
+class _Decoder:
+    """Decodes and resizes files once; keeps the uint8 result in memory when caching is on."""
+
+    def __init__(self, cache: bool) -> None:
+        self.cache: dict[tuple[Path, str, int], np.ndarray] | None = {} if cache else None
+
+    def load(self, path: Path, size: int, part: str = "whole") -> np.ndarray:
+        key = (path, part, size)
+        if self.cache is not None and key in self.cache:
+            return self.cache[key]
+        array = load_image(path)
+        if part != "whole":
+            half = array.shape[1] // 2
+            if half == 0:
+                raise BadImageError(path, "too narrow to hold A | B side by side")
+            array = np.ascontiguousarray(array[:, :half] if part == "left" else array[:, half : 2 * half])
+        array = _resize(array, size)
+        if self.cache is not None:
+            self.cache[key] = array
+        return array
+
+
+class TrainDataset(Dataset):
+    """Base: items are fetched with (index, seed); unreadable files are skipped and reported in the item."""
+
+    def __init__(self, layout: Layout, split: str, spec: Augment, cache: bool = True) -> None:
+        self.layout = layout
+        self.split = split
+        self.spec = spec
+        self.decoder = _Decoder(cache)
+
+    def __len__(self) -> int:  # pragma: no cover - subclasses define it
+        raise TypeError("abstract")
+
+    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:  # pragma: no cover
+        raise TypeError("abstract")
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, seed = key
+        bad: list[str] = []
+        for attempt in range(min(len(self), 16)):
+            rng = torch.Generator().manual_seed(seed + attempt)
+            try:
+                item = self.item((index + attempt) % len(self), rng)
+                item["bad"] = bad
+                return item
+            except BadImageError as exc:
+                bad.append(f"{exc.path}: {exc.reason}")
+        raise DataError(f"{self.layout.root}: too many unreadable images in a row ({'; '.join(bad[:3])})")
+
+
+class AlignedDataset(TrainDataset):
+    """pix2pix data: each file holds A | B side by side; both halves get the same crop and flip."""
+
+    def __init__(self, layout: Layout, split: str, spec: Augment, direction: str = "AtoB", cache: bool = True):
+        super().__init__(layout, split, spec, cache)
+        self.files = layout.groups(split)["AB"]
+        self.swap = direction == "BtoA"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:
+        path = self.files[index]
+        a = _as_tensor(self.decoder.load(path, self.spec.cache_size, "left"))
+        b = _as_tensor(self.decoder.load(path, self.spec.cache_size, "right"))
+        a, b = augment([a, b], self.spec, rng)
+        if self.swap:
+            a, b = b, a
+        return {"A": a, "B": b}
+
+
+class UnalignedDataset(TrainDataset):
+    """CycleGAN data: A[i] with a random B; each side cropped and flipped independently.
+
+    An aligned dataset can be used too: its left halves are A and right halves B, paired at random.
+    """
+
+    def __init__(self, layout: Layout, split: str, spec: Augment, direction: str = "AtoB", cache: bool = True):
+        super().__init__(layout, split, spec, cache)
+        groups = layout.groups(split)
+        if layout.kind == "aligned":
+            self.a = [(p, "left") for p in groups["AB"]]
+            self.b = [(p, "right") for p in groups["AB"]]
+        else:
+            self.a = [(p, "whole") for p in groups["A"]]
+            self.b = [(p, "whole") for p in groups["B"]]
+        if direction == "BtoA":
+            self.a, self.b = self.b, self.a
+
+    def __len__(self) -> int:
+        return max(len(self.a), len(self.b))
+
+    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:
+        path_a, part_a = self.a[index % len(self.a)]
+        path_b, part_b = self.b[int(torch.randint(0, len(self.b), (), generator=rng))]
+        (a,) = augment([_as_tensor(self.decoder.load(path_a, self.spec.cache_size, part_a))], self.spec, rng)
+        (b,) = augment([_as_tensor(self.decoder.load(path_b, self.spec.cache_size, part_b))], self.spec, rng)
+        return {"A": a, "B": b}
+
+
+class DomainDataset(TrainDataset):
+    """StarGAN v2 data: a source image and its domain, plus two references of a random target domain."""
+
+    def __init__(self, layout: Layout, split: str, spec: Augment, domains: list[str], cache: bool = True):
+        super().__init__(layout, split, spec, cache)
+        groups = layout.groups(split)
+        self.domains = domains
+        self.files = [(p, domains.index(d)) for d in domains for p in groups.get(d, [])]
+        self.by_domain = {domains.index(d): groups.get(d, []) for d in domains}
+        if not self.files:
+            raise DataError(f"{layout.root}: no images in the {split} split")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def _image(self, path: Path, rng: torch.Generator) -> torch.Tensor:
+        (img,) = augment([_as_tensor(self.decoder.load(path, self.spec.cache_size))], self.spec, rng)
+        return img
+
+    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:
+        path, label = self.files[index]
+        ref_path, ref_label = self.files[int(torch.randint(0, len(self.files), (), generator=rng))]
+        same = self.by_domain[ref_label]
+        ref2_path = same[int(torch.randint(0, len(same), (), generator=rng))]
+        return {
+            "x": self._image(path, rng),
+            "y": torch.tensor(label),
+            "ref": self._image(ref_path, rng),
+            "ref2": self._image(ref2_path, rng),
+            "y_ref": torch.tensor(ref_label),
+        }
+
+
+DATASETS: dict[str, type[TrainDataset]] = {
+    "aligned": AlignedDataset,
+    "unaligned": UnalignedDataset,
+    "domains": DomainDataset,
+}
+
+
+def build_dataset(layout: Layout, wanted: str, split: str, spec: Augment, *, direction: str = "AtoB",
+                  domains: list[str] | None = None, cache: bool = True) -> TrainDataset:
+    cls = DATASETS[wanted]
+    if wanted == "domains":
+        return cls(layout, split, spec, domains=domains or layout.domains(), cache=cache)  # type: ignore[call-arg]
+    return cls(layout, split, spec, direction=direction, cache=cache)  # type: ignore[call-arg]
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    batch: dict[str, Any] = {"bad": [b for item in items for b in item["bad"]]}
+    for key in items[0]:
+        if key != "bad":
+            batch[key] = torch.stack([item[key] for item in items])
+    return batch
+
+
+def item_seed(seed: int, epoch: int, position: int) -> int:
+    return (seed * 1_000_003 + epoch * 9_176_467 + position * 7919) % (2**62)
+
+
+class StepSampler(Sampler[list[tuple[int, int]]]):
+    """Yields the batches of steps start_step, start_step+1, ...: a reshuffle per epoch, seeded.
+
+    With a world of several processes, each rank takes its share of every global batch.
+    """
+
+    def __init__(self, n_items: int, batch_size: int, seed: int, start_step: int, total_steps: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        self.n = n_items
+        self.batch = batch_size
+        self.seed = seed
+        self.start = start_step
+        self.total = total_steps
+        self.rank = rank
+        self.world = world_size
+        self.steps_per_epoch = max(1, n_items // batch_size)
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def batch_for_step(self, step: int) -> list[tuple[int, int]]:
+        epoch, within = divmod(step, self.steps_per_epoch)
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 7 + epoch))
+        positions = [(within * self.batch + i) % self.n for i in range(self.batch)]
+        chosen = [(int(perm[p]), item_seed(self.seed, epoch, p)) for p in positions]
+        return chosen[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.total):
+            yield self.batch_for_step(step)

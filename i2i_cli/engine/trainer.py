@@ -1,0 +1,591 @@
+"""The trainer: the only code that touches optimizers, precision, EMA, distribution and checkpoints.
+
+One harness trains every method from what the method declares (models/base.py). Exact resume: the data
+order and augmentation are a function of the step (i2i_cli/data/datasets.StepSampler), and the checkpoint
+holds the optimizers, schedulers, gradient scaler, EMA copies, method state (image pools) and RNG states.
+Distributed: launched by torchrun (RANK/WORLD_SIZE set); gradients are averaged over ranks after every
+backward pass; each rank loads its share of every global batch; only rank 0 writes anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from i2i_cli.data.datasets import MAX_BAD_FRACTION, Augment, StepSampler, build_dataset, collate
+from i2i_cli.data.layouts import Layout, detect_layout, require_layout
+from i2i_cli.engine import checkpoint as ckpt
+from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
+from i2i_cli.engine.pretrained import load_pretrained_modules
+from i2i_cli.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
+from i2i_cli.fsutil import atomic_write_text
+from models.base import MethodConfig, Progress, TranslationMethod
+
+# Options that may differ between a run and its resumption (they don't change what is being trained).
+RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
+                         "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision"}
+
+
+@dataclass
+class TrainOptions:
+    data: Path
+    out: Path
+    steps: int | None = None  # total iterations (overrides epochs)
+    epochs: float | None = None  # total epochs (default: the method's schedule)
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    resume: bool = False
+    overwrite: bool = False
+    workers: int = 0
+    cache: bool = True
+    log_every: int = 10
+    sample_every: int = 0  # 0: about 10 grids per run
+    save_every: int = 0  # 0: about 5 checkpoints per run (and always the last step)
+    keep: int = 2
+    nan_policy: str = "stop"  # stop | skip
+    channels_last: bool = False
+    compile: bool = False
+    weights_dir: Path | None = None
+
+
+@dataclass
+class TrainEvent:
+    kind: str  # start | step | sample | checkpoint | warning | done
+    step: int = 0
+    total: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    message: str = ""
+    path: Path | None = None
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    steps: int
+    final_losses: dict[str, float]
+    seconds: float
+    bad_files: list[str]
+    skipped_steps: int
+
+
+EventFn = Callable[[TrainEvent], None]
+
+
+# --- distribution ---------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_world(device: torch.device) -> World:
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return World()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return World(dist.get_rank(), dist.get_world_size())
+
+
+def average_gradients(params: list[nn.Parameter], world: World) -> None:
+    if world.size <= 1:
+        return
+    import torch.distributed as dist
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= world.size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
+
+
+# --- setup ----------------------------------------------------------------------------------------
+
+
+def lr_factor(step: int, total: int, decay: int) -> float:
+    """Constant, then linear decay to 0 over the last `decay` steps (the reference's 'linear' policy)."""
+    if decay <= 0 or step < total - decay:
+        return 1.0
+    return max(0.0, (total - step) / float(decay + 1))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()[1].tolist(),
+             "numpy_pos": int(np.random.get_state()[2]), "python": list(random.getstate()[1])}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", np.array(state["numpy"], dtype=np.uint32), state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _prepare_out_dir(out: Path, method: str, resume: bool, overwrite: bool) -> None:
+    if resume:
+        if not ckpt.is_run_dir(out):
+            raise CheckpointError(f"{out}: nothing to resume (no config.json); drop --resume to start a new run")
+        return
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if ckpt.is_run_dir(out):
+        other = ckpt.read_run_config(out).method
+        if not overwrite:
+            raise ConfigError(
+                f"{out} already holds a {other} run: pass --resume to continue it, --overwrite to start it again, "
+                "or choose another --out"
+            )
+        for name in ("checkpoints", "samples", "tb", "metrics.jsonl", "latest.json", "index.html", "config.json"):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        return
+    if not overwrite:
+        raise ConfigError(f"{out} exists and is not an i2i run: choose another --out (or --overwrite to write into it)")
+
+
+def _config_differences(saved: ckpt.RunConfig, new: ckpt.RunConfig) -> list[str]:
+    diffs = []
+    if saved.method != new.method:
+        diffs.append(f"method ({saved.method} -> {new.method})")
+    for key in sorted(set(saved.config) | set(new.config)):
+        a, b = saved.config.get(key), new.config.get(key)
+        if isinstance(a, list):
+            a = tuple(a)
+        if isinstance(b, list):
+            b = tuple(b)
+        if a != b:
+            diffs.append(f"{key} ({a} -> {b})")
+    for key in sorted(set(saved.train) | set(new.train)):
+        if key not in RESUMABLE_DIFFERENCES and saved.train.get(key) != new.train.get(key):
+            diffs.append(f"{key} ({saved.train.get(key)} -> {new.train.get(key)})")
+    return diffs
+
+
+def _optimizer(spec: Any, device: torch.device) -> torch.optim.Optimizer:
+    kwargs: dict[str, Any] = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay}
+    if device.type == "cuda":
+        kwargs["fused"] = True
+    else:
+        kwargs["foreach"] = True
+    return torch.optim.Adam(spec.param_groups, **kwargs)
+
+
+class EMA:
+    """Exponential moving averages of named networks (parameters; buffers are copied)."""
+
+    def __init__(self, method: TranslationMethod, names: list[str], beta: float) -> None:
+        self.beta = beta
+        self.names = names
+        self.copies = {name: copy.deepcopy(getattr(method, name)).eval().requires_grad_(False) for name in names}
+
+    @torch.no_grad()
+    def update(self, method: TranslationMethod) -> None:
+        for name, shadow in self.copies.items():
+            live = getattr(method, name)
+            for p_ema, p in zip(shadow.parameters(), live.parameters()):
+                p_ema.lerp_(p.detach(), 1.0 - self.beta)
+            for b_ema, b in zip(shadow.buffers(), live.buffers()):
+                b_ema.copy_(b)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{name}.{k}": v for name, shadow in self.copies.items() for k, v in shadow.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for name, shadow in self.copies.items():
+            prefix = name + "."
+            shadow.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+
+
+# --- samples and reports ---------------------------------------------------------------------------
+
+
+def sample_grid(rows: dict[str, torch.Tensor]) -> np.ndarray:
+    """Rows of images (N, 3, H, W) in [-1, 1] -> one uint8 image, a row per name."""
+    lines = []
+    for images in rows.values():
+        imgs = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().byte()
+        lines.append(torch.cat(list(imgs), dim=2))
+    width = max(line.shape[2] for line in lines)
+    lines = [torch.nn.functional.pad(line, (0, width - line.shape[2])) for line in lines]
+    return torch.cat(lines, dim=1).permute(1, 2, 0).numpy()
+
+
+def _svg_curves(history: list[dict[str, Any]], width: int = 640, height: int = 240) -> str:
+    if not history:
+        return ""
+    names = sorted({k for h in history for k in h["losses"]})
+    steps = [h["step"] for h in history]
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20 * len(names)}">']
+    smin, smax = min(steps), max(max(steps), min(steps) + 1)
+    for i, name in enumerate(names):
+        values = [(h["step"], h["losses"][name]) for h in history if name in h["losses"]]
+        finite = [v for _, v in values if math.isfinite(v)]
+        if not finite:
+            continue
+        lo, hi = min(finite), max(max(finite), min(finite) + 1e-8)
+        pts = " ".join(
+            f"{(s - smin) / (smax - smin) * (width - 20) + 10:.1f},{height - 10 - (v - lo) / (hi - lo) * (height - 20):.1f}"
+            for s, v in values if math.isfinite(v)
+        )
+        colour = colours[i % len(colours)]
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>')
+        parts.append(f'<text x="10" y="{height + 15 + 20 * i}" fill="{colour}" font-size="13">{name}: '
+                     f'{finite[-1]:.4g} (range {lo:.3g}..{hi:.3g}, each curve scaled to its range)</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def write_report(run_dir: Path, title: str) -> Path:
+    """RUN/index.html: sample grids (newest first) and loss curves."""
+    history = read_metrics(run_dir)
+    samples = sorted((run_dir / "samples").glob("*.png"), reverse=True) if (run_dir / "samples").is_dir() else []
+    extra = run_dir / "report_extra.html"
+    body = [f"<h1>{title}</h1>", f"<p>{run_dir.resolve()}</p>", "<h2>Loss curves</h2>", _svg_curves(history)]
+    if extra.is_file():
+        body.append(extra.read_text())
+    body.append("<h2>Samples</h2>")
+    for sample in samples[:20]:
+        body.append(f'<h3>{sample.stem}</h3><img src="samples/{sample.name}" style="image-rendering:pixelated;max-width:100%">')
+    html = "<!doctype html><meta charset='utf-8'><title>{}</title><body style='font-family:sans-serif'>{}</body>"
+    atomic_write_text(run_dir / "index.html", html.format(title, "\n".join(body)))
+    return run_dir / "index.html"
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill: ignored, and dropped at the next resume
+    return rows
+
+
+def _truncate_metrics(run_dir: Path, step: int) -> None:
+    """On resume, drop log lines past the checkpoint so no step is logged twice."""
+    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+
+
+# --- the loop --------------------------------------------------------------------------------------
+
+
+class Trainer:
+    def __init__(self, method_name: str, config: MethodConfig, options: TrainOptions,
+                 on_event: EventFn | None = None) -> None:
+        self.method_name = method_name
+        self.config = config
+        self.options = options
+        self.emit = on_event or (lambda event: None)
+        self.bad_files: set[str] = set()
+        self.skipped_steps = 0
+
+    # setup pieces
+    def _layout(self) -> Layout:
+        layout = detect_layout(self.options.data)
+        from models import registry
+
+        wanted = registry.method_class(self.method_name).layout
+        require_layout(layout, wanted, self.method_name)
+        return layout
+
+    def _run_config(self, layout: Layout, total_steps: int) -> ckpt.RunConfig:
+        from models import registry
+
+        cls = registry.method_class(self.method_name)
+        domains = layout.domains() if cls.multi_domain else ["A", "B"]
+        train = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.options).items()
+                 if k not in ("data", "out", "weights_dir")}
+        train["total_steps"] = total_steps
+        data = {"root": str(Path(self.options.data).resolve()), "layout": layout.kind,
+                "counts": layout.counts()}
+        return ckpt.RunConfig(self.method_name, self.config.to_dict(), domains, data, train)
+
+    def run(self) -> TrainResult:
+        opts = self.options
+        out = Path(opts.out)
+        device = resolve_device(opts.device)
+        precision = resolve_precision(opts.precision, device)
+        world = init_world(device)
+        layout = self._layout()
+        from models import registry
+
+        cls = registry.method_class(self.method_name)
+        wanted = cls.layout
+        domains = layout.domains() if cls.multi_domain else ["A", "B"]
+        spec_probe = cls(self.config, domains=domains).data_spec()
+        augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, spec_probe.random_resized_crop)
+        dataset = build_dataset(layout, wanted, "train", augment_spec, direction=self.config.direction,
+                                domains=domains, cache=opts.cache)
+        if self.config.batch_size % world.size:
+            raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
+        steps_per_epoch = max(1, len(dataset) // self.config.batch_size)
+        epochs = opts.epochs if opts.epochs is not None else self.config.epochs
+        total = int(opts.steps) if opts.steps is not None else max(1, round(epochs * steps_per_epoch))
+        decay = round(total * self.config.decay_epochs / self.config.epochs) if self.config.epochs else 0
+
+        if world.is_main:
+            _prepare_out_dir(out, self.method_name, opts.resume, opts.overwrite)
+        run_config = self._run_config(layout, total)
+        if opts.resume:
+            saved = ckpt.read_run_config(out)
+            diffs = _config_differences(saved, run_config)
+            if diffs:
+                raise ConfigError(f"{out}: cannot resume, the config differs: {'; '.join(diffs)} "
+                                  "(use the run's own options, or --overwrite to start again)")
+        _seed_everything(opts.seed + world.rank)
+        method = cls(self.config, domains=domains)
+        pretrained = load_pretrained_modules(method, opts.weights_dir)
+        for used in pretrained:
+            if not used.verified:
+                self.emit(TrainEvent("warning", message=f"{used.name}: {used.path} {used.note}"))
+        method.to(device)
+        if opts.channels_last:
+            method.to(memory_format=torch.channels_last)
+        specs = method.optimizers()
+        optimizers = {s.name: _optimizer(s, device) for s in specs}
+        schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, total, decay))
+                      for n, o in optimizers.items()}
+        scaler = torch.amp.GradScaler(device.type, enabled=precision.uses_scaler)
+        ema = EMA(method, method.ema_networks(), getattr(self.config, "ema_beta", 0.999)) if method.ema_networks() else None
+
+        start = 0
+        if opts.resume:
+            start = self._restore(out, method, optimizers, schedulers, scaler, ema)
+        elif world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            ckpt.write_run_config(out, run_config)
+        if world.is_main and opts.resume:
+            _truncate_metrics(out, start)
+
+        sampler = StepSampler(len(dataset), self.config.batch_size, opts.seed, start, total, world.rank, world.size)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, num_workers=opts.workers, collate_fn=collate,
+            pin_memory=device.type == "cuda", persistent_workers=opts.workers > 0,
+        )
+        writer = self._tensorboard(out, start) if world.is_main else None
+        sample_batch = self._sample_batch(dataset, device)
+        sample_every = opts.sample_every or max(1, total // 10)
+        save_every = opts.save_every or max(1, total // 5)
+        self.emit(TrainEvent("start", start, total, message=f"{self.method_name} on {device} ({precision.name}), "
+                             f"{len(dataset)} images, {steps_per_epoch} steps/epoch"))
+        t0 = time.time()
+        last_losses: dict[str, float] = {}
+        metrics_file = (out / "metrics.jsonl").open("a") if world.is_main else None
+        step = start
+        try:
+            for step, batch in enumerate(loader, start=start):
+                self._track_bad(batch.pop("bad"), len(dataset))
+                batch = self._to_device(batch, device, opts.channels_last)
+                progress = Progress(step, total, step / steps_per_epoch, total / steps_per_epoch)
+                losses = self._iteration(method, batch, progress, optimizers, scaler, precision, world, step)
+                for scheduler in schedulers.values():
+                    scheduler.step()
+                if losses is None:
+                    continue
+                if ema is not None:
+                    ema.update(method)
+                last_losses = losses
+                done = step + 1
+                if world.is_main:
+                    if done % opts.log_every == 0 or done == total:
+                        lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
+                        row = {"step": done, "epoch": round(done / steps_per_epoch, 4), "lr": lr, "losses": losses,
+                               "time": round(time.time() - t0, 3)}
+                        metrics_file.write(json.dumps(row) + "\n")  # type: ignore[union-attr]
+                        metrics_file.flush()  # type: ignore[union-attr]
+                        for name, value in losses.items():
+                            writer.add_scalar(f"loss/{name}", value, done)  # type: ignore[union-attr]
+                        writer.add_scalar("lr", lr, done)  # type: ignore[union-attr]
+                    if done % sample_every == 0 or done == total:
+                        self._save_sample(out, method, sample_batch, done, ema)
+                    if done % save_every == 0 or done == total:
+                        self._checkpoint(out, run_config, method, ema, optimizers, schedulers, scaler, done)
+                self.emit(TrainEvent("step", done, total, losses))
+        finally:
+            if metrics_file is not None:
+                metrics_file.close()
+            if writer is not None:
+                writer.close()
+        if world.is_main:
+            write_report(out, f"{self.method_name}: {out.name}")
+        self.emit(TrainEvent("done", total, total, last_losses, path=out))
+        return TrainResult(out, total, last_losses, time.time() - t0, sorted(self.bad_files), self.skipped_steps)
+
+    # one iteration
+    def _iteration(self, method: TranslationMethod, batch: dict[str, torch.Tensor], progress: Progress,
+                   optimizers: dict[str, torch.optim.Optimizer], scaler: torch.amp.GradScaler,
+                   precision: Precision, world: World, step: int) -> dict[str, float] | None:
+        cache: dict[str, Any] = {}
+        logged: dict[str, float] = {}
+        for phase in method.phases(progress):
+            frozen = [getattr(method, name) for name in phase.frozen]
+            flags = [[p.requires_grad for p in m.parameters()] for m in frozen]
+            for m in frozen:
+                m.requires_grad_(False)
+            try:
+                with precision.autocast():
+                    terms = phase.compute(batch, cache)
+                total = sum(t.float() for t in terms.values())
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    bad = next(k for k, v in values.items() if not math.isfinite(v))
+                    if self.options.nan_policy == "skip":
+                        self.skipped_steps += 1
+                        for opt in optimizers.values():
+                            opt.zero_grad(set_to_none=True)
+                        return None
+                    raise TrainingDiverged(
+                        f"step {step + 1}: loss {bad} is {values[bad]} (phase {phase.name}); the last good checkpoint "
+                        "is kept. Try a lower learning rate (--set lr=...), --precision fp32, or --nan-policy skip"
+                    )
+                for name in phase.optimizers:
+                    optimizers[name].zero_grad(set_to_none=True)
+                scaler.scale(total).backward()
+                for name in phase.optimizers:
+                    params = [p for g in optimizers[name].param_groups for p in g["params"]]
+                    average_gradients(params, world)
+                    scaler.step(optimizers[name])
+                logged.update(values)
+            finally:
+                for m, f in zip(frozen, flags):
+                    for p, flag in zip(m.parameters(), f):
+                        p.requires_grad_(flag)
+        scaler.update()
+        return logged
+
+    # helpers
+    def _track_bad(self, bad: list[str], n_items: int) -> None:
+        new = [b for b in bad if b not in self.bad_files]
+        if not new:
+            return
+        if not self.bad_files:
+            self.emit(TrainEvent("warning", message=f"skipping unreadable image {new[0]} (further ones are counted)"))
+        self.bad_files.update(new)
+        if len(self.bad_files) > max(1, MAX_BAD_FRACTION * n_items):
+            raise DataError(
+                f"{self.options.data}: {len(self.bad_files)} unreadable images (more than 1%), e.g. "
+                f"{sorted(self.bad_files)[0]}; run `i2i data check {self.options.data}` and fix or remove them"
+            )
+
+    @staticmethod
+    def _to_device(batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool) -> dict[str, torch.Tensor]:
+        moved = {}
+        for key, value in batch.items():
+            value = value.to(device, non_blocking=True)
+            if value.dtype == torch.uint8:
+                value = value.float().div_(127.5).sub_(1.0)
+                if channels_last:
+                    value = value.contiguous(memory_format=torch.channels_last)
+            moved[key] = value
+        return moved
+
+    def _sample_batch(self, dataset: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        n = min(4, len(dataset))
+        items = [dataset[(i, 12345 + i)] for i in range(n)]
+        batch = collate(items)
+        batch.pop("bad")
+        return self._to_device(batch, device, False)
+
+    def _save_sample(self, out: Path, method: TranslationMethod, batch: dict[str, torch.Tensor], step: int,
+                     ema: EMA | None) -> None:
+        from i2i_cli.data.images import save_image
+
+        was_training = method.training
+        method.eval()
+        with torch.no_grad():
+            rows = method.sample_rows(batch)
+        method.train(was_training)
+        path = out / "samples" / f"step_{step:08d}.png"
+        save_image(sample_grid(rows), path, overwrite=True)
+        self.emit(TrainEvent("sample", step, path=path))
+
+    def _checkpoint(self, out: Path, run_config: ckpt.RunConfig, method: TranslationMethod, ema: EMA | None,
+                    optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any],
+                    scaler: torch.amp.GradScaler, step: int) -> None:
+        state = {
+            "step": step,
+            "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
+            "schedulers": {n: s.state_dict() for n, s in schedulers.items()},
+            "scaler": scaler.state_dict(),
+            "rng": _rng_state(),
+            "method": method.training_state(),
+            "bad_files": sorted(self.bad_files),
+        }
+        path = ckpt.save_checkpoint(out, run_config, step, method.saved_state_dict(),
+                                    ema.state_dict() if ema else None, state, keep=self.options.keep)
+        write_report(out, f"{self.method_name}: {out.name}")
+        self.emit(TrainEvent("checkpoint", step, path=path))
+
+    def _restore(self, out: Path, method: TranslationMethod, optimizers: dict[str, torch.optim.Optimizer],
+                 schedulers: dict[str, Any], scaler: torch.amp.GradScaler, ema: EMA | None) -> int:
+        last = ckpt.latest_checkpoint(out)
+        if last is None:
+            return 0
+        ckpt.load_weights_into(method, ckpt.load_tensors(last / ckpt.WEIGHTS_FILE), last)
+        state = ckpt.load_trainer_state(last)
+        for name, opt in optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, scheduler in schedulers.items():
+            scheduler.load_state_dict(state["schedulers"][name])
+        scaler.load_state_dict(state["scaler"])
+        if ema is not None and (last / ckpt.EMA_FILE).is_file():
+            ema.load_state_dict(ckpt.load_tensors(last / ckpt.EMA_FILE))
+        method.load_training_state(state.get("method", {}))
+        _set_rng_state(state["rng"])
+        self.bad_files = set(state.get("bad_files", []))
+        return int(state["step"])
+
+    @staticmethod
+    def _tensorboard(out: Path, start: int) -> Any:
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(out / "tb"), purge_step=start if start else None)
+
+
+def train(method_name: str, config: MethodConfig, options: TrainOptions, on_event: EventFn | None = None) -> TrainResult:
+    return Trainer(method_name, config, options, on_event).run()
