@@ -22,6 +22,7 @@ app = typer.Typer(
 COMMAND_MODULES: list[str] = [
     "train",
     "data",
+    "methods",
 ]
 
 

@@ -36,7 +36,8 @@ from models.base import MethodConfig, Progress, TranslationMethod
 
 # Options that may differ between a run and its resumption (they don't change what is being trained).
 RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
-                         "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision"}
+                         "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision",
+                         "total_steps"}
 
 
 @dataclass
@@ -80,6 +81,7 @@ class TrainResult:
     seconds: float
     bad_files: list[str]
     skipped_steps: int
+    method: Any = None  # the trained method, in memory (live weights, not the EMA copies)
 
 
 EventFn = Callable[[TrainEvent], None]
@@ -454,7 +456,7 @@ class Trainer:
         if world.is_main:
             write_report(out, f"{self.method_name}: {out.name}")
         self.emit(TrainEvent("done", total, total, last_losses, path=out))
-        return TrainResult(out, total, last_losses, time.time() - t0, sorted(self.bad_files), self.skipped_steps)
+        return TrainResult(out, total, last_losses, time.time() - t0, sorted(self.bad_files), self.skipped_steps, method)
 
     # one iteration
     def _iteration(self, method: TranslationMethod, batch: dict[str, torch.Tensor], progress: Progress,

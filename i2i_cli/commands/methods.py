@@ -1,0 +1,62 @@
+"""`i2i methods`: list the registered methods, or show one's defaults with its paper."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from i2i_cli.cli import console, handle_errors, print_table
+
+methods_app = typer.Typer(help="The translation methods and their defaults.", invoke_without_command=True)
+
+
+def method_rows() -> list[tuple[str, str, str]]:
+    from models import registry
+
+    rows = []
+    for name in registry.list_methods():
+        cls = registry.method_class(name)
+        rows.append((name, cls.layout, cls.summary))
+    return rows
+
+
+@methods_app.callback()
+@handle_errors
+def list_methods(ctx: typer.Context) -> None:
+    """List every method with its data layout and a line on what it is."""
+    if ctx.invoked_subcommand is None:
+        print_table("methods (i2i methods show NAME for defaults)", ["method", "data layout", "what it is"], method_rows())
+
+
+@methods_app.command("show")
+@handle_errors
+def show(name: Annotated[str, typer.Argument(help="Method name.")],
+         json_out: Annotated[Optional[bool], typer.Option("--json", help="Print the defaults as JSON.")] = False) -> None:
+    """Print a method's default options (the paper's / official code's) and its reference."""
+    import dataclasses
+
+    from i2i_cli.errors import ConfigError
+    from models import registry
+
+    try:
+        cls = registry.method_class(name)
+    except KeyError:
+        raise ConfigError(f"unknown method '{name}'; known: {', '.join(registry.list_methods())}") from None
+    defaults = cls.config_class()
+    if json_out:
+        from i2i_cli.cli import dump_json_stdout
+
+        dump_json_stdout({"method": name, "paper": cls.paper, "code": cls.code, "defaults": dataclasses.asdict(defaults)})
+        return
+    console.print(f"[bold]{name}[/]: {cls.summary}")
+    console.print(f"paper: {cls.paper}")
+    if cls.code:
+        console.print(f"official code: {cls.code}")
+    console.print(f"data layout: {cls.layout}; override any option with --set key=value or --config FILE.toml")
+    print_table(f"{name} defaults", ["option", "default"],
+                [(f.name, getattr(defaults, f.name)) for f in dataclasses.fields(defaults)])
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(methods_app, name="methods", help="List the methods; `i2i methods show M` prints M's defaults.")

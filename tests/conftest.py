@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny synthetic datasets, an isolated $I2I_HOME, offline weights, small method configs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+# Width-like options shrunk for every method that has them, so each trains in seconds on a CPU.
+TINY_VALUES: dict[str, Any] = {
+    "ngf": 8, "ndf": 8, "netF_nc": 16, "num_patches": 16, "max_conv_dim": 32, "style_dim": 16, "latent_dim": 8,
+    "mapping_dim": 32, "n_blocks": 2, "attention_ngf": 8, "head_channels": 8, "num_samples": 16,
+}
+TINY_SIZE = 32
+
+
+def tiny_config(method: str, **extra: Any) -> Any:
+    from models import registry
+
+    cls = registry.method_class(method)
+    config = cls.config_class()
+    names = {f.name for f in dataclasses.fields(config)}
+    values = {k: v for k, v in TINY_VALUES.items() if k in names}
+    values.update(size=TINY_SIZE, load_size=36, batch_size=2)
+    values.update(extra)
+    return dataclasses.replace(config, **values)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """No test touches ~/.cache or the network: $I2I_HOME is temporary, downloads are off by default."""
+    home = tmp_path_factory.mktemp("i2i_home")
+    os.environ["I2I_HOME"] = str(home)
+    os.environ["I2I_OFFLINE"] = "1"
+    os.environ["TORCH_HOME"] = str(home / "torch")
+    return home
+
+
+@pytest.fixture(scope="session")
+def fake_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An I2I_WEIGHTS_DIR with VGG16-shaped weights (seeded random, features only) under the official name."""
+    import torchvision
+
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    features = torchvision.models.vgg16(weights=None).features.state_dict()
+    torch.save({f"features.{k}": v for k, v in features.items()}, folder / "vgg16-397923af.pth")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from i2i_cli.data.synth import synthesize
+
+    root = tmp_path_factory.mktemp("data")
+    out = {}
+    for layout in ("aligned", "unaligned", "domains"):
+        out[layout] = synthesize("scenes", root / layout, layout, size=40, n_train=8, n_test=4, n_domains=3, seed=1).root
+    return out
