@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -41,7 +41,7 @@ def synth(
 def check(
     folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
     decode: Annotated[bool, typer.Option(help="Decode every image to find unreadable ones.")] = True,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
 ) -> None:
     """Say which layout a folder has, how many images each split holds, and list every unreadable file."""
     from i2i_cli.data.check import check_dataset

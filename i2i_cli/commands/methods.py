@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,7 +32,7 @@ def list_methods(ctx: typer.Context) -> None:
 @methods_app.command("show")
 @handle_errors
 def show(name: Annotated[str, typer.Argument(help="Method name.")],
-         json_out: Annotated[Optional[bool], typer.Option("--json", help="Print the defaults as JSON.")] = False) -> None:
+         json_out: Annotated[bool | None, typer.Option("--json", help="Print the defaults as JSON.")] = False) -> None:
     """Print a method's default options (the paper's / official code's) and its reference."""
     import dataclasses
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,18 +12,18 @@ from i2i_cli.cli import console, fail, handle_errors, info, print_table, warn
 
 @handle_errors
 def train(
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Method: see `i2i methods`.")] = None,
-    data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset folder (see `i2i data check`).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to write.")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Training crop size (load size scales with it).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Total iterations (instead of the method's epochs).")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Total epochs (default: the method's schedule).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", "-b", help="Global batch size.")] = None,
-    direction: Annotated[Optional[str], typer.Option(help="AtoB or BtoA.")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Method: see `i2i methods`.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset folder (see `i2i data check`).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
+    size: Annotated[int | None, typer.Option(help="Training crop size (load size scales with it).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Total iterations (instead of the method's epochs).")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Total epochs (default: the method's schedule).")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Global batch size.")] = None,
+    direction: Annotated[str | None, typer.Option(help="AtoB or BtoA.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (fp16: CUDA, with loss scaling).")] = "fp32",
-    config: Annotated[Optional[Path], typer.Option("--config", help="TOML file of option = value.")] = None,
-    set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override an option: key=value (repeatable).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file of option = value.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override an option: key=value (repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (data order, init, augmentation).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run.")] = False,
@@ -34,7 +34,7 @@ def train(
     nan_policy: Annotated[str, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels-last memory format.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks where supported.")] = False,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the result summary as JSON.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result summary as JSON.")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
     if model is None or data is None or out is None:
