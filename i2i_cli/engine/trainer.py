@@ -37,7 +37,7 @@ from models.base import MethodConfig, Progress, TranslationMethod
 # Options that may differ between a run and its resumption (they don't change what is being trained).
 RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
                          "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision",
-                         "total_steps"}
+                         "total_steps", "fused_optimizer", "cudnn_benchmark"}
 
 
 @dataclass
@@ -60,6 +60,8 @@ class TrainOptions:
     nan_policy: str = "stop"  # stop | skip
     channels_last: bool = False
     compile: bool = False
+    fused_optimizer: bool = True  # fused Adam on CUDA, foreach on the CPU; False: the plain per-tensor loop
+    cudnn_benchmark: bool = True
     weights_dir: Path | None = None
 
 
@@ -203,13 +205,26 @@ def _config_differences(saved: ckpt.RunConfig, new: ckpt.RunConfig) -> list[str]
     return diffs
 
 
-def _optimizer(spec: Any, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(spec: Any, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
     kwargs: dict[str, Any] = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay}
-    if device.type == "cuda":
+    if not fused:
+        kwargs["foreach"] = False
+    elif device.type == "cuda":
         kwargs["fused"] = True
     else:
         kwargs["foreach"] = True
     return torch.optim.Adam(spec.param_groups, **kwargs)
+
+
+def compile_networks(method: TranslationMethod) -> None:
+    """torch.compile every trained network in place (state_dict keys unchanged); eager where dynamo fails."""
+    import torch._dynamo
+
+    torch._dynamo.config.suppress_errors = True  # fall back to eager per graph instead of failing the run
+    frozen = set(method.frozen_modules())
+    for name, child in method.named_children():
+        if name not in frozen and any(True for _ in child.parameters()):
+            child.compile()
 
 
 class EMA:
@@ -388,13 +403,17 @@ class Trainer:
         method.to(device)
         if opts.channels_last:
             method.to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = opts.cudnn_benchmark
         specs = method.optimizers()
-        optimizers = {s.name: _optimizer(s, device) for s in specs}
+        optimizers = {s.name: _optimizer(s, device, opts.fused_optimizer) for s in specs}
         schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, total, decay))
                       for n, o in optimizers.items()}
         scaler = torch.amp.GradScaler(device.type, enabled=precision.uses_scaler)
         ema = EMA(method, method.ema_networks(), getattr(self.config, "ema_beta", 0.999)) if method.ema_networks() else None
 
+        if opts.compile:
+            compile_networks(method)
         start = 0
         if opts.resume:
             start = self._restore(out, method, optimizers, schedulers, scaler, ema)

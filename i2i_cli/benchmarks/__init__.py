@@ -1,0 +1,1 @@
+"""Speed and memory measurements behind `i2i bench` (never run by the tests)."""
