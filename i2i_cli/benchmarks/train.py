@@ -70,6 +70,22 @@ def settings_for(device: torch.device, compile_: bool) -> list[Setting]:
     return [baseline, fast]
 
 
+class _StepTimer:
+    """Trainer event hook: the (synchronised) time and losses at the end of every step."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.times: list[float] = []
+        self.losses: list[dict[str, float]] = []
+
+    def __call__(self, event: TrainEvent) -> None:
+        if event.kind == "step":
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.times.append(time.perf_counter())
+            self.losses.append(dict(event.losses))
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -130,16 +146,7 @@ def run_train_benchmark(
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(dev)
-            times: list[float] = []
-            losses: list[dict[str, float]] = []
-
-            def on_event(event: TrainEvent) -> None:
-                if event.kind == "step":
-                    if dev.type == "cuda":
-                        torch.cuda.synchronize(dev)
-                    times.append(time.perf_counter())
-                    losses.append(dict(event.losses))
-
+            timer = _StepTimer(dev)
             options = TrainOptions(
                 data=data, out=Path(tmp) / f"run-{len(rows)}", steps=warmup + steps, device=str(dev),
                 precision=setting.precision, channels_last=setting.channels_last, cache=setting.cache,
@@ -147,12 +154,12 @@ def run_train_benchmark(
                 compile=setting.compile, workers=setting.workers, save_every=10**9, sample_every=10**9,
                 log_every=10**9,
             )
-            result = Trainer(model, config, options, on_event).run()
-            measured = times[warmup:]
+            result = Trainer(model, config, options, timer).run()
+            measured = timer.times[warmup:]
             per_s = (len(measured) - 1) * batch_size / (measured[-1] - measured[0]) if len(measured) > 1 else 0.0
             method = result.method.eval()
             translate = _time_translate(method, dev, size, batch_size, setting, repeats=max(5, steps // 2))
-            rows.append(BenchRow(setting.name, per_s, translate, _peak_memory_mb(dev), losses))
+            rows.append(BenchRow(setting.name, per_s, translate, _peak_memory_mb(dev), timer.losses))
     return BenchReport(model, str(dev), size, batch_size, steps, rows, _agreement(rows[0].losses, rows[1].losses))
 
 
