@@ -72,3 +72,18 @@ def test_sampler_gives_each_rank_its_share_of_the_same_global_batch():
         assert merged == sorted(whole.batch_for_step(step))
     resumed = StepSampler(10, 4, seed=3, start_step=3, total_steps=5)
     assert list(resumed) == [whole.batch_for_step(3), whole.batch_for_step(4)]
+
+
+def test_gpu_data_path_gives_the_same_batches_as_the_cpu_path(datasets):
+    from i2i_cli.data.datasets import collate
+    from i2i_cli.data.device_cache import DeviceBatches
+
+    layout = detect_layout(datasets["unaligned"])
+    spec = Augment(size=24, load_size=32, flip=True)
+    dataset = build_dataset(layout, "unaligned", "train", spec)
+    sampler = StepSampler(len(dataset), 3, seed=4, start_step=0, total_steps=4)
+    device_batches = list(DeviceBatches(dataset, sampler, torch.device("cpu"), threads=2))
+    for step, batch in enumerate(device_batches):
+        expected = collate([dataset[key] for key in sampler.batch_for_step(step)])
+        for field in ("A", "B"):
+            assert torch.equal(batch[field], expected[field])

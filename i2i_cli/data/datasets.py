@@ -49,10 +49,19 @@ def _as_tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous()
 
 
-def augment(images: list[torch.Tensor], spec: Augment, rng: torch.Generator) -> list[torch.Tensor]:
-    """Apply the same random crop/flip to every image of `images` (uint8 (3, S, S) at cache size)."""
-    out = images
-    side = out[0].shape[-1]
+@dataclass
+class Crop:
+    """The random augmentation of one image (or of images that share it, like an A | B pair)."""
+
+    rrc: tuple[int, int, int, int] | None  # (top, left, h, w) of a RandomResizedCrop on the cached image
+    top: int
+    left: int
+    flip: bool
+
+
+def plan_crop(spec: Augment, side: int, rng: torch.Generator) -> Crop:
+    """Draw the augmentation parameters for a cached image of `side` pixels (the draw order is fixed)."""
+    rrc = None
     if spec.random_resized_crop and torch.rand((), generator=rng).item() < spec.random_resized_crop:
         area = side * side * (0.8 + 0.2 * torch.rand((), generator=rng).item())
         ratio = math.exp(math.log(0.9) + (math.log(1.1) - math.log(0.9)) * torch.rand((), generator=rng).item())
@@ -60,44 +69,78 @@ def augment(images: list[torch.Tensor], spec: Augment, rng: torch.Generator) -> 
         h = min(side, round(math.sqrt(area / ratio)))
         top = int(torch.randint(0, side - h + 1, (), generator=rng))
         left = int(torch.randint(0, side - w + 1, (), generator=rng))
-        out = [
-            F.interpolate(img[None, :, top : top + h, left : left + w].float(), size=(side, side), mode="bilinear",
-                          align_corners=False, antialias=True)[0].round().clamp(0, 255).byte()
-            for img in out
-        ]
+        rrc = (top, left, h, w)
+    top = left = 0
     if side > spec.size:
         top = int(torch.randint(0, side - spec.size + 1, (), generator=rng))
         left = int(torch.randint(0, side - spec.size + 1, (), generator=rng))
-        out = [img[:, top : top + spec.size, left : left + spec.size] for img in out]
-    if spec.flip and torch.rand((), generator=rng).item() < 0.5:
-        out = [img.flip(-1) for img in out]
-    return [img.contiguous() for img in out]
+    flip = bool(spec.flip and torch.rand((), generator=rng).item() < 0.5)
+    return Crop(rrc, top, left, flip)
+
+
+def apply_crop(img: torch.Tensor, crop: Crop, size: int) -> torch.Tensor:
+    """uint8 (3, S, S) on any device -> uint8 (3, size, size) with the planned crop and flip."""
+    side = img.shape[-1]
+    if crop.rrc is not None:
+        top, left, h, w = crop.rrc
+        img = F.interpolate(img[None, :, top : top + h, left : left + w].float(), size=(side, side), mode="bilinear",
+                            align_corners=False, antialias=True)[0].round().clamp(0, 255).byte()
+    img = img[:, crop.top : crop.top + size, crop.left : crop.left + size]
+    if crop.flip:
+        img = img.flip(-1)
+    return img.contiguous()
+
+
+def augment(images: list[torch.Tensor], spec: Augment, rng: torch.Generator) -> list[torch.Tensor]:
+    """Apply the same random crop/flip to every image of `images` (uint8 (3, S, S) at cache size)."""
+    crop = plan_crop(spec, images[0].shape[-1], rng)
+    return [apply_crop(img, crop, spec.size) for img in images]
+
+
+ImageKey = tuple[Path, str]  # (file, "whole" | "left" | "right")
+
+
+@dataclass
+class ItemPlan:
+    """Which images an item uses and how each is augmented; executed on the CPU or on the GPU."""
+
+    images: dict[str, tuple[ImageKey, int]]  # field -> (image, index into crops)
+    crops: list[Crop]
+    labels: dict[str, int]
 
 
 class _Decoder:
     """Decodes and resizes files once; keeps the uint8 result in memory when caching is on."""
 
     def __init__(self, cache: bool) -> None:
-        self.cache: dict[tuple[Path, str, int], np.ndarray] | None = {} if cache else None
+        self.cache: dict[tuple[ImageKey, int], np.ndarray] | None = {} if cache else None
 
-    def load(self, path: Path, size: int, part: str = "whole") -> np.ndarray:
-        key = (path, part, size)
-        if self.cache is not None and key in self.cache:
-            return self.cache[key]
-        array = load_image(path)
-        if part != "whole":
-            half = array.shape[1] // 2
-            if half == 0:
-                raise BadImageError(path, "too narrow to hold A | B side by side")
-            array = np.ascontiguousarray(array[:, :half] if part == "left" else array[:, half : 2 * half])
-        array = _resize(array, size)
+    def load(self, key: ImageKey, size: int) -> np.ndarray:
+        if self.cache is not None and (key, size) in self.cache:
+            return self.cache[(key, size)]
+        array = decode_part(key, size)
         if self.cache is not None:
-            self.cache[key] = array
+            self.cache[(key, size)] = array
         return array
 
 
+def decode_part(key: ImageKey, size: int) -> np.ndarray:
+    path, part = key
+    array = load_image(path)
+    if part != "whole":
+        half = array.shape[1] // 2
+        if half == 0:
+            raise BadImageError(path, "too narrow to hold A | B side by side")
+        array = np.ascontiguousarray(array[:, :half] if part == "left" else array[:, half : 2 * half])
+    return _resize(array, size)
+
+
 class TrainDataset(Dataset):
-    """Base: items are fetched with (index, seed); unreadable files are skipped and reported in the item."""
+    """Base: items are fetched with (index, seed); unreadable files are skipped and reported in the item.
+
+    Subclasses only say how an item is planned (`plan`): which images, which augmentation. Executing a plan
+    (decoding, cropping) is shared, so the GPU data path (DeviceBatches) produces the very same batches.
+    """
 
     def __init__(self, layout: Layout, split: str, spec: Augment, cache: bool = True) -> None:
         self.layout = layout
@@ -108,8 +151,32 @@ class TrainDataset(Dataset):
     def __len__(self) -> int:  # pragma: no cover - subclasses define it
         raise TypeError("abstract")
 
-    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:  # pragma: no cover
+    def plan(self, index: int, rng: torch.Generator) -> ItemPlan:  # pragma: no cover
         raise TypeError("abstract")
+
+    def all_keys(self) -> list[ImageKey]:  # pragma: no cover
+        raise TypeError("abstract")
+
+    def execute(self, plan: ItemPlan) -> dict[str, Any]:
+        item: dict[str, Any] = {}
+        for field_name, (key, crop_index) in plan.images.items():
+            image = _as_tensor(self.decoder.load(key, self.spec.cache_size))
+            item[field_name] = apply_crop(image, plan.crops[crop_index], self.spec.size)
+        for field_name, label in plan.labels.items():
+            item[field_name] = torch.tensor(label)
+        return item
+
+    def resolve_plan(self, index: int, seed: int, known_bad: set[ImageKey] | None = None) -> tuple[ItemPlan, list[ImageKey]]:
+        """The plan for (index, seed), moving past items whose images are known to be unreadable."""
+        bad: list[ImageKey] = []
+        for attempt in range(min(len(self), 16)):
+            rng = torch.Generator().manual_seed(seed + attempt)
+            plan = self.plan((index + attempt) % len(self), rng)
+            broken = [key for key, _ in plan.images.values() if known_bad and key in known_bad]
+            if not broken:
+                return plan, bad
+            bad.extend(broken)
+        raise DataError(f"{self.layout.root}: too many unreadable images in a row ({'; '.join(str(k[0]) for k in bad[:3])})")
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         index, seed = key
@@ -117,7 +184,7 @@ class TrainDataset(Dataset):
         for attempt in range(min(len(self), 16)):
             rng = torch.Generator().manual_seed(seed + attempt)
             try:
-                item = self.item((index + attempt) % len(self), rng)
+                item = self.execute(self.plan((index + attempt) % len(self), rng))
                 item["bad"] = bad
                 return item
             except BadImageError as exc:
@@ -136,14 +203,16 @@ class AlignedDataset(TrainDataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:
+    def all_keys(self) -> list[ImageKey]:
+        return [(p, part) for p in self.files for part in ("left", "right")]
+
+    def plan(self, index: int, rng: torch.Generator) -> ItemPlan:
         path = self.files[index]
-        a = _as_tensor(self.decoder.load(path, self.spec.cache_size, "left"))
-        b = _as_tensor(self.decoder.load(path, self.spec.cache_size, "right"))
-        a, b = augment([a, b], self.spec, rng)
+        crop = plan_crop(self.spec, self.spec.cache_size, rng)
+        a, b = (path, "left"), (path, "right")
         if self.swap:
             a, b = b, a
-        return {"A": a, "B": b}
+        return ItemPlan({"A": (a, 0), "B": (b, 0)}, [crop], {})
 
 
 class UnalignedDataset(TrainDataset):
@@ -156,8 +225,8 @@ class UnalignedDataset(TrainDataset):
         super().__init__(layout, split, spec, cache)
         groups = layout.groups(split)
         if layout.kind == "aligned":
-            self.a = [(p, "left") for p in groups["AB"]]
-            self.b = [(p, "right") for p in groups["AB"]]
+            self.a: list[ImageKey] = [(p, "left") for p in groups["AB"]]
+            self.b: list[ImageKey] = [(p, "right") for p in groups["AB"]]
         else:
             self.a = [(p, "whole") for p in groups["A"]]
             self.b = [(p, "whole") for p in groups["B"]]
@@ -167,12 +236,15 @@ class UnalignedDataset(TrainDataset):
     def __len__(self) -> int:
         return max(len(self.a), len(self.b))
 
-    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:
-        path_a, part_a = self.a[index % len(self.a)]
-        path_b, part_b = self.b[int(torch.randint(0, len(self.b), (), generator=rng))]
-        (a,) = augment([_as_tensor(self.decoder.load(path_a, self.spec.cache_size, part_a))], self.spec, rng)
-        (b,) = augment([_as_tensor(self.decoder.load(path_b, self.spec.cache_size, part_b))], self.spec, rng)
-        return {"A": a, "B": b}
+    def all_keys(self) -> list[ImageKey]:
+        return self.a + self.b
+
+    def plan(self, index: int, rng: torch.Generator) -> ItemPlan:
+        key_a = self.a[index % len(self.a)]
+        key_b = self.b[int(torch.randint(0, len(self.b), (), generator=rng))]
+        crop_a = plan_crop(self.spec, self.spec.cache_size, rng)
+        crop_b = plan_crop(self.spec, self.spec.cache_size, rng)
+        return ItemPlan({"A": (key_a, 0), "B": (key_b, 1)}, [crop_a, crop_b], {})
 
 
 class DomainDataset(TrainDataset):
@@ -190,22 +262,17 @@ class DomainDataset(TrainDataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def _image(self, path: Path, rng: torch.Generator) -> torch.Tensor:
-        (img,) = augment([_as_tensor(self.decoder.load(path, self.spec.cache_size))], self.spec, rng)
-        return img
+    def all_keys(self) -> list[ImageKey]:
+        return [(p, "whole") for p, _ in self.files]
 
-    def item(self, index: int, rng: torch.Generator) -> dict[str, Any]:
+    def plan(self, index: int, rng: torch.Generator) -> ItemPlan:
         path, label = self.files[index]
         ref_path, ref_label = self.files[int(torch.randint(0, len(self.files), (), generator=rng))]
         same = self.by_domain[ref_label]
         ref2_path = same[int(torch.randint(0, len(same), (), generator=rng))]
-        return {
-            "x": self._image(path, rng),
-            "y": torch.tensor(label),
-            "ref": self._image(ref_path, rng),
-            "ref2": self._image(ref2_path, rng),
-            "y_ref": torch.tensor(ref_label),
-        }
+        crops = [plan_crop(self.spec, self.spec.cache_size, rng) for _ in range(3)]
+        images = {"x": ((path, "whole"), 0), "ref": ((ref_path, "whole"), 1), "ref2": ((ref2_path, "whole"), 2)}
+        return ItemPlan(images, crops, {"y": label, "y_ref": ref_label})
 
 
 DATASETS: dict[str, type[TrainDataset]] = {

@@ -424,10 +424,7 @@ class Trainer:
             _truncate_metrics(out, start)
 
         sampler = StepSampler(len(dataset), self.config.batch_size, opts.seed, start, total, world.rank, world.size)
-        loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=sampler, num_workers=opts.workers, collate_fn=collate,
-            pin_memory=device.type == "cuda", persistent_workers=opts.workers > 0,
-        )
+        loader = self._loader(dataset, sampler, device)
         writer = self._tensorboard(out, start) if world.is_main else None
         sample_batch = self._sample_batch(dataset, device)
         sample_every = opts.sample_every or max(1, total // 10)
@@ -492,7 +489,8 @@ class Trainer:
                 with precision.autocast():
                     terms = phase.compute(batch, cache)
                 total = sum(t.float() for t in terms.values())
-                values = {k: float(v.detach()) for k, v in terms.items()}
+                # One device sync per phase: the loss values are needed to refuse a non-finite step.
+                values = dict(zip(terms, torch.stack([t.detach().float() for t in terms.values()]).tolist()))
                 if not all(math.isfinite(v) for v in values.values()):
                     bad = next(k for k, v in values.items() if not math.isfinite(v))
                     if self.options.nan_policy == "skip":
@@ -520,6 +518,21 @@ class Trainer:
         return logged
 
     # helpers
+    def _loader(self, dataset: Any, sampler: StepSampler, device: torch.device) -> Any:
+        """GPU-resident decoded images when they fit (crops on the GPU), else a DataLoader."""
+        opts = self.options
+        if device.type == "cuda" and opts.cache:
+            from i2i_cli.data.device_cache import DeviceBatches, fits_on_device
+
+            if fits_on_device(dataset, device):
+                return DeviceBatches(dataset, sampler, device)
+            self.emit(TrainEvent("warning", message="the decoded dataset does not fit in a quarter of the free GPU "
+                                 "memory: decoding on the CPU each step instead (raise --workers to keep up)"))
+        return torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, num_workers=opts.workers, collate_fn=collate,
+            pin_memory=device.type == "cuda", persistent_workers=opts.workers > 0,
+        )
+
     def _track_bad(self, bad: list[str], n_items: int) -> None:
         new = [b for b in bad if b not in self.bad_files]
         if not new:
