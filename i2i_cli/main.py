@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "train",
     "data",
     "methods",
+    "bench",
 ]
 
 
