@@ -130,6 +130,16 @@ def average_gradients(params: list[nn.Parameter], world: World) -> None:
         offset += g.numel()
 
 
+def average_values(values: list[float], world: World, batch: dict[str, torch.Tensor]) -> list[float]:
+    """The mean of logged loss values over ranks, so the log matches a single process with the global batch."""
+    import torch.distributed as dist
+
+    device = next((v.device for v in batch.values() if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor)
+    return (tensor / world.size).tolist()
+
+
 # --- setup ----------------------------------------------------------------------------------------
 
 
@@ -394,8 +404,10 @@ class Trainer:
             if diffs:
                 raise ConfigError(f"{out}: cannot resume, the config differs: {'; '.join(diffs)} "
                                   "(use the run's own options, or --overwrite to start again)")
-        _seed_everything(opts.seed + world.rank)
+        _seed_everything(opts.seed)  # the same initial weights on every rank
         method = cls(self.config, domains=domains)
+        if world.size > 1:
+            _seed_everything(opts.seed + world.rank)  # per-rank randomness (dropout, latent codes, pools)
         pretrained = load_pretrained_modules(method, opts.weights_dir)
         for used in pretrained:
             if not used.verified:
@@ -502,6 +514,8 @@ class Trainer:
                         f"step {step + 1}: loss {bad} is {values[bad]} (phase {phase.name}); the last good checkpoint "
                         "is kept. Try a lower learning rate (--set lr=...), --precision fp32, or --nan-policy skip"
                     )
+                if world.size > 1:
+                    values = dict(zip(values, average_values(list(values.values()), world, batch)))
                 for name in phase.optimizers:
                     optimizers[name].zero_grad(set_to_none=True)
                 scaler.scale(total).backward()

@@ -1,0 +1,49 @@
+"""torchrun with the gloo backend on the CPU, and mixed precision on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from i2i_cli.engine.checkpoint import load_for_inference
+from i2i_cli.engine.trainer import TrainOptions, train
+from tests.conftest import tiny_config
+
+OPTIONS = ["--model", "pix2pix", "--size", "32", "--set", "ngf=8", "--set", "ndf=8", "--set", "norm=instance",
+           "--set", "dropout=false", "--steps", "3", "--batch-size", "4", "--device", "cpu", "--log-every", "1"]
+
+
+def _losses(run) -> list[dict[str, float]]:
+    return [json.loads(line)["losses"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(datasets, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    data = ["--data", str(datasets["aligned"])]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "i2i_cli",
+                          "train", *OPTIONS, *data, "--out", str(tmp_path / "ddp")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    single = subprocess.run([sys.executable, "-m", "i2i_cli", "train", *OPTIONS, *data, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+
+    # rank 0 alone writes: one log line per step, one set of checkpoints
+    assert [json.loads(line)["step"] for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    for a, b in zip(_losses(tmp_path / "ddp"), _losses(tmp_path / "one")):
+        for key in a:
+            assert abs(a[key] - b[key]) <= 1e-4 * max(1.0, abs(b[key])), (key, a[key], b[key])
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    out_ddp = load_for_inference(tmp_path / "ddp").method.translate(x)
+    out_one = load_for_inference(tmp_path / "one").method.translate(x)
+    assert torch.allclose(out_ddp, out_one, atol=1e-5)
+
+
+def test_bf16_autocast_on_the_cpu_trains_a_step(datasets, tmp_path):
+    result = train("pix2pix", tiny_config("pix2pix"), TrainOptions(data=datasets["aligned"], out=tmp_path / "r",
+                                                                   steps=2, device="cpu", precision="bf16"))
+    assert result.steps == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.final_losses.values())
