@@ -34,6 +34,7 @@ def train(
     nan_policy: Annotated[str, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels-last memory format.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks where supported.")] = False,
+    compile_mode: Annotated[str, typer.Option(help="torch.compile mode: default, reduce-overhead, max-autotune.")] = "default",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result summary as JSON.")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
@@ -50,7 +51,8 @@ def train(
     options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
                            precision=precision, resume=resume, overwrite=overwrite, workers=workers,
                            save_every=save_every, sample_every=sample_every, log_every=log_every,
-                           nan_policy=nan_policy, channels_last=channels_last, compile=compile_)
+                           nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
+                           compile_mode=compile_mode)
     result = run_with_progress(model, cfg, options)
     rows = [(k, v) for k, v in result.final_losses.items()]
     print_table(f"{model}: {result.steps} steps in {result.seconds:.1f} s", ["loss", "last value"], rows)

@@ -37,7 +37,7 @@ from models.base import MethodConfig, Progress, TranslationMethod
 # Options that may differ between a run and its resumption (they don't change what is being trained).
 RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
                          "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision",
-                         "total_steps", "fused_optimizer", "cudnn_benchmark"}
+                         "total_steps", "fused_optimizer", "cudnn_benchmark", "compile_mode"}
 
 
 @dataclass
@@ -60,6 +60,7 @@ class TrainOptions:
     nan_policy: str = "stop"  # stop | skip
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
     fused_optimizer: bool = True  # fused Adam on CUDA, foreach on the CPU; False: the plain per-tensor loop
     cudnn_benchmark: bool = True
     weights_dir: Path | None = None
@@ -226,7 +227,7 @@ def _optimizer(spec: Any, device: torch.device, fused: bool = True) -> torch.opt
     return torch.optim.Adam(spec.param_groups, **kwargs)
 
 
-def compile_networks(method: TranslationMethod) -> None:
+def compile_networks(method: TranslationMethod, mode: str = "default") -> None:
     """torch.compile every trained network in place (state_dict keys unchanged); eager where dynamo fails."""
     import torch._dynamo
 
@@ -234,7 +235,7 @@ def compile_networks(method: TranslationMethod) -> None:
     frozen = set(method.frozen_modules())
     for name, child in method.named_children():
         if name not in frozen and any(True for _ in child.parameters()):
-            child.compile()
+            child.compile(mode=mode)
 
 
 class EMA:
@@ -425,7 +426,7 @@ class Trainer:
         ema = EMA(method, method.ema_networks(), getattr(self.config, "ema_beta", 0.999)) if method.ema_networks() else None
 
         if opts.compile:
-            compile_networks(method)
+            compile_networks(method, opts.compile_mode)
         start = 0
         if opts.resume:
             start = self._restore(out, method, optimizers, schedulers, scaler, ema)
