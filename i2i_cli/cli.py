@@ -80,6 +80,13 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console.print(table)
 
 
+def print_problems(title: str, rows: Sequence[tuple[str, str]]) -> None:
+    """Files and their problems, one per line, never truncated (paths must stay copyable)."""
+    err_console.print(f"[bold yellow]{title}[/]")
+    for file, problem in rows:
+        err_console.print(f"  {file}: {problem}", soft_wrap=True, markup=False)
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

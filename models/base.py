@@ -163,7 +163,8 @@ class TranslationMethod(nn.Module, metaclass=ABCMeta):
 
     @property
     def min_size(self) -> int:
-        return self.size_multiple
+        """Smaller inputs are refused: below this, padding would be most of what the network sees."""
+        return 8
 
     @abstractmethod
     def translate(self, x: Tensor, direction: str = "AtoB", **kwargs: Any) -> Tensor:

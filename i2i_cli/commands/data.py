@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, print_table, progress_bar, warn, write_json
+from i2i_cli.cli import console, handle_errors, print_problems, print_table, progress_bar, warn, write_json
 
 data_app = typer.Typer(help="Datasets: synthesise, check, download.", no_args_is_help=True)
 
@@ -54,7 +54,7 @@ def check(
     if report.domains:
         console.print(f"domains: {', '.join(report.domains)}")
     if report.bad:
-        print_table(f"{len(report.bad)} unreadable file(s)", ["file", "problem"], report.bad)
+        print_problems(f"{len(report.bad)} unreadable file(s):", report.bad)
     else:
         console.print("all images readable" if decode else "images not decoded (--no-decode)")
     if report.sizes:

@@ -1,0 +1,232 @@
+"""Translate images with a trained run: any size, batched, decode/model/encode overlapped, nothing half-written.
+
+The translator is the method's pure inference network (`export_module`), so what `i2i translate` runs is
+exactly what `i2i export` writes to ONNX. Inputs of any size are reflect-padded to the network's size
+multiple and cropped back, so the output has the input's size.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from i2i_cli.data.images import is_image_file, list_images, load_image, save_image
+from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference, newest_run
+from i2i_cli.engine.device import resolve_device, resolve_precision
+from i2i_cli.errors import BadImageError, CheckpointError, ConfigError, I2IError
+from i2i_cli.fsutil import remove_stale_temporaries
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class TranslateOptions:
+    direction: str = "AtoB"
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 1
+    resize: int | None = None  # resize the shorter side to N before translating (output keeps that size)
+    overwrite: bool = False
+    skip_existing: bool = True
+    threads: int = 4  # decode / encode threads
+    max_pixels: int | None = None
+
+
+@dataclass
+class TranslateResult:
+    written: list[Path] = field(default_factory=list)
+    skipped: int = 0
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = ""
+    note: str = ""
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None, runs_root: Path = Path("runs")) -> tuple[Path, str]:
+    """The run to use, and a note when it was chosen for the user (the newest under ./runs)."""
+    if checkpoint is not None:
+        return Path(checkpoint), ""
+    newest = newest_run(runs_root)
+    if newest is None:
+        raise CheckpointError(f"no --checkpoint given and no trained run under {runs_root}/; pass --checkpoint RUN "
+                              "(or train one: `i2i demo`)")
+    return newest, f"no --checkpoint given: using the newest run, {newest}"
+
+
+class TorchTranslator:
+    """A run's inference network on a device: float (N, 3, H, W) in [-1, 1] -> same shape."""
+
+    def __init__(self, loaded: LoadedModel, direction: str = "AtoB", device: str = "auto", precision: str = "fp32") -> None:
+        method = loaded.method
+        if method.takes_style_reference:
+            raise ConfigError(f"{loaded.run_dir} is a multi-domain {method.name} run: pass --style-ref or --domain")
+        if direction == "BtoA" and not method.two_sided:
+            raise ConfigError(f"--direction BtoA: {method.name} translates one way only (it was trained "
+                              f"{loaded.run_config.config.get('direction', 'AtoB')}); use AtoB")
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.loaded = loaded
+        self.net = method.export_module(direction=direction).to(self.device).eval()
+        self.size_multiple = method.size_multiple
+        self.min_size = method.min_size
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast():
+            return self.net(x.to(self.device)).float()
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reflect-pad (N, C, H, W) on the bottom/right to multiples of `multiple`; return the original (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def _check_size(array: np.ndarray, path: Path, translator: Any) -> None:
+    h, w = array.shape[:2]
+    if min(h, w) < translator.min_size:
+        raise BadImageError(path, f"{w}x{h} is smaller than this network takes ({translator.min_size} px); "
+                                  "upscale it or use --resize")
+
+
+def _prepare(array: np.ndarray, resize: int | None) -> np.ndarray:
+    if not resize:
+        return array
+    from PIL import Image
+
+    h, w = array.shape[:2]
+    scale = resize / min(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
+
+
+def run_array(translator: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Translate same-size uint8 (H, W, 3) arrays; outputs have the inputs' size."""
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    padded, (h, w) = pad_to_multiple(x, translator.size_multiple)
+    y = translator(padded)[..., :h, :w]
+    out = y.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(o) for o in out]
+
+
+def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: str = "") -> Path:
+    relative = file.relative_to(source) if source.is_dir() else Path(file.name)
+    name = relative.stem + (f"__{tag}" if tag else "") + suffix
+    return out / relative.parent / name
+
+
+def input_files(source: Path) -> list[Path]:
+    if not source.exists():
+        raise I2IError(f"{source}: no such file or folder")
+    if source.is_file():
+        if not is_image_file(source):
+            raise I2IError(f"{source}: not an image file (by its extension)")
+        return [source]
+    files = list_images(source)
+    if not files:
+        raise I2IError(f"{source}: no images found (looked recursively for png, jpg, bmp, tif, webp...)")
+    return files
+
+
+def shard(files: list[Path]) -> list[Path]:
+    """Under torchrun, each process takes every WORLD_SIZE-th file: each file is written once."""
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    return files[rank::world] if world > 1 else files
+
+
+def _batches(files: list[Path], loader: Callable[[Path], np.ndarray], batch_size: int, threads: int
+             ) -> Iterator[list[tuple[Path, np.ndarray | BadImageError]]]:
+    """Decoded files in order, decoding ahead in a thread pool; same-size neighbours are batched."""
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        ahead = max(2 * batch_size, 2 * threads)
+        futures: list[tuple[Path, Future[np.ndarray]]] = []
+        index = 0
+        group: list[tuple[Path, np.ndarray | BadImageError]] = []
+        while index < len(files) or futures:
+            while index < len(files) and len(futures) < ahead:
+                futures.append((files[index], pool.submit(loader, files[index])))
+                index += 1
+            path, future = futures.pop(0)
+            try:
+                item: np.ndarray | BadImageError = future.result()
+            except BadImageError as exc:
+                item = exc
+            if isinstance(item, BadImageError):
+                yield [(path, item)]
+                continue
+            if group and (len(group) >= batch_size or group[0][1].shape != item.shape):  # type: ignore[union-attr]
+                yield group
+                group = []
+            group.append((path, item))
+        if group:
+            yield group
+
+
+def translate_folder(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    translator: Any,
+    options: TranslateOptions | None = None,
+    progress: ProgressFn | None = None,
+) -> TranslateResult:
+    """Translate every image under `source` into `out` (names and sub-folders kept, PNG)."""
+    opts = options or TranslateOptions()
+    src, dst = Path(source), Path(out)
+    start = time.time()
+    result = TranslateResult(device=str(getattr(translator, "device", "")))
+    remove_stale_temporaries(dst)
+    todo = []
+    for file in shard(input_files(src)):
+        target = output_path(src, file, dst)
+        if target.exists() and not opts.overwrite:
+            if not opts.skip_existing:
+                raise I2IError(f"{target} already exists: pass --overwrite to replace it (or keep --skip-existing)")
+            result.skipped += 1
+            continue
+        todo.append((file, target))
+    targets = dict(todo)
+
+    def load(path: Path) -> np.ndarray:
+        array = _prepare(load_image(path, max_pixels=opts.max_pixels), opts.resize)
+        _check_size(array, path, translator)
+        return array
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=max(1, opts.threads)) as writers:
+        pending: list[Future[None]] = []
+        for group in _batches([f for f, _ in todo], load, opts.batch_size, opts.threads):
+            if isinstance(group[0][1], BadImageError):
+                result.bad.append((str(group[0][0]), group[0][1].reason))
+            else:
+                outputs = run_array(translator, [a for _, a in group])  # type: ignore[misc]
+                for (path, _), output in zip(group, outputs):
+                    target = targets[path]
+                    pending.append(writers.submit(save_image, output, target, overwrite=opts.overwrite))
+                    result.written.append(target)
+            done += len(group)
+            if progress:
+                progress(done, len(todo))
+        for future in pending:
+            future.result()
+    result.seconds = time.time() - start
+    return result
+
+
+def load_translator(checkpoint: str | os.PathLike[str] | None, direction: str = "AtoB", device: str = "auto",
+                    precision: str = "fp32") -> tuple[TorchTranslator, str]:
+    path, note = resolve_checkpoint(checkpoint)
+    loaded = load_for_inference(path, device="cpu")
+    return TorchTranslator(loaded, direction, device, precision), note
