@@ -20,6 +20,7 @@ app = typer.Typer(
 
 # Each module registers its command(s); the order is the order of `i2i --help`.
 COMMAND_MODULES: list[str] = [
+    "demo",
     "train",
     "translate",
     "data",

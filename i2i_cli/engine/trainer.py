@@ -278,7 +278,7 @@ def sample_grid(rows: dict[str, torch.Tensor]) -> np.ndarray:
     return torch.cat(lines, dim=1).permute(1, 2, 0).numpy()
 
 
-def _svg_curves(history: list[dict[str, Any]], width: int = 640, height: int = 240) -> str:
+def loss_curves_svg(history: list[dict[str, Any]], width: int = 640, height: int = 240) -> str:
     if not history:
         return ""
     names = sorted({k for h in history for k in h["losses"]})
@@ -309,7 +309,7 @@ def write_report(run_dir: Path, title: str) -> Path:
     history = read_metrics(run_dir)
     samples = sorted((run_dir / "samples").glob("*.png"), reverse=True) if (run_dir / "samples").is_dir() else []
     extra = run_dir / "report_extra.html"
-    body = [f"<h1>{title}</h1>", f"<p>{run_dir.resolve()}</p>", "<h2>Loss curves</h2>", _svg_curves(history)]
+    body = [f"<h1>{title}</h1>", f"<p>{run_dir.resolve()}</p>", "<h2>Loss curves</h2>", loss_curves_svg(history)]
     if extra.is_file():
         body.append(extra.read_text())
     body.append("<h2>Samples</h2>")
