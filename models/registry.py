@@ -14,6 +14,7 @@ from models.base import MethodConfig, TranslationMethod
 # name -> "module:Class"; imported lazily so that listing methods is cheap.
 _METHODS: dict[str, str] = {
     "pix2pix": "models.methods.pix2pix:Pix2Pix",
+    "cyclegan": "models.methods.cyclegan:CycleGAN",
 }
 
 

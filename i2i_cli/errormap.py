@@ -1,0 +1,213 @@
+"""Per-pixel error maps of content losses, and the aligned-vs-misaligned analysis of the F-LSeSim paper.
+
+For a source x (e.g. a label map) and a target y (e.g. the matching photo), each loss gives an error per
+location, upsampled to the image size. With `misalign="half"` the target is the paper's test target: its left
+half is y, its right half is misaligned (y's right half shifted by a quarter of the width, or another image's
+right half). A loss that measures structure and not appearance has low error on the left and high error on
+the right: the separation is mean(right) / mean(left).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from i2i_cli.data.images import list_images, load_image
+from i2i_cli.errors import ConfigError, I2IError
+
+# A loss map: images (1, 3, H, W) in [-1, 1] -> errors (h, w) at the loss's own resolution.
+MapFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LossMapper:
+    name: str
+    fn: MapFn
+    note: str = ""  # what it was computed with, shown in the figure and the JSON
+
+
+@dataclass
+class LossResult:
+    name: str
+    map: np.ndarray  # (H, W)
+    mean: float
+    aligned: float | None = None
+    misaligned: float | None = None
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.aligned is None or self.misaligned is None:
+            return None
+        return self.misaligned / max(self.aligned, 1e-12)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"mean": self.mean, "aligned": self.aligned, "misaligned": self.misaligned, "ratio": self.ratio,
+                "note": self.note}
+
+
+@dataclass
+class PairResult:
+    x: str
+    y: str
+    target: np.ndarray  # the image the maps compare x with (y, or the half-misaligned y)
+    source: np.ndarray
+    losses: list[LossResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"x": self.x, "y": self.y, "losses": {r.name: r.to_json() for r in self.losses}}
+
+
+def l1_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """|x - y| averaged over channels, images in [0, 1] (inputs in [-1, 1]): (H, W)."""
+    return ((x - y).abs() / 2).mean(dim=1)[0]
+
+
+MAPPERS: dict[str, Callable[[dict[str, Any]], LossMapper]] = {
+    "l1": lambda ctx: LossMapper("l1", l1_map, "pixel L1, mean over RGB"),
+}
+DEFAULT_LOSSES = ("l1",)
+
+
+def register_mapper(name: str, factory: Callable[[dict[str, Any]], LossMapper]) -> None:
+    MAPPERS[name] = factory
+
+
+def build_mappers(names: list[str], context: dict[str, Any]) -> list[LossMapper]:
+    unknown = [n for n in names if n not in MAPPERS]
+    if unknown:
+        raise ConfigError(f"--losses: unknown {', '.join(unknown)}; choose from {', '.join(MAPPERS)}")
+    return [MAPPERS[n](context) for n in names]
+
+
+def misaligned_target(y: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:
+    """Left half y; right half y's right half shifted right by a quarter width (or `other`'s right half)."""
+    h, w = y.shape[:2]
+    half = w // 2
+    target = y.copy()
+    if other is not None:
+        target[:, half:] = other[:, half:w]
+    else:
+        shifted = np.roll(y, w // 4, axis=1)
+        target[:, half:] = shifted[:, half:]
+    return target
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+
+
+def _resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    from PIL import Image
+
+    if array.shape[:2] == (size[1], size[0]):
+        return array
+    return np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
+
+
+def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, misalign: str = "half",
+                 other: np.ndarray | None = None, names: tuple[str, str] = ("x", "y"),
+                 device: torch.device | str = "cpu") -> PairResult:
+    """Error maps of every loss between x and y (or the half-misaligned y), with the separation."""
+    y = _resize_to(y, (x.shape[1], x.shape[0]))
+    if other is not None:
+        other = _resize_to(other, (x.shape[1], x.shape[0]))
+    if misalign not in ("half", "none"):
+        raise ConfigError(f"--misalign {misalign}: choose half or none")
+    target = misaligned_target(y, other) if misalign == "half" else y
+    tx, ty = _tensor(x).to(device), _tensor(target).to(device)
+    h, w = x.shape[:2]
+    result = PairResult(names[0], names[1], target, x)
+    for mapper in mappers:
+        with torch.no_grad():
+            raw = mapper.fn(tx, ty).float()
+        full = F.interpolate(raw[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        loss = LossResult(mapper.name, full, float(full.mean()), note=mapper.note)
+        if misalign == "half":
+            loss.aligned = float(full[:, : w // 2].mean())
+            loss.misaligned = float(full[:, w // 2 :].mean())
+        result.losses.append(loss)
+    return result
+
+
+def figure(result: PairResult, misalign: str) -> np.ndarray:
+    """One PNG: x, y (or the misaligned target), then a heat map per loss with its colour bar and mean."""
+    from i2i_cli.figure import grid, heatmap_panel, panel
+
+    panels = [panel(result.source, f"x: {Path(result.x).name}"),
+              panel(result.target, "target: y | misaligned" if misalign == "half" else f"y: {Path(result.y).name}",
+                    "left: aligned, right: shifted" if misalign == "half" else "")]
+    for loss in result.losses:
+        subtitle = f"mean {loss.mean:.4g}"
+        if loss.ratio is not None:
+            subtitle += f"  separation {loss.ratio:.2f}"
+        panels.append(heatmap_panel(loss.map, f"{loss.name} ({loss.note})" if loss.note else loss.name, subtitle))
+    columns = min(len(panels), 4)
+    image = grid(panels, columns, "error maps: low = similar structure, high = different")
+    return np.asarray(image)
+
+
+def pairs_in(folder: Path) -> list[tuple[Path, Path]]:
+    """x/y pairs: sub-folders x/ and y/ (or A/ and B/) with the same file names, or A|B side-by-side images."""
+    for a, b in (("x", "y"), ("A", "B")):
+        if (folder / a).is_dir() and (folder / b).is_dir():
+            ys = {p.relative_to(folder / b).with_suffix(""): p for p in list_images(folder / b)}
+            pairs = [(p, ys[p.relative_to(folder / a).with_suffix("")]) for p in list_images(folder / a)
+                     if p.relative_to(folder / a).with_suffix("") in ys]
+            if not pairs:
+                raise I2IError(f"{folder}: no file in {a}/ has a namesake in {b}/")
+            return pairs
+    images = list_images(folder)
+    if not images:
+        raise I2IError(f"{folder}: no pairs; expected x/ and y/ sub-folders with the same names, or A|B images")
+    return [(p, p) for p in images]
+
+
+def load_pair(x_path: Path, y_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if x_path == y_path:  # an A | B side-by-side image
+        pair = load_image(x_path)
+        half = pair.shape[1] // 2
+        return np.ascontiguousarray(pair[:, :half]), np.ascontiguousarray(pair[:, half : 2 * half])
+    return load_image(x_path), load_image(y_path)
+
+
+@dataclass
+class BatchResult:
+    pairs: list[PairResult]
+    bad: list[tuple[str, str]]
+
+    def average(self) -> dict[str, dict[str, float | None]]:
+        out: dict[str, dict[str, float | None]] = {}
+        names = [loss.name for loss in self.pairs[0].losses] if self.pairs else []
+        for i, name in enumerate(names):
+            rows = [p.losses[i] for p in self.pairs]
+            ratios = [r.ratio for r in rows if r.ratio is not None]
+            out[name] = {"mean": float(np.mean([r.mean for r in rows])),
+                         "ratio": float(np.mean(ratios)) if ratios else None}
+        return out
+
+
+def analyse_folder(folder: str | os.PathLike[str], mappers: list[LossMapper], *, misalign: str = "half",
+                   device: torch.device | str = "cpu",
+                   progress: Callable[[int, int], None] | None = None) -> BatchResult:
+    from i2i_cli.errors import BadImageError
+
+    pairs = pairs_in(Path(folder))
+    results, bad = [], []
+    for i, (x_path, y_path) in enumerate(pairs, start=1):
+        try:
+            x, y = load_pair(x_path, y_path)
+            results.append(analyse_pair(x, y, mappers, misalign=misalign, names=(str(x_path), str(y_path)),
+                                        device=device))
+        except BadImageError as exc:
+            bad.append((exc.path, exc.reason))
+        if progress:
+            progress(i, len(pairs))
+    return BatchResult(results, bad)

@@ -1,0 +1,119 @@
+"""CycleGAN (Zhu, Park, Isola, Efros, ICCV 2017): two generators, two PatchGANs, cycle consistency."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.image_pool import ImagePool
+from models.losses.adversarial import GANLoss
+from models.networks.common import init_weights
+from models.networks.patchgan import PatchDiscriminator
+from models.networks.resnet import ResnetGenerator
+
+
+@dataclass
+class CycleGANConfig(MethodConfig):
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9  # resnet_9blocks
+    n_layers_D: int = 3
+    norm: str = "instance"
+    dropout: bool = False
+    gan_mode: str = "lsgan"
+    lambda_A: float = 10.0  # cycle A -> B -> A
+    lambda_B: float = 10.0  # cycle B -> A -> B
+    lambda_identity: float = 0.5  # identity loss weight, relative to the cycle weights
+    pool_size: int = 50
+
+
+class CycleGAN(TranslationMethod):
+    name = "cyclegan"
+    config_class = CycleGANConfig
+    summary = "Unpaired, two-sided: two ResNet-9 generators, two 70x70 PatchGANs, LSGAN, cycle x10, identity 0.5"
+    paper = ("Zhu, Park, Isola, Efros. Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial "
+             "Networks. ICCV 2017")
+    code = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
+    layout = "unaligned"
+    two_sided = True
+
+    def __init__(self, config: CycleGANConfig, domains: list[str] | None = None) -> None:
+        super().__init__(config, domains)
+        c = config
+        self.G_A = ResnetGenerator(3, 3, c.ngf, c.n_blocks, c.norm, c.dropout)  # A -> B
+        self.G_B = ResnetGenerator(3, 3, c.ngf, c.n_blocks, c.norm, c.dropout)  # B -> A
+        self.D_A = PatchDiscriminator(3, c.ndf, c.n_layers_D, c.norm)  # real B vs G_A(A)
+        self.D_B = PatchDiscriminator(3, c.ndf, c.n_layers_D, c.norm)  # real A vs G_B(B)
+        for net in (self.G_A, self.G_B, self.D_A, self.D_B):
+            init_weights(net, c.init_type, c.init_gain)
+        self.gan = GANLoss(c.gan_mode)
+        self.pool_A = ImagePool(c.pool_size)  # fakes of domain A, for D_B
+        self.pool_B = ImagePool(c.pool_size)  # fakes of domain B, for D_A
+
+    def optimizers(self) -> list[OptimizerSpec]:
+        c = self.config
+        g = list(self.G_A.parameters()) + list(self.G_B.parameters())
+        d = list(self.D_A.parameters()) + list(self.D_B.parameters())
+        return [OptimizerSpec("G", [{"params": g}], c.lr, (c.beta1, c.beta2)),
+                OptimizerSpec("D", [{"params": d}], c.lr, (c.beta1, c.beta2))]
+
+    def _forward(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> None:
+        if "fake_B" in cache:
+            return
+        cache["fake_B"] = self.G_A(batch["A"])
+        cache["rec_A"] = self.G_B(cache["fake_B"])
+        cache["fake_A"] = self.G_B(batch["B"])
+        cache["rec_B"] = self.G_A(cache["fake_A"])
+
+    def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
+        c = self.config
+        self._forward(batch, cache)
+        real_a, real_b = batch["A"], batch["B"]
+        terms: LossDict = {}
+        if c.lambda_identity > 0:
+            terms["idt_A"] = F.l1_loss(self.G_A(real_b).float(), real_b.float()) * c.lambda_B * c.lambda_identity
+            terms["idt_B"] = F.l1_loss(self.G_B(real_a).float(), real_a.float()) * c.lambda_A * c.lambda_identity
+        terms["G_A"] = self.gan(self.D_A(cache["fake_B"]), True)
+        terms["G_B"] = self.gan(self.D_B(cache["fake_A"]), True)
+        terms["cycle_A"] = F.l1_loss(cache["rec_A"].float(), real_a.float()) * c.lambda_A
+        terms["cycle_B"] = F.l1_loss(cache["rec_B"].float(), real_b.float()) * c.lambda_B
+        return terms
+
+    def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
+        fake_b = self.pool_B.query(cache["fake_B"].detach())
+        fake_a = self.pool_A.query(cache["fake_A"].detach())
+        d_a = (self.gan(self.D_A(batch["B"]), True) + self.gan(self.D_A(fake_b), False)) * 0.5
+        d_b = (self.gan(self.D_B(batch["A"]), True) + self.gan(self.D_B(fake_a), False)) * 0.5
+        return {"D_A": d_a, "D_B": d_b}
+
+    def phases(self, progress: Progress) -> list[Phase]:
+        # Reference order: forward both cycles, update both G with the Ds frozen, then both Ds (image pools).
+        return [Phase("G", ("G",), self._g_loss, frozen=("D_A", "D_B")), Phase("D", ("D",), self._d_loss)]
+
+    def training_state(self) -> dict[str, Any]:
+        return {"pool_A": self.pool_A.state(), "pool_B": self.pool_B.state()}
+
+    def load_training_state(self, state: dict[str, Any]) -> None:
+        device = next(self.parameters()).device
+        if "pool_A" in state:
+            self.pool_A.load_state(state["pool_A"], device)
+            self.pool_B.load_state(state["pool_B"], device)
+
+    def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        fake_b = self.G_A(batch["A"])
+        fake_a = self.G_B(batch["B"])
+        return {"real A": batch["A"], "A->B": fake_b, "A->B->A": self.G_B(fake_b),
+                "real B": batch["B"], "B->A": fake_a, "B->A->B": self.G_A(fake_a)}
+
+    def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
+        return copy.deepcopy(self.G_A if direction == "AtoB" else self.G_B).eval()
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:
+        return (self.G_A if direction == "AtoB" else self.G_B)(x)
