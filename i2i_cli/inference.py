@@ -225,8 +225,43 @@ def translate_folder(
     return result
 
 
+class OnnxTranslator:
+    """An exported .onnx file in ONNX Runtime (CUDA provider when a GPU is present, else CPU)."""
+
+    def __init__(self, path: Path, direction: str = "AtoB") -> None:
+        import onnxruntime as ort
+
+        from i2i_cli.export import onnx_providers, read_metadata
+
+        try:
+            self.metadata = read_metadata(path)
+            self.session = ort.InferenceSession(str(path), providers=onnx_providers())
+        except Exception as exc:  # noqa: BLE001 - a broken file can fail in many ways
+            raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or (isinstance(inputs[0].shape[1], int) and inputs[0].shape[1] != 3):
+            raise CheckpointError(f"{path}: expected one input of 3-channel images, found "
+                                  f"{[(i.name, i.shape) for i in inputs]}")
+        self.input_name = inputs[0].name
+        if self.metadata.get("direction", direction) != direction:
+            raise ConfigError(f"{path} was exported for {self.metadata['direction']}; export again with "
+                              f"--direction {direction}")
+        self.size_multiple = int(self.metadata.get("size_multiple", 1))
+        self.min_size = int(self.metadata.get("min_size", 1))
+        self.device = self.session.get_providers()[0]
+        self.note = "" if "i2i_version" in self.metadata else (
+            f"{path} has no i2i metadata: assuming inputs in [-1, 1] and any size (multiple 1)")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input_name: x.numpy().astype(np.float32)})[0])
+
+
 def load_translator(checkpoint: str | os.PathLike[str] | None, direction: str = "AtoB", device: str = "auto",
-                    precision: str = "fp32") -> tuple[TorchTranslator, str]:
+                    precision: str = "fp32") -> tuple[Any, str]:
+    """A translator for a run folder (PyTorch) or an .onnx file (ONNX Runtime), and a note to show."""
     path, note = resolve_checkpoint(checkpoint)
+    if path.suffix == ".onnx":
+        translator = OnnxTranslator(path, direction)
+        return translator, "; ".join(n for n in (note, translator.note, f"ONNX Runtime on {translator.device}") if n)
     loaded = load_for_inference(path, device="cpu")
     return TorchTranslator(loaded, direction, device, precision), note

@@ -23,6 +23,7 @@ COMMAND_MODULES: list[str] = [
     "demo",
     "train",
     "translate",
+    "export",
     "data",
     "methods",
     "bench",

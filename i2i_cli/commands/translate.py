@@ -44,9 +44,10 @@ def translate(
     translator, note = load_translator(checkpoint, direction, device, precision)
     if note:
         info(note)
-    loaded = translator.loaded
-    info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}{', EMA weights' if loaded.used_ema else ''}) "
-         f"on {translator.device}")
+    loaded = getattr(translator, "loaded", None)
+    if loaded is not None:
+        info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
+             f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
     options = TranslateOptions(direction=direction, device=device, precision=precision, batch_size=batch_size,
                                resize=resize, overwrite=overwrite, skip_existing=skip_existing, threads=threads,
                                max_pixels=max_pixels)
@@ -59,7 +60,9 @@ def translate(
     if json_out:
         write_json(json_out, {"written": [str(p) for p in result.written], "skipped": result.skipped,
                               "bad": [{"file": f, "problem": p} for f, p in result.bad], "seconds": result.seconds,
-                              "device": result.device, "checkpoint": str(loaded.run_dir), "step": loaded.step})
+                              "device": result.device,
+                              "checkpoint": str(loaded.run_dir if loaded else checkpoint),
+                              "step": loaded.step if loaded else None})
     if result.bad:
         print_problems(f"{len(result.bad)} file(s) could not be translated:", result.bad)
         warn("the other images were translated; fix or remove the files above and run again")

@@ -1,0 +1,44 @@
+"""`i2i export`: write a run's inference network as ONNX, verified against PyTorch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from i2i_cli.cli import console, handle_errors, print_table, write_json
+
+
+@handle_errors
+def export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).")] = None,
+    direction: Annotated[str, typer.Option(help="AtoB or BtoA (two-sided methods).")] = "AtoB",
+    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out).")] = False,
+    static_size: Annotated[tuple[int, int] | None, typer.Option("--static-size", help="Fix H W instead of dynamic sizes.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the export report as JSON.")] = None,
+) -> None:
+    """Export to ONNX (dynamic batch/height/width, metadata embedded) and check parity in ONNX Runtime."""
+    from i2i_cli.export import export_onnx
+    from i2i_cli.inference import resolve_checkpoint
+
+    run, note = resolve_checkpoint(checkpoint)
+    if note:
+        console.print(note)
+    result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16, static_size=static_size,
+                         overwrite=overwrite)
+    print_table(f"parity with PyTorch in ONNX Runtime ({result.provider}), tolerance {result.tolerance:g}",
+                ["input", "max |onnx - torch|"], list(result.max_diff.items()))
+    console.print(f"wrote {result.path} ({result.metadata['method']}, {direction}, size multiple "
+                  f"{result.metadata['size_multiple']}); use it with: i2i translate --checkpoint {result.path} IN/ OUT/")
+    if json_out:
+        write_json(json_out, {"path": str(result.path), "metadata": {k: v for k, v in result.metadata.items()
+                                                                      if k != "run_config"},
+                              "max_diff": result.max_diff, "tolerance": result.tolerance, "provider": result.provider})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export", help="Export a run to ONNX with a verified parity check.")(export)
