@@ -24,8 +24,10 @@ COMMAND_MODULES: list[str] = [
     "train",
     "translate",
     "export",
+    "eval",
     "data",
     "methods",
+    "weights",
     "bench",
 ]
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from i2i_cli.download import DownloadError, ProgressFn, download, hash_matches, sha256_file
+from i2i_cli.download import DownloadError, HashMismatchError, ProgressFn, download, hash_matches, sha256_file
 from i2i_cli.errors import WeightsError
 
 
@@ -144,6 +144,8 @@ def resolve(
         raise WeightsError(missing_message(e, "offline"))
     try:
         download(e.url, cached, sha256=e.sha256, progress=progress)
+    except HashMismatchError as exc:
+        raise WeightsError(f"weights '{e.name}': {exc}") from exc
     except DownloadError as exc:
         raise WeightsError(missing_message(e, str(exc).split(". ")[0])) from exc
     return _judge(e, cached, "download")

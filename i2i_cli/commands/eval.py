@@ -1,0 +1,59 @@
+"""`i2i eval`: FID, KID and LPIPS between folders, with the protocol recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from i2i_cli.cli import (
+    console,
+    handle_errors,
+    parse_csv,
+    print_problems,
+    print_table,
+    progress_bar,
+    warn,
+    write_json,
+)
+
+
+@handle_errors
+def evaluate(
+    real: Annotated[Path, typer.Option("--real", help="Folder of real (reference / ground-truth) images.")],
+    fake: Annotated[Path, typer.Option("--fake", help="Folder of generated images.")],
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
+    mode: Annotated[str, typer.Option(help="clean-fid mode: clean, legacy_tensorflow, legacy_pytorch.")] = "clean",
+    lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
+    kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,
+    kid_subset_size: Annotated[int, typer.Option(help="KID subset size (capped by the folder sizes).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed of the KID subsets.")] = 0,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 32,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and protocol as JSON.")] = None,
+) -> None:
+    """Compare a folder of generated images with real ones; the protocol goes with every number."""
+    from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders
+
+    options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
+                          batch_size, device, weights_dir)
+    with progress_bar("eval", None, transient=True) as advance:
+        result = evaluate_folders(real, fake, options,
+                                  progress=lambda stage, d, t: advance(0, completed=d, total=t, status=stage))
+    rows = [(k, v) for k, v in result.values.items() if v is not None]
+    print_table(f"{fake} vs {real} ({result.protocol.get('mode', 'paired')})", ["metric", "value"], rows)
+    for name, w in result.protocol["weights"].items():
+        if not w["verified"]:
+            warn(f"{name}: {w['path']} is unverified ({w['note']})")
+    if result.bad:
+        print_problems(f"{len(result.bad)} file(s) were skipped:", result.bad)
+    if json_out:
+        write_json(json_out, result.to_json())
+    elif not result.bad:
+        console.print("add --json FILE to keep the numbers with their protocol")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("eval", help="FID / KID / LPIPS between folders, with the protocol recorded.")(evaluate)

@@ -1,0 +1,89 @@
+"""LPIPS v0.1 (Zhang et al. 2018) through the lpips package, backbones from i2i's weights registry.
+
+The package ships only the linear heads; its backbones would come from torchvision's download at
+construction. We build it with pnet_rand=True and load the torchvision ImageNet file ourselves.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from i2i_cli.data.images import list_images, load_image
+from i2i_cli.errors import BadImageError, ConfigError, I2IError, WeightsError
+from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
+
+BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
+
+
+def build_lpips(net: str = "alex", device: torch.device | str = "cpu",
+                weights_dir: str | os.PathLike[str] | None = None) -> tuple[torch.nn.Module, ResolvedWeights]:
+    import lpips
+
+    if net not in BACKBONES:
+        raise ConfigError(f"--lpips-net {net}: choose {', '.join(BACKBONES)}")
+    weights = resolve(BACKBONES[net], weights_dir=weights_dir)
+    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    source = load_state_dict(weights.path)
+    target = model.net.state_dict()
+    mapped = {}
+    for key in target:  # lpips slices keep torchvision's feature indices: sliceK.N.weight <- features.N.weight
+        tv_key = "features." + key.split(".", 1)[1]
+        if tv_key not in source:
+            raise WeightsError(f"{weights.path}: no {tv_key}; expected the torchvision {BACKBONES[net]} file")
+        mapped[key] = source[tv_key]
+    model.net.load_state_dict(mapped)
+    return model.to(device).eval(), weights
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+
+
+def paired_lpips(real: str | os.PathLike[str], fake: str | os.PathLike[str], model: torch.nn.Module,
+                 device: torch.device | str = "cpu", progress: Callable[[int, int], None] | None = None
+                 ) -> tuple[float, dict[str, float], list[tuple[str, str]]]:
+    """Mean LPIPS between files with the same relative name (extension ignored) in `real` and `fake`."""
+    real_dir, fake_dir = Path(real), Path(fake)
+    reals = {p.relative_to(real_dir).with_suffix("").as_posix(): p for p in list_images(real_dir)}
+    pairs = [(reals[k], p) for p in list_images(fake_dir)
+             if (k := p.relative_to(fake_dir).with_suffix("").as_posix()) in reals]
+    if not pairs:
+        raise I2IError(f"paired LPIPS: no file of {fake_dir} has a namesake in {real_dir}; name outputs like their "
+                       "ground truth (or drop lpips from --metrics)")
+    scores, bad = {}, []
+    for i, (r, f) in enumerate(pairs, start=1):
+        try:
+            a, b = load_image(r), load_image(f)
+        except BadImageError as exc:
+            bad.append((exc.path, exc.reason))
+            continue
+        if a.shape != b.shape:
+            bad.append((str(f), f"size {b.shape[1]}x{b.shape[0]} differs from {r} ({a.shape[1]}x{a.shape[0]})"))
+            continue
+        with torch.no_grad():
+            scores[str(f.relative_to(fake_dir))] = float(model(_tensor(a).to(device), _tensor(b).to(device)))
+        if progress:
+            progress(i, len(pairs))
+    if not scores:
+        raise I2IError("paired LPIPS: no readable pair of equal size")
+    return float(np.mean(list(scores.values()))), scores, bad
+
+
+def diversity_lpips(outputs_per_input: list[list[torch.Tensor]], model: torch.nn.Module) -> float:
+    """StarGAN v2's protocol for one task: LPIPS over all pairs of each input's outputs, averaged per input,
+    then over inputs. Outputs are (1, 3, H, W) in [-1, 1]."""
+    per_input = []
+    for outputs in outputs_per_input:
+        with torch.no_grad():
+            pairs = [float(model(a, b)) for a, b in combinations(outputs, 2)]
+        if pairs:
+            per_input.append(float(np.mean(pairs)))
+    if not per_input:
+        raise I2IError("LPIPS diversity needs at least two outputs per input")
+    return float(np.mean(per_input))
