@@ -70,10 +70,67 @@ def l1_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return ((x - y).abs() / 2).mean(dim=1)[0]
 
 
+FEATURE_LAYERS = ("relu3_1", "relu4_1", "relu4_3")  # the F-LSeSim paper's layers
+
+
+def _vgg(context: dict[str, Any]) -> Any:
+    """VGG16 (ImageNet weights from the registry), built once per analysis and shared by the losses."""
+    if "vgg" not in context:
+        from i2i_cli.weights import load_state_dict, resolve
+        from models.networks.vgg import VGG16Features
+
+        resolved = resolve("vgg16", weights_dir=context.get("weights_dir"))
+        net = VGG16Features(FEATURE_LAYERS)
+        net.load_pretrained_state_dict(load_state_dict(resolved.path))
+        context["vgg"] = net.to(context.get("device", "cpu")).eval()
+        context["vgg_weights"] = resolved
+    return context["vgg"]
+
+
+def _feature_mapper(name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], note: str
+                    ) -> Callable[[dict[str, Any]], LossMapper]:
+    """A loss computed per VGG layer, each layer's map brought to the finest layer's size, then averaged."""
+
+    def factory(context: dict[str, Any]) -> LossMapper:
+        vgg = _vgg(context)
+
+        def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            fx, fy = vgg(x), vgg(y)
+            size = fx[FEATURE_LAYERS[0]].shape[-2:]
+            maps = [F.interpolate(fn(fx[n], fy[n])[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
+                    for n in FEATURE_LAYERS]
+            return torch.stack(maps).mean(0)
+
+        return LossMapper(name, mapper, note)
+
+    return factory
+
+
+def _perceptual(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+    from models.losses.location_maps import perceptual_map
+
+    return perceptual_map(fx, fy)
+
+
+def _fsesim(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+    from models.losses.location_maps import self_similarity_map
+
+    return self_similarity_map(fx, fy)
+
+
+def _patchnce(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
+    from models.losses.location_maps import patchnce_map
+
+    return patchnce_map(fx, fy)
+
+
 MAPPERS: dict[str, Callable[[dict[str, Any]], LossMapper]] = {
     "l1": lambda ctx: LossMapper("l1", l1_map, "pixel L1, mean over RGB"),
+    "perceptual": _feature_mapper("perceptual", _perceptual, "VGG16 relu3_1/4_1/4_3"),
+    "patchnce": _feature_mapper("patchnce", _patchnce, "VGG16 features, T 0.07"),
+    "fsesim": _feature_mapper("fsesim", _fsesim, "VGG16 self-similarity, global"),
 }
-DEFAULT_LOSSES = ("l1",)
+DEFAULT_LOSSES = ("l1", "perceptual", "patchnce", "fsesim")
 
 
 def register_mapper(name: str, factory: Callable[[dict[str, Any]], LossMapper]) -> None:

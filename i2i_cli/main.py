@@ -25,6 +25,7 @@ COMMAND_MODULES: list[str] = [
     "translate",
     "export",
     "eval",
+    "errormap",
     "data",
     "methods",
     "weights",

@@ -1,0 +1,71 @@
+"""`i2i errormap`: per-pixel error maps of content losses, aligned vs misaligned (F-LSeSim's analysis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from i2i_cli.cli import (
+    console,
+    handle_errors,
+    parse_csv,
+    print_problems,
+    print_table,
+    progress_bar,
+    write_json,
+)
+
+
+@handle_errors
+def errormap(
+    x: Annotated[Path | None, typer.Argument(help="Source image (e.g. a label map).")] = None,
+    y: Annotated[Path | None, typer.Argument(help="Target image (e.g. the matching photo).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Figure to write (PNG).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON.")] = None,
+    losses: Annotated[str, typer.Option(help="Comma-separated: l1, perceptual, patchnce, fsesim.")] = "l1,perceptual,patchnce,fsesim",
+    misalign: Annotated[str, typer.Option(help="half: right half of the target misaligned (default); none.")] = "half",
+    other: Annotated[Path | None, typer.Option(help="Take the misaligned right half from this image instead of a shift.")] = None,
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="Folder of pairs: x/ and y/ (same names), or A|B images.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (VGG16).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing figure.")] = False,
+) -> None:
+    """Error map per loss between X and Y, upsampled to the image size, with the aligned/misaligned separation."""
+    from i2i_cli.data.images import load_image, save_image
+    from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, figure
+    from i2i_cli.errors import ConfigError
+
+    context = {"device": device, "weights_dir": weights_dir}
+    mappers = build_mappers(parse_csv(losses), context)
+    if pairs is not None:
+        with progress_bar("error maps", None, transient=True) as advance:
+            batch = analyse_folder(pairs, mappers, misalign=misalign, device=device,
+                                   progress=lambda d, t: advance(0, completed=d, total=t))
+        average = batch.average()
+        print_table(f"{len(batch.pairs)} pairs in {pairs}: mean over pairs", ["loss", "mean error", "separation"],
+                    [(n, v["mean"], v["ratio"] if v["ratio"] is not None else "-") for n, v in average.items()])
+        if batch.bad:
+            print_problems(f"{len(batch.bad)} file(s) skipped:", batch.bad)
+        if json_out:
+            write_json(json_out, {"average": average, "pairs": [p.to_json() for p in batch.pairs],
+                                  "bad": [{"file": f, "problem": r} for f, r in batch.bad], "misalign": misalign})
+        return
+    if x is None or y is None:
+        raise ConfigError("pass two images (i2i errormap x.png y.png) or --pairs DIR")
+    result = analyse_pair(load_image(x), load_image(y), mappers, misalign=misalign,
+                          other=load_image(other) if other else None, names=(str(x), str(y)), device=device)
+    rows = [(r.name, r.mean, r.aligned if r.aligned is not None else "-", r.misaligned if r.misaligned is not None else "-",
+             r.ratio if r.ratio is not None else "-") for r in result.losses]
+    print_table(f"error maps: {x.name} vs {y.name}" + (" (right half misaligned)" if misalign == "half" else ""),
+                ["loss", "mean", "aligned half", "misaligned half", "separation"], rows)
+    target = out or Path(f"errormap_{x.stem}_{y.stem}.png")
+    save_image(figure(result, misalign), target, overwrite=overwrite)
+    console.print(f"figure: {target}")
+    if json_out:
+        write_json(json_out, {**result.to_json(), "misalign": misalign, "other": str(other) if other else None})
+
+
+def register(app: typer.Typer) -> None:
+    app.command("errormap", help="Per-pixel error maps of L1, perceptual, PatchNCE and FSeSim losses.")(errormap)
