@@ -15,6 +15,8 @@ from models.base import MethodConfig, TranslationMethod
 _METHODS: dict[str, str] = {
     "pix2pix": "models.methods.pix2pix:Pix2Pix",
     "cyclegan": "models.methods.cyclegan:CycleGAN",
+    "cut": "models.methods.cut:CUT",
+    "fastcut": "models.methods.cut:FastCUT",
 }
 
 

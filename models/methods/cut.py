@@ -1,0 +1,145 @@
+"""CUT and FastCUT (Park, Efros, Zhang, Zhu, ECCV 2020): one-sided translation with PatchNCE."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.losses.adversarial import GANLoss
+from models.losses.patchnce import patch_nce
+from models.networks.common import init_weights
+from models.networks.patch_sampler import PatchSampleMLP
+from models.networks.patchgan import PatchDiscriminator
+from models.networks.resnet import ResnetGenerator
+
+
+@dataclass
+class CUTConfig(MethodConfig):
+    epochs: int = 400  # 200 constant + 200 decay (the reference's CUT defaults)
+    decay_epochs: int = 200
+    init_type: str = "xavier"
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9
+    n_layers_D: int = 3
+    norm: str = "instance"
+    antialias: bool = True
+    gan_mode: str = "lsgan"
+    lambda_GAN: float = 1.0
+    lambda_NCE: float = 1.0
+    nce_idt: bool = True  # PatchNCE also between real B and G(real B)
+    nce_layers: str = "0,4,8,12,16"
+    nce_T: float = 0.07
+    num_patches: int = 256
+    netF_nc: int = 256
+    flip_equivariance: bool = False
+
+
+@dataclass
+class FastCUTConfig(CUTConfig):
+    epochs: int = 200  # 150 constant + 50 decay
+    decay_epochs: int = 50
+    lambda_NCE: float = 10.0
+    nce_idt: bool = False
+    flip_equivariance: bool = True
+
+
+class CUT(TranslationMethod):
+    name = "cut"
+    config_class = CUTConfig
+    summary = "Unpaired, one-sided: ResNet-9 G, PatchGAN, PatchNCE on 5 encoder layers, identity NCE"
+    paper = ("Park, Efros, Zhang, Zhu. Contrastive Learning for Unpaired Image-to-Image Translation. "
+             "ECCV 2020")
+    code = "https://github.com/taesungp/contrastive-unpaired-translation"
+    layout = "unaligned"
+
+    def __init__(self, config: CUTConfig, domains: list[str] | None = None) -> None:
+        super().__init__(config, domains)
+        c = config
+        self.layers = [int(i) for i in c.nce_layers.split(",")]
+        self.G = ResnetGenerator(3, 3, c.ngf, c.n_blocks, c.norm, antialias=c.antialias)
+        self.D = PatchDiscriminator(3, c.ndf, c.n_layers_D, c.norm)
+        with torch.no_grad():
+            channels = [f.shape[1] for f in self.G.encode(torch.zeros(1, 3, 32, 32), self.layers)]
+        self.F = PatchSampleMLP(channels, c.netF_nc)
+        for net in (self.G, self.D, self.F):
+            init_weights(net, c.init_type, c.init_gain)
+        self.gan = GANLoss(c.gan_mode)
+
+    def optimizers(self) -> list[OptimizerSpec]:
+        c = self.config
+        betas = (c.beta1, c.beta2)
+        return [OptimizerSpec("G", [{"params": list(self.G.parameters())}], c.lr, betas),
+                OptimizerSpec("F", [{"params": list(self.F.parameters())}], c.lr, betas),
+                OptimizerSpec("D", [{"params": list(self.D.parameters())}], c.lr, betas)]
+
+    def _forward(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> None:
+        if "fake_B" in cache:
+            return
+        c = self.config
+        real_a = batch["A"]
+        real = torch.cat([real_a, batch["B"]]) if c.nce_idt else real_a
+        cache["flipped"] = bool(c.flip_equivariance and torch.rand(()).item() < 0.5)
+        if cache["flipped"]:
+            real = torch.flip(real, [3])
+        fake = self.G(real)
+        cache["fake_B"] = fake[: real_a.shape[0]]
+        if c.nce_idt:
+            cache["idt_B"] = fake[real_a.shape[0] :]
+
+    def _nce(self, source: torch.Tensor, output: torch.Tensor, flipped: bool) -> torch.Tensor:
+        c = self.config
+        feat_q = self.G.encode(output, self.layers)
+        if flipped:
+            feat_q = [torch.flip(f, [3]) for f in feat_q]
+        feat_k = self.G.encode(source, self.layers)
+        k_pool, ids = self.F(feat_k, c.num_patches)
+        q_pool, _ = self.F(feat_q, c.num_patches, ids)
+        losses = [patch_nce(q, k, source.shape[0], c.nce_T).mean() * c.lambda_NCE for q, k in zip(q_pool, k_pool)]
+        return torch.stack(losses).mean()
+
+    def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
+        self._forward(batch, cache)
+        fake = self.gan(self.D(cache["fake_B"].detach()), False)
+        real = self.gan(self.D(batch["B"]), True)
+        return {"D_fake": 0.5 * fake, "D_real": 0.5 * real}
+
+    def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
+        c = self.config
+        terms: LossDict = {"G_GAN": self.gan(self.D(cache["fake_B"]), True) * c.lambda_GAN}
+        nce = self._nce(batch["A"], cache["fake_B"], cache["flipped"])
+        if c.nce_idt:
+            nce_y = self._nce(batch["B"], cache["idt_B"], cache["flipped"])
+            terms["NCE"] = 0.5 * nce
+            terms["NCE_Y"] = 0.5 * nce_y
+        else:
+            terms["NCE"] = nce
+        return terms
+
+    def phases(self, progress: Progress) -> list[Phase]:
+        # Reference order: forward, update D, then G and F together with D frozen.
+        return [Phase("D", ("D",), self._d_loss), Phase("G", ("G", "F"), self._g_loss, frozen=("D",))]
+
+    def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        rows = {"real A": batch["A"], "A->B": self.G(batch["A"])}
+        if self.config.nce_idt:
+            rows.update({"real B": batch["B"], "idt B": self.G(batch["B"])})
+        return rows
+
+    def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
+        return copy.deepcopy(self.G).eval()
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:
+        return self.G(x)
+
+
+class FastCUT(CUT):
+    name = "fastcut"
+    config_class = FastCUTConfig
+    summary = "CUT's faster variant: lambda_NCE 10, no identity NCE, flip-equivariance augmentation"
