@@ -17,6 +17,8 @@ _METHODS: dict[str, str] = {
     "cyclegan": "models.methods.cyclegan:CycleGAN",
     "cut": "models.methods.cut:CUT",
     "fastcut": "models.methods.cut:FastCUT",
+    "fsesim": "models.methods.sesim:FSeSim",
+    "lsesim": "models.methods.sesim:LSeSim",
 }
 
 
