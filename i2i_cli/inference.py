@@ -39,6 +39,7 @@ class TranslateOptions:
     skip_existing: bool = True
     threads: int = 4  # decode / encode threads
     max_pixels: int | None = None
+    save_masks: bool = False  # attention methods: also write NAME__mask.png
 
 
 @dataclass
@@ -76,6 +77,7 @@ class TorchTranslator:
         self.precision = resolve_precision(precision, self.device)
         self.loaded = loaded
         self.net = method.export_module(direction=direction).to(self.device).eval()
+        self.mask_net = getattr(self.net, "attention", None)  # attention-guided methods expose their mask
         self.size_multiple = method.size_multiple
         self.min_size = method.min_size
 
@@ -83,6 +85,15 @@ class TorchTranslator:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with self.precision.autocast():
             return self.net(x.to(self.device)).float()
+
+
+def run_masks(translator: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Attention masks (grey uint8, the input's size) of same-size uint8 arrays."""
+    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    padded, (h, w) = pad_to_multiple(x, translator.size_multiple)
+    with torch.no_grad():
+        m = translator.mask_net(padded.to(translator.device))[..., :h, :w]
+    return [np.ascontiguousarray(o) for o in m[:, 0].clamp(0, 1).mul(255).round().byte().cpu().numpy()]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -212,9 +223,13 @@ def translate_folder(
                 result.bad.append((str(group[0][0]), group[0][1].reason))
             else:
                 outputs = run_array(translator, [a for _, a in group])  # type: ignore[misc]
-                for (path, _), output in zip(group, outputs):
+                masks = run_masks(translator, [a for _, a in group]) if opts.save_masks else []  # type: ignore[misc]
+                for i, ((path, _), output) in enumerate(zip(group, outputs)):
                     target = targets[path]
                     pending.append(writers.submit(save_image, output, target, overwrite=opts.overwrite))
+                    if masks:
+                        mask_path = target.with_name(target.stem + "__mask.png")
+                        pending.append(writers.submit(save_image, masks[i], mask_path, overwrite=opts.overwrite))
                     result.written.append(target)
             done += len(group)
             if progress:

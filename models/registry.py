@@ -19,6 +19,7 @@ _METHODS: dict[str, str] = {
     "fastcut": "models.methods.cut:FastCUT",
     "fsesim": "models.methods.sesim:FSeSim",
     "lsesim": "models.methods.sesim:LSeSim",
+    "agcyclegan": "models.methods.agcyclegan:AGCycleGAN",
 }
 
 

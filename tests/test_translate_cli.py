@@ -73,3 +73,18 @@ def test_translate_refuses_a_direction_the_method_lacks(run, tmp_path):
                                  "--direction", "BtoA"])
     assert result.exit_code == 2 and "one way only" in result.output
     assert os.path.exists(run)
+
+
+def test_save_masks_writes_attention_masks_and_is_refused_without_attention(run, datasets, tmp_path):
+    ag = tmp_path / "ag"
+    train("agcyclegan", tiny_config("agcyclegan"), TrainOptions(data=datasets["unaligned"], out=ag, steps=1,
+                                                                device="cpu"))
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (30, 22), (10, 120, 30)).save(src / "a.png")
+    result = runner.invoke(app, ["translate", "--checkpoint", str(ag), str(src), str(tmp_path / "o"), "--save-masks",
+                                 "--direction", "BtoA"])
+    assert result.exit_code == 0, result.output
+    assert load_image(tmp_path / "o" / "a__mask.png").shape == (22, 30, 3)
+    refused = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(tmp_path / "p"), "--save-masks"])
+    assert refused.exit_code == 2 and "no attention masks" in refused.output

@@ -66,3 +66,27 @@ def test_image_pool_returns_stored_images_half_of_the_time_once_full():
     restored = ImagePool(4)
     restored.load_state(pool.state(), torch.device("cpu"))
     assert torch.equal(restored.state(), pool.state())
+
+
+def test_attention_composite_keeps_x_where_the_mask_is_zero():
+    from models.networks.attention import attend
+
+    x, g = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2] = 1.0
+    out = attend(x, g, mask)
+    assert torch.equal(out[..., 2:], x[..., 2:]) and torch.equal(out[..., :2], g[..., :2])
+
+
+def test_agcyclegan_freezes_attention_after_the_switch_epoch():
+    from models.base import Progress
+    from models.methods.agcyclegan import AGCycleGAN
+    from tests.conftest import tiny_config
+
+    method = AGCycleGAN(tiny_config("agcyclegan"))
+    early = method.phases(Progress(step=10, total_steps=100, epoch=10, total_epochs=100))
+    late = method.phases(Progress(step=40, total_steps=100, epoch=40, total_epochs=100))
+    assert "attention" in early[0].optimizers and "attention" not in late[0].optimizers
+    assert {"Att_A", "Att_B"} <= set(late[0].frozen)
+    # the switch scales with the run: 30 of the method's 100 epochs = 30% of a 10-epoch run
+    assert method.switched(Progress(epoch=3.0, total_epochs=10)) and not method.switched(Progress(epoch=2.9, total_epochs=10))

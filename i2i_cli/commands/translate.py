@@ -32,6 +32,7 @@ def translate(
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip outputs that exist (default); --no-skip-existing makes an existing output an error.")] = True,
     threads: Annotated[int, typer.Option(help="Decode/encode threads.")] = 4,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = None,
+    save_masks: Annotated[bool, typer.Option("--save-masks", help="Attention methods: also write NAME__mask.png.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write a summary as JSON.")] = None,
 ) -> None:
     """Translate every image in SOURCE into OUT with a trained run; bad files are listed and skipped."""
@@ -44,13 +45,17 @@ def translate(
     translator, note = load_translator(checkpoint, direction, device, precision)
     if note:
         info(note)
+    if save_masks and getattr(translator, "mask_net", None) is None:
+        from i2i_cli.errors import ConfigError
+
+        raise ConfigError("--save-masks: this model has no attention masks (agcyclegan has them)")
     loaded = getattr(translator, "loaded", None)
     if loaded is not None:
         info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
              f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
     options = TranslateOptions(direction=direction, device=device, precision=precision, batch_size=batch_size,
                                resize=resize, overwrite=overwrite, skip_existing=skip_existing, threads=threads,
-                               max_pixels=max_pixels)
+                               max_pixels=max_pixels, save_masks=save_masks)
     with progress_bar("translate", None) as advance:
         result = translate_folder(source, out, translator, options,
                                   progress=lambda done, total: advance(0, completed=done, total=total))
