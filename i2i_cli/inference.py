@@ -40,6 +40,7 @@ class TranslateOptions:
     threads: int = 4  # decode / encode threads
     max_pixels: int | None = None
     save_masks: bool = False  # attention methods: also write NAME__mask.png
+    tag: str = ""  # output names become NAME__tag.png (one output per style)
 
 
 @dataclass
@@ -201,7 +202,7 @@ def translate_folder(
     remove_stale_temporaries(dst)
     todo = []
     for file in shard(input_files(src)):
-        target = output_path(src, file, dst)
+        target = output_path(src, file, dst, tag=opts.tag)
         if target.exists() and not opts.overwrite:
             if not opts.skip_existing:
                 raise I2IError(f"{target} already exists: pass --overwrite to replace it (or keep --skip-existing)")
@@ -280,3 +281,96 @@ def load_translator(checkpoint: str | os.PathLike[str] | None, direction: str = 
         return translator, "; ".join(n for n in (note, translator.note, f"ONNX Runtime on {translator.device}") if n)
     loaded = load_for_inference(path, device="cpu")
     return TorchTranslator(loaded, direction, device, precision), note
+
+
+class StyledTranslator:
+    """A multi-domain run's generator with one fixed style code: the TorchTranslator interface."""
+
+    def __init__(self, loaded: LoadedModel, style: torch.Tensor, device: torch.device, precision: Any) -> None:
+        self.loaded = loaded
+        self.device = device
+        self.precision = precision
+        self.net = loaded.method.G
+        self.style = style.to(device)
+        self.size_multiple = loaded.method.size_multiple
+        self.min_size = loaded.method.min_size
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast():
+            return self.net(x.to(self.device), self.style.expand(x.shape[0], -1)).float()
+
+
+def _domain_index(method: Any, name: str) -> int:
+    if name not in method.domains:
+        raise ConfigError(f"--domain {name}: not a domain of this run; its domains are {', '.join(method.domains)}")
+    return method.domains.index(name)
+
+
+def _reference_files(style_ref: Path) -> list[Path]:
+    if style_ref.is_dir():
+        files = list_images(style_ref)
+        if not files:
+            raise I2IError(f"--style-ref {style_ref}: no images in this folder")
+        return files
+    if not style_ref.exists():
+        raise I2IError(f"--style-ref {style_ref}: no such file")
+    return [style_ref]
+
+
+def translate_with_styles(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    loaded: LoadedModel,
+    *,
+    style_ref: Path | None = None,
+    domain: str | None = None,
+    num_styles: int = 1,
+    seed: int = 0,
+    options: TranslateOptions | None = None,
+    progress: ProgressFn | None = None,
+) -> TranslateResult:
+    """Reference-guided (one output per input and reference) or latent-guided (num_styles per input)."""
+    opts = options or TranslateOptions()
+    method = loaded.method
+    if not method.takes_style_reference:
+        from models import registry
+
+        takers = [n for n in registry.list_methods() if registry.method_class(n).takes_style_reference]
+        raise ConfigError(f"{method.name} takes no style reference or domain; models that do: {', '.join(takers)}")
+    device = resolve_device(opts.device)
+    precision = resolve_precision(opts.precision, device)
+    method.to(device)
+    styles: list[tuple[str, torch.Tensor]] = []
+    if style_ref is not None:
+        refs = _reference_files(Path(style_ref))
+        for ref in refs:
+            target = domain or (ref.parent.name if ref.parent.name in method.domains else None)
+            if target is None:
+                raise ConfigError(f"--style-ref {ref}: cannot tell its domain from its folder; pass --domain "
+                                  f"({', '.join(method.domains)})")
+            array = load_image(ref, max_pixels=opts.max_pixels)
+            x = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
+            index = torch.tensor([_domain_index(method, target)], device=device)
+            with torch.no_grad():
+                style = method.style_from_reference(x, index)
+            styles.append((ref.stem if len(refs) > 1 or Path(style_ref).is_dir() else "", style))
+    else:
+        if domain is None:
+            raise ConfigError(f"{method.name} needs a target: --style-ref IMAGE|DIR, or --domain D "
+                              f"({', '.join(method.domains)}) for latent-guided outputs")
+        index = torch.tensor([_domain_index(method, domain)], device=device)
+        generator = torch.Generator().manual_seed(seed)
+        for k in range(num_styles):
+            z = torch.randn(1, method.latent_dim, generator=generator).to(device)
+            with torch.no_grad():
+                styles.append((f"{domain}{k}" if num_styles > 1 else "", method.style_from_latent(z, index)))
+    total = TranslateResult(device=str(device))
+    for tag, style in styles:
+        translator = StyledTranslator(loaded, style, device, precision)
+        result = translate_folder(source, out, translator, TranslateOptions(**{**opts.__dict__, "tag": tag}), progress)
+        total.written += result.written
+        total.skipped += result.skipped
+        total.bad += [b for b in result.bad if b not in total.bad]
+        total.seconds += result.seconds
+    return total

@@ -20,6 +20,7 @@ _METHODS: dict[str, str] = {
     "fsesim": "models.methods.sesim:FSeSim",
     "lsesim": "models.methods.sesim:LSeSim",
     "agcyclegan": "models.methods.agcyclegan:AGCycleGAN",
+    "starganv2": "models.methods.starganv2:StarGANv2",
 }
 
 

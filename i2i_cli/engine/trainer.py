@@ -393,7 +393,13 @@ class Trainer:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
         steps_per_epoch = max(1, len(dataset) // self.config.batch_size)
         epochs = opts.epochs if opts.epochs is not None else self.config.epochs
-        total = int(opts.steps) if opts.steps is not None else max(1, round(epochs * steps_per_epoch))
+        iterations = getattr(self.config, "total_iters", 0)  # methods whose schedule counts iterations
+        if opts.steps is not None:
+            total = int(opts.steps)
+        elif opts.epochs is None and not self.config.epochs and iterations:
+            total = iterations
+        else:
+            total = max(1, round(epochs * steps_per_epoch))
         decay = round(total * self.config.decay_epochs / self.config.epochs) if self.config.epochs else 0
 
         if world.is_main:
@@ -546,6 +552,8 @@ class Trainer:
         return torch.utils.data.DataLoader(
             dataset, batch_sampler=sampler, num_workers=opts.workers, collate_fn=collate,
             pin_memory=device.type == "cuda", persistent_workers=opts.workers > 0,
+            # its own generator: starting an iterator would otherwise draw from the global RNG and shift it
+            generator=torch.Generator().manual_seed(opts.seed),
         )
 
     def _track_bad(self, bad: list[str], n_items: int) -> None:

@@ -1,0 +1,189 @@
+"""StarGAN v2 (Choi, Uh, Yoo, Ha, CVPR 2020): one generator for many domains, styles from references or noise.
+
+Written from the paper and the reference's facts (its code is CC BY-NC: read for facts only).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import DataSpec, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.losses.adversarial import gan_loss
+from models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
+
+
+def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """0.5 * E[ ||d D(x) / d x||^2 ] on real images (Mescheder et al. 2018); `real` must require grad."""
+    (grad,) = torch.autograd.grad(logits.float().sum(), real, create_graph=True)
+    return 0.5 * grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+@dataclass
+class StarGANv2Config(MethodConfig):
+    size: int = 256
+    load_size: int = 0  # images are resized to `size`; the random resized crop does the augmentation
+    batch_size: int = 8
+    epochs: int = 0  # 0: run `total_iters` iterations (the reference counts iterations, not epochs)
+    decay_epochs: int = 0  # constant learning rate
+    total_iters: int = 100_000
+    lr: float = 1e-4
+    f_lr: float = 1e-6  # the mapping network's learning rate
+    beta1: float = 0.0
+    beta2: float = 0.99
+    weight_decay: float = 1e-4
+    init_type: str = "kaiming"
+    init_gain: float = 0.02
+    style_dim: int = 64
+    latent_dim: int = 16
+    max_conv_dim: int = 512
+    dim_in: int = 0  # first convolution's width; 0: 2**14 // size, as the reference (64 at 256 px)
+    mapping_dim: int = 512
+    lambda_reg: float = 1.0  # R1
+    lambda_sty: float = 1.0
+    lambda_ds: float = 1.0  # diversity-sensitive, decayed linearly to 0 over ds_iter iterations
+    ds_iter: int = 100_000
+    lambda_cyc: float = 1.0
+    ema_beta: float = 0.999
+    random_resized_crop: float = 0.5
+
+
+class StarGANv2(TranslationMethod):
+    name = "starganv2"
+    config_class = StarGANv2Config
+    summary = "Multi-domain, multi-modal: AdaIN generator, mapping network, style encoder, multi-head D, R1"
+    paper = "Choi, Uh, Yoo, Ha. StarGAN v2: Diverse Image Synthesis for Multiple Domains. CVPR 2020"
+    code = "https://github.com/clovaai/stargan-v2 (CC BY-NC; facts only)"
+    layout = "domains"
+    multi_domain = True
+    takes_style_reference = True
+
+    def __init__(self, config: StarGANv2Config, domains: list[str] | None = None) -> None:
+        super().__init__(config, domains)
+        c, n = config, len(self.domains)
+        dim_in = c.dim_in or None
+        self.G = Generator(c.size, c.style_dim, c.max_conv_dim, dim_in)
+        self.F = MappingNetwork(c.latent_dim, c.style_dim, n, c.mapping_dim)
+        self.E = StyleEncoder(c.size, c.style_dim, n, c.max_conv_dim, dim_in)
+        self.D = Discriminator(c.size, n, c.max_conv_dim, dim_in)
+        for net in (self.G, self.F, self.E, self.D):
+            for m in net.modules():  # the reference's He initialisation, zero biases
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                    if m.bias is not None:
+                        nn.init.zeros_(m.bias)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def data_spec(self) -> DataSpec:
+        return DataSpec(layout="domains", random_resized_crop=self.config.random_resized_crop)
+
+    def ema_networks(self) -> list[str]:
+        return ["G", "F", "E"]
+
+    def optimizers(self) -> list[OptimizerSpec]:
+        c = self.config
+        betas, wd = (c.beta1, c.beta2), c.weight_decay
+        return [OptimizerSpec("G", [{"params": list(self.G.parameters())}], c.lr, betas, wd),
+                OptimizerSpec("F", [{"params": list(self.F.parameters())}], c.f_lr, betas, wd),
+                OptimizerSpec("E", [{"params": list(self.E.parameters())}], c.lr, betas, wd),
+                OptimizerSpec("D", [{"params": list(self.D.parameters())}], c.lr, betas, wd)]
+
+    # styles -----------------------------------------------------------------------------------------------
+    def _latents(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        if "z" not in cache:
+            n, device = batch["x"].shape[0], batch["x"].device
+            cache["z"] = torch.randn(n, self.config.latent_dim, device=device)
+            cache["z2"] = torch.randn(n, self.config.latent_dim, device=device)
+        return cache["z"], cache["z2"]
+
+    def _target_styles(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        y = batch["y_ref"]
+        if guide == "latent":
+            z, z2 = self._latents(batch, cache)
+            return self.F(z, y), self.F(z2, y)
+        return self.E(batch["ref"], y), self.E(batch["ref2"], y)
+
+    # losses -----------------------------------------------------------------------------------------------
+    def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str) -> LossDict:
+        c = self.config
+        x = batch["x"].detach().requires_grad_(True)
+        out = self.D(x, batch["y"])
+        loss_real = gan_loss(out.float(), True, "nonsaturating")
+        loss_reg = r1_penalty(out, x)
+        with torch.no_grad():
+            s_trg, _ = self._target_styles(batch, cache, guide)
+            fake = self.G(batch["x"], s_trg)
+        loss_fake = gan_loss(self.D(fake, batch["y_ref"]).float(), False, "nonsaturating")
+        return {f"D_real_{guide}": loss_real, f"D_fake_{guide}": loss_fake, f"R1_{guide}": c.lambda_reg * loss_reg}
+
+    def lambda_ds_at(self, progress: Progress) -> float:
+        """lambda_ds decayed linearly to 0 over ds_iter of total_iters, scaled to the run's length."""
+        c = self.config
+        fraction = c.ds_iter / c.total_iters if c.total_iters else 1.0
+        return c.lambda_ds * max(0.0, 1.0 - progress.step / max(1.0, fraction * progress.total_steps))
+
+    def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str, lambda_ds: float) -> LossDict:
+        c = self.config
+        x, y, y_trg = batch["x"], batch["y"], batch["y_ref"]
+        s_trg, s_trg2 = self._target_styles(batch, cache, guide)
+        fake = self.G(x, s_trg)
+        loss_adv = gan_loss(self.D(fake, y_trg).float(), True, "nonsaturating")
+        loss_sty = (self.E(fake, y_trg) - s_trg).abs().mean()
+        fake2 = self.G(x, s_trg2).detach()
+        loss_ds = (fake - fake2).abs().float().mean()
+        s_org = self.E(x, y)
+        loss_cyc = (self.G(fake, s_org) - x).abs().float().mean()
+        return {f"G_adv_{guide}": loss_adv, f"G_sty_{guide}": c.lambda_sty * loss_sty,
+                f"G_ds_{guide}": -lambda_ds * loss_ds, f"G_cyc_{guide}": c.lambda_cyc * loss_cyc}
+
+    def phases(self, progress: Progress) -> list[Phase]:
+        lambda_ds = self.lambda_ds_at(progress)
+        return [
+            Phase("D_latent", ("D",), lambda b, c: self._d_loss(b, c, "latent")),
+            Phase("D_ref", ("D",), lambda b, c: self._d_loss(b, c, "ref")),
+            Phase("G_latent", ("G", "F", "E"), lambda b, c: self._g_loss(b, c, "latent", lambda_ds), frozen=("D",)),
+            Phase("G_ref", ("G",), lambda b, c: self._g_loss(b, c, "ref", lambda_ds), frozen=("D",)),
+        ]
+
+    # inference -------------------------------------------------------------------------------------------
+    @property
+    def size_multiple(self) -> int:
+        return 2**self.G.n_down
+
+    def style_from_reference(self, ref: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        """Style codes of reference images (resized to the training size, as the encoder needs) in `domain`."""
+        size = self.config.size
+        if ref.shape[-2:] != (size, size):
+            ref = F.interpolate(ref, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return self.E(ref, domain)
+
+    def style_from_latent(self, z: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        return self.F(z, domain)
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", *, style: torch.Tensor | None = None,
+                  **kwargs: Any) -> torch.Tensor:
+        if style is None:
+            raise ValueError("StarGAN v2 translates with a style code: style_from_reference or style_from_latent")
+        if style.shape[0] == 1 and x.shape[0] > 1:
+            style = style.expand(x.shape[0], -1)
+        return self.G(x, style)
+
+    def export_module(self, direction: str = "AtoB", kind: str = "generator", **kwargs: Any) -> nn.Module:
+        return copy.deepcopy({"generator": self.G, "style_encoder": self.E, "mapping": self.F}[kind]).eval()
+
+    def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        x, y_ref = batch["x"], batch["y_ref"]
+        z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device, generator=None)
+        return {"source": x, "reference": batch["ref"],
+                "reference-guided": self.G(x, self.style_from_reference(batch["ref"], y_ref)),
+                "latent-guided": self.G(x, self.style_from_latent(z, y_ref))}
