@@ -73,8 +73,10 @@ def handle_errors(func: F) -> F:
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
+    for i, column in enumerate(columns):
+        # the first column names things (files, methods, weights): never wrapped or cut
+        width = max([len(column)] + [len(format_value(r[0])) for r in rows]) if i == 0 else None
+        table.add_column(column, no_wrap=i == 0, min_width=width)
     for row in rows:
         table.add_row(*[format_value(v) for v in row])
     console.print(table)

@@ -74,6 +74,9 @@ class TorchTranslator:
         if direction == "BtoA" and not method.two_sided:
             raise ConfigError(f"--direction BtoA: {method.name} translates one way only (it was trained "
                               f"{loaded.run_config.config.get('direction', 'AtoB')}); use AtoB")
+        usable = loaded.run_config.train.get("directions") or []
+        if usable and direction not in usable:
+            raise ConfigError(f"--direction {direction}: {loaded.run_dir} was imported with {', '.join(usable)} only")
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.loaded = loaded

@@ -29,6 +29,7 @@ COMMAND_MODULES: list[str] = [
     "data",
     "methods",
     "weights",
+    "pretrained",
     "bench",
 ]
 
