@@ -124,11 +124,83 @@ def _patchnce(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
     return patchnce_map(fx, fy)
 
 
+def _run(context: dict[str, Any], wanted: tuple[str, ...], loss: str) -> Any:
+    """The method of --checkpoint, checked to be one that has the learned pieces `loss` needs."""
+    if context.get("checkpoint") is None:
+        raise ConfigError(f"--losses {loss}: pass --checkpoint RUN of a {' or '.join(wanted)} run")
+    if "run" not in context:
+        from i2i_cli.engine.checkpoint import load_for_inference
+
+        context["run"] = load_for_inference(context["checkpoint"], device=context.get("device", "cpu")).method
+    method = context["run"]
+    if method.name not in wanted:
+        raise ConfigError(f"--losses {loss}: --checkpoint is a {method.name} run; it needs a {' or '.join(wanted)} run")
+    return method
+
+
+def _lsesim_mapper(context: dict[str, Any]) -> LossMapper:
+    """The learned self-similarity of an lsesim run: its VGG16 layers through its trained head."""
+    from i2i_cli.engine.pretrained import load_pretrained_modules
+    from models.losses.location_maps import self_similarity_map
+
+    method = _run(context, ("lsesim",), "lsesim")
+    if "lsesim_vgg" not in context:
+        load_pretrained_modules(method, context.get("weights_dir"))
+        context["lsesim_vgg"] = True
+
+    def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fx, fy = method._features(x), method._features(y)
+        size = fx[0].shape[-2:]
+        maps = [F.interpolate(self_similarity_map(a, b)[None, None], size=size, mode="bilinear",
+                              align_corners=False)[0, 0] for a, b in zip(fx, fy)]
+        return torch.stack(maps).mean(0)
+
+    return LossMapper("lsesim", mapper, f"learned head of {Path(str(context['checkpoint'])).name}")
+
+
+def _cut_patchnce_mapper(context: dict[str, Any]) -> LossMapper:
+    """PatchNCE with a CUT/FastCUT run's own encoder layers and MLP heads (queries from y, keys from x)."""
+    from models.losses.location_maps import patchnce_map
+
+    method = _run(context, ("cut", "fastcut"), "patchnce")
+
+    def project(feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        out = []
+        for i, f in enumerate(feats):
+            n, c, h, w = f.shape
+            mlp = getattr(method.F, f"mlp_{i}")
+            out.append(mlp(f.permute(0, 2, 3, 1).reshape(-1, c)).reshape(n, h, w, -1).permute(0, 3, 1, 2))
+        return out
+
+    def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        keys, queries = project(method.G.encode(x, method.layers)), project(method.G.encode(y, method.layers))
+        size = max((k.shape[-2:] for k in keys), key=lambda s: s[0] * s[1])
+        maps = [F.interpolate(patchnce_map(q, k, method.config.nce_T)[None, None], size=size, mode="bilinear",
+                              align_corners=False)[0, 0] for q, k in zip(queries, keys)]
+        return torch.stack(maps).mean(0)
+
+    return LossMapper("patchnce", mapper, f"encoder + MLP of {Path(str(context['checkpoint'])).name}")
+
+
+def _patchnce_factory(context: dict[str, Any]) -> LossMapper:
+    run = context.get("checkpoint")
+    if run is not None and _run_method_name(run) in ("cut", "fastcut"):
+        return _cut_patchnce_mapper(context)
+    return _feature_mapper("patchnce", _patchnce, "VGG16 features, T 0.07")(context)
+
+
+def _run_method_name(run: Any) -> str:
+    from i2i_cli.engine.checkpoint import find_run, read_run_config
+
+    return read_run_config(find_run(run)[0]).method
+
+
 MAPPERS: dict[str, Callable[[dict[str, Any]], LossMapper]] = {
     "l1": lambda ctx: LossMapper("l1", l1_map, "pixel L1, mean over RGB"),
     "perceptual": _feature_mapper("perceptual", _perceptual, "VGG16 relu3_1/4_1/4_3"),
-    "patchnce": _feature_mapper("patchnce", _patchnce, "VGG16 features, T 0.07"),
+    "patchnce": _patchnce_factory,
     "fsesim": _feature_mapper("fsesim", _fsesim, "VGG16 self-similarity, global"),
+    "lsesim": _lsesim_mapper,
 }
 DEFAULT_LOSSES = ("l1", "perceptual", "patchnce", "fsesim")
 

@@ -84,4 +84,21 @@ def test_cli_writes_a_figure_and_json_and_handles_pair_folders(scene_pair, fake_
     assert batch.exit_code == 0, batch.output
     assert len(json.loads((tmp_path / "b.json").read_text())["pairs"]) == 2
     bad = runner.invoke(app, ["errormap", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--losses", "lsesim"])
-    assert bad.exit_code == 2 and "unknown lsesim" in bad.output
+    assert bad.exit_code == 2 and "--checkpoint RUN of a lsesim run" in bad.output
+
+
+@pytest.mark.parametrize("method, loss", [("lsesim", "lsesim"), ("cut", "patchnce")])
+def test_learned_maps_from_a_run(method, loss, datasets, fake_weights_dir, scene_pair, tmp_path, monkeypatch):
+    from i2i_cli.engine.trainer import TrainOptions, train
+    from tests.conftest import tiny_config
+
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(fake_weights_dir))
+    train(method, tiny_config(method), TrainOptions(data=datasets["unaligned"], out=tmp_path / "run", steps=1,
+                                                    device="cpu"))
+    mappers = build_mappers([loss], {"checkpoint": tmp_path / "run", "weights_dir": fake_weights_dir})
+    assert "run" in mappers[0].note or "head" in mappers[0].note or "MLP" in mappers[0].note
+    x, _ = scene_pair
+    same = analyse_pair(x, x, mappers, misalign="none").losses[0]
+    assert same.map.shape == x.shape[:2]
+    shifted = analyse_pair(x, x, mappers, misalign="half").losses[0]
+    assert shifted.misaligned > shifted.aligned

@@ -137,3 +137,33 @@ def test_truncated_weights_file_is_a_clear_error(datasets, tmp_path):
     weights.write_bytes(weights.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="corrupt or unreadable"):
         ckpt.load_for_inference(tmp_path / "r")
+
+
+def test_kill_9_during_translate_leaves_only_complete_files_and_a_rerun_finishes(datasets, tmp_path):
+    from PIL import Image
+
+    from i2i_cli.data.images import load_image
+
+    train("pix2pix", tiny_config("pix2pix"), TrainOptions(data=datasets["aligned"], out=tmp_path / "run", steps=1,
+                                                          device="cpu"))
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(150):
+        Image.new("RGB", (96, 96), (i, 2 * i % 255, 40)).save(src / f"{i:03d}.png")
+    cmd = [sys.executable, "-m", "i2i_cli", "translate", "--checkpoint", str(tmp_path / "run"), str(src), str(out),
+           "--device", "cpu"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.png"))) < 20:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(out.glob("*.png"))
+    assert 0 < len(done) < 150
+    for file in done:
+        assert load_image(file).shape == (96, 96, 3)  # every file that exists is complete
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"skipped {len(done)} existing" in rerun.stdout.replace("\n", " ")
+    assert len(list(out.glob("*.png"))) == 150 and not list(out.glob(".i2i-tmp-*"))

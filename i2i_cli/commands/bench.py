@@ -47,5 +47,30 @@ def bench_train(
         write_json(json_out, report.to_json())
 
 
+@bench_app.command("translate")
+@handle_errors
+def bench_translate(
+    model: Annotated[str, typer.Option("--model", "-m", help="Method whose generator to time.")] = "cyclegan",
+    size: Annotated[int, typer.Option(help="Image size.")] = 256,
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")] = 1,
+    images: Annotated[int, typer.Option(help="Images in the end-to-end folder run.")] = 20,
+    repeats: Annotated[int, typer.Option(help="Timed forward passes for the model-only figures.")] = 10,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+) -> None:
+    """Model-only images/s (PyTorch eager, ONNX Runtime) and end-to-end folder images/s (JPEG in, PNG out)."""
+    from i2i_cli.benchmarks.translate import run_translate_benchmark
+
+    r = run_translate_benchmark(model, size, batch_size, images, device, repeats)
+    print_table(f"{model} generator, {size} px, batch {batch_size}, {r.device}", ["measure", "images/s"], [
+        ("PyTorch eager, model only", r.torch_model_only),
+        (f"ONNX Runtime ({r.onnx_provider}), model only", r.onnx_model_only),
+        ("i2i translate end to end (JPEG in, PNG out)", r.end_to_end),
+        ("end to end / PyTorch model only", r.end_to_end / r.torch_model_only),
+    ])
+    if json_out:
+        write_json(json_out, r.to_json())
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench_app, name="bench", help="Benchmarks: `i2i bench --model M` (training), `i2i bench translate`.")

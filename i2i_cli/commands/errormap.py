@@ -24,7 +24,8 @@ def errormap(
     y: Annotated[Path | None, typer.Argument(help="Target image (e.g. the matching photo).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Figure to write (PNG).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON.")] = None,
-    losses: Annotated[str, typer.Option(help="Comma-separated: l1, perceptual, patchnce, fsesim.")] = "l1,perceptual,patchnce,fsesim",
+    losses: Annotated[str | None, typer.Option(help="Comma-separated: l1, perceptual, patchnce, fsesim, lsesim (default: all that apply).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="An lsesim run (learned head) or a cut/fastcut run (its PatchNCE).")] = None,
     misalign: Annotated[str, typer.Option(help="half: right half of the target misaligned (default); none.")] = "half",
     other: Annotated[Path | None, typer.Option(help="Take the misaligned right half from this image instead of a shift.")] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="Folder of pairs: x/ and y/ (same names), or A|B images.")] = None,
@@ -37,8 +38,14 @@ def errormap(
     from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, figure
     from i2i_cli.errors import ConfigError
 
-    context = {"device": device, "weights_dir": weights_dir}
-    mappers = build_mappers(parse_csv(losses), context)
+    context = {"device": device, "weights_dir": weights_dir, "checkpoint": checkpoint}
+    names = parse_csv(losses) or ["l1", "perceptual", "patchnce", "fsesim"]
+    if losses is None and checkpoint is not None:
+        from i2i_cli.errormap import _run_method_name
+
+        if _run_method_name(checkpoint) == "lsesim":
+            names.append("lsesim")
+    mappers = build_mappers(names, context)
     if pairs is not None:
         with progress_bar("error maps", None, transient=True) as advance:
             batch = analyse_folder(pairs, mappers, misalign=misalign, device=device,
@@ -68,4 +75,4 @@ def errormap(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("errormap", help="Per-pixel error maps of L1, perceptual, PatchNCE and FSeSim losses.")(errormap)
+    app.command("errormap", help="Per-pixel error maps of L1, perceptual, PatchNCE, FSeSim and LSeSim losses.")(errormap)
