@@ -41,6 +41,8 @@ class TranslateOptions:
     max_pixels: int | None = None
     save_masks: bool = False  # attention methods: also write NAME__mask.png
     tag: str = ""  # output names become NAME__tag.png (one output per style)
+    tile: int = 0  # translate images larger than this in overlapping tiles of this size (0: whole images)
+    overlap: int = 32
 
 
 @dataclass
@@ -128,9 +130,58 @@ def _prepare(array: np.ndarray, resize: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
 
 
-def run_array(translator: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _ramp(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
+    """Blending weights along one axis of a tile: linear ramps over the overlaps, 1 elsewhere."""
+    weights = torch.ones(length)
+    # the outer quarter of each overlap gets no weight: a tile's edge pixels lack context the network needs
+    margin = overlap // 4
+    ramp = ((torch.arange(overlap) - margin + 1) / (overlap - 2 * margin + 1)).clamp(0, 1)
+    if not first and overlap:
+        weights[:overlap] = ramp
+    if not last and overlap:
+        weights[-overlap:] = torch.minimum(weights[-overlap:], ramp.flip(0))
+    return weights
+
+
+def _starts(size: int, tile: int, overlap: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    step = max(1, tile - overlap)
+    starts = list(range(0, size - tile, step)) + [size - tile]
+    return sorted(set(starts))
+
+
+def run_tiled(translator: Any, x: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+    """Translate (N, 3, H, W) in overlapping tiles blended with linear ramps (for images past memory).
+
+    Exact away from the seams for fully convolutional networks; networks that normalise over the whole
+    image (instance norm, pix2pix's per-image batch norm) see each tile's own statistics instead."""
+    n, _, h, w = x.shape
+    out = torch.zeros(n, 3, h, w)
+    total = torch.zeros(1, 1, h, w)
+    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
+    for iy, top in enumerate(ys):
+        for ix, left in enumerate(xs):
+            patch = x[..., top : top + tile, left : left + tile]
+            padded, (ph, pw) = pad_to_multiple(patch, translator.size_multiple)
+            y = translator(padded)[..., :ph, :pw].float().cpu()
+            weight = (_ramp(ph, overlap, iy == 0, iy == len(ys) - 1)[:, None]
+                      * _ramp(pw, overlap, ix == 0, ix == len(xs) - 1)[None, :])[None, None]
+            out[..., top : top + ph, left : left + pw] += y * weight
+            total[..., top : top + ph, left : left + pw] += weight
+    return out / total.clamp_min(1e-8)
+
+
+def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap: int = 32) -> list[np.ndarray]:
     """Translate same-size uint8 (H, W, 3) arrays; outputs have the inputs' size."""
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    if tile and max(x.shape[-2:]) > tile:
+        if tile % translator.size_multiple or overlap >= tile:
+            raise ConfigError(f"--tile {tile} must be a multiple of {translator.size_multiple} and larger than "
+                              f"--overlap {overlap}")
+        y = run_tiled(translator, x, tile, overlap)
+        out = y.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
+        return [np.ascontiguousarray(o) for o in out]
     padded, (h, w) = pad_to_multiple(x, translator.size_multiple)
     y = translator(padded)[..., :h, :w]
     out = y.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
@@ -226,7 +277,7 @@ def translate_folder(
             if isinstance(group[0][1], BadImageError):
                 result.bad.append((str(group[0][0]), group[0][1].reason))
             else:
-                outputs = run_array(translator, [a for _, a in group])  # type: ignore[misc]
+                outputs = run_array(translator, [a for _, a in group], opts.tile, opts.overlap)  # type: ignore[misc]
                 masks = run_masks(translator, [a for _, a in group]) if opts.save_masks else []  # type: ignore[misc]
                 for i, ((path, _), output) in enumerate(zip(group, outputs)):
                     target = targets[path]

@@ -31,6 +31,8 @@ def translate(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip outputs that exist (default); --no-skip-existing makes an existing output an error.")] = True,
     threads: Annotated[int, typer.Option(help="Decode/encode threads.")] = 4,
+    tile: Annotated[int, typer.Option(help="Translate images larger than this in overlapping tiles (0: off).")] = 0,
+    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended linearly.")] = 32,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = None,
     style_ref: Annotated[Path | None, typer.Option("--style-ref", help="Multi-domain: a reference image, or a folder of them.")] = None,
     domain: Annotated[str | None, typer.Option(help="Multi-domain: the target domain (inferred from the reference's folder).")] = None,
@@ -63,7 +65,7 @@ def translate(
              f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
     options = TranslateOptions(direction=direction, device=device, precision=precision, batch_size=batch_size,
                                resize=resize, overwrite=overwrite, skip_existing=skip_existing, threads=threads,
-                               max_pixels=max_pixels, save_masks=save_masks)
+                               max_pixels=max_pixels, save_masks=save_masks, tile=tile, overlap=overlap)
     with progress_bar("translate", None) as advance:
         result = translate_folder(source, out, translator, options,
                                   progress=lambda done, total: advance(0, completed=done, total=total))
