@@ -36,3 +36,14 @@ class ImagePool:
 
     def load_state(self, images: torch.Tensor, device: torch.device) -> None:
         self.images = [img[None].to(device) for img in images] if images.numel() else []
+
+
+def pools_state(pools: dict[str, ImagePool]) -> dict[str, torch.Tensor]:
+    """Trainer state of several named pools (for TranslationMethod.training_state)."""
+    return {name: pool.state() for name, pool in pools.items()}
+
+
+def load_pools(pools: dict[str, ImagePool], state: dict[str, torch.Tensor], device: torch.device) -> None:
+    for name, pool in pools.items():
+        if name in state:
+            pool.load_state(state[name], device)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
-from models.image_pool import ImagePool
+from models.image_pool import ImagePool, load_pools, pools_state
 from models.losses.adversarial import GANLoss
 from models.networks.common import init_weights
 from models.networks.patchgan import PatchDiscriminator
@@ -97,13 +97,10 @@ class CycleGAN(TranslationMethod):
         return [Phase("G", ("G",), self._g_loss, frozen=("D_A", "D_B")), Phase("D", ("D",), self._d_loss)]
 
     def training_state(self) -> dict[str, Any]:
-        return {"pool_A": self.pool_A.state(), "pool_B": self.pool_B.state()}
+        return pools_state({"pool_A": self.pool_A, "pool_B": self.pool_B})
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        device = next(self.parameters()).device
-        if "pool_A" in state:
-            self.pool_A.load_state(state["pool_A"], device)
-            self.pool_B.load_state(state["pool_B"], device)
+        load_pools({"pool_A": self.pool_A, "pool_B": self.pool_B}, state, next(self.parameters()).device)
 
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         fake_b = self.G_A(batch["A"])

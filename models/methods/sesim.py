@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
-from models.image_pool import ImagePool
+from models.image_pool import ImagePool, load_pools, pools_state
 from models.losses.adversarial import GANLoss
 from models.losses.spatial_correlative import (
     LearnedSimilarityHead,
@@ -151,11 +151,10 @@ class FSeSim(TranslationMethod):
         return phases
 
     def training_state(self) -> dict[str, Any]:
-        return {"pool": self.pool.state()}
+        return pools_state({"pool": self.pool})
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        if "pool" in state:
-            self.pool.load_state(state["pool"], next(self.parameters()).device)
+        load_pools({"pool": self.pool}, state, next(self.parameters()).device)
 
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"real A": batch["A"], "A->B": self.G(batch["A"]), "real B": batch["B"]}
