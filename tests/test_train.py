@@ -157,3 +157,19 @@ def test_translating_the_saved_run_reproduces_the_in_memory_model(datasets, tmp_
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert torch.allclose(loaded.method.translate(x), result.method.eval().translate(x), atol=1e-6)
     assert loaded.step == 2
+
+
+def test_cyclegan_resume_is_exact_including_its_image_pools(datasets, tmp_path):
+    config = tiny_config("cyclegan", pool_size=3)
+    common = dict(data=datasets["unaligned"], device="cpu", save_every=3)
+    train("cyclegan", config, TrainOptions(out=tmp_path / "full", steps=6, **common))
+
+    def stop(event) -> None:
+        if event.kind == "checkpoint" and event.step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train("cyclegan", config, TrainOptions(out=tmp_path / "part", steps=6, **common), stop)
+    train("cyclegan", config, TrainOptions(out=tmp_path / "part", steps=6, resume=True, **common))
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    assert all(torch.equal(a[k], b[k]) for k in a)
