@@ -127,3 +127,27 @@ def test_fcn_score_formulas_on_hand_made_confusion_matrices():
     labels = np.array([[0, 1], [19, 255]])
     preds = np.array([[0, 0], [1, 1]])
     assert fcn_score.confusion(labels, preds, 19).sum() == 2  # labels >= n_classes ignored
+
+
+def test_eval_checkpoint_translates_the_test_split_and_scores_it(inception_dir, datasets, tmp_path, monkeypatch):
+    import json
+
+    import lpips
+
+    from i2i_cli.engine.trainer import TrainOptions, train
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(0)
+    reference = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    torch.save({"features." + k.split(".", 1)[1]: v for k, v in reference.net.state_dict().items()},
+               inception_dir / "alexnet-owt-7be5be79.pth")
+    train("pix2pix", tiny_config("pix2pix"), TrainOptions(data=datasets["aligned"], out=tmp_path / "run", steps=1,
+                                                          device="cpu"))
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(tmp_path / "run"), "--metrics", "kid",
+                                      "--kid-subsets", "3", "--weights-dir", str(inception_dir), "--json",
+                                      str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["kid_mean"] is not None and report["lpips"] is not None  # paired data: LPIPS to ground truth too
+    assert report["protocol"]["n_fake"] == 4 and report["protocol"]["step"] == 1
+    assert len(list((tmp_path / "run" / "eval" / "step_00000001" / "fake").glob("*.png"))) == 4

@@ -21,8 +21,11 @@ from i2i_cli.cli import (
 
 @handle_errors
 def evaluate(
-    real: Annotated[Path, typer.Option("--real", help="Folder of real (reference / ground-truth) images.")],
-    fake: Annotated[Path, typer.Option("--fake", help="Folder of generated images.")],
+    real: Annotated[Path | None, typer.Option("--real", help="Folder of real (reference / ground-truth) images.")] = None,
+    fake: Annotated[Path | None, typer.Option("--fake", help="Folder of generated images.")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Evaluate a run on its test split (default: newest run).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="With --checkpoint: dataset to evaluate on (default: the run's).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="With --checkpoint: where translations go (default RUN/eval/step_N).")] = None,
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
     mode: Annotated[str, typer.Option(help="clean-fid mode: clean, legacy_tensorflow, legacy_pytorch.")] = "clean",
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
@@ -35,13 +38,21 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and protocol as JSON.")] = None,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
-    from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders
+    from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders, evaluate_run
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
                           batch_size, device, weights_dir)
+    if (real is None) != (fake is None):
+        from i2i_cli.errors import ConfigError
+
+        raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
     with progress_bar("eval", None, transient=True) as advance:
-        result = evaluate_folders(real, fake, options,
-                                  progress=lambda stage, d, t: advance(0, completed=d, total=t, status=stage))
+        report = lambda stage, d, t: advance(0, completed=d, total=t, status=stage)  # noqa: E731
+        if real is None:
+            result, work = evaluate_run(checkpoint, data, options, out, report)
+            real, fake = Path(result.protocol["real"]), work / "fake"
+        else:
+            result = evaluate_folders(real, fake, options, progress=report)
     rows = [(k, v) for k, v in result.values.items() if v is not None]
     print_table(f"{fake} vs {real} ({result.protocol.get('mode', 'paired')})", ["metric", "value"], rows)
     for name, w in result.protocol["weights"].items():
@@ -56,4 +67,4 @@ def evaluate(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval", help="FID / KID / LPIPS between folders, with the protocol recorded.")(evaluate)
+    app.command("eval", help="FID / KID / LPIPS between folders or of a run's test split, with the protocol.")(evaluate)

@@ -97,3 +97,56 @@ def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
         protocol["lpips"] = {"kind": "paired (output vs ground truth with the same name)", "net": options.lpips_net,
                              "version": "0.1", "pairs": len(scores), "input_range": "[-1,1]"}
     return EvalResult(values, protocol, bad)
+
+
+def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathLike[str] | None,
+                 options: EvalOptions, out: str | os.PathLike[str] | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> tuple[EvalResult, Path]:
+    """Translate a run's test split and evaluate it: paired data -> FID/KID + LPIPS to the ground truth,
+    unpaired -> FID/KID against the target domain's test images."""
+    import numpy as np
+
+    from i2i_cli.data.images import list_images, load_image, save_image
+    from i2i_cli.data.layouts import detect_layout
+    from i2i_cli.engine.checkpoint import load_for_inference
+    from i2i_cli.errors import DataError
+    from i2i_cli.inference import TorchTranslator, TranslateOptions, resolve_checkpoint, translate_folder
+
+    run, _ = resolve_checkpoint(checkpoint)
+    loaded = load_for_inference(run)
+    if loaded.method.multi_domain:
+        raise ConfigError(f"{loaded.method.name}: evaluating multi-domain runs from --checkpoint is not supported yet; "
+                          "translate with --style-ref/--domain and use --real/--fake")
+    root = Path(data or loaded.run_config.data.get("root", ""))
+    layout = detect_layout(root)
+    work = Path(out) if out else loaded.run_dir / "eval" / f"step_{loaded.step:08d}"
+    direction = loaded.run_config.config.get("direction", "AtoB")
+    metrics = options.metrics
+    if layout.kind == "aligned":
+        split = "test" if "test" in layout.splits else "val" if "val" in layout.splits else None
+        if split is None:
+            raise DataError(f"{root}: no test/ or val/ split to evaluate on")
+        for file in list_images(root / split):
+            pair = load_image(file)
+            half = pair.shape[1] // 2
+            a, b = pair[:, :half], pair[:, half : 2 * half]
+            if direction == "BtoA":
+                a, b = b, a
+            save_image(np.ascontiguousarray(a), work / "inputs" / f"{file.stem}.png", overwrite=True)
+            save_image(np.ascontiguousarray(b), work / "real" / f"{file.stem}.png", overwrite=True)
+        real, inputs = work / "real", work / "inputs"
+        metrics = tuple(dict.fromkeys((*metrics, "lpips")))
+    elif layout.kind == "unaligned":
+        src, tgt = ("testA", "testB") if direction == "AtoB" else ("testB", "testA")
+        if not (root / src).is_dir() or not (root / tgt).is_dir():
+            raise DataError(f"{root}: needs {src}/ and {tgt}/ to evaluate")
+        real, inputs = root / tgt, root / src
+    else:
+        raise DataError(f"{root}: a {layout.kind} dataset; pass --data with a test split")
+    translator = TorchTranslator(loaded, direction="AtoB", device=options.device)
+    translate_folder(inputs, work / "fake", translator, TranslateOptions(overwrite=True, device=options.device),
+                     (lambda d, t: progress("translate", d, t)) if progress else None)
+    result = evaluate_folders(real, work / "fake", EvalOptions(**{**options.__dict__, "metrics": metrics}), progress)
+    result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
+                            "split_layout": layout.kind, "direction": direction})
+    return result, work
