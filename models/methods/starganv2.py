@@ -1,6 +1,10 @@
 """StarGAN v2 (Choi, Uh, Yoo, Ha, CVPR 2020): one generator for many domains, styles from references or noise.
 
 Written from the paper and the reference's facts (its code is CC BY-NC: read for facts only).
+
+One iteration, in the reference's order: D against latent-guided fakes, D against reference-guided fakes
+(non-saturating loss, R1 on the real images), G + mapping network + style encoder with latent codes, G alone
+with references. Batches: {"x" sources, "y" their domains, "ref"/"ref2" two references of "y_ref"}.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from torch import nn
 
 from models.base import DataSpec, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
 from models.losses.adversarial import gan_loss
+from models.networks.common import init_weights
 from models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 
 
@@ -51,6 +56,9 @@ class StarGANv2Config(MethodConfig):
     lambda_cyc: float = 1.0
     ema_beta: float = 0.999
     random_resized_crop: float = 0.5
+    # High-pass skip weight: 0 for AFHQ; the reference's CelebA-HQ model uses 1 with FAN face masks, which
+    # i2i lacks, so it can import and run such a model (without the skips) but not train one.
+    w_hpf: float = 0.0
 
 
 class StarGANv2(TranslationMethod):
@@ -67,16 +75,13 @@ class StarGANv2(TranslationMethod):
         super().__init__(config, domains)
         c, n = config, len(self.domains)
         dim_in = c.dim_in or None
-        self.G = Generator(c.size, c.style_dim, c.max_conv_dim, dim_in)
+        self.G = Generator(c.size, c.style_dim, c.max_conv_dim, dim_in, c.w_hpf)
         self.F = MappingNetwork(c.latent_dim, c.style_dim, n, c.mapping_dim)
         self.E = StyleEncoder(c.size, c.style_dim, n, c.max_conv_dim, dim_in)
         self.D = Discriminator(c.size, n, c.max_conv_dim, dim_in)
         for net in (self.G, self.F, self.E, self.D):
-            for m in net.modules():  # the reference's He initialisation, zero biases
-                if isinstance(m, (nn.Conv2d, nn.Linear)):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-                    if m.bias is not None:
-                        nn.init.zeros_(m.bias)
+            # "kaiming" is the reference's He initialisation (fan_in, gain sqrt 2) with zero biases.
+            init_weights(net, c.init_type, c.init_gain)
 
     @property
     def latent_dim(self) -> int:
@@ -104,13 +109,14 @@ class StarGANv2(TranslationMethod):
             cache["z2"] = torch.randn(n, self.config.latent_dim, device=device)
         return cache["z"], cache["z2"]
 
-    def _target_styles(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _target_style(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str, second: bool
+                      ) -> torch.Tensor:
+        """Style of the target domain from the first (or second) latent code or reference."""
         y = batch["y_ref"]
         if guide == "latent":
             z, z2 = self._latents(batch, cache)
-            return self.F(z, y), self.F(z2, y)
-        return self.E(batch["ref"], y), self.E(batch["ref2"], y)
+            return self.F(z2 if second else z, y)
+        return self.E(batch["ref2" if second else "ref"], y)
 
     # losses -----------------------------------------------------------------------------------------------
     def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str) -> LossDict:
@@ -120,8 +126,7 @@ class StarGANv2(TranslationMethod):
         loss_real = gan_loss(out.float(), True, "nonsaturating")
         loss_reg = r1_penalty(out, x)
         with torch.no_grad():
-            s_trg, _ = self._target_styles(batch, cache, guide)
-            fake = self.G(batch["x"], s_trg)
+            fake = self.G(batch["x"], self._target_style(batch, cache, guide, second=False))
         loss_fake = gan_loss(self.D(fake, batch["y_ref"]).float(), False, "nonsaturating")
         return {f"D_real_{guide}": loss_real, f"D_fake_{guide}": loss_fake, f"R1_{guide}": c.lambda_reg * loss_reg}
 
@@ -134,11 +139,12 @@ class StarGANv2(TranslationMethod):
     def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str, lambda_ds: float) -> LossDict:
         c = self.config
         x, y, y_trg = batch["x"], batch["y"], batch["y_ref"]
-        s_trg, s_trg2 = self._target_styles(batch, cache, guide)
+        s_trg = self._target_style(batch, cache, guide, second=False)
         fake = self.G(x, s_trg)
         loss_adv = gan_loss(self.D(fake, y_trg).float(), True, "nonsaturating")
         loss_sty = (self.E(fake, y_trg) - s_trg).abs().mean()
-        fake2 = self.G(x, s_trg2).detach()
+        with torch.no_grad():  # the reference detaches the second output: no gradient reaches it
+            fake2 = self.G(x, self._target_style(batch, cache, guide, second=True))
         loss_ds = (fake - fake2).abs().float().mean()
         s_org = self.E(x, y)
         loss_cyc = (self.G(fake, s_org) - x).abs().float().mean()
@@ -146,12 +152,17 @@ class StarGANv2(TranslationMethod):
                 f"G_ds_{guide}": -lambda_ds * loss_ds, f"G_cyc_{guide}": c.lambda_cyc * loss_cyc}
 
     def phases(self, progress: Progress) -> list[Phase]:
+        if self.config.w_hpf > 0:
+            raise ValueError("starganv2: training with w_hpf > 0 needs the FAN face-landmark masks, which i2i "
+                             "does not provide; train with --set w_hpf=0 (the AFHQ setting)")
         lambda_ds = self.lambda_ds_at(progress)
+        # G_ref steps G only: freezing E and F there skips weight gradients nobody uses (the reference
+        # computes and then discards them), without changing what G receives through E.
         return [
             Phase("D_latent", ("D",), lambda b, c: self._d_loss(b, c, "latent")),
             Phase("D_ref", ("D",), lambda b, c: self._d_loss(b, c, "ref")),
             Phase("G_latent", ("G", "F", "E"), lambda b, c: self._g_loss(b, c, "latent", lambda_ds), frozen=("D",)),
-            Phase("G_ref", ("G",), lambda b, c: self._g_loss(b, c, "ref", lambda_ds), frozen=("D",)),
+            Phase("G_ref", ("G",), lambda b, c: self._g_loss(b, c, "ref", lambda_ds), frozen=("D", "E", "F")),
         ]
 
     # inference -------------------------------------------------------------------------------------------
@@ -171,15 +182,26 @@ class StarGANv2(TranslationMethod):
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB", *, style: torch.Tensor | None = None,
-                  **kwargs: Any) -> torch.Tensor:
+                  masks: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs: Any) -> torch.Tensor:
+        """x (N, 3, H, W) in [-1, 1], H and W multiples of size_multiple; style (N or 1, style_dim).
+
+        `masks` (w_hpf > 0 only): the two face heat maps the reference's high-pass skips use.
+        """
         if style is None:
             raise ValueError("StarGAN v2 translates with a style code: style_from_reference or style_from_latent")
         if style.shape[0] == 1 and x.shape[0] > 1:
             style = style.expand(x.shape[0], -1)
-        return self.G(x, style)
+        return self.G(x, style, masks)
+
+    EXPORT_KINDS = ("generator", "style_encoder", "mapping")
 
     def export_module(self, direction: str = "AtoB", kind: str = "generator", **kwargs: Any) -> nn.Module:
-        return copy.deepcopy({"generator": self.G, "style_encoder": self.E, "mapping": self.F}[kind]).eval()
+        """A copy of one network in eval mode: generator (x, style), style_encoder (ref, domain index),
+        mapping (z, domain index)."""
+        networks = {"generator": self.G, "style_encoder": self.E, "mapping": self.F}
+        if kind not in networks:
+            raise ValueError(f"starganv2 export kind '{kind}': choose one of {', '.join(self.EXPORT_KINDS)}")
+        return copy.deepcopy(networks[kind]).eval()
 
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, y_ref = batch["x"], batch["y_ref"]

@@ -3,8 +3,13 @@ multi-head discriminator.
 
 Written from the paper and the facts of the official module tree (attribute names `from_rgb`, `encode`,
 `decode`, `to_rgb`, `shared`, `unshared`, `main`, block layers `conv1`, `conv2`, `norm1`, `norm2`,
-`conv1x1`, AdaIN `fc`), so the released checkpoints' state_dicts load strictly. The high-pass skip
-(w_hpf > 0, CelebA-HQ, which needs a face-landmark network) is not supported: w_hpf = 0 (AFHQ's setting).
+`conv1x1`, AdaIN `fc`), so the released checkpoints' state_dicts load strictly.
+
+The generator also has the reference's high-pass skip path (w_hpf > 0, its CelebA-HQ setting): one more
+down/up-sampling pair, decoder blocks without their identity shortcut, and, when face masks are given,
+high-pass-filtered encoder features added back at 32, 64 and 128 px. The masks come from a face-landmark
+network (FAN) that i2i does not ship; the filter is a non-persistent buffer, so it is not in the state_dict,
+as in the reference's checkpoints.
 """
 
 from __future__ import annotations
@@ -69,9 +74,14 @@ class AdaIN(nn.Module):
 
 
 class AdainResBlk(nn.Module):
-    def __init__(self, dim_in: int, dim_out: int, style_dim: int = 64, upsample: bool = False) -> None:
+    """Pre-activation residual block with AdaIN; with w_hpf > 0 the identity shortcut is dropped (the
+    generator's high-pass skips carry the detail instead), as in the reference."""
+
+    def __init__(self, dim_in: int, dim_out: int, style_dim: int = 64, upsample: bool = False,
+                 w_hpf: float = 0.0) -> None:
         super().__init__()
         self.upsample = upsample
+        self.w_hpf = w_hpf
         self.learned_sc = dim_in != dim_out
         self.conv1 = nn.Conv2d(dim_in, dim_out, 3, 1, 1)
         self.conv2 = nn.Conv2d(dim_out, dim_out, 3, 1, 1)
@@ -93,38 +103,79 @@ class AdainResBlk(nn.Module):
         return self.conv2(F.leaky_relu(self.norm2(x, s), 0.2))
 
     def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-        return (self._residual(x, s) + self._shortcut(x)) / math.sqrt(2)
+        out = self._residual(x, s)
+        if self.w_hpf > 0:
+            return out
+        return (out + self._shortcut(x)) / math.sqrt(2)
+
+
+class HighPass(nn.Module):
+    """Depth-wise 3x3 Laplacian (centre 8, ring -1) divided by w_hpf: keeps edges, drops flat colour."""
+
+    def __init__(self, w_hpf: float) -> None:
+        super().__init__()
+        kernel = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1.0]]) / w_hpf
+        # Not persistent: the reference keeps it outside the state_dict, so its checkpoints have no such key.
+        self.register_buffer("filter", kernel, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = x.shape[1]
+        weight = self.filter.to(x.dtype)[None, None].expand(channels, 1, 3, 3)
+        return F.conv2d(x, weight, padding=1, groups=channels)
+
+
+# Feature sizes at which the reference adds masked high-pass skips (it hard-codes them for 256 px faces):
+# the first mask (eyes) drives the 32 px skip, the second (face outline) the 64 and 128 px ones.
+HPF_SKIP_SIZES = (32, 64, 128)
 
 
 class Generator(nn.Module):
-    """Encoder of down-sampling ResBlks + 2 bottleneck blocks; AdaIN decoder mirrored; (x, style) -> image."""
+    """Encoder of down-sampling ResBlks + 2 bottleneck blocks; AdaIN decoder mirrored; (x, style) -> image.
+
+    log2(img_size) - 4 down/up-sampling pairs (one more when w_hpf > 0), widths from dim_in (2**14 // img_size
+    unless given) doubling up to max_conv_dim. `masks` (two (N, 1, h, w) heat maps in [0, 1]) switch on the
+    high-pass skips when w_hpf > 0; without them the generator runs its decoder alone.
+    """
 
     def __init__(self, img_size: int = 256, style_dim: int = 64, max_conv_dim: int = 512,
-                 dim_in: int | None = None) -> None:
+                 dim_in: int | None = None, w_hpf: float = 0.0) -> None:
         super().__init__()
         dim_in = dim_in or 2**14 // img_size
         self.img_size = img_size
+        self.w_hpf = w_hpf
         self.from_rgb = nn.Conv2d(3, dim_in, 3, 1, 1)
         self.encode = nn.ModuleList()
         self.decode = nn.ModuleList()
         self.to_rgb = nn.Sequential(nn.InstanceNorm2d(dim_in, affine=True), nn.LeakyReLU(0.2), nn.Conv2d(dim_in, 3, 1, 1, 0))
-        self.n_down = _repeat(img_size, 4)
+        self.n_down = _repeat(img_size, 4) + (1 if w_hpf > 0 else 0)
         dim_out = dim_in
         for _ in range(self.n_down):
             dim_out = min(dim_in * 2, max_conv_dim)
             self.encode.append(ResBlk(dim_in, dim_out, normalize=True, downsample=True))
-            self.decode.insert(0, AdainResBlk(dim_out, dim_in, style_dim, upsample=True))
+            self.decode.insert(0, AdainResBlk(dim_out, dim_in, style_dim, upsample=True, w_hpf=w_hpf))
             dim_in = dim_out
         for _ in range(2):
             self.encode.append(ResBlk(dim_out, dim_out, normalize=True))
-            self.decode.insert(0, AdainResBlk(dim_out, dim_out, style_dim))
+            self.decode.insert(0, AdainResBlk(dim_out, dim_out, style_dim, w_hpf=w_hpf))
+        if w_hpf > 0:
+            self.hpf = HighPass(w_hpf)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, s: torch.Tensor,
+                masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        use_skips = masks is not None and self.w_hpf > 0
         x = self.from_rgb(x)
+        skips: dict[int, torch.Tensor] = {}
         for block in self.encode:
+            if use_skips and x.shape[2] in HPF_SKIP_SIZES:
+                skips[x.shape[2]] = x
             x = block(x)
         for block in self.decode:
             x = block(x, s)
+            if use_skips and x.shape[2] in skips:
+                assert masks is not None
+                mask = masks[0] if x.shape[2] == HPF_SKIP_SIZES[0] else masks[1]
+                mask = F.interpolate(mask, size=x.shape[2], mode="bilinear")
+                x = x + self.hpf(mask * skips[x.shape[2]])
         return self.to_rgb(x)
 
 
