@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from i2i_cli.data.images import load_image
 from i2i_cli.engine.checkpoint import latest_checkpoint, load_for_inference, load_tensors
 from i2i_cli.engine.trainer import TrainOptions, train
+from i2i_cli.errors import CheckpointError
 from i2i_cli.main import app
 from models.base import Progress
 from models.methods.starganv2 import StarGANv2, StarGANv2Config
@@ -270,3 +271,22 @@ def test_starganv2_resumes_exactly(datasets, tmp_path):
         a = load_tensors(latest_checkpoint(tmp_path / "full") / file)
         b = load_tensors(latest_checkpoint(tmp_path / "part") / file)
         assert all(torch.equal(a[k], b[k]) for k in a), file
+
+
+def test_a_high_pass_release_imports_strictly(tmp_path):
+    """The CelebA-HQ release (w_hpf 1) has one more down/up pair and no filter key: it loads with --set w_hpf=1."""
+    from i2i_cli import pretrained
+
+    torch.manual_seed(0)
+    nets = {"generator": Generator(32, 16, 32, dim_in=16, w_hpf=1.0), "mapping_network": MappingNetwork(8, 16, 2, 32),
+            "style_encoder": StyleEncoder(32, 16, 2, 32, dim_in=16)}
+    torch.save({k: v.state_dict() for k, v in nets.items()}, tmp_path / "100000_nets_ema.ckpt")
+    sets = ["w_hpf=1", "size=32", "style_dim=16", "latent_dim=8", "mapping_dim=32", "max_conv_dim=32", "dim_in=16"]
+    run = pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run", sets,
+                                 ["female", "male"])
+    method = load_for_inference(run).method
+    x, s = torch.rand(1, 3, 32, 32), torch.randn(1, 16)
+    assert torch.equal(method.translate(x, style=s), nets["generator"].eval()(x, s))
+    with pytest.raises(CheckpointError, match="does not match"):  # without w_hpf the tree has one block less
+        pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run2", sets[1:],
+                               ["female", "male"])
