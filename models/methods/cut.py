@@ -28,7 +28,8 @@ class CUTConfig(MethodConfig):
     n_blocks: int = 9
     n_layers_D: int = 3
     norm: str = "instance"
-    antialias: bool = True
+    antialias: bool = True  # blur Downsample in G's encoder and in D (the reference's default)
+    antialias_up: bool = True  # blur Upsample + conv in G's decoder instead of transposed convolutions
     gan_mode: str = "lsgan"
     lambda_GAN: float = 1.0
     lambda_NCE: float = 1.0
@@ -62,8 +63,9 @@ class CUT(TranslationMethod):
         super().__init__(config, domains)
         c = config
         self.layers = [int(i) for i in c.nce_layers.split(",")]
-        self.G = ResnetGenerator(3, 3, c.ngf, c.n_blocks, c.norm, antialias=c.antialias)
-        self.D = PatchDiscriminator(3, c.ndf, c.n_layers_D, c.norm)
+        self.G = ResnetGenerator(3, 3, c.ngf, c.n_blocks, c.norm, antialias=c.antialias,
+                                 antialias_up=c.antialias_up)
+        self.D = PatchDiscriminator(3, c.ndf, c.n_layers_D, c.norm, antialias=c.antialias)
         with torch.no_grad():
             channels = [f.shape[1] for f in self.G.encode(torch.zeros(1, 3, 32, 32), self.layers)]
         self.F = PatchSampleMLP(channels, c.netF_nc)
@@ -111,14 +113,16 @@ class CUT(TranslationMethod):
 
     def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
         c = self.config
-        terms: LossDict = {"G_GAN": self.gan(self.D(cache["fake_B"]), True) * c.lambda_GAN}
-        nce = self._nce(batch["A"], cache["fake_B"], cache["flipped"])
-        if c.nce_idt:
-            nce_y = self._nce(batch["B"], cache["idt_B"], cache["flipped"])
-            terms["NCE"] = 0.5 * nce
-            terms["NCE_Y"] = 0.5 * nce_y
-        else:
-            terms["NCE"] = nce
+        terms: LossDict = {}
+        if c.lambda_GAN > 0:
+            terms["G_GAN"] = self.gan(self.D(cache["fake_B"]), True) * c.lambda_GAN
+        if c.lambda_NCE > 0:
+            nce = self._nce(batch["A"], cache["fake_B"], cache["flipped"])
+            if c.nce_idt:  # the reference averages the two PatchNCE terms
+                terms["NCE"] = 0.5 * nce
+                terms["NCE_Y"] = 0.5 * self._nce(batch["B"], cache["idt_B"], cache["flipped"])
+            else:
+                terms["NCE"] = nce
         return terms
 
     def phases(self, progress: Progress) -> list[Phase]:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+
+def l2_normalize(x: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Rows of (N, C) divided by (their L2 norm + eps), the reference's Normalize(2) (not F.normalize's clamp)."""
+    return x / (x.pow(2).sum(1, keepdim=True).sqrt() + eps)
 
 
 class PatchSampleMLP(nn.Module):
@@ -22,6 +26,9 @@ class PatchSampleMLP(nn.Module):
 
     def forward(self, feats: list[torch.Tensor], num_patches: int = 256,
                 patch_ids: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """feats: per layer (B, C_i, H_i, W_i). Returns per layer (B * P_i, nc) unit rows, image-major
+        (P_i = min(num_patches, H_i * W_i)), and the (P_i,) location ids; pass the ids back to sample the
+        other image's features at the same locations."""
         samples, ids = [], []
         for i, feat in enumerate(feats):
             b, c, h, w = feat.shape
@@ -33,6 +40,6 @@ class PatchSampleMLP(nn.Module):
             x = flat[:, chosen, :].reshape(-1, c)
             if self.use_mlp:
                 x = getattr(self, f"mlp_{i}")(x)
-            samples.append(F.normalize(x, dim=1))
+            samples.append(l2_normalize(x))
             ids.append(chosen)
         return samples, ids

@@ -5,21 +5,30 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.networks.antialias import Downsample
 from models.networks.common import norm_layer, uses_bias
 
 
 class PatchDiscriminator(nn.Module):
     """Classifies overlapping patches as real or fake; returns (N, 1, H', W') logits."""
 
-    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch") -> None:
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: str = "batch",
+                 antialias: bool = False) -> None:
+        """antialias: CUT's default discriminator: each stride-2 convolution becomes a stride-1 one followed by
+        a blur Downsample (keys `model.N.filt`), as in taesungp/contrastive-unpaired-translation."""
         super().__init__()
         factory, bias = norm_layer(norm), uses_bias(norm)
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        stride = 1 if antialias else 2
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=stride, padding=1), nn.LeakyReLU(0.2)]
+        if antialias:
+            layers.append(Downsample(ndf))
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2**n, 8)
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=2, padding=1, bias=bias), factory(ndf * mult),
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1, bias=bias), factory(ndf * mult),
                        nn.LeakyReLU(0.2)]
+            if antialias:
+                layers.append(Downsample(ndf * mult))
         prev, mult = mult, min(2**n_layers, 8)
         layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=1, padding=1, bias=bias), factory(ndf * mult),
                    nn.LeakyReLU(0.2)]

@@ -8,51 +8,12 @@ the activations after chosen indices of the Sequential, the layers PatchNCE read
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from models.networks.antialias import Downsample, Upsample
 from models.networks.common import NormFactory, norm_layer, uses_bias
 
-
-def _blur_kernel(size: int = 3) -> torch.Tensor:
-    taps = {1: [1.0], 2: [1.0, 1.0], 3: [1.0, 2.0, 1.0], 4: [1.0, 3.0, 3.0, 1.0], 5: [1.0, 4.0, 6.0, 4.0, 1.0]}[size]
-    a = torch.tensor(taps)
-    k = a[:, None] * a[None, :]
-    return k / k.sum()
-
-
-class Downsample(nn.Module):
-    """Anti-aliased stride-2 down-sampling: reflect pad, then a [1, 2, 1] blur with stride 2 (per channel)."""
-
-    def __init__(self, channels: int, filt_size: int = 3, stride: int = 2) -> None:
-        super().__init__()
-        self.stride = stride
-        self.channels = channels
-        pad = (filt_size - 1) / 2
-        self.pad_sizes = [int(pad), int(pad + 0.5), int(pad), int(pad + 0.5)]
-        self.register_buffer("filt", _blur_kernel(filt_size)[None, None].repeat(channels, 1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, self.pad_sizes, mode="reflect")
-        return F.conv2d(x, self.filt.to(x.dtype), stride=self.stride, groups=self.channels)
-
-
-class Upsample(nn.Module):
-    """Anti-aliased x2 up-sampling: a transposed [1, 2, 1] blur (x4 gain), as CUT's Upsample."""
-
-    def __init__(self, channels: int, filt_size: int = 4, stride: int = 2) -> None:
-        super().__init__()
-        self.stride = stride
-        self.channels = channels
-        self.filt_odd = filt_size % 2 == 1
-        self.pad_size = (filt_size - 1) // 2
-        self.register_buffer("filt", (_blur_kernel(filt_size) * stride**2)[None, None].repeat(channels, 1, 1, 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.pad(x, [1, 1, 1, 1], mode="replicate")
-        y = F.conv_transpose2d(x, self.filt.to(x.dtype), stride=self.stride, padding=1 + self.pad_size,
-                               groups=self.channels)[:, :, 1:, 1:]
-        return y if self.filt_odd else y[:, :, :-1, :-1]
+__all__ = ["Downsample", "ResnetBlock", "ResnetGenerator", "Upsample"]
 
 
 class ResnetBlock(nn.Module):
@@ -79,12 +40,19 @@ class ResnetBlock(nn.Module):
 
 
 class ResnetGenerator(nn.Module):
-    """c7s1-ngf, 2 stride-2 downs, n_blocks residual blocks, 2 ups, c7s1-3, tanh (Johnson et al.)."""
+    """c7s1-ngf, 2 stride-2 downs, n_blocks residual blocks, 2 ups, c7s1-3, tanh (Johnson et al.).
+
+    antialias: each down is a stride-1 conv-norm-relu followed by a blur Downsample (CUT's default);
+    antialias_up (defaults to antialias): each up is a blur Upsample then a stride-1 conv, instead of a
+    transposed convolution. (N, in, H, W) -> (N, out, H, W) for H, W multiples of 4.
+    """
 
     def __init__(self, in_channels: int = 3, out_channels: int = 3, ngf: int = 64, n_blocks: int = 9,
                  norm: str = "instance", dropout: bool = False, padding: str = "reflect", antialias: bool = False,
                  antialias_up: bool | None = None) -> None:
         super().__init__()
+        if padding not in ("reflect", "replicate", "zero"):
+            raise ValueError(f"unknown padding '{padding}' (reflect, replicate, zero)")
         factory, bias = norm_layer(norm), uses_bias(norm)
         antialias_up = antialias if antialias_up is None else antialias_up
         layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ngf, 7, padding=0, bias=bias),
@@ -114,8 +82,11 @@ class ResnetGenerator(nn.Module):
         return self.model(x)
 
     def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
-        """The outputs of the Sequential's layers at the indices in `layers` (CUT's nce_layers convention:
-        0 is the reflection-padded input, 4 and 8 the down-sampling convolutions, 12+ residual blocks)."""
+        """The outputs of the Sequential's layers at the indices in `layers`, in index order, computing no
+        further than the largest index (CUT's `netG(x, nce_layers, encode_only=True)`). With antialias, CUT's
+        0,4,8,12,16 are the reflection-padded input, the two stride-1 down convolutions, residual blocks 1, 5."""
+        if not layers:
+            return []
         wanted, feats, h = set(layers), [], x
         for index, layer in enumerate(self.model):
             h = layer(h)
