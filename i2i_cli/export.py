@@ -4,13 +4,23 @@ The exported graph is exactly `method.export_module(direction)`, the network `i2
 `image` (N, 3, H, W) float in [-1, 1], output `output` of the same shape; batch, height and width are dynamic
 unless --static-size is given. Heights and widths must be multiples of the `size_multiple` written in the
 metadata (`i2i translate` pads and crops automatically).
+
+Multi-domain methods (StarGAN v2) export three files so that reference- and latent-guided translation both run
+without PyTorch: OUT (the generator: `image`, `style` -> `output`), OUT's stem + `.style_encoder.onnx`
+(`reference` at the training size, `domain` int64 -> `style`) and OUT's stem + `.mapping.onnx` (`z`, `domain`
+-> `style`). The generator's metadata names the other two (`companions`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
 import os
+import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +29,13 @@ import numpy as np
 import torch
 
 from i2i_cli import __version__
-from i2i_cli.engine.checkpoint import load_for_inference
+from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
 from i2i_cli.errors import ConfigError, I2IError
 from i2i_cli.fsutil import atomic_path
 
 TOLERANCE = {False: 1e-4, True: 1e-2}  # fp32, fp16
+DEFAULT_OPSET = 18  # the lowest opset the dynamo exporter writes natively
+COMPANIONS = {"style_encoder": ".style_encoder.onnx", "mapping": ".mapping.onnx"}
 
 
 class ExportError(I2IError):
@@ -38,35 +50,56 @@ class ParityError(I2IError):
 class ExportResult:
     path: Path
     metadata: dict[str, str]
-    max_diff: dict[str, float] = field(default_factory=dict)  # input kind -> max |onnx - torch|
+    max_diff: dict[str, float] = field(default_factory=dict)  # "graph: input kind" -> max |onnx - torch|
     tolerance: float = 1e-4
     provider: str = "CPUExecutionProvider"
+    files: list[Path] = field(default_factory=list)  # every file written (StarGAN v2: three)
 
 
-def onnx_providers() -> list[str]:
-    """CUDA only when a CUDA device is present (asking for it otherwise prints a C++ error), then CPU."""
+@dataclass
+class _Graph:
+    """One network to export: its module, example inputs, names, dynamic axes and the inputs to compare on."""
+
+    name: str
+    module: torch.nn.Module
+    example: tuple[torch.Tensor, ...]
+    input_names: list[str]
+    dynamic: list[dict[int, Any]]
+    checks: dict[str, tuple[torch.Tensor, ...]]
+    reference: torch.nn.Module | None = None  # what the ONNX graph must equal (default: module itself)
+
+
+def onnx_providers(device: str = "auto") -> list[str]:
+    """ONNX Runtime providers for --device: CUDA only when a CUDA device is present (asking for it otherwise
+    prints an alarming C++ error before falling back), then CPU."""
     import onnxruntime as ort
 
-    available = ort.get_available_providers()
-    providers = []
-    if "CUDAExecutionProvider" in available and torch.cuda.is_available():
-        providers.append("CUDAExecutionProvider")
-    providers.append("CPUExecutionProvider")
-    return providers
+    cuda_ok = "CUDAExecutionProvider" in ort.get_available_providers() and torch.cuda.is_available()
+    if device.startswith("cuda") and not cuda_ok:
+        raise ConfigError(f"--device {device}: no CUDA device or no CUDA-enabled onnxruntime here; use --device cpu")
+    if device == "cpu" or not cuda_ok:
+        return ["CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class _Half(torch.nn.Module):
-    """fp16 weights and compute, fp32 in and out (so callers feed the same tensors)."""
+    """fp16 weights and compute, fp32 in and out (so callers feed the same tensors); integer inputs untouched."""
 
     def __init__(self, net: torch.nn.Module) -> None:
         super().__init__()
         self.net = net.half()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.half()).float()
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.net(*(t.half() if t.is_floating_point() else t for t in inputs)).float()
 
 
-def _metadata(loaded: Any, direction: str, fp16: bool) -> dict[str, str]:
+def companion_paths(main: Path) -> dict[str, Path]:
+    """Where a multi-domain export's style encoder and mapping network live, next to the generator file."""
+    stem = main.name[: -len(".onnx")] if main.name.endswith(".onnx") else main.name
+    return {kind: main.with_name(stem + suffix) for kind, suffix in COMPANIONS.items()}
+
+
+def _metadata(loaded: LoadedModel, direction: str, fp16: bool, opset: int, extra: dict[str, str]) -> dict[str, str]:
     method = loaded.method
     return {
         "i2i_version": __version__,
@@ -77,16 +110,19 @@ def _metadata(loaded: Any, direction: str, fp16: bool) -> dict[str, str]:
         "size_multiple": str(method.size_multiple),
         "min_size": str(method.min_size),
         "precision": "fp16" if fp16 else "fp32",
+        "opset": str(opset),
+        "exporter": "torch.onnx (dynamo)",
         "step": str(loaded.step),
         "run_config": json.dumps(loaded.run_config.to_json()),
+        **extra,
     }
 
 
-def _real_input(loaded: Any, size: int) -> torch.Tensor | None:
-    """A real training image from the run's dataset, if it is still there."""
+def _real_input(loaded: LoadedModel, size: tuple[int, int]) -> torch.Tensor | None:
+    """A real training image from the run's dataset, if it is still there, resized to `size`."""
     from i2i_cli.data.images import list_images, load_image
 
-    root = Path(loaded.run_config.data.get("root", ""))
+    root = Path(loaded.run_config.data.get("root", "") or "/nonexistent")
     if not root.is_dir():
         return None
     files = list_images(root)[:1]
@@ -96,73 +132,173 @@ def _real_input(loaded: Any, size: int) -> torch.Tensor | None:
     if loaded.run_config.data.get("layout") == "aligned":
         array = array[:, : array.shape[1] // 2]
     x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
-    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def _images(shapes: list[tuple[int, int, int, int]]) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return {f"random {n}x{h}x{w}": torch.rand(n, 3, h, w, generator=generator) * 2 - 1 for n, _, h, w in shapes}
+
+
+def _image_graph(loaded: LoadedModel, direction: str, h: int, w: int, static: bool) -> _Graph:
+    multiple = loaded.method.size_multiple
+    shapes = [(2, 3, h, w)] if static else [(2, 3, h, w), (1, 3, h + multiple, w + 2 * multiple)]
+    checks = {k: (v,) for k, v in _images(shapes).items()}
+    real = _real_input(loaded, (h, w))
+    if real is not None:
+        checks["real image"] = (real,)
+    net = loaded.method.export_module(direction=direction).eval()
+    example = (torch.rand(2, 3, h, w) * 2 - 1,)  # batch 2: an example of batch 1 would specialise the batch axis
+    dynamic = {} if static else {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    return _Graph("generator", net, example, ["image"], [dynamic], checks)
+
+
+class _PerDomainHeads(torch.nn.Module):
+    """A StarGAN v2 style encoder or mapping network whose per-domain head is picked with `gather`.
+
+    The networks pick with `out[arange(N), y]`, which the exporter fixes to the example's batch; `gather` on
+    the same stacked head outputs is the identical selection with a dynamic batch. The parity check compares
+    this graph with the network's own forward, so a divergence cannot go unnoticed."""
+
+    def __init__(self, net: torch.nn.Module, flatten: bool) -> None:
+        super().__init__()
+        self.shared, self.unshared, self.flatten = net.shared, net.unshared, flatten
+
+    def forward(self, x: torch.Tensor, domain: torch.Tensor) -> torch.Tensor:
+        h = self.shared(x)
+        h = h.flatten(1) if self.flatten else h
+        out = torch.stack([head(h) for head in self.unshared], dim=1)  # (N, domains, style_dim)
+        index = domain.long()[:, None, None].expand(-1, 1, out.shape[2])
+        return out.gather(1, index)[:, 0]
+
+
+def _style_graphs(loaded: LoadedModel, h: int, w: int, static: bool) -> list[_Graph]:
+    """StarGAN v2: the generator (image, style), the style encoder (reference, domain), the mapping (z, domain)."""
+    method: Any = loaded.method
+    auto = torch.export.Dim.AUTO
+    size, n_domains, style_dim = method.config.size, len(method.domains), method.config.style_dim
+    generator = torch.Generator().manual_seed(1)
+
+    def styles(n: int) -> torch.Tensor:
+        return torch.randn(n, style_dim, generator=generator)
+
+    def domains(n: int) -> torch.Tensor:
+        return torch.arange(n) % n_domains
+
+    image = _image_graph(loaded, "AtoB", h, w, static)
+    image.module = method.export_module(kind="generator")
+    image.example = (*image.example, styles(2))
+    image.input_names.append("style")
+    image.dynamic.append({0: auto})
+    image.checks = {k: (v[0], styles(v[0].shape[0])) for k, v in image.checks.items()}
+    refs = _images([(2, 3, size, size), (3, 3, size, size)])
+    encoder = _Graph("style_encoder", _PerDomainHeads(method.export_module(kind="style_encoder"), flatten=True),
+                     (torch.rand(2, 3, size, size) * 2 - 1, domains(2)), ["reference", "domain"],
+                     [{0: auto}, {0: auto}], {k: (v, domains(v.shape[0])) for k, v in refs.items()}, method.E)
+    z = {f"random z {n}": torch.randn(n, method.latent_dim, generator=generator) for n in (2, 3)}
+    mapping = _Graph("mapping", _PerDomainHeads(method.export_module(kind="mapping"), flatten=False),
+                     (torch.randn(2, method.latent_dim), domains(2)), ["z", "domain"],
+                     [{0: auto}, {0: auto}], {k: (v, domains(v.shape[0])) for k, v in z.items()}, method.F)
+    return [image, encoder, mapping]
+
+
+_OPERATOR = re.compile(r"(aten[.:]{1,2}[A-Za-z0-9_.]+|torchvision[.:]{1,2}[A-Za-z0-9_.]+)")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The exporter prints progress lines and warnings: the library never prints."""
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+            contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _to_onnx(graph: _Graph, method_name: str, opset: int, fp16: bool) -> Any:
+    """The graph as an onnx ModelProto (weights inline, one file), or a one-line error naming the operator."""
+    module = _Half(copy.deepcopy(graph.module)).eval() if fp16 else graph.module
+    try:
+        with _quiet():
+            program = torch.onnx.export(module, graph.example, None, dynamo=True, opset_version=opset,
+                                        input_names=graph.input_names, output_names=["style" if graph.name != "generator"
+                                                                                    else "output"],
+                                        dynamic_shapes=tuple(graph.dynamic) if any(graph.dynamic) else None,
+                                        external_data=False, verbose=False)
+    except Exception as exc:  # noqa: BLE001 - the exporter raises many types; name the operator when it does
+        text = str(exc)
+        operator = _OPERATOR.search(text)
+        what = f"operator {operator.group(1)}" if operator else text.strip().splitlines()[0][:200] if text.strip() \
+            else type(exc).__name__
+        raise ExportError(f"ONNX cannot express {method_name}'s {graph.name} at opset {opset}: {what}") from exc
+    return program.model_proto
+
+
+def _parity(session: Any, graph: _Graph, reference: torch.nn.Module) -> dict[str, float]:
+    names = [i.name for i in session.get_inputs()]
+    diffs = {}
+    for kind, inputs in graph.checks.items():
+        with torch.no_grad():
+            expected = reference(*inputs).float().numpy()
+        got = session.run(None, dict(zip(names, (t.numpy() for t in inputs))))[0]
+        diffs[f"{graph.name}: {kind}"] = float(np.abs(got - expected).max())
+    return diffs
 
 
 def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, direction: str = "AtoB",
-                opset: int = 17, fp16: bool = False, static_size: tuple[int, int] | None = None,
+                opset: int = DEFAULT_OPSET, fp16: bool = False, static_size: tuple[int, int] | None = None,
                 overwrite: bool = False) -> ExportResult:
-    """Export, check with onnx.checker, compare ONNX Runtime with PyTorch; raise ParityError past tolerance."""
+    """Export, check with onnx.checker, compare ONNX Runtime with PyTorch; raise ParityError past tolerance.
+
+    Nothing is left behind on failure: every file goes through a temporary name and is renamed only after
+    all graphs passed the parity check."""
     import onnx
     import onnxruntime as ort
 
     target = Path(out)
-    if target.exists() and not overwrite:
-        raise ExportError(f"{target} already exists: pass --overwrite to replace it")
+    if target.suffix != ".onnx":
+        raise ConfigError(f"--out {target}: name the file *.onnx")
     loaded = load_for_inference(checkpoint, device="cpu")
     method = loaded.method
-    if method.takes_style_reference:
-        raise ExportError(f"{method.name}: export of multi-domain style networks is not supported by this i2i version")
+    styled = method.takes_style_reference
+    targets = {"generator": target, **(companion_paths(target) if styled else {})}
+    for path in targets.values():
+        if path.exists() and not overwrite:
+            raise ExportError(f"{path} already exists: pass --overwrite to replace it")
+    if direction not in ("AtoB", "BtoA"):
+        raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
     if direction == "BtoA" and not method.two_sided:
         raise ConfigError(f"--direction BtoA: {method.name} translates one way only")
-    net = method.export_module(direction=direction).eval()
-    reference = net
-    if fp16:
-        import copy
-
-        net = _Half(copy.deepcopy(net)).eval()
     multiple = method.size_multiple
     size = max(multiple, 64 - 64 % multiple or multiple)
     h, w = static_size or (size, size)
     if h % multiple or w % multiple:
         raise ConfigError(f"--static-size {h} {w}: must be multiples of {multiple} for this network")
-    example = torch.rand(1, 3, h, w) * 2 - 1
-    dynamic = None if static_size else {"image": {0: "batch", 2: "height", 3: "width"},
-                                        "output": {0: "batch", 2: "height", 3: "width"}}
-    metadata = _metadata(loaded, direction, fp16)
-    with atomic_path(target, overwrite=overwrite) as tmp:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(net, (example,), str(tmp), dynamo=False, opset_version=opset,
-                                  input_names=["image"], output_names=["output"], dynamic_axes=dynamic)
-        except Exception as exc:  # noqa: BLE001 - the exporter raises many types; name the operator if it says
-            message = str(exc).splitlines()[0][:300]
-            raise ExportError(f"ONNX cannot express {method.name}'s network at opset {opset}: {message}") from exc
-        model = onnx.load(str(tmp))
-        for key, value in metadata.items():
-            entry = model.metadata_props.add()
-            entry.key, entry.value = key, value
-        onnx.checker.check_model(model)
-        onnx.save(model, str(tmp))
-        providers = onnx_providers()
-        session = ort.InferenceSession(str(tmp), providers=providers)
-        result = ExportResult(target, metadata, tolerance=TOLERANCE[fp16], provider=session.get_providers()[0])
-        shapes = [(1, 3, h, w)] if static_size else [(1, 3, h, w), (2, 3, h + multiple, w + 2 * multiple)]
-        torch.manual_seed(0)
-        inputs = {f"random {s[0]}x{s[2]}x{s[3]}": torch.rand(*s) * 2 - 1 for s in shapes}
-        real = _real_input(loaded, h)
-        if real is not None and (static_size is None or real.shape[-2:] == (h, w)):
-            inputs["real image"] = real
-        for name, x in inputs.items():
-            with torch.no_grad():
-                expected = reference(x).numpy()
-            got = session.run(None, {"image": x.numpy()})[0]
-            result.max_diff[name] = float(np.abs(got - expected).max())
+    graphs = _style_graphs(loaded, h, w, static_size is not None) if styled else \
+        [_image_graph(loaded, direction, h, w, static_size is not None)]
+    extra = {}
+    if styled:
+        extra = {"companions": json.dumps({k: p.name for k, p in targets.items() if k != "generator"}),
+                 "style_size": str(method.config.size), "latent_dim": str(method.latent_dim),
+                 "style_dim": str(method.config.style_dim)}
+    metadata = _metadata(loaded, "AtoB" if styled else direction, fp16, opset, extra)
+    result = ExportResult(target, metadata, tolerance=TOLERANCE[fp16], files=list(targets.values()))
+    with contextlib.ExitStack() as stack:
+        for graph in graphs:
+            tmp = stack.enter_context(atomic_path(targets[graph.name], overwrite=overwrite))
+            model = _to_onnx(graph, method.name, opset, fp16)
+            for key, value in {**metadata, "graph": graph.name}.items():
+                entry = model.metadata_props.add()
+                entry.key, entry.value = key, value
+            onnx.checker.check_model(model)
+            onnx.save(model, str(tmp))
+            session = ort.InferenceSession(str(tmp), providers=onnx_providers())
+            result.provider = session.get_providers()[0]
+            result.max_diff.update(_parity(session, graph, graph.reference or graph.module))
         worst = max(result.max_diff.values())
         if worst > result.tolerance:
-            raise ParityError(f"ONNX Runtime differs from PyTorch by {worst:.3g} (tolerance {result.tolerance:g}, "
-                              f"{result.provider}); the file was not written")
+            where = max(result.max_diff, key=lambda k: result.max_diff[k])
+            raise ParityError(f"ONNX Runtime differs from PyTorch by {worst:.3g} on {where} (tolerance "
+                              f"{result.tolerance:g}, {result.provider}); nothing was written")
     return result
 
 

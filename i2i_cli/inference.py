@@ -35,6 +35,7 @@ class TranslateOptions:
     precision: str = "fp32"
     batch_size: int = 1
     resize: int | None = None  # resize the shorter side to N before translating (output keeps that size)
+    keep_size: bool = False  # with resize: scale the output back to the input's size
     overwrite: bool = False
     skip_existing: bool = True
     threads: int = 4  # decode / encode threads
@@ -43,6 +44,7 @@ class TranslateOptions:
     tag: str = ""  # output names become NAME__tag.png (one output per style)
     tile: int = 0  # translate images larger than this in overlapping tiles of this size (0: whole images)
     overlap: int = 32
+    blend: str = "linear"  # tile seam weights: linear or cosine ramps
 
 
 @dataclass
@@ -51,8 +53,12 @@ class TranslateResult:
     skipped: int = 0
     bad: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
-    device: str = ""
+    device: str = ""  # torch device, or the ONNX Runtime provider that ran the network
     note: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"written": len(self.written), "skipped": self.skipped, "bad": len(self.bad)}
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None, runs_root: Path = Path("runs")) -> tuple[Path, str]:
@@ -130,12 +136,14 @@ def _prepare(array: np.ndarray, resize: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
 
 
-def _ramp(length: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
-    """Blending weights along one axis of a tile: linear ramps over the overlaps, 1 elsewhere."""
+def _ramp(length: int, overlap: int, first: bool, last: bool, blend: str = "linear") -> torch.Tensor:
+    """Blending weights along one axis of a tile: linear (or cosine) ramps over the overlaps, 1 elsewhere."""
     weights = torch.ones(length)
     # the outer quarter of each overlap gets no weight: a tile's edge pixels lack context the network needs
     margin = overlap // 4
     ramp = ((torch.arange(overlap) - margin + 1) / (overlap - 2 * margin + 1)).clamp(0, 1)
+    if blend == "cosine":  # same support, smooth at both ends; the two tiles' weights still sum to one
+        ramp = 0.5 - 0.5 * torch.cos(torch.pi * ramp)
     if not first and overlap:
         weights[:overlap] = ramp
     if not last and overlap:
@@ -151,7 +159,7 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
-def run_tiled(translator: Any, x: torch.Tensor, tile: int, overlap: int) -> torch.Tensor:
+def run_tiled(translator: Any, x: torch.Tensor, tile: int, overlap: int, blend: str = "linear") -> torch.Tensor:
     """Translate (N, 3, H, W) in overlapping tiles blended with linear ramps (for images past memory).
 
     Exact away from the seams for fully convolutional networks; networks that normalise over the whole
@@ -165,21 +173,24 @@ def run_tiled(translator: Any, x: torch.Tensor, tile: int, overlap: int) -> torc
             patch = x[..., top : top + tile, left : left + tile]
             padded, (ph, pw) = pad_to_multiple(patch, translator.size_multiple)
             y = translator(padded)[..., :ph, :pw].float().cpu()
-            weight = (_ramp(ph, overlap, iy == 0, iy == len(ys) - 1)[:, None]
-                      * _ramp(pw, overlap, ix == 0, ix == len(xs) - 1)[None, :])[None, None]
+            weight = (_ramp(ph, overlap, iy == 0, iy == len(ys) - 1, blend)[:, None]
+                      * _ramp(pw, overlap, ix == 0, ix == len(xs) - 1, blend)[None, :])[None, None]
             out[..., top : top + ph, left : left + pw] += y * weight
             total[..., top : top + ph, left : left + pw] += weight
     return out / total.clamp_min(1e-8)
 
 
-def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap: int = 32) -> list[np.ndarray]:
+def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap: int = 32,
+              blend: str = "linear") -> list[np.ndarray]:
     """Translate same-size uint8 (H, W, 3) arrays; outputs have the inputs' size."""
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
     if tile and max(x.shape[-2:]) > tile:
         if tile % translator.size_multiple or overlap >= tile:
             raise ConfigError(f"--tile {tile} must be a multiple of {translator.size_multiple} and larger than "
                               f"--overlap {overlap}")
-        y = run_tiled(translator, x, tile, overlap)
+        if blend not in ("linear", "cosine"):
+            raise ConfigError(f"--blend {blend}: choose linear or cosine")
+        y = run_tiled(translator, x, tile, overlap, blend)
         out = y.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
         return [np.ascontiguousarray(o) for o in out]
     padded, (h, w) = pad_to_multiple(x, translator.size_multiple)
@@ -264,28 +275,45 @@ def translate_folder(
             continue
         todo.append((file, target))
     targets = dict(todo)
+    original_sizes: dict[Path, tuple[int, int]] = {}  # (width, height) before --resize, for --keep-size
 
     def load(path: Path) -> np.ndarray:
-        array = _prepare(load_image(path, max_pixels=opts.max_pixels), opts.resize)
+        decoded = load_image(path, max_pixels=opts.max_pixels)
+        original_sizes[path] = (decoded.shape[1], decoded.shape[0])
+        array = _prepare(decoded, opts.resize)
         _check_size(array, path, translator)
         return array
 
+    def write(array: np.ndarray, target: Path, size: tuple[int, int] | None) -> None:
+        if size is not None and size != (array.shape[1], array.shape[0]):
+            from PIL import Image
+
+            resample = Image.BICUBIC if array.ndim == 3 else Image.BILINEAR
+            array = np.asarray(Image.fromarray(array).resize(size, resample))
+        save_image(array, target, overwrite=opts.overwrite)
+
     done = 0
+    # encoding overlaps the network; a bounded queue keeps a slow disk from piling up decoded outputs in memory
+    queue_limit = 2 * max(1, opts.threads) + opts.batch_size
     with ThreadPoolExecutor(max_workers=max(1, opts.threads)) as writers:
         pending: list[Future[None]] = []
         for group in _batches([f for f, _ in todo], load, opts.batch_size, opts.threads):
             if isinstance(group[0][1], BadImageError):
                 result.bad.append((str(group[0][0]), group[0][1].reason))
             else:
-                outputs = run_array(translator, [a for _, a in group], opts.tile, opts.overlap)  # type: ignore[misc]
-                masks = run_masks(translator, [a for _, a in group]) if opts.save_masks else []  # type: ignore[misc]
+                arrays: list[np.ndarray] = [a for _, a in group]  # type: ignore[misc]
+                outputs = run_array(translator, arrays, opts.tile, opts.overlap, opts.blend)
+                masks = run_masks(translator, arrays) if opts.save_masks else []
                 for i, ((path, _), output) in enumerate(zip(group, outputs)):
                     target = targets[path]
-                    pending.append(writers.submit(save_image, output, target, overwrite=opts.overwrite))
+                    size = original_sizes.pop(path) if opts.keep_size and opts.resize else None
+                    pending.append(writers.submit(write, output, target, size))
                     if masks:
                         mask_path = target.with_name(target.stem + "__mask.png")
-                        pending.append(writers.submit(save_image, masks[i], mask_path, overwrite=opts.overwrite))
+                        pending.append(writers.submit(write, masks[i], mask_path, size))
                     result.written.append(target)
+                while len(pending) > queue_limit:
+                    pending.pop(0).result()
             done += len(group)
             if progress:
                 progress(done, len(todo))
@@ -295,35 +323,58 @@ def translate_folder(
     return result
 
 
+def _onnx_session(path: Path, device: str) -> tuple[Any, dict[str, str]]:
+    import onnxruntime as ort
+
+    from i2i_cli.export import onnx_providers, read_metadata
+
+    providers = onnx_providers(device)  # raises a one-line error for --device cuda without a GPU
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such ONNX file (write one with `i2i export`)")
+    try:
+        metadata = read_metadata(path)
+        session = ort.InferenceSession(str(path), providers=providers)
+    except Exception as exc:  # noqa: BLE001 - a broken file can fail in many ways
+        raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
+    return session, metadata
+
+
 class OnnxTranslator:
-    """An exported .onnx file in ONNX Runtime (CUDA provider when a GPU is present, else CPU)."""
+    """An exported .onnx file in ONNX Runtime (CUDA provider when a GPU is present, else CPU).
 
-    def __init__(self, path: Path, direction: str = "AtoB") -> None:
-        import onnxruntime as ort
+    A multi-domain generator (inputs image and style) runs with one fixed style code, given as `style`."""
 
-        from i2i_cli.export import onnx_providers, read_metadata
-
-        try:
-            self.metadata = read_metadata(path)
-            self.session = ort.InferenceSession(str(path), providers=onnx_providers())
-        except Exception as exc:  # noqa: BLE001 - a broken file can fail in many ways
-            raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or (isinstance(inputs[0].shape[1], int) and inputs[0].shape[1] != 3):
+    def __init__(self, path: Path, direction: str = "AtoB", device: str = "auto", style: np.ndarray | None = None,
+                 session: Any = None, metadata: dict[str, str] | None = None) -> None:
+        if session is None:
+            session, metadata = _onnx_session(Path(path), device)
+        self.session, self.metadata = session, metadata or {}
+        inputs = session.get_inputs()
+        image = inputs[0]
+        expected = 2 if style is not None else 1
+        if len(inputs) != expected or (isinstance(image.shape[1], int) and image.shape[1] != 3):
+            if len(inputs) == 2 and style is None and "companions" in self.metadata:
+                raise ConfigError(f"{path} is a multi-domain {self.metadata.get('method', '')} generator: pass "
+                                  "--style-ref or --domain")
             raise CheckpointError(f"{path}: expected one input of 3-channel images, found "
                                   f"{[(i.name, i.shape) for i in inputs]}")
-        self.input_name = inputs[0].name
+        self.input_name = image.name
+        self.style_name = inputs[1].name if style is not None else ""
+        self.style = style
         if self.metadata.get("direction", direction) != direction:
             raise ConfigError(f"{path} was exported for {self.metadata['direction']}; export again with "
                               f"--direction {direction}")
         self.size_multiple = int(self.metadata.get("size_multiple", 1))
         self.min_size = int(self.metadata.get("min_size", 1))
-        self.device = self.session.get_providers()[0]
+        self.device = session.get_providers()[0]
         self.note = "" if "i2i_version" in self.metadata else (
             f"{path} has no i2i metadata: assuming inputs in [-1, 1] and any size (multiple 1)")
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, {self.input_name: x.numpy().astype(np.float32)})[0])
+        feed = {self.input_name: x.cpu().numpy().astype(np.float32)}
+        if self.style is not None:
+            feed[self.style_name] = np.repeat(self.style, x.shape[0], axis=0)
+        return torch.from_numpy(self.session.run(None, feed)[0])
 
 
 def load_translator(checkpoint: str | os.PathLike[str] | None, direction: str = "AtoB", device: str = "auto",
@@ -331,7 +382,10 @@ def load_translator(checkpoint: str | os.PathLike[str] | None, direction: str = 
     """A translator for a run folder (PyTorch) or an .onnx file (ONNX Runtime), and a note to show."""
     path, note = resolve_checkpoint(checkpoint)
     if path.suffix == ".onnx":
-        translator = OnnxTranslator(path, direction)
+        if precision != "fp32":
+            raise ConfigError(f"--precision {precision}: an ONNX file runs in the precision it was exported in "
+                              "(`i2i export --fp16` for half precision)")
+        translator = OnnxTranslator(path, direction, device)
         return translator, "; ".join(n for n in (note, translator.note, f"ONNX Runtime on {translator.device}") if n)
     loaded = load_for_inference(path, device="cpu")
     return TorchTranslator(loaded, direction, device, precision), note
@@ -355,6 +409,86 @@ class StyledTranslator:
             return self.net(x.to(self.device), self.style.expand(x.shape[0], -1)).float()
 
 
+class TorchStyles:
+    """Style codes and styled translators from a multi-domain run (PyTorch)."""
+
+    def __init__(self, loaded: LoadedModel, device: str = "auto", precision: str = "fp32") -> None:
+        self.loaded, self.method = loaded, loaded.method
+        self.name, self.domains = self.method.name, list(self.method.domains)
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.method.to(self.device)
+        self.latent_dim = self.method.latent_dim
+
+    @torch.no_grad()
+    def from_reference(self, ref: torch.Tensor, domain: int) -> torch.Tensor:
+        return self.method.style_from_reference(ref.to(self.device), torch.tensor([domain], device=self.device)).cpu()
+
+    @torch.no_grad()
+    def from_latent(self, z: torch.Tensor, domain: int) -> torch.Tensor:
+        return self.method.style_from_latent(z.to(self.device), torch.tensor([domain], device=self.device)).cpu()
+
+    def translator(self, style: torch.Tensor) -> StyledTranslator:
+        return StyledTranslator(self.loaded, style, self.device, self.precision)
+
+
+class OnnxStyles:
+    """Style codes and styled translators from a multi-domain ONNX export (generator + its two companions)."""
+
+    def __init__(self, path: Path, device: str = "auto") -> None:
+        import json
+
+        self.path = Path(path)
+        self.session, self.metadata = _onnx_session(self.path, device)
+        companions = json.loads(self.metadata.get("companions", "{}"))
+        if not companions:
+            raise ConfigError(f"{path} has no style networks; {self._takers()}")
+        self.encoder, _ = _onnx_session(self.path.with_name(companions["style_encoder"]), device)
+        self.mapping, _ = _onnx_session(self.path.with_name(companions["mapping"]), device)
+        self.name = self.metadata.get("method", "")
+        self.domains = json.loads(self.metadata["domains"])
+        self.latent_dim = int(self.metadata["latent_dim"])
+        self.style_size = int(self.metadata["style_size"])
+        self.device = self.session.get_providers()[0]
+
+    @staticmethod
+    def _takers() -> str:
+        return f"models that take a style reference or domain: {', '.join(_style_methods())}"
+
+    def from_reference(self, ref: torch.Tensor, domain: int) -> torch.Tensor:
+        size = self.style_size
+        if ref.shape[-2:] != (size, size):  # as the method does: the encoder needs the training size
+            ref = F.interpolate(ref, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        feed = dict(zip([i.name for i in self.encoder.get_inputs()], (ref.numpy(), np.array([domain]))))
+        return torch.from_numpy(self.encoder.run(None, feed)[0])
+
+    def from_latent(self, z: torch.Tensor, domain: int) -> torch.Tensor:
+        feed = dict(zip([i.name for i in self.mapping.get_inputs()], (z.numpy(), np.array([domain]))))
+        return torch.from_numpy(self.mapping.run(None, feed)[0])
+
+    def translator(self, style: torch.Tensor) -> OnnxTranslator:
+        return OnnxTranslator(self.path, style=style.numpy(), session=self.session, metadata=self.metadata)
+
+
+def _style_methods() -> list[str]:
+    from models import registry
+
+    return [n for n in registry.list_methods() if registry.method_class(n).takes_style_reference]
+
+
+def load_styles(checkpoint: str | os.PathLike[str] | Path, device: str = "auto", precision: str = "fp32"
+                ) -> TorchStyles | OnnxStyles:
+    """The style source of a multi-domain run folder or .onnx export; a one-line error for other models."""
+    path = Path(checkpoint)
+    if path.suffix == ".onnx":
+        return OnnxStyles(path, device)
+    loaded = load_for_inference(path, device="cpu")
+    if not loaded.method.takes_style_reference:
+        raise ConfigError(f"{loaded.method.name} takes no style reference or domain; models that do: "
+                          f"{', '.join(_style_methods())}")
+    return TorchStyles(loaded, device, precision)
+
+
 def _domain_index(method: Any, name: str) -> int:
     if name not in method.domains:
         raise ConfigError(f"--domain {name}: not a domain of this run; its domains are {', '.join(method.domains)}")
@@ -375,7 +509,7 @@ def _reference_files(style_ref: Path) -> list[Path]:
 def translate_with_styles(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
-    loaded: LoadedModel,
+    model: LoadedModel | TorchStyles | OnnxStyles,
     *,
     style_ref: Path | None = None,
     domain: str | None = None,
@@ -384,45 +518,45 @@ def translate_with_styles(
     options: TranslateOptions | None = None,
     progress: ProgressFn | None = None,
 ) -> TranslateResult:
-    """Reference-guided (one output per input and reference) or latent-guided (num_styles per input)."""
-    opts = options or TranslateOptions()
-    method = loaded.method
-    if not method.takes_style_reference:
-        from models import registry
+    """Reference-guided (one output per input and reference) or latent-guided (num_styles per input).
 
-        takers = [n for n in registry.list_methods() if registry.method_class(n).takes_style_reference]
-        raise ConfigError(f"{method.name} takes no style reference or domain; models that do: {', '.join(takers)}")
-    device = resolve_device(opts.device)
-    precision = resolve_precision(opts.precision, device)
-    method.to(device)
+    `model` is a multi-domain run (LoadedModel / TorchStyles) or an ONNX export (OnnxStyles); the latent codes
+    come from a CPU generator seeded with `seed`, so both give the same outputs for the same seed."""
+    opts = options or TranslateOptions()
+    if isinstance(model, LoadedModel):
+        if not model.method.takes_style_reference:
+            raise ConfigError(f"{model.method.name} takes no style reference or domain; models that do: "
+                              f"{', '.join(_style_methods())}")
+        model = TorchStyles(model, opts.device, opts.precision)
     styles: list[tuple[str, torch.Tensor]] = []
     if style_ref is not None:
         refs = _reference_files(Path(style_ref))
         for ref in refs:
-            target = domain or (ref.parent.name if ref.parent.name in method.domains else None)
+            target = domain or (ref.parent.name if ref.parent.name in model.domains else None)
             if target is None:
                 raise ConfigError(f"--style-ref {ref}: cannot tell its domain from its folder; pass --domain "
-                                  f"({', '.join(method.domains)})")
+                                  f"({', '.join(model.domains)})")
+            index = _domain_index(model, target)
             array = load_image(ref, max_pixels=opts.max_pixels)
-            x = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(device)
-            index = torch.tensor([_domain_index(method, target)], device=device)
-            with torch.no_grad():
-                style = method.style_from_reference(x, index)
-            styles.append((ref.stem if len(refs) > 1 or Path(style_ref).is_dir() else "", style))
+            x = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+            styles.append((ref.stem if len(refs) > 1 or Path(style_ref).is_dir() else "", model.from_reference(x, index)))
     else:
         if domain is None:
-            raise ConfigError(f"{method.name} needs a target: --style-ref IMAGE|DIR, or --domain D "
-                              f"({', '.join(method.domains)}) for latent-guided outputs")
-        index = torch.tensor([_domain_index(method, domain)], device=device)
+            raise ConfigError(f"{model.name} needs a target: --style-ref IMAGE|DIR, or --domain D "
+                              f"({', '.join(model.domains)}) for latent-guided outputs")
+        index = _domain_index(model, domain)
         generator = torch.Generator().manual_seed(seed)
         for k in range(num_styles):
-            z = torch.randn(1, method.latent_dim, generator=generator).to(device)
-            with torch.no_grad():
-                styles.append((f"{domain}{k}" if num_styles > 1 else "", method.style_from_latent(z, index)))
-    total = TranslateResult(device=str(device))
-    for tag, style in styles:
-        translator = StyledTranslator(loaded, style, device, precision)
-        result = translate_folder(source, out, translator, TranslateOptions(**{**opts.__dict__, "tag": tag}), progress)
+            z = torch.randn(1, model.latent_dim, generator=generator)
+            styles.append((f"{domain}{k}" if num_styles > 1 else "", model.from_latent(z, index)))
+    total = TranslateResult(device=str(model.device))
+    for k, (tag, style) in enumerate(styles):
+        def report(done: int, count: int, offset: int = k) -> None:
+            if progress:
+                progress(offset * count + done, len(styles) * count)
+
+        result = translate_folder(source, out, model.translator(style), TranslateOptions(**{**opts.__dict__, "tag": tag}),
+                                  report)
         total.written += result.written
         total.skipped += result.skipped
         total.bad += [b for b in result.bad if b not in total.bad]

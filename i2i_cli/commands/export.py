@@ -15,7 +15,7 @@ def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).")] = None,
     direction: Annotated[str, typer.Option(help="AtoB or BtoA (two-sided methods).")] = "AtoB",
-    opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
+    opset: Annotated[int, typer.Option(help="ONNX opset (18 or later).")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out).")] = False,
     static_size: Annotated[tuple[int, int] | None, typer.Option("--static-size", help="Fix H W instead of dynamic sizes.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
@@ -32,12 +32,14 @@ def export(
                          overwrite=overwrite)
     print_table(f"parity with PyTorch in ONNX Runtime ({result.provider}), tolerance {result.tolerance:g}",
                 ["input", "max |onnx - torch|"], list(result.max_diff.items()))
-    console.print(f"wrote {result.path} ({result.metadata['method']}, {direction}, size multiple "
-                  f"{result.metadata['size_multiple']}); use it with: i2i translate --checkpoint {result.path} IN/ OUT/")
+    files = ", ".join(str(p) for p in result.files)
+    console.print(f"wrote {files} ({result.metadata['method']}, {result.metadata['direction']}, size multiple "
+                  f"{result.metadata['size_multiple']}); use it with: i2i translate --checkpoint {result.path} IN/ OUT/"
+                  + (" --style-ref REF (or --domain D)" if len(result.files) > 1 else ""))
     if json_out:
         write_json(json_out, {"path": str(result.path), "metadata": {k: v for k, v in result.metadata.items()
                                                                       if k != "run_config"},
-                              "max_diff": result.max_diff, "tolerance": result.tolerance, "provider": result.provider})
+                              "files": [str(p) for p in result.files], "max_diff": result.max_diff, "tolerance": result.tolerance, "provider": result.provider})
 
 
 def register(app: typer.Typer) -> None:

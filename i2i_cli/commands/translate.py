@@ -1,118 +1,115 @@
-"""`i2i translate`: translate a folder (or one image) with a trained run."""
+"""`i2i translate`: translate a folder (or one image) with a trained run or an exported .onnx file."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from i2i_cli.cli import (
-    console,
     handle_errors,
     info,
     print_problems,
+    print_table,
     progress_bar,
     warn,
     write_json,
 )
+
+if TYPE_CHECKING:
+    from i2i_cli.inference import TranslateResult
+
+SPEED = "Speed"
+STYLE = "Multi-domain (StarGAN v2)"
 
 
 @handle_errors
 def translate(
     source: Annotated[Path, typer.Argument(help="An image or a folder of images (searched recursively).")],
     out: Annotated[Path, typer.Argument(help="Output folder (names and sub-folders are kept, PNG).")],
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).")] = None,
     direction: Annotated[str, typer.Option(help="AtoB or BtoA (two-sided methods).")] = "AtoB",
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16.")] = "fp32",
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass (same-size images).")] = 1,
-    resize: Annotated[int | None, typer.Option(help="Resize the shorter side to N first (output keeps N).")] = None,
+    resize: Annotated[int | None, typer.Option(help="Resize the shorter side to N first (output keeps N unless --keep-size).")] = None,
+    keep_size: Annotated[bool, typer.Option("--keep-size", help="With --resize: scale each output back to its input's size.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip outputs that exist (default); --no-skip-existing makes an existing output an error.")] = True,
-    threads: Annotated[int, typer.Option(help="Decode/encode threads.")] = 4,
-    tile: Annotated[int, typer.Option(help="Translate images larger than this in overlapping tiles (0: off).")] = 0,
-    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels, blended linearly.")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=SPEED)] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (PyTorch runs).", rich_help_panel=SPEED)] = "fp32",
+    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass (same-size images).", rich_help_panel=SPEED)] = 1,
+    threads: Annotated[int, typer.Option(help="Decode/encode threads.", rich_help_panel=SPEED)] = 4,
+    tile: Annotated[int, typer.Option(help="Translate images larger than this in overlapping tiles (0: off).", rich_help_panel=SPEED)] = 0,
+    overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.", rich_help_panel=SPEED)] = 32,
+    blend: Annotated[str, typer.Option(help="Tile seam weights: linear or cosine ramps.", rich_help_panel=SPEED)] = "linear",
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = None,
-    style_ref: Annotated[Path | None, typer.Option("--style-ref", help="Multi-domain: a reference image, or a folder of them.")] = None,
-    domain: Annotated[str | None, typer.Option(help="Multi-domain: the target domain (inferred from the reference's folder).")] = None,
-    num_styles: Annotated[int, typer.Option("--num-styles", help="Latent-guided: outputs per input.")] = 1,
-    seed: Annotated[int, typer.Option(help="Latent-guided: seed of the style codes.")] = 0,
+    style_ref: Annotated[Path | None, typer.Option("--style-ref", help="A reference image, or a folder of them.", rich_help_panel=STYLE)] = None,
+    domain: Annotated[str | None, typer.Option(help="The target domain (else inferred from the reference's folder).", rich_help_panel=STYLE)] = None,
+    num_styles: Annotated[int, typer.Option("--num-styles", help="Latent-guided: outputs per input.", rich_help_panel=STYLE)] = 1,
+    seed: Annotated[int, typer.Option(help="Latent-guided: seed of the style codes.", rich_help_panel=STYLE)] = 0,
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Attention methods: also write NAME__mask.png.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write a summary as JSON.")] = None,
 ) -> None:
-    """Translate every image in SOURCE into OUT with a trained run; bad files are listed and skipped."""
-    from i2i_cli.inference import TranslateOptions, load_translator, translate_folder
+    """Translate every image in SOURCE into OUT; bad files are listed at the end and the others still translated."""
+    from i2i_cli.errors import ConfigError
+    from i2i_cli.inference import TranslateOptions, load_translator, resolve_checkpoint, translate_folder
 
     if direction not in ("AtoB", "BtoA"):
-        from i2i_cli.errors import ConfigError
-
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
+    if keep_size and not resize:
+        raise ConfigError("--keep-size goes with --resize N (without --resize outputs already keep their size)")
+    options = TranslateOptions(direction=direction, device=device, precision=precision, batch_size=batch_size,
+                               resize=resize, keep_size=keep_size, overwrite=overwrite, skip_existing=skip_existing,
+                               threads=threads, max_pixels=max_pixels, save_masks=save_masks, tile=tile,
+                               overlap=overlap, blend=blend)
     if style_ref is not None or domain is not None:
-        _translate_styles(source, out, checkpoint, style_ref, domain, num_styles, seed, device, precision, batch_size,
-                          overwrite, skip_existing, threads, max_pixels, json_out)
+        from i2i_cli.inference import load_styles, translate_with_styles
+
+        run, note = resolve_checkpoint(checkpoint)
+        if note:
+            info(note)
+        styles = load_styles(run, device, precision)
+        info(f"{styles.name} from {run} on {styles.device}")
+        with progress_bar("translate", None) as advance:
+            result = translate_with_styles(source, out, styles, style_ref=style_ref, domain=domain,
+                                           num_styles=num_styles, seed=seed, options=options,
+                                           progress=lambda done, total: advance(0, completed=done, total=total))
+        _report(result, out, json_out, {"checkpoint": str(run)})
         return
     translator, note = load_translator(checkpoint, direction, device, precision)
     if note:
         info(note)
     if save_masks and getattr(translator, "mask_net", None) is None:
-        from i2i_cli.errors import ConfigError
-
         raise ConfigError("--save-masks: this model has no attention masks (agcyclegan has them)")
     loaded = getattr(translator, "loaded", None)
     if loaded is not None:
         info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
              f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
-    options = TranslateOptions(direction=direction, device=device, precision=precision, batch_size=batch_size,
-                               resize=resize, overwrite=overwrite, skip_existing=skip_existing, threads=threads,
-                               max_pixels=max_pixels, save_masks=save_masks, tile=tile, overlap=overlap)
     with progress_bar("translate", None) as advance:
         result = translate_folder(source, out, translator, options,
                                   progress=lambda done, total: advance(0, completed=done, total=total))
+    _report(result, out, json_out, {"checkpoint": str(loaded.run_dir if loaded else checkpoint),
+                                    "step": loaded.step if loaded else None})
+
+
+def _report(result: TranslateResult, out: Path, json_out: Path | None, extra: dict[str, Any]) -> None:
     rate = len(result.written) / result.seconds if result.seconds else 0.0
-    console.print(f"wrote {len(result.written)} image(s) to {out} in {result.seconds:.1f} s ({rate:.1f} images/s)"
-                  + (f"; skipped {result.skipped} existing (--overwrite to redo them)" if result.skipped else ""))
+    print_table(f"translated into {out}", ["", ""], [
+        ("written", len(result.written)),
+        ("skipped (already there; --overwrite to redo)", result.skipped),
+        ("could not be translated", len(result.bad)),
+        ("device", result.device),
+        ("seconds", f"{result.seconds:.1f} ({rate:.2f} images/s)"),
+    ])
     if json_out:
         write_json(json_out, {"written": [str(p) for p in result.written], "skipped": result.skipped,
                               "bad": [{"file": f, "problem": p} for f, p in result.bad], "seconds": result.seconds,
-                              "device": result.device,
-                              "checkpoint": str(loaded.run_dir if loaded else checkpoint),
-                              "step": loaded.step if loaded else None})
+                              "device": result.device, **extra})
     if result.bad:
         print_problems(f"{len(result.bad)} file(s) could not be translated:", result.bad)
         warn("the other images were translated; fix or remove the files above and run again")
         raise typer.Exit(1)
 
 
-def _translate_styles(source, out, checkpoint, style_ref, domain, num_styles, seed, device, precision, batch_size,
-                      overwrite, skip_existing, threads, max_pixels, json_out) -> None:  # noqa: ANN001
-    from i2i_cli.engine.checkpoint import load_for_inference
-    from i2i_cli.inference import TranslateOptions, resolve_checkpoint, translate_with_styles
-
-    run, note = resolve_checkpoint(checkpoint)
-    if note:
-        info(note)
-    if str(run).endswith(".onnx"):
-        from i2i_cli.errors import ConfigError
-
-        raise ConfigError("--style-ref/--domain need a run folder: style networks are not exported to ONNX yet")
-    loaded = load_for_inference(run)
-    info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}{', EMA weights' if loaded.used_ema else ''})")
-    options = TranslateOptions(device=device, precision=precision, batch_size=batch_size, overwrite=overwrite,
-                               skip_existing=skip_existing, threads=threads, max_pixels=max_pixels)
-    with progress_bar("translate", None) as advance:
-        result = translate_with_styles(source, out, loaded, style_ref=style_ref, domain=domain, num_styles=num_styles,
-                                       seed=seed, options=options,
-                                       progress=lambda done, total: advance(0, completed=done, total=total))
-    console.print(f"wrote {len(result.written)} image(s) to {out} in {result.seconds:.1f} s"
-                  + (f"; skipped {result.skipped} existing" if result.skipped else ""))
-    if json_out:
-        write_json(json_out, {"written": [str(p) for p in result.written], "skipped": result.skipped,
-                              "bad": [{"file": f, "problem": p} for f, p in result.bad]})
-    if result.bad:
-        print_problems(f"{len(result.bad)} file(s) could not be translated:", result.bad)
-        raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("translate", help="Translate a folder of images with a trained run (any size, PNG out).")(translate)
+    app.command("translate", help="Translate a folder of images with a trained run or .onnx file (any size, PNG out).")(
+        translate)

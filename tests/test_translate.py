@@ -1,0 +1,158 @@
+"""`i2i translate`: sizes and names kept, bad files listed, nothing overwritten or half-written, tiles, shards."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from i2i_cli.data.images import load_image
+from i2i_cli.main import app
+from tests.run_factory import make_run
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    return make_run(tmp_path_factory.mktemp("runs") / "runs" / "p2p", "pix2pix")
+
+
+def _inputs(folder):
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (37, 53), (10, 200, 30)).save(folder / "odd.jpg")
+    Image.fromarray(np.arange(40 * 40, dtype=np.uint16).reshape(40, 40) * 40).save(folder / "sub" / "deep16.png")
+    Image.new("L", (40, 40), 128).save(folder / "sub" / "grey.png")
+    (folder / "broken.png").write_bytes(b"\x89PNG not really")
+    Image.new("RGB", (4, 4)).save(folder / "tiny.png")
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_translate_keeps_sizes_and_names_lists_bad_files_and_never_overwrites(run, tmp_path):
+    src, out, report = tmp_path / "in", tmp_path / "out", tmp_path / "t.json"
+    _inputs(src)
+    result = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--device", "cpu",
+                                 "--json", str(report)])
+    assert result.exit_code == 1, result.output
+    assert "broken.png" in result.output and "tiny.png" in result.output and "smaller than" in result.output
+    assert _files(out) == ["odd.png", "sub/deep16.png", "sub/grey.png"]
+    assert load_image(out / "odd.png").shape == (53, 37, 3)
+    assert load_image(out / "sub" / "deep16.png").shape == (40, 40, 3)
+    summary = json.loads(report.read_text())
+    assert len(summary["written"]) == 3 and len(summary["bad"]) == 2 and summary["device"] == "cpu"
+
+    before = (out / "odd.png").read_bytes()
+    (out / "odd.png").write_bytes(b"user's file")
+    again = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--json", str(report)])
+    assert json.loads(report.read_text())["skipped"] == 3 and "skipped" in again.output
+    assert (out / "odd.png").read_bytes() == b"user's file"
+    strict = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--no-skip-existing"])
+    assert strict.exit_code == 2 and "--overwrite" in strict.output
+    runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--overwrite"])
+    assert (out / "odd.png").read_bytes() == before
+    assert not [p for p in out.rglob("*") if ".i2i-tmp-" in p.name]  # only complete files, no temporaries
+
+
+def test_one_image_resize_and_keep_size(run, tmp_path):
+    Image.new("RGB", (37, 53), (200, 20, 30)).save(tmp_path / "odd.png")
+    small = runner.invoke(app, ["translate", "-c", str(run), str(tmp_path / "odd.png"), str(tmp_path / "a"),
+                                "--resize", "32"])
+    assert small.exit_code == 0, small.output
+    assert load_image(tmp_path / "a" / "odd.png").shape == (round(53 * 32 / 37), 32, 3)
+    kept = runner.invoke(app, ["translate", "-c", str(run), str(tmp_path / "odd.png"), str(tmp_path / "b"),
+                               "--resize", "32", "--keep-size"])
+    assert kept.exit_code == 0, kept.output
+    assert load_image(tmp_path / "b" / "odd.png").shape == (53, 37, 3)
+
+
+def test_batches_equal_single_images_and_shards_write_each_file_once(run, tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 255, (32, 48, 3), dtype=np.uint8)).save(src / f"{i}.png")
+    one = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "one")])
+    four = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "four"), "-b", "4"])
+    assert one.exit_code == 0 and four.exit_code == 0, one.output + four.output
+    for i in range(5):  # pix2pix normalises each image by itself: batching must not change an output
+        a, b = (load_image(tmp_path / d / f"{i}.png").astype(int) for d in ("one", "four"))
+        assert np.abs(a - b).max() <= 1
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    written = []
+    for rank in ("0", "1"):
+        monkeypatch.setenv("RANK", rank)
+        result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "shards"),
+                                     "--json", str(tmp_path / f"r{rank}.json")])
+        assert result.exit_code == 0, result.output
+        written += json.loads((tmp_path / f"r{rank}.json").read_text())["written"]
+    assert len(written) == len(set(written)) == 5
+
+
+def test_translate_without_checkpoint_uses_the_newest_run_and_says_so(run, tmp_path, monkeypatch):
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(src / "a.png")
+    monkeypatch.chdir(run.parent.parent)
+    result = runner.invoke(app, ["translate", str(src), str(tmp_path / "o"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "using the newest run" in result.output and (tmp_path / "o" / "a.png").is_file()
+    monkeypatch.chdir(tmp_path)
+    none = runner.invoke(app, ["translate", str(src), str(tmp_path / "o2")])
+    assert none.exit_code == 2 and "--checkpoint" in none.output
+
+
+def test_translate_refuses_a_direction_the_method_lacks_and_style_options_without_a_style_encoder(run, tmp_path):
+    result = runner.invoke(app, ["translate", "--checkpoint", str(run), str(tmp_path), str(tmp_path / "o"),
+                                 "--direction", "BtoA"])
+    assert result.exit_code == 2 and "one way only" in result.output
+    Image.new("RGB", (32, 32)).save(tmp_path / "ref.png")
+    styled = runner.invoke(app, ["translate", "-c", str(run), str(tmp_path), str(tmp_path / "o"), "--style-ref",
+                                 str(tmp_path / "ref.png")])
+    assert styled.exit_code == 2 and "starganv2" in styled.output
+
+
+def test_save_masks_writes_attention_masks_and_is_refused_without_attention(run, tmp_path):
+    ag = make_run(tmp_path / "ag", "agcyclegan")
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (30, 22), (10, 120, 30)).save(src / "a.png")
+    result = runner.invoke(app, ["translate", "--checkpoint", str(ag), str(src), str(tmp_path / "o"), "--save-masks",
+                                 "--direction", "BtoA"])
+    assert result.exit_code == 0, result.output
+    assert load_image(tmp_path / "o" / "a.png").shape == (22, 30, 3)
+    assert load_image(tmp_path / "o" / "a__mask.png").shape == (22, 30, 3)
+    refused = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(tmp_path / "p"), "--save-masks"])
+    assert refused.exit_code == 2 and "no attention masks" in refused.output
+
+
+@pytest.mark.parametrize("blend", ["linear", "cosine"])
+def test_tiled_output_equals_untiled_away_from_seams_for_a_convolutional_net(blend):
+    from i2i_cli.inference import run_array
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 3, 3, padding=1),
+                              torch.nn.Tanh())
+
+    class Conv:
+        size_multiple, min_size, device = 4, 8, "cpu"
+
+        def __call__(self, x):
+            with torch.no_grad():
+                return net(x)
+
+    image = np.random.default_rng(1).integers(0, 255, (150, 203, 3), dtype=np.uint8)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1
+    from i2i_cli.inference import run_tiled
+
+    whole, tiled = Conv()(x), run_tiled(Conv(), x, 64, 16, blend)
+    # away from the image border (where whole-image padding differs) the tiles agree with the whole image
+    assert (tiled - whole)[..., 2:-2, 2:-2].abs().max() < 1e-3
+    as_uint8 = run_array(Conv(), [image], tile=64, overlap=16, blend=blend)[0]
+    assert as_uint8.shape == image.shape
