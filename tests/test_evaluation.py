@@ -17,10 +17,10 @@ from i2i_cli.main import app
 
 
 class _Layers(torch.nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
-        self.conv = torch.nn.Conv2d(3, 64, 5, stride=4)
-        self.proj = torch.nn.Conv2d(64, 2048, 1)
+        self.conv = torch.nn.Conv2d(3, 16, 8, stride=8)
+        self.proj = torch.nn.Conv2d(16, dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(torch.relu(self.proj(torch.relu(self.conv(x)))), 1)
@@ -29,21 +29,32 @@ class _Layers(torch.nn.Module):
 class _StandInInception(torch.nn.Module):
     """The interface of clean-fid's TorchScript Inception with seeded random weights."""
 
-    def __init__(self) -> None:
+    def __init__(self, dim: int = 2048) -> None:
         super().__init__()
-        self.layers = _Layers()
+        self.layers = _Layers(dim)
 
     def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
         x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
         return self.layers((x - 128) / 128)
 
 
+def _stand_in_dir(tmp_path_factory, dim: int):
+    folder = tmp_path_factory.mktemp(f"inception{dim}")
+    torch.manual_seed(0)
+    torch.jit.script(_StandInInception(dim)).save(str(folder / "inception-2015-12-05.pt"))
+    return folder
+
+
 @pytest.fixture(scope="module")
 def inception_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("inception")
-    torch.manual_seed(0)
-    torch.jit.script(_StandInInception()).save(str(folder / "inception-2015-12-05.pt"))
-    return folder
+    """2048-d features like the real network (FID on them costs one 2048x2048 sqrtm, ~40 s on one core)."""
+    return _stand_in_dir(tmp_path_factory, 2048)
+
+
+@pytest.fixture(scope="module")
+def small_inception_dir(tmp_path_factory):
+    """The same interface with 64-d features, so FID's sqrtm is instant in the fast tests."""
+    return _stand_in_dir(tmp_path_factory, 64)
 
 
 def _folder(path, seed: int, n: int = 12, tint: int = 0):
@@ -56,24 +67,78 @@ def _folder(path, seed: int, n: int = 12, tint: int = 0):
     return path
 
 
-def test_fid_and_kid_equal_clean_fid_on_the_same_network(inception_dir, tmp_path, monkeypatch):
+def _clean_fid_kwargs():
+    return {"device": torch.device("cpu"), "num_workers": 0, "verbose": False}
+
+
+@pytest.mark.parametrize("mode", ["clean", "legacy_tensorflow"])
+def test_features_and_fid_equal_clean_fid_on_the_same_network(small_inception_dir, tmp_path, monkeypatch, mode):
+    from cleanfid import fid as cleanfid
+
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(small_inception_dir))
+    real, fake = _folder(tmp_path / "real", 1), _folder(tmp_path / "fake", 2, tint=50)
+    model, weights = fid_kid.inception(mode)
+    assert weights.source == "override" and not weights.verified  # no published hash for this file
+    f_real, bad = fid_kid.folder_features(real, model, mode, batch_size=5, threads=2)
+    f_fake, _ = fid_kid.folder_features(fake, model, mode, batch_size=5, threads=2)
+    theirs = cleanfid.get_folder_features(str(real), model, mode=mode, batch_size=5, **_clean_fid_kwargs())
+    assert not bad and np.allclose(f_real, theirs, rtol=1e-6, atol=1e-7)  # clean-fid's exact preprocessing
+    ours = fid_kid.fid_from_features(f_real, f_fake)
+    expected = cleanfid.compute_fid(str(real), str(fake), mode=mode, custom_feat_extractor=model,
+                                    use_dataparallel=False, **_clean_fid_kwargs())
+    assert math.isclose(ours, expected, rel_tol=1e-6)
+    assert fid_kid.fid_from_features(f_real, f_real) < 1e-6 * ours  # a folder with itself
+
+
+def test_kid_equals_clean_fid_with_its_rng_seeded_like_ours(inception_dir, tmp_path, monkeypatch):
     from cleanfid import fid as cleanfid
 
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(inception_dir))
     real, fake = _folder(tmp_path / "real", 1), _folder(tmp_path / "fake", 2, tint=50)
-    model, weights = fid_kid.inception("clean")
-    assert weights.source == "override" and not weights.verified
+    model, _ = fid_kid.inception("clean")
     f_real, _ = fid_kid.folder_features(real, model)
     f_fake, _ = fid_kid.folder_features(fake, model)
-    ours = fid_kid.fid_from_features(f_real, f_fake)
-    theirs = cleanfid.compute_fid(str(real), str(fake), mode="clean", custom_feat_extractor=model,
-                                  device=torch.device("cpu"), num_workers=0, use_dataparallel=False, verbose=False)
-    assert math.isclose(ours, theirs, rel_tol=1e-6)
+    assert f_real.shape == (12, 2048)
     kid_mean, kid_std, m = fid_kid.kid_from_features(f_real, f_fake, subsets=20, seed=3)
     np.random.seed(3)
     assert math.isclose(kid_mean, cleanfid.kernel_distance(f_real, f_fake, num_subsets=20), rel_tol=1e-6)
     assert m == 12 and kid_std > 0
-    assert fid_kid.fid_from_features(f_real, f_real) < 1e-3 * ours
+    assert fid_kid.kid_from_features(f_real, f_fake, subsets=20, seed=3)[0] == kid_mean  # seeded: repeatable
+
+
+@pytest.mark.slow
+def test_fid_equals_clean_fid_compute_fid_on_2048_features(inception_dir, tmp_path, monkeypatch):
+    from cleanfid import fid as cleanfid
+
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(inception_dir))
+    real, fake = _folder(tmp_path / "real", 1), _folder(tmp_path / "fake", 2, tint=50)
+    model, _ = fid_kid.inception("clean")
+    ours = fid_kid.fid_from_features(fid_kid.folder_features(real, model)[0], fid_kid.folder_features(fake, model)[0])
+    theirs = cleanfid.compute_fid(str(real), str(fake), mode="clean", custom_feat_extractor=model,
+                                  use_dataparallel=False, **_clean_fid_kwargs())
+    assert math.isclose(ours, theirs, rel_tol=1e-6)
+
+
+def test_legacy_pytorch_loads_the_registry_file_into_pytorch_fids_network(tmp_path, monkeypatch):
+    from cleanfid import inception_pytorch as ip
+
+    torch.manual_seed(0)
+    net = ip._inception_v3(num_classes=1008, aux_logits=False, pretrained=False)
+    for name, block in [("Mixed_5b", ip.FIDInceptionA(192, 32)), ("Mixed_5c", ip.FIDInceptionA(256, 64)),
+                        ("Mixed_5d", ip.FIDInceptionA(288, 64)), ("Mixed_6b", ip.FIDInceptionC(768, 128)),
+                        ("Mixed_6c", ip.FIDInceptionC(768, 160)), ("Mixed_6d", ip.FIDInceptionC(768, 160)),
+                        ("Mixed_6e", ip.FIDInceptionC(768, 192)), ("Mixed_7b", ip.FIDInceptionE_1(1280)),
+                        ("Mixed_7c", ip.FIDInceptionE_2(2048))]:
+        setattr(net, name, block)
+    torch.save(net.state_dict(), tmp_path / "pt_inception-2015-12-05-6726825d.pth")
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    features, weights = fid_kid.inception("legacy_pytorch")
+    assert weights.source == "override" and not weights.verified and "differs" in weights.note
+    x = torch.rand(2, 3, 299, 299) * 255
+    with torch.no_grad():  # pytorch-fid: x / 255 -> 2x - 1 -> Inception up to its average pool
+        out = features(x)
+        expected = torch.flatten(torch.nn.Sequential(*list(net.eval().children())[:-2])(x / 255 * 2 - 1), 1)
+    assert out.shape == (2, 2048) and torch.allclose(out, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_kid_is_unbiased_for_two_samples_of_one_distribution():
@@ -85,21 +150,25 @@ def test_kid_is_unbiased_for_two_samples_of_one_distribution():
     assert abs(same) < 0.05 * different
 
 
-def test_eval_command_writes_metrics_and_protocol(inception_dir, tmp_path):
+def test_eval_command_writes_metrics_and_protocol(small_inception_dir, tmp_path):
     import json
 
     real, fake = _folder(tmp_path / "real", 1), _folder(tmp_path / "fake", 2, tint=50)
     (fake / "feats.npy").write_bytes(b"stray file that clean-fid would try to read")
+    (fake / "broken.png").write_bytes(b"not a png")
     result = CliRunner().invoke(app, ["eval", "--real", str(real), "--fake", str(fake), "--weights-dir",
-                                      str(inception_dir), "--json", str(tmp_path / "m.json"), "--kid-subsets", "5",
-                                      "--metrics", "kid"])
+                                      str(small_inception_dir), "--json", str(tmp_path / "m.json"),
+                                      "--kid-subsets", "5", "--kid-subset-size", "8", "--metrics", "fid,kid"])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "m.json").read_text())
-    assert report["fid"] is None and report["kid_mean"] > 0 and report["lpips"] is None
+    assert report["fid"] > 0 and report["kid_mean"] > 0 and report["kid_std"] > 0 and report["lpips"] is None
     protocol = report["protocol"]
-    assert protocol["mode"] == "clean" and protocol["n_real"] == protocol["n_fake"] == 12
-    assert protocol["kid"]["seed"] == 0 and protocol["weights"]["inception"]["verified"] is False
-    assert "clean-fid" in protocol["versions"]
+    assert protocol["mode"] == "clean" and protocol["n_real"] == protocol["n_fake"] == 12  # .npy ignored
+    assert "bicubic" in protocol["resize"] and protocol["kid"]["seed"] == 0 and protocol["kid"]["subset_size"] == 8
+    inception = protocol["weights"]["inception"]
+    assert inception["file"] == "inception-2015-12-05.pt" and inception["verified"] is False
+    assert len(inception["sha256"]) == 64 and "clean-fid" in protocol["versions"]
+    assert [b["file"].endswith("broken.png") for b in report["bad_files"]] == [True]  # reported, run went on
 
 
 def test_lpips_equals_the_lpips_package_on_the_same_backbone(tmp_path, monkeypatch):

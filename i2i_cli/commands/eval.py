@@ -1,9 +1,9 @@
-"""`i2i eval`: FID, KID and LPIPS between folders, with the protocol recorded."""
+"""`i2i eval`: FID, KID and LPIPS between folders (or of a run's test split); `i2i eval fcn`: FCN-score."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,9 +18,26 @@ from i2i_cli.cli import (
     write_json,
 )
 
+eval_app = typer.Typer(help="Evaluate translations: FID / KID / LPIPS (default) or `fcn` (FCN-score).")
 
+
+def _report(result: Any, title: str, json_out: Path | None) -> None:
+    rows = [(k, v) for k, v in result.values.items() if v is not None]
+    print_table(title, ["metric", "value"], rows)
+    for role, w in result.protocol.unverified():
+        warn(f"{role}: {w['path']} is unverified ({w['note']})")
+    if result.bad:
+        print_problems(f"{len(result.bad)} file(s) were skipped:", result.bad)
+    if json_out:
+        write_json(json_out, result.to_json())
+    elif not result.bad:
+        console.print("add --json FILE to keep the numbers with their protocol")
+
+
+@eval_app.callback(invoke_without_command=True)
 @handle_errors
 def evaluate(
+    ctx: typer.Context,
     real: Annotated[Path | None, typer.Option("--real", help="Folder of real (reference / ground-truth) images.")] = None,
     fake: Annotated[Path | None, typer.Option("--fake", help="Folder of generated images.")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Evaluate a run on its test split (default: newest run).")] = None,
@@ -38,13 +55,14 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and protocol as JSON.")] = None,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from i2i_cli.errors import ConfigError
     from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders, evaluate_run
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
                           batch_size, device, weights_dir)
     if (real is None) != (fake is None):
-        from i2i_cli.errors import ConfigError
-
         raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
     with progress_bar("eval", None, transient=True) as advance:
         report = lambda stage, d, t: advance(0, completed=d, total=t, status=stage)  # noqa: E731
@@ -53,18 +71,34 @@ def evaluate(
             real, fake = Path(result.protocol["real"]), work / "fake"
         else:
             result = evaluate_folders(real, fake, options, progress=report)
-    rows = [(k, v) for k, v in result.values.items() if v is not None]
-    print_table(f"{fake} vs {real} ({result.protocol.get('mode', 'paired')})", ["metric", "value"], rows)
-    for name, w in result.protocol["weights"].items():
-        if not w["verified"]:
-            warn(f"{name}: {w['path']} is unverified ({w['note']})")
-    if result.bad:
-        print_problems(f"{len(result.bad)} file(s) were skipped:", result.bad)
-    if json_out:
-        write_json(json_out, result.to_json())
-    elif not result.bad:
-        console.print("add --json FILE to keep the numbers with their protocol")
+    _report(result, f"{fake} vs {real} ({result.protocol.mode or 'paired'})", json_out)
+
+
+@eval_app.command("fcn")
+@handle_errors
+def fcn(
+    fake: Annotated[Path, typer.Option("--fake", help="Folder of generated photos.")],
+    labels: Annotated[Path, typer.Option("--labels", help="Folder of label maps named like the photos.")],
+    real: Annotated[Path | None, typer.Option("--real", help="Real photos: also score them (the upper bound).")] = None,
+    segmenter: Annotated[str, typer.Option(help="torchvision:fcn_resnet50, torchvision:deeplabv3_resnet50, or a TorchScript file.")] = "torchvision:fcn_resnet50",
+    classes: Annotated[int, typer.Option(help="Label classes (19: Cityscapes train ids; labels >= this are ignored).")] = 19,
+    label_format: Annotated[str, typer.Option("--label-format", help="auto, trainid, cityscapes-id (34 ids) or color.")] = "auto",
+    palette: Annotated[Path | None, typer.Option(help="Colour of each class ('r g b' per line or JSON) for colour label maps.")] = None,
+    resolution: Annotated[str, typer.Option(help="label: resize images to the labels (pix2pix); image: resize labels.")] = "label",
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write scores, per-class values and protocol as JSON.")] = None,
+) -> None:
+    """FCN-score: segment generated photos and compare with the label maps (pixel acc, class acc, mIoU)."""
+    from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn
+
+    options = FcnOptions(classes, segmenter, resolution, label_format, palette, device, weights_dir)
+    with progress_bar("fcn-score", None, transient=True) as advance:
+        result = evaluate_fcn(fake, labels, options, real,
+                              lambda stage, d, t: advance(0, completed=d, total=t, status=stage))
+    _report(result, f"FCN-score of {fake} ({result.protocol.fcn['segmenter']})", json_out)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("eval", help="FID / KID / LPIPS between folders or of a run's test split, with the protocol.")(evaluate)
+    app.add_typer(eval_app, name="eval",
+                  help="FID / KID / LPIPS between folders or of a run's test split; `eval fcn`: FCN-score.")

@@ -103,6 +103,24 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
         raise BadImageError(file, f"corrupt or truncated image ({exc}); re-export or remove it") from exc
 
 
+def load_label_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
+    """Decode a segmentation label map: ((H, W) int64 class indices, "index") for single-channel and
+    palette ("P") files, whose raw indices are the classes; ((H, W, 3) uint8, "color") for colour maps."""
+    file = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(file)
+            img.load()
+    except FileNotFoundError as exc:
+        raise BadImageError(file, "no such file") from exc
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise BadImageError(file, f"not a readable label map ({exc})") from exc
+    if img.mode in ("L", "P", "I", "I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.int64).copy(), "index"
+    return _to_rgb_array(img), "color"
+
+
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(width, height) after EXIF orientation, read from the header only."""
     try:

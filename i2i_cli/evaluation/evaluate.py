@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from importlib import metadata
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from i2i_cli.download import sha256_file
 from i2i_cli.errors import ConfigError
 from i2i_cli.evaluation import fid_kid
-from i2i_cli.evaluation.lpips_metric import build_lpips, paired_lpips
+from i2i_cli.evaluation.lpips_metric import build_lpips, linear_heads_file, paired_lpips
+from i2i_cli.evaluation.report import EvalResult, Protocol
 
 METRICS = ("fid", "kid", "lpips")
 
@@ -30,72 +29,55 @@ class EvalOptions:
     batch_size: int = 32
     device: str = "cpu"
     weights_dir: str | os.PathLike[str] | None = None
-
-
-@dataclass
-class EvalResult:
-    values: dict[str, float | None]
-    protocol: dict[str, Any]
-    bad: list[tuple[str, str]] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.values, "protocol": self.protocol, "bad_files": [{"file": f, "problem": p} for f, p in self.bad]}
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for package in ("torch", "clean-fid", "lpips", "numpy", "scipy", "pillow"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = "absent"
-    return out
+    threads: int | None = None  # decoding threads (default: min(4, CPU count))
 
 
 def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], options: EvalOptions,
                      progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+    """FID / KID (clean-fid protocols) and paired LPIPS between two folders, with their protocol."""
     unknown = [m for m in options.metrics if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"--metrics: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    if unknown or not options.metrics:
+        raise ConfigError(f"--metrics: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}")
+    if options.kid_subsets < 1 or options.kid_subset_size < 2 or options.batch_size < 1:
+        raise ConfigError("--kid-subsets must be >= 1, --kid-subset-size >= 2 and --batch-size >= 1")
     device = torch.device(options.device)
     values: dict[str, float | None] = {"fid": None, "kid_mean": None, "kid_std": None, "lpips": None}
-    protocol: dict[str, Any] = {"real": str(Path(real).resolve()), "fake": str(Path(fake).resolve()),
-                                "decoding": "i2i load_image (EXIF applied, RGB; alpha composited on white)",
-                                "versions": _versions(), "weights": {}}
+    protocol = Protocol(real=str(Path(real).resolve()), fake=str(Path(fake).resolve()))
     bad: list[tuple[str, str]] = []
     if "fid" in options.metrics or "kid" in options.metrics:
         model, weights = fid_kid.inception(options.mode, device, options.weights_dir)
-        protocol["weights"]["inception"] = weights.protocol()
+        protocol.add_weights("inception", weights)
+        protocol.set_fid_mode(options.mode)
         feats = {}
         for name, folder in (("real", real), ("fake", fake)):
             feats[name], skipped = fid_kid.folder_features(
-                folder, model, options.mode, batch_size=options.batch_size, device=device,
+                folder, model, options.mode, batch_size=options.batch_size, device=device, threads=options.threads,
                 progress=(lambda d, t, n=name: progress(f"features {n}", d, t)) if progress else None)
             bad += skipped
-        protocol.update({
-            "mode": options.mode,
-            "resize": {"clean": "PIL bicubic to 299x299 per channel in float, no re-quantisation",
-                       "legacy_tensorflow": "inside the TF-2015 Inception graph (bilinear, TF style)",
-                       "legacy_pytorch": "torch bilinear to 299x299 (pytorch-fid network)"}[options.mode],
-            "n_real": int(feats["real"].shape[0]), "n_fake": int(feats["fake"].shape[0]),
-        })
+        protocol.n_real, protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
         if "fid" in options.metrics:
+            if progress:
+                progress("FID (sqrtm)", 0, 1)
             values["fid"] = fid_kid.fid_from_features(feats["real"], feats["fake"])
         if "kid" in options.metrics:
             mean, std, m = fid_kid.kid_from_features(feats["real"], feats["fake"], options.kid_subsets,
                                                      options.kid_subset_size, options.seed)
             values["kid_mean"], values["kid_std"] = mean, std
-            protocol["kid"] = {"subsets": options.kid_subsets, "subset_size": m, "seed": options.seed,
-                               "kernel": "(x.y/2048 + 1)^3, unbiased MMD^2"}
+            protocol.kid = {"subsets": options.kid_subsets, "subset_size": m, "seed": options.seed,
+                            "rng": "numpy.random.RandomState(seed); fake subset drawn before real, as clean-fid",
+                            "kernel": "(x.y/d + 1)^3, d = feature size; unbiased MMD^2; std over subsets"}
+            protocol.seeds["kid"] = options.seed
     if "lpips" in options.metrics:
         model, weights = build_lpips(options.lpips_net, device, options.weights_dir)
-        protocol["weights"]["lpips_backbone"] = weights.protocol()
+        protocol.add_weights("lpips_backbone", weights)
+        heads = linear_heads_file(options.lpips_net)
         mean, scores, skipped = paired_lpips(real, fake, model, device,
                                              (lambda d, t: progress("lpips", d, t)) if progress else None)
         values["lpips"] = mean
         bad += skipped
-        protocol["lpips"] = {"kind": "paired (output vs ground truth with the same name)", "net": options.lpips_net,
-                             "version": "0.1", "pairs": len(scores), "input_range": "[-1,1]"}
+        protocol.lpips = {"kind": "paired (output vs ground truth with the same name)", "net": options.lpips_net,
+                          "version": "0.1", "pairs": len(scores), "input_range": "[-1,1]",
+                          "linear_heads": {"file": f"lpips/weights/v0.1/{heads.name}", "sha256": sha256_file(heads)}}
     return EvalResult(values, protocol, bad)
 
 

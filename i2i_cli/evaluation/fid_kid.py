@@ -9,8 +9,9 @@ weights registry, our image listing and decoding, and a seeded RNG, so the numbe
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ import numpy as np
 import torch
 
 from i2i_cli.data.images import list_images, load_image
-from i2i_cli.errors import BadImageError, ConfigError, I2IError, WeightsError
-from i2i_cli.weights import ResolvedWeights, resolve
+from i2i_cli.errors import BadImageError, ConfigError, DataError, I2IError, WeightsError
+from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 
 MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) in [0, 255] -> (N, 2048)
@@ -42,48 +43,80 @@ class _TorchScriptInception(torch.nn.Module):
 
 def inception(mode: str, device: torch.device | str = "cpu",
               weights_dir: str | os.PathLike[str] | None = None) -> tuple[FeatureFn, ResolvedWeights]:
-    """The feature network of a clean-fid mode, loaded from the weights registry."""
+    """The feature network of a clean-fid mode, its file resolved by i2i's weights registry (never /tmp)."""
     if mode not in MODES:
         raise ConfigError(f"--mode {mode}: choose {', '.join(MODES)}")
     if mode in ("clean", "legacy_tensorflow"):
         weights = resolve("inception_fid", weights_dir=weights_dir)
         try:
             base = torch.jit.load(str(weights.path), map_location=device).eval()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - any failure to parse is the file's fault
             raise WeightsError(f"{weights.path}: not the TorchScript Inception clean-fid uses ({exc})") from exc
         net = _TorchScriptInception(base, resize_inside=mode == "legacy_tensorflow").to(device).eval()
         return net, weights
     weights = resolve("inception_fid_pytorch", weights_dir=weights_dir)
-    from cleanfid.inception_pytorch import InceptionV3
+    model = _pytorch_fid_inception(load_state_dict(weights.path)).to(device).eval()
 
-    hub = Path(weights.path).parent.parent / "torch-hub-view"
-    (hub / "checkpoints").mkdir(parents=True, exist_ok=True)
-    link = hub / "checkpoints" / weights.path.name
-    if not link.exists():
-        link.symlink_to(weights.path.resolve())
-    previous = torch.hub.get_dir()
-    torch.hub.set_dir(str(hub))  # pytorch-fid's loader looks there; the file is ours, verified
-    try:
-        model = InceptionV3(output_blocks=[3], resize_input=False).to(device).eval()
-    finally:
-        torch.hub.set_dir(previous)
-
-    def features(x: torch.Tensor) -> torch.Tensor:
+    def features(x: torch.Tensor) -> torch.Tensor:  # clean-fid's legacy_pytorch model_fn
         return model(x / 255)[0].squeeze(-1).squeeze(-1)
 
     return features, weights
 
 
+def _pytorch_fid_inception(state: dict[str, Any]) -> torch.nn.Module:
+    """clean-fid's copy of pytorch-fid's InceptionV3 with our verified file instead of its URL download."""
+    from cleanfid import inception_pytorch
+
+    original = inception_pytorch.load_state_dict_from_url
+    inception_pytorch.load_state_dict_from_url = lambda *args, **kwargs: state  # its only weights source
+    try:
+        return inception_pytorch.InceptionV3(output_blocks=[3], resize_input=False)
+    except RuntimeError as exc:
+        raise WeightsError(f"pt_inception weights do not fit pytorch-fid's InceptionV3 ({str(exc)[:200]})") from exc
+    finally:
+        inception_pytorch.load_state_dict_from_url = original
+
+
+def _decoded_batches(files: list[Path], prepare: Callable[[Path], Any], batch_size: int, threads: int,
+                     ahead: int = 2) -> Iterator[list[Any]]:
+    """Yield prepared batches in order while the next `ahead` batches decode in a thread pool, so decoding
+    and resizing (Pillow releases the GIL) overlap the network's forward passes."""
+    starts = iter(range(0, len(files), batch_size))
+    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+        pending: deque[list[Future[Any]]] = deque()
+
+        def submit() -> None:
+            start = next(starts, None)
+            if start is not None:
+                pending.append([pool.submit(prepare, f) for f in files[start : start + batch_size]])
+
+        for _ in range(ahead + 1):
+            submit()
+        while pending:
+            futures = pending.popleft()
+            submit()
+            yield [f.result() for f in futures]
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str = "clean", *, batch_size: int = 32,
-                    device: torch.device | str = "cpu", threads: int = 4,
+                    device: torch.device | str = "cpu", threads: int | None = None,
                     progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, list[tuple[str, str]]]:
-    """(N, 2048) features of every readable image under `folder`, and the unreadable ones."""
+    """(N, 2048) float64 features of every readable image under `folder` (i2i's listing: image extensions
+    only), and the unreadable files as (path, reason). Preprocessing is clean-fid's resizer of `mode`."""
     from cleanfid.resize import build_resizer
 
+    if mode not in MODES:
+        raise ConfigError(f"--mode {mode}: choose {', '.join(MODES)}")
+    if not Path(folder).is_dir():
+        raise DataError(f"{folder}: not a folder of images")
     files = list_images(folder)
     if not files:
-        raise I2IError(f"{folder}: no images found")
-    resize = build_resizer(mode)
+        raise DataError(f"{folder}: no images found (extensions: png, jpg, jpeg, bmp, tif, webp, ppm, pgm, gif)")
+    resize = build_resizer(mode)  # clean: make_resizer("PIL", False, "bicubic", (299, 299))
 
     def prepare(path: Path) -> np.ndarray | BadImageError:
         try:
@@ -92,27 +125,28 @@ def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str 
             return exc
 
     feats, bad, done = [], [], 0
-    with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        for start in range(0, len(files), batch_size):
-            chunk = files[start : start + batch_size]
-            arrays = list(pool.map(prepare, chunk))
-            good = [a for a in arrays if isinstance(a, np.ndarray)]
-            bad += [(e.path, e.reason) for e in arrays if isinstance(e, BadImageError)]
-            if good:
-                x = torch.from_numpy(np.stack(good)).permute(0, 3, 1, 2).to(device)
-                with torch.no_grad():
-                    feats.append(model(x).float().cpu().numpy().astype(np.float64))
-            done += len(chunk)
-            if progress:
-                progress(done, len(files))
+    for arrays in _decoded_batches(files, prepare, batch_size, threads or default_threads()):
+        good = [a for a in arrays if isinstance(a, np.ndarray)]
+        bad += [(e.path, e.reason) for e in arrays if isinstance(e, BadImageError)]
+        if good:
+            x = torch.from_numpy(np.stack(good)).permute(0, 3, 1, 2).to(device)
+            with torch.no_grad():
+                feats.append(model(x).float().cpu().numpy().astype(np.float64))
+        done += len(arrays)
+        if progress:
+            progress(done, len(files))
     if not feats:
-        raise I2IError(f"{folder}: no readable images")
+        raise DataError(f"{folder}: none of its {len(files)} images could be read")
     return np.concatenate(feats), bad
 
 
 def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
     from cleanfid.fid import frechet_distance
 
+    """clean-fid's frechet_distance on (N, D) features: covariances with N - 1, scipy sqrtm (retried with 1e-6
+    on the diagonal when not finite), real part. Costs one D x D sqrtm: ~40 s for D = 2048 on one CPU core."""
+    if min(real.shape[0], fake.shape[0]) < 2:
+        raise I2IError("FID needs at least 2 images in each folder")
     mu1, sigma1 = real.mean(axis=0), np.cov(real, rowvar=False)
     mu2, sigma2 = fake.mean(axis=0), np.cov(fake, rowvar=False)
     return float(frechet_distance(mu1, sigma1, mu2, sigma2))

@@ -22,13 +22,21 @@ BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
 
 
 def build_lpips(net: str = "alex", device: torch.device | str = "cpu",
-                weights_dir: str | os.PathLike[str] | None = None) -> tuple[torch.nn.Module, ResolvedWeights]:
+                weights_dir: str | os.PathLike[str] | None = None,
+                spatial: bool = False) -> tuple[torch.nn.Module, ResolvedWeights]:
+    """lpips.LPIPS v0.1 with the package's linear heads and the torchvision backbone from the registry.
+
+    The model takes two (N, 3, H, W) tensors in [-1, 1] and returns (N, 1, 1, 1), or with `spatial=True`
+    the (N, 1, H, W) map of per-pixel distances (error maps).
+    """
     import lpips
 
     if net not in BACKBONES:
         raise ConfigError(f"--lpips-net {net}: choose {', '.join(BACKBONES)}")
     weights = resolve(BACKBONES[net], weights_dir=weights_dir)
-    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    # pretrained=True loads the linear heads shipped inside the package; pnet_rand=True keeps torchvision from
+    # downloading the backbone, which we load from the registry's verified file below.
+    model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, spatial=spatial, verbose=False)
     source = load_state_dict(weights.path)
     target = model.net.state_dict()
     mapped = {}
@@ -75,6 +83,13 @@ def paired_lpips(real: str | os.PathLike[str], fake: str | os.PathLike[str], mod
     return float(np.mean(list(scores.values()))), scores, bad
 
 
+def linear_heads_file(net: str) -> Path:
+    """The v0.1 linear-head file shipped inside the lpips package (weights/v0.1/NET.pth)."""
+    import lpips
+
+    return Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+
+
 def diversity_lpips(outputs_per_input: list[list[torch.Tensor]], model: torch.nn.Module) -> float:
     """StarGAN v2's protocol for one task: LPIPS over all pairs of each input's outputs, averaged per input,
     then over inputs. Outputs are (1, 3, H, W) in [-1, 1]."""
@@ -87,3 +102,39 @@ def diversity_lpips(outputs_per_input: list[list[torch.Tensor]], model: torch.nn
     if not per_input:
         raise I2IError("LPIPS diversity needs at least two outputs per input")
     return float(np.mean(per_input))
+
+
+def diversity_lpips_tasks(tasks: dict[str, list[list[torch.Tensor]]], model: torch.nn.Module
+                          ) -> tuple[float, dict[str, float]]:
+    """StarGAN v2's diversity LPIPS over tasks (e.g. source -> target domain pairs): per-task values from
+    `diversity_lpips`, and their mean."""
+    if not tasks:
+        raise I2IError("LPIPS diversity: no tasks")
+    per_task = {name: diversity_lpips(outputs, model) for name, outputs in tasks.items()}
+    return float(np.mean(list(per_task.values()))), per_task
+
+
+def diversity_lpips_folder(root: str | os.PathLike[str], model: torch.nn.Module, device: torch.device | str = "cpu"
+                           ) -> tuple[float, dict[str, float], list[tuple[str, str]]]:
+    """Diversity LPIPS of a folder laid out ROOT/TASK/INPUT/*.png (the K outputs of one input in one folder);
+    ROOT/INPUT/*.png is one task. Returns (mean over tasks, per task, unreadable files)."""
+    base = Path(root)
+    groups: dict[Path, list[Path]] = {}
+    for file in list_images(base):
+        groups.setdefault(file.parent, []).append(file)
+    if not groups:
+        raise I2IError(f"{base}: no images; expected ROOT/TASK/INPUT/*.png with several outputs per input")
+    tasks: dict[str, list[list[torch.Tensor]]] = {}
+    bad: list[tuple[str, str]] = []
+    for folder, files in sorted(groups.items()):
+        outputs = []
+        for file in files:
+            try:
+                outputs.append(_tensor(load_image(file)).to(device))
+            except BadImageError as exc:
+                bad.append((exc.path, exc.reason))
+        task = folder.parent.relative_to(base).as_posix() if folder != base else "."
+        if len(outputs) >= 2:
+            tasks.setdefault(task, []).append(outputs)
+    mean, per_task = diversity_lpips_tasks(tasks, model)
+    return mean, per_task, bad
