@@ -244,6 +244,8 @@ def test_cyclegan_translates_both_ways_and_keeps_its_pools_in_the_training_state
     assert torch.equal(method.translate(x, "AtoB"), method.G_A(x).detach())
     assert torch.equal(method.translate(x, "BtoA"), method.G_B(x).detach())
     assert torch.equal(method.export_module("BtoA")(x), method.G_B(x))
+    with pytest.raises(ValueError, match="AtoB or BtoA"):
+        method.translate(x, "B2A")
     _train_steps(method.train(), 1)
     state = method.training_state()
     assert state["pool_A"].shape == (2, 3, 32, 32) and state["pool_B"].shape == (2, 3, 32, 32)

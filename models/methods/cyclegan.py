@@ -108,9 +108,15 @@ class CycleGAN(TranslationMethod):
         return {"real A": batch["A"], "A->B": fake_b, "A->B->A": self.G_B(fake_b),
                 "real B": batch["B"], "B->A": fake_a, "B->A->B": self.G_A(fake_a)}
 
+    def generator(self, direction: str) -> ResnetGenerator:
+        """G_A for AtoB, G_B for BtoA."""
+        if direction not in ("AtoB", "BtoA"):
+            raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
+        return self.G_A if direction == "AtoB" else self.G_B
+
     def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
-        return copy.deepcopy(self.G_A if direction == "AtoB" else self.G_B).eval()
+        return copy.deepcopy(self.generator(direction)).eval()
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:
-        return (self.G_A if direction == "AtoB" else self.G_B)(x)
+        return self.generator(direction)(x)
