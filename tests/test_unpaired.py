@@ -86,7 +86,7 @@ def test_agcyclegan_freezes_attention_after_the_switch_epoch():
     method = AGCycleGAN(tiny_config("agcyclegan"))
     early = method.phases(Progress(step=10, total_steps=100, epoch=10, total_epochs=100))
     late = method.phases(Progress(step=40, total_steps=100, epoch=40, total_epochs=100))
-    assert "attention" in early[0].optimizers and "attention" not in late[0].optimizers
+    assert "Att_A" in early[0].optimizers and "Att_A" not in late[0].optimizers
     assert {"Att_A", "Att_B"} <= set(late[0].frozen)
     # the switch scales with the run: 30 of the method's 100 epochs = 30% of a 10-epoch run
     assert method.switched(Progress(epoch=3.0, total_epochs=10)) and not method.switched(Progress(epoch=2.9, total_epochs=10))

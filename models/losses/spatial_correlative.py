@@ -1,78 +1,141 @@
-"""The spatially-correlative loss of F-LSeSim (Zheng, Cham, Cai, CVPR 2021).
+"""The spatially-correlative loss of F-LSeSim (Zheng, Cham, Cai, CVPR 2021), as in lyndonzheng/F-LSeSim.
 
-Each image is first compared with itself: for a query location, its self-similarity map is the cosine
-similarity of its (mean-centred, L2-normalised) feature to the features of the locations in a window around
-it. The loss compares the source's and the target's maps at the same query locations, so it is blind to
-appearance and sensitive to structure. FSeSim uses fixed VGG16 features; LSeSim adds a learned 1x1-conv head
-per layer, trained by its own InfoNCE loss.
+Each image is first compared with itself: features are mean-centred over the locations, then either
+L2-normalised over channels (`use_norm`, cosine similarities) or divided by sqrt(C) (the official default,
+similarities squashed by tanh(s / 10)). A query location's self-similarity map holds its similarity to the keys
+of a `patch_size` window around it (every location when the window is not smaller than the map in both
+dimensions). The loss compares the source's and the target's maps at the same sampled query locations, keeping
+only the entries where the target's similarity is in its top quarter: blind to appearance, sensitive to
+structure. FSeSim uses fixed VGG16 features; LSeSim adds a learned 1x1-conv head per layer, trained by its own
+InfoNCE loss (`similarity_infonce`).
 
-Shapes: features (N, C, H, W); `query_ids` (P,) flattened locations; similarity maps (N, P, K) where K is the
-number of keys in the window (H * W when the window covers the map).
+Shapes: features (N, C, H, W); `query_ids` (P,) flattened locations (row * W + col); similarity maps (N, P, K)
+where K is the number of keys (patch_size**2 for a window, H * W for the whole map).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+LOSS_MODES = ("cos", "l1")
+
+
+def is_windowed(h: int, w: int, patch_size: int) -> bool:
+    """The official rule: a window only when it is smaller than the map in both dimensions."""
+    return patch_size < h and patch_size < w
+
 
 def window_indices(h: int, w: int, query_ids: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """(P, K) flattened key locations of a patch_size x patch_size window around each query, shifted to stay
-    inside the map (so every query has the same number of keys); the whole map when the window covers it."""
-    if patch_size >= h and patch_size >= w:
+    """(P, K) flattened key locations: the patch_size x patch_size window around each query, shifted to stay
+    inside the map (the official clamping); every location (K = H * W) when the window is not smaller."""
+    if not is_windowed(h, w, patch_size):
         return torch.arange(h * w, device=query_ids.device).expand(len(query_ids), h * w)
-    kh, kw = min(patch_size, h), min(patch_size, w)
     qy, qx = query_ids // w, query_ids % w
-    top = (qy - kh // 2).clamp(0, h - kh)
-    left = (qx - kw // 2).clamp(0, w - kw)
-    dy = torch.arange(kh, device=query_ids.device)
-    dx = torch.arange(kw, device=query_ids.device)
-    rows = (top[:, None] + dy[None]).unsqueeze(2)
-    cols = (left[:, None] + dx[None]).unsqueeze(1)
-    return (rows * w + cols).reshape(len(query_ids), kh * kw)
+    top = (qy - patch_size // 2).clamp(0, h - patch_size)
+    left = (qx - patch_size // 2).clamp(0, w - patch_size)
+    offsets = torch.arange(patch_size, device=query_ids.device)
+    rows = (top[:, None] + offsets[None]).unsqueeze(2)
+    cols = (left[:, None] + offsets[None]).unsqueeze(1)
+    return (rows * w + cols).reshape(len(query_ids), patch_size * patch_size)
 
 
-def similarity_maps(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int) -> torch.Tensor:
-    """(N, P, K) cosine similarities of each query's feature to the keys of its window."""
-    n, c, h, w = feat.shape
+def sample_query_ids(h: int, w: int, num_patches: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`num_patches` random distinct locations (torch RNG); every location when num_patches <= 0."""
+    if num_patches <= 0:
+        return torch.arange(h * w, device=device)
+    return torch.randperm(h * w, device=device)[: min(num_patches, h * w)]
+
+
+def centred_features(feat: torch.Tensor, use_norm: bool = False) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, HW): mean-centred over locations; L2-normalised over C, or divided by sqrt(C)."""
     flat = feat.flatten(2)
-    flat = F.normalize(flat - flat.mean(dim=2, keepdim=True), dim=1)  # (N, C, HW)
-    keys = window_indices(h, w, query_ids, patch_size)  # (P, K)
+    flat = flat - flat.mean(dim=2, keepdim=True)
+    return F.normalize(flat, dim=1) if use_norm else flat / math.sqrt(flat.shape[1])
+
+
+def similarity_maps(feat: torch.Tensor, query_ids: torch.Tensor, patch_size: int, use_norm: bool = False
+                    ) -> torch.Tensor:
+    """(N, P, K) similarity of each query's feature to the keys of its window (or of the whole map)."""
+    n, c, h, w = feat.shape
+    flat = centred_features(feat, use_norm)
     queries = flat[:, :, query_ids]  # (N, C, P)
-    gathered = flat[:, :, keys.reshape(-1)].view(n, c, *keys.shape)  # (N, C, P, K)
-    return torch.einsum("ncp,ncpk->npk", queries, gathered)
+    if is_windowed(h, w, patch_size):
+        keys = window_indices(h, w, query_ids, patch_size)  # (P, K)
+        gathered = flat[:, :, keys.reshape(-1)].view(n, c, *keys.shape)  # (N, C, P, K)
+        sim = torch.einsum("ncp,ncpk->npk", queries, gathered)
+    else:
+        sim = queries.transpose(1, 2) @ flat  # (N, P, HW), without materialising a copy per query
+    return sim if use_norm else torch.tanh(sim / 10)
 
 
-def compare_maps(source: torch.Tensor, target: torch.Tensor, mode: str = "cos", top_fraction: float = 0.25
-                 ) -> torch.Tensor:
-    """Mean distance between maps (N, P, K), only where the target's similarities are in its top fraction."""
-    if top_fraction < 1.0:
-        k = max(1, int(round(target.shape[-1] * top_fraction)))
-        threshold = target.topk(k, dim=-1).values[..., -1:]
-        mask = (target >= threshold).to(source.dtype)
-        source, target = source * mask, target * mask
+def map_distances(source: torch.Tensor, target: torch.Tensor, mode: str = "cos", use_norm: bool = False,
+                  top_fraction: float = 0.25) -> torch.Tensor:
+    """(N, P) distance between the source's and the target's map of each query (maps (N, P, K)).
+
+    Entries where the target's similarity is below its (int(K * top_fraction) + 1)-th largest are zeroed in
+    both maps (the official top-quarter selection). cos: 1 - cosine of the two maps; l1: mean L1 (SmoothL1 when
+    not use_norm) of both maps scaled by K / int(K * top_fraction), as the official code scales them.
+    """
+    if mode not in LOSS_MODES:
+        raise ValueError(f"unknown loss_mode '{mode}' ({', '.join(LOSS_MODES)})")
+    k = target.shape[-1]
+    kept = max(1, int(k * top_fraction))
+    if kept < k:
+        threshold = target.topk(kept + 1, dim=-1).values[..., -1:]
+        below = target < threshold
+        source, target = source.masked_fill(below, 0.0), target.masked_fill(below, 0.0)
     if mode == "cos":
-        return (1 - F.cosine_similarity(source, target, dim=-1)).mean()
-    if mode == "l1":
-        return (source - target).abs().mean()
-    raise ValueError(f"unknown loss_mode '{mode}' (cos, l1)")
+        return 1 - F.cosine_similarity(source, target, dim=-1)
+    scale = k / kept
+    if use_norm:
+        return (scale * source - scale * target).abs().mean(-1)
+    return F.smooth_l1_loss(scale * source, scale * target, reduction="none").mean(-1)
+
+
+def compare_maps(source: torch.Tensor, target: torch.Tensor, mode: str = "cos", use_norm: bool = False,
+                 top_fraction: float = 0.25) -> torch.Tensor:
+    """Scalar: the mean of `map_distances` (the official per-layer loss)."""
+    return map_distances(source, target, mode, use_norm, top_fraction).mean()
 
 
 def spatial_correlative_loss(src_feats: list[torch.Tensor], tgt_feats: list[torch.Tensor], num_patches: int = 256,
-                             patch_size: int = 64, mode: str = "cos", top_fraction: float = 0.25) -> torch.Tensor:
-    """Mean over layers; the same random query locations for source and target (per layer)."""
+                             patch_size: int = 64, mode: str = "cos", use_norm: bool = False,
+                             top_fraction: float = 0.25) -> torch.Tensor:
+    """Mean over layers of `compare_maps`; each layer draws its own query locations, shared by both images."""
     losses = []
     for fs, ft in zip(src_feats, tgt_feats):
-        h, w = fs.shape[-2:]
-        ids = torch.randperm(h * w, device=fs.device)[: min(num_patches, h * w)]
-        losses.append(compare_maps(similarity_maps(fs, ids, patch_size), similarity_maps(ft, ids, patch_size),
-                                   mode, top_fraction))
+        ids = sample_query_ids(fs.shape[-2], fs.shape[-1], num_patches, fs.device)
+        losses.append(compare_maps(similarity_maps(fs, ids, patch_size, use_norm),
+                                   similarity_maps(ft, ids, patch_size, use_norm), mode, use_norm, top_fraction))
     return torch.stack(losses).mean()
 
 
+def spatial_correlative_map(feat_src: torch.Tensor, feat_tgt: torch.Tensor, patch_size: int = 64, mode: str = "cos",
+                            use_norm: bool = False, top_fraction: float = 0.25, chunk_elements: int = 1 << 25
+                            ) -> torch.Tensor:
+    """(N, H, W): the spatially-correlative distance with every location a query (for error maps).
+
+    The mean of the returned map equals the loss with all locations sampled. Queries are processed in chunks
+    so that no intermediate holds more than about `chunk_elements` values.
+    """
+    n, c, h, w = feat_src.shape
+    keys = patch_size * patch_size if is_windowed(h, w, patch_size) else h * w
+    per_query = n * keys * (c if is_windowed(h, w, patch_size) else 1)
+    step = max(1, chunk_elements // max(1, per_query))
+    ids = torch.arange(h * w, device=feat_src.device)
+    rows = [map_distances(similarity_maps(feat_src, part, patch_size, use_norm),
+                          similarity_maps(feat_tgt, part, patch_size, use_norm), mode, use_norm, top_fraction)
+            for part in ids.split(step)]
+    return torch.cat(rows, dim=1).view(n, h, w)
+
+
 class LearnedSimilarityHead(nn.Module):
-    """LSeSim's per-layer head: 1x1 conv -> ReLU -> 1x1 conv with max(32, C/4) channels (keys `heads.i.N`)."""
+    """LSeSim's per-layer head: 1x1 conv -> ReLU -> 1x1 conv with max(32, C/4) channels (keys `heads.i.N`;
+    the official code names them conv_i.N inside its loss module)."""
 
     def __init__(self, channels: list[int]) -> None:
         super().__init__()
@@ -85,29 +148,27 @@ class LearnedSimilarityHead(nn.Module):
         return [head(f) for head, f in zip(self.heads, feats)]
 
 
-def similarity_infonce(anchor: torch.Tensor, positives: list[torch.Tensor], negatives: list[torch.Tensor],
-                       temperature: float = 0.07) -> torch.Tensor:
-    """InfoNCE on similarity maps (N, P, K): each anchor map must be closer (cosine) to the positive map at the
-    same query than to every negative map (any query); averaged over positives."""
-    a = F.normalize(anchor.flatten(0, 1), dim=-1)  # (NP, K)
-    neg = F.normalize(torch.cat([m.flatten(0, 1) for m in negatives]), dim=-1)  # (M, K)
-    neg_logits = a @ neg.t()
-    losses = []
-    for positive in positives:
-        pos = (a * F.normalize(positive.flatten(0, 1), dim=-1)).sum(-1, keepdim=True)
-        logits = torch.cat([pos, neg_logits], dim=1) / temperature
-        losses.append(F.cross_entropy(logits.float(), torch.zeros(len(a), dtype=torch.long, device=a.device)))
-    return torch.stack(losses).mean()
+def similarity_infonce(source: torch.Tensor, target: torch.Tensor, other: torch.Tensor, temperature: float = 0.07
+                       ) -> torch.Tensor:
+    """The official InfoNCE on similarity maps, each (B, P, K), maps L2-normalised over K.
+
+    For query i of image b the logits are: source_i . target_j for every query j of the same image (j = i is
+    the positive), source_i . other_j and target_i . other_j for every j (negatives); cross-entropy with the
+    positive, averaged over B * P rows.
+    """
+    b, p, _ = source.shape
+    s, t, o = (F.normalize(m.float(), dim=-1) for m in (source, target, other))
+    logits = torch.cat([s @ t.transpose(1, 2), s @ o.transpose(1, 2), t @ o.transpose(1, 2)], dim=-1)
+    labels = torch.arange(p, device=source.device).repeat(b)
+    return F.cross_entropy(logits.reshape(b * p, 3 * p) / temperature, labels)
 
 
 def colour_jitter(x: torch.Tensor, brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5,
                   hue: float = 0.3) -> torch.Tensor:
-    """Random colour jitter of images in [-1, 1] (one draw per batch, torch RNG), back in [-1, 1]."""
-    from torchvision.transforms.v2 import functional as TF
+    """torchvision's ColorJitter (factors drawn per image, the four adjustments in random order, torch RNG)
+    on images in [-1, 1], back in [-1, 1]. The official code jitters each training image in its data loader."""
+    from torchvision.transforms import ColorJitter
 
-    y = ((x + 1) / 2).clamp(0, 1)
-    y = TF.adjust_brightness(y, float(torch.empty(()).uniform_(1 - brightness, 1 + brightness)))
-    y = TF.adjust_contrast(y, float(torch.empty(()).uniform_(1 - contrast, 1 + contrast)))
-    y = TF.adjust_saturation(y, float(torch.empty(()).uniform_(1 - saturation, 1 + saturation)))
-    y = TF.adjust_hue(y, float(torch.empty(()).uniform_(-hue, hue)))
-    return y * 2 - 1
+    jitter = ColorJitter(brightness, contrast, saturation, hue)
+    y = ((x.float() + 1) / 2).clamp(0, 1)
+    return (torch.stack([jitter(image) for image in y]) * 2 - 1).to(x.dtype)

@@ -1,4 +1,13 @@
-"""Attention-guided CycleGAN (Mejjati, Richardt, Tompkin, Cosker, Kim, NeurIPS 2018)."""
+"""Attention-guided CycleGAN (Mejjati, Richardt, Tompkin, Cosker, Kim, NeurIPS 2018).
+
+Defaults and training order follow the official TensorFlow code (main.py, model.py, configs/exp_01.json):
+ngf 32, ndf 64, LSGAN, cycle 10 both ways, pool 50, Adam lr 1e-4 (beta1 0.5), 100 epochs with linear decay
+over the second half, switch epoch 30 and foreground threshold 0.1. Each iteration updates, in order,
+G_A (+ its attention before the switch), the discriminator of domain B, G_B (+ attention), the discriminator of
+domain A, each step with a fresh forward pass as the official `sess.run` calls do.
+
+Names follow our CycleGAN: G_A maps A -> B, Att_A attends A images, D_A judges domain B (G_A's output).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +22,14 @@ from torch import nn
 from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
 from models.image_pool import ImagePool, load_pools, pools_state
 from models.losses.adversarial import GANLoss
-from models.networks.attention import AttendedGenerator, AttentionNetwork, attend
+from models.networks.attention import (
+    AttendedGenerator,
+    AttentionGuidedDiscriminator,
+    AttentionNetwork,
+    attend,
+    foreground,
+)
 from models.networks.common import init_weights
-from models.networks.patchgan import PatchDiscriminator
 from models.networks.resnet import ResnetGenerator
 
 
@@ -27,7 +41,6 @@ class AGCycleGANConfig(MethodConfig):
     ngf: int = 32
     ndf: int = 64
     n_blocks: int = 9
-    n_layers_D: int = 3
     attention_ngf: int = 32
     gan_mode: str = "lsgan"
     lambda_cycle: float = 10.0
@@ -49,74 +62,89 @@ class AGCycleGAN(TranslationMethod):
     def __init__(self, config: AGCycleGANConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
         c = config
-        self.G_A = ResnetGenerator(3, 3, c.ngf, c.n_blocks, "instance")  # A -> B
-        self.G_B = ResnetGenerator(3, 3, c.ngf, c.n_blocks, "instance")  # B -> A
+        # the official generator pads with zeros inside its residual blocks ("CONSTANT")
+        self.G_A = ResnetGenerator(3, 3, c.ngf, c.n_blocks, "instance", padding="zero")  # A -> B
+        self.G_B = ResnetGenerator(3, 3, c.ngf, c.n_blocks, "instance", padding="zero")  # B -> A
         self.Att_A = AttentionNetwork(c.attention_ngf)  # where to translate in A images
         self.Att_B = AttentionNetwork(c.attention_ngf)
-        self.D_A = PatchDiscriminator(3, c.ndf, c.n_layers_D, "instance")  # judges domain B
-        self.D_B = PatchDiscriminator(3, c.ndf, c.n_layers_D, "instance")  # judges domain A
+        self.D_A = AttentionGuidedDiscriminator(3, c.ndf)  # judges domain B
+        self.D_B = AttentionGuidedDiscriminator(3, c.ndf)  # judges domain A
         for net in (self.G_A, self.G_B, self.Att_A, self.Att_B, self.D_A, self.D_B):
             init_weights(net, c.init_type, c.init_gain)
         self.gan = GANLoss(c.gan_mode)
+        # the pools keep each fake with its mask (4 channels), so a fake drawn after the switch is masked
+        # with the threshold then in force, as the official pool of (image, mask) pairs does
         self.pool_A, self.pool_B = ImagePool(c.pool_size), ImagePool(c.pool_size)
 
     def optimizers(self) -> list[OptimizerSpec]:
         c = self.config
         betas = (c.beta1, c.beta2)
-        g = list(self.G_A.parameters()) + list(self.G_B.parameters())
-        a = list(self.Att_A.parameters()) + list(self.Att_B.parameters())
-        d = list(self.D_A.parameters()) + list(self.D_B.parameters())
-        return [OptimizerSpec("G", [{"params": g}], c.lr, betas), OptimizerSpec("attention", [{"params": a}], c.lr, betas),
-                OptimizerSpec("D", [{"params": d}], c.lr, betas)]
+        return [OptimizerSpec(name, [{"params": list(getattr(self, name).parameters())}], c.lr, betas)
+                for name in ("G_A", "G_B", "Att_A", "Att_B", "D_A", "D_B")]
 
     def switched(self, progress: Progress) -> bool:
         """Past the switch epoch, scaled to the run's length (30 of 100 epochs = 30% of the run)."""
         return progress.epoch >= self.config.switch_epoch * progress.total_epochs / self.config.epochs
 
-    def _forward(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> None:
-        if "fake_B" in cache:
-            return
+    # forward ----------------------------------------------------------------------------------------
+    def _cycle(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Both translations and both cycles; each goes through the attention of the image's own domain."""
         real_a, real_b = batch["A"], batch["B"]
-        cache["m_A"], cache["m_B"] = self.Att_A(real_a), self.Att_B(real_b)
-        cache["fake_B"] = attend(real_a, self.G_A(real_a), cache["m_A"])
-        cache["fake_A"] = attend(real_b, self.G_B(real_b), cache["m_B"])
-        cache["rec_A"] = attend(cache["fake_B"], self.G_B(cache["fake_B"]), self.Att_B(cache["fake_B"]))
-        cache["rec_B"] = attend(cache["fake_A"], self.G_A(cache["fake_A"]), self.Att_A(cache["fake_A"]))
+        out = {"m_A": self.Att_A(real_a), "m_B": self.Att_B(real_b)}
+        out["fake_B"] = attend(real_a, self.G_A(real_a), out["m_A"])
+        out["fake_A"] = attend(real_b, self.G_B(real_b), out["m_B"])
+        out["rec_A"] = attend(out["fake_B"], self.G_B(out["fake_B"]), self.Att_B(out["fake_B"]))
+        out["rec_B"] = attend(out["fake_A"], self.G_A(out["fake_A"]), self.Att_A(out["fake_A"]))
+        return out
 
-    def _foreground(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return image * (mask > self.config.mask_threshold).to(image.dtype)
+    def _threshold(self, switched: bool) -> float:
+        return self.config.mask_threshold if switched else 0.0  # mask >= 0 keeps every pixel
 
-    def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], switched: bool) -> LossDict:
-        c = self.config
-        self._forward(batch, cache)
-        fake_b, fake_a = cache["fake_B"], cache["fake_A"]
-        if switched:
-            fake_b, fake_a = self._foreground(fake_b, cache["m_A"]), self._foreground(fake_a, cache["m_B"])
-        return {"G_A": self.gan(self.D_A(fake_b), True), "G_B": self.gan(self.D_B(fake_a), True),
-                "cycle_A": F.l1_loss(cache["rec_A"].float(), batch["A"].float()) * c.lambda_cycle,
-                "cycle_B": F.l1_loss(cache["rec_B"].float(), batch["B"].float()) * c.lambda_cycle}
+    def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], side: str, switched: bool) -> LossDict:
+        """The official g_loss_A (side A: both cycles + G_A's adversarial term) or g_loss_B."""
+        out = self._cycle(batch)
+        threshold = self._threshold(switched)
+        cycle = (F.l1_loss(out["rec_A"].float(), batch["A"].float())
+                 + F.l1_loss(out["rec_B"].float(), batch["B"].float())) * self.config.lambda_cycle
+        if side == "A":
+            cache["pool_B_in"] = torch.cat([out["fake_B"], out["m_A"]], 1).detach()
+            adversarial = self.gan(self.D_A(foreground(out["fake_B"], out["m_A"], threshold)), True)
+        else:
+            cache["pool_A_in"] = torch.cat([out["fake_A"], out["m_B"]], 1).detach()
+            adversarial = self.gan(self.D_B(foreground(out["fake_A"], out["m_B"], threshold)), True)
+        return {f"G_{side}_GAN": adversarial, f"G_{side}_cycle": cycle}
 
-    def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], switched: bool) -> LossDict:
-        real_a, real_b = batch["A"], batch["B"]
-        fake_b, fake_a = cache["fake_B"].detach(), cache["fake_A"].detach()
-        if switched:  # D sees only the attended foreground of real and generated images
-            with torch.no_grad():
-                real_b = self._foreground(real_b, self.Att_B(real_b))
-                real_a = self._foreground(real_a, self.Att_A(real_a))
-            fake_b = self._foreground(fake_b, cache["m_A"].detach())
-            fake_a = self._foreground(fake_a, cache["m_B"].detach())
-        fake_b, fake_a = self.pool_B.query(fake_b), self.pool_A.query(fake_a)
-        d_a = 0.5 * (self.gan(self.D_A(real_b), True) + self.gan(self.D_A(fake_b), False))
-        d_b = 0.5 * (self.gan(self.D_B(real_a), True) + self.gan(self.D_B(fake_a), False))
-        return {"D_A": d_a, "D_B": d_b}
+    def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], side: str, switched: bool) -> LossDict:
+        """D_A (side A) judges domain B: real B under its own attention vs a pooled fake B under its mask."""
+        threshold = self._threshold(switched)
+        real, attention, disc, pool, key = ((batch["B"], self.Att_B, self.D_A, self.pool_B, "pool_B_in") if side == "A"
+                                            else (batch["A"], self.Att_A, self.D_B, self.pool_A, "pool_A_in"))
+        with torch.no_grad():
+            real_mask = attention(real)
+        pooled = pool.query(cache[key])
+        fake, fake_mask = pooled[:, :3], pooled[:, 3:]
+        loss = 0.5 * (self.gan(disc(foreground(real, real_mask, threshold)), True)
+                      + self.gan(disc(foreground(fake, fake_mask, threshold)), False))
+        return {f"D_{side}": loss}
 
     def phases(self, progress: Progress) -> list[Phase]:
         switched = self.switched(progress)
-        g_opts = ("G",) if switched else ("G", "attention")
-        g_frozen = ("D_A", "D_B", "Att_A", "Att_B") if switched else ("D_A", "D_B")
-        return [Phase("G", g_opts, lambda b, c: self._g_loss(b, c, switched), frozen=g_frozen),
-                Phase("D", ("D",), lambda b, c: self._d_loss(b, c, switched))]
+        for disc in (self.D_A, self.D_B):
+            disc.normalise = not switched  # the official donorm
+        discs = ("D_A", "D_B")
 
+        def g_phase(side: str) -> Phase:
+            other = "B" if side == "A" else "A"
+            steps = (f"G_{side}",) if switched else (f"G_{side}", f"Att_{side}")
+            frozen = discs + (f"G_{other}", f"Att_{other}") + ((f"Att_{side}",) if switched else ())
+            return Phase(f"G_{side}", steps, lambda b, c: self._g_loss(b, c, side, switched), frozen=frozen)
+
+        def d_phase(side: str) -> Phase:
+            return Phase(f"D_{side}", (f"D_{side}",), lambda b, c: self._d_loss(b, c, side, switched))
+
+        return [g_phase("A"), d_phase("A"), g_phase("B"), d_phase("B")]
+
+    # state and inference ----------------------------------------------------------------------------
     def training_state(self) -> dict[str, Any]:
         return pools_state({"pool_A": self.pool_A, "pool_B": self.pool_B})
 
@@ -124,6 +152,7 @@ class AGCycleGAN(TranslationMethod):
         load_pools({"pool_A": self.pool_A, "pool_B": self.pool_B}, state, next(self.parameters()).device)
 
     def attention_mask(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
+        """(N, 1, H, W) in [0, 1]: where the translation in `direction` changes the image."""
         return (self.Att_A if direction == "AtoB" else self.Att_B)(x)
 
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

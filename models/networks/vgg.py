@@ -8,6 +8,8 @@ from torch import nn
 # (name, index of the ReLU in torchvision's vgg16().features)
 VGG16_LAYERS = {"relu1_1": 1, "relu1_2": 3, "relu2_1": 6, "relu2_2": 8, "relu3_1": 11, "relu3_2": 13, "relu3_3": 15,
                 "relu4_1": 18, "relu4_2": 20, "relu4_3": 22, "relu5_1": 25, "relu5_2": 27, "relu5_3": 29}
+# channels of each named activation (LSeSim builds its heads from these)
+VGG16_CHANNELS = {name: (64, 128, 256, 512, 512)[int(name[4]) - 1] for name in VGG16_LAYERS}
 _CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
