@@ -193,9 +193,136 @@ def test_fcn_score_formulas_on_hand_made_confusion_matrices():
     assert math.isclose(s["pixel_accuracy"], 7 / 10)
     assert math.isclose(s["class_accuracy"], np.mean([5 / 6, 2 / 4]))
     assert math.isclose(s["mean_iou"], np.mean([5 / (6 + 7 - 5), 2 / (4 + 3 - 2)]))
-    labels = np.array([[0, 1], [19, 255]])
-    preds = np.array([[0, 0], [1, 1]])
-    assert fcn_score.confusion(labels, preds, 19).sum() == 2  # labels >= n_classes ignored
+    predicted_only = np.array([[3, 1], [0, 0]])  # class 1 never in the labels but predicted: IoU 0, acc NaN
+    s = fcn_score.scores(predicted_only)
+    assert math.isclose(s["class_accuracy"], 3 / 4) and math.isclose(s["mean_iou"], np.mean([3 / 4, 0.0]))
+
+
+def test_confusion_ignores_labels_past_the_class_count_and_counts_foreign_predictions_as_wrong():
+    labels = np.array([[0, 1], [19, 255], [1, 1]])
+    preds = np.array([[0, 0], [1, 1], [1, 30]])
+    matrix = fcn_score.confusion(labels, preds, 19)
+    assert matrix.shape == (19, 20) and matrix.sum() == 4  # the two ignored labels are not counted
+    assert matrix[0, 0] == 1 and matrix[1, 0] == 1 and matrix[1, 1] == 1 and matrix[1, 19] == 1
+    s = fcn_score.scores(matrix)
+    assert math.isclose(s["pixel_accuracy"], 2 / 4)
+    assert math.isclose(s["mean_iou"], np.mean([1 / (1 + 2 - 1), 1 / (3 + 1 - 1)]))
+
+
+def test_label_maps_decode_from_cityscapes_colours_ids_and_palettes(tmp_path):
+    rng = np.random.default_rng(0)
+    train_ids = np.kron(rng.integers(0, 19, (4, 6)), np.ones((8, 8), dtype=np.int64))  # regions, like real maps
+    colour = fcn_score.cityscapes_color_map(train_ids)
+    Image.fromarray(colour).save(tmp_path / "c.png")
+    Image.fromarray(colour).save(tmp_path / "c.jpg", quality=90)
+    decoder = fcn_score.LabelDecoder()
+    assert np.array_equal(decoder.decode(tmp_path / "c.png"), train_ids)
+    assert (decoder.decode(tmp_path / "c.jpg") == train_ids).mean() > 0.8  # JPEG: nearest colour; edges blur
+    ids = np.array([[7, 8, 26], [0, 33, 18]], dtype=np.uint8)  # road, sidewalk, car / unlabeled, bicycle, polegroup
+    Image.fromarray(ids).save(tmp_path / "x_gtFine_labelIds.png")
+    assert decoder.decode(tmp_path / "x_gtFine_labelIds.png").tolist() == [[0, 1, 13], [255, 18, 255]]
+    Image.fromarray(ids).save(tmp_path / "plain.png")
+    assert decoder.decode(tmp_path / "plain.png").tolist() == ids.tolist()  # single channel: train ids as they are
+    (tmp_path / "palette.txt").write_text("0 0 0\n255,255,255\n")
+    two = fcn_score.LabelDecoder("color", fcn_score.read_palette(tmp_path / "palette.txt"))
+    Image.fromarray(np.array([[[250, 250, 250], [3, 3, 3]], [[128, 0, 0], [0, 0, 0]]], dtype=np.uint8)).save(
+        tmp_path / "p.png")
+    assert two.decode(tmp_path / "p.png").tolist() == [[1, 0], [255, 0]]  # far from every colour: ignored
+
+
+class _OracleSegmenter(torch.nn.Module):
+    """Labels each pixel with the nearest Cityscapes colour: exact on colour maps used as 'photos'."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("palette", torch.tensor(fcn_score.CITYSCAPES_PALETTE, dtype=torch.float32) / 255)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -((x[:, None] - self.palette[None, :, :, None, None]) ** 2).sum(2)
+
+
+def test_eval_fcn_scores_generated_photos_and_real_ones(tmp_path):
+    import json
+
+    seg = tmp_path / "seg.pt"
+    torch.jit.script(_OracleSegmenter()).save(str(seg))
+    labels, fake, real = (tmp_path / d for d in ("labels", "fake", "real"))
+    for folder in (labels, fake, real):
+        folder.mkdir()
+    rng = np.random.default_rng(1)
+    expected = np.zeros((19, 20), dtype=np.int64)
+    for i in range(3):
+        ids = rng.integers(0, 19, (8, 8))
+        Image.fromarray(fcn_score.cityscapes_color_map(ids)).save(labels / f"{i}.png")
+        Image.fromarray(fcn_score.cityscapes_color_map(ids)).save(real / f"{i}.png")
+        wrong = ids.copy()
+        wrong[:2] = (wrong[:2] + 1) % 19  # two rows of eight mislabelled
+        Image.fromarray(fcn_score.cityscapes_color_map(wrong)).save(fake / f"{i}_fake_B.png")
+        expected += fcn_score.confusion(ids, wrong, 19)
+    result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--real", str(real),
+                                      "--segmenter", str(seg), "--json", str(tmp_path / "f.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert math.isclose(report["pixel_accuracy"], 48 / 64)
+    assert math.isclose(report["mean_iou"], fcn_score.scores(expected)["mean_iou"])
+    assert report["real_pixel_accuracy"] == 1.0 and report["real_mean_iou"] == 1.0
+    fcn = report["protocol"]["fcn"]
+    assert fcn["segmenter"] == "torchscript:seg.pt" and fcn["images"] == 3 and fcn["classes"] == 19
+
+
+def test_eval_fcn_with_a_torchvision_segmenter_from_the_registry(tmp_path, monkeypatch):
+    import json
+
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.segmentation.fcn_resnet50(weights=None, weights_backbone=None, num_classes=21,
+                                                        aux_loss=True)
+    torch.save(net.state_dict(), tmp_path / "fcn_resnet50_coco-1167a1af.pth")
+    for d in ("labels", "fake"):
+        (tmp_path / d).mkdir()
+    Image.fromarray(fcn_score.cityscapes_color_map(np.full((16, 16), 13))).save(tmp_path / "labels" / "a.png")
+    Image.fromarray(np.full((32, 32, 3), 90, dtype=np.uint8)).save(tmp_path / "fake" / "a.png")
+    result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(tmp_path / "fake"), "--labels",
+                                      str(tmp_path / "labels"), "--weights-dir", str(tmp_path), "--json",
+                                      str(tmp_path / "t.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "t.json").read_text())
+    fcn = report["protocol"]["fcn"]
+    assert fcn["segmenter"] == "torchvision:fcn_resnet50" and "car" in fcn["evaluated_classes"]
+    assert "road" not in fcn["evaluated_classes"]  # VOC has no road: Cityscapes scored on shared classes only
+    assert report["protocol"]["weights"]["segmenter"]["verified"] is False
+    assert 0.0 <= report["pixel_accuracy"] <= 1.0
+    missing = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(tmp_path / "fake"), "--labels",
+                                       str(tmp_path / "labels"), "--segmenter", "torchvision:deeplabv3_resnet50"])
+    assert missing.exit_code == 2 and "deeplabv3_resnet50_coco-cd0a2569.pth" in missing.output
+
+
+def test_lpips_spatial_map_and_diversity_protocol(tmp_path, monkeypatch):
+    import lpips
+
+    from i2i_cli.evaluation.lpips_metric import diversity_lpips_folder, diversity_lpips_tasks
+
+    torch.manual_seed(0)
+    reference = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
+    torch.save({"features." + k.split(".", 1)[1]: v for k, v in reference.net.state_dict().items()},
+               tmp_path / "alexnet-owt-7be5be79.pth")
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    spatial, _ = build_lpips("alex", spatial=True)
+    model, _ = build_lpips("alex")
+    a, b, c = (torch.rand(1, 3, 32, 32) * 2 - 1 for _ in range(3))
+    with torch.no_grad():
+        assert spatial(a, b).shape == (1, 1, 32, 32)
+        ab, ac, bc = (float(model(x, y)) for x, y in ((a, b), (a, c), (b, c)))
+    mean, per_task = diversity_lpips_tasks({"t1": [[a, b, c], [a, a]], "t2": [[b, c]]}, model)
+    assert math.isclose(per_task["t1"], np.mean([np.mean([ab, ac, bc]), 0.0]), rel_tol=1e-6)
+    assert math.isclose(mean, np.mean([per_task["t1"], bc]), rel_tol=1e-6)
+    for name, t in (("x", a), ("y", b)):
+        (tmp_path / "out" / "cat2dog" / "img0").mkdir(parents=True, exist_ok=True)
+        arr = ((t[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+        Image.fromarray(arr).save(tmp_path / "out" / "cat2dog" / "img0" / f"{name}.png")
+    folder_mean, tasks, bad = diversity_lpips_folder(tmp_path / "out", model)
+    assert list(tasks) == ["cat2dog"] and not bad and math.isclose(folder_mean, ab, rel_tol=0.05)
 
 
 def test_eval_checkpoint_translates_the_test_split_and_scores_it(inception_dir, datasets, tmp_path, monkeypatch):
