@@ -142,14 +142,15 @@ def _images(shapes: list[tuple[int, int, int, int]]) -> dict[str, torch.Tensor]:
 
 def _image_graph(loaded: LoadedModel, direction: str, h: int, w: int, static: bool) -> _Graph:
     multiple = loaded.method.size_multiple
-    shapes = [(2, 3, h, w)] if static else [(2, 3, h, w), (1, 3, h + multiple, w + 2 * multiple)]
+    shapes = [(2, 3, h, w), (1, 3, h, w) if static else (1, 3, h + multiple, w + 2 * multiple)]
     checks = {k: (v,) for k, v in _images(shapes).items()}
     real = _real_input(loaded, (h, w))
     if real is not None:
         checks["real image"] = (real,)
     net = loaded.method.export_module(direction=direction).eval()
     example = (torch.rand(2, 3, h, w) * 2 - 1,)  # batch 2: an example of batch 1 would specialise the batch axis
-    dynamic = {} if static else {0: torch.export.Dim.AUTO, 2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO}
+    auto = torch.export.Dim.AUTO
+    dynamic = {0: auto} if static else {0: auto, 2: auto, 3: auto}  # --static-size fixes H and W, not the batch
     return _Graph("generator", net, example, ["image"], [dynamic], checks)
 
 
@@ -222,7 +223,7 @@ def _to_onnx(graph: _Graph, method_name: str, opset: int, fp16: bool) -> Any:
             program = torch.onnx.export(module, graph.example, None, dynamo=True, opset_version=opset,
                                         input_names=graph.input_names, output_names=["style" if graph.name != "generator"
                                                                                     else "output"],
-                                        dynamic_shapes=tuple(graph.dynamic) if any(graph.dynamic) else None,
+                                        dynamic_shapes=tuple(graph.dynamic),
                                         external_data=False, verbose=False)
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; name the operator when it does
         text = str(exc)
