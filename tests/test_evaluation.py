@@ -119,6 +119,7 @@ def test_fid_equals_clean_fid_compute_fid_on_2048_features(inception_dir, tmp_pa
     assert math.isclose(ours, theirs, rel_tol=1e-6)
 
 
+@pytest.mark.slow
 def test_legacy_pytorch_loads_the_registry_file_into_pytorch_fids_network(tmp_path, monkeypatch):
     from cleanfid import inception_pytorch as ip
 
@@ -171,14 +172,22 @@ def test_eval_command_writes_metrics_and_protocol(small_inception_dir, tmp_path)
     assert [b["file"].endswith("broken.png") for b in report["bad_files"]] == [True]  # reported, run went on
 
 
-def test_lpips_equals_the_lpips_package_on_the_same_backbone(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def alex(tmp_path_factory):
+    """(folder with a random AlexNet under torchvision's file name, the lpips package's model using it)."""
     import lpips
 
+    folder = tmp_path_factory.mktemp("alex")
     torch.manual_seed(0)
     reference = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
     state = {"features." + k.split(".", 1)[1]: v for k, v in reference.net.state_dict().items()}
-    torch.save(state, tmp_path / "alexnet-owt-7be5be79.pth")
-    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    torch.save(state, folder / "alexnet-owt-7be5be79.pth")
+    return folder, reference
+
+
+def test_lpips_equals_the_lpips_package_on_the_same_backbone(alex, monkeypatch):
+    folder, reference = alex
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(folder))
     ours, weights = build_lpips("alex")
     a, b = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
@@ -298,16 +307,10 @@ def test_eval_fcn_with_a_torchvision_segmenter_from_the_registry(tmp_path, monke
     assert missing.exit_code == 2 and "deeplabv3_resnet50_coco-cd0a2569.pth" in missing.output
 
 
-def test_lpips_spatial_map_and_diversity_protocol(tmp_path, monkeypatch):
-    import lpips
-
+def test_lpips_spatial_map_and_diversity_protocol(alex, tmp_path, monkeypatch):
     from i2i_cli.evaluation.lpips_metric import diversity_lpips_folder, diversity_lpips_tasks
 
-    torch.manual_seed(0)
-    reference = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval()
-    torch.save({"features." + k.split(".", 1)[1]: v for k, v in reference.net.state_dict().items()},
-               tmp_path / "alexnet-owt-7be5be79.pth")
-    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(alex[0]))
     spatial, _ = build_lpips("alex", spatial=True)
     model, _ = build_lpips("alex")
     a, b, c = (torch.rand(1, 3, 32, 32) * 2 - 1 for _ in range(3))
@@ -325,22 +328,18 @@ def test_lpips_spatial_map_and_diversity_protocol(tmp_path, monkeypatch):
     assert list(tasks) == ["cat2dog"] and not bad and math.isclose(folder_mean, ab, rel_tol=0.05)
 
 
-def test_eval_checkpoint_translates_the_test_split_and_scores_it(inception_dir, datasets, tmp_path, monkeypatch):
+def test_eval_checkpoint_translates_the_test_split_and_scores_it(small_inception_dir, alex, datasets, tmp_path):
     import json
-
-    import lpips
+    import shutil
 
     from i2i_cli.engine.trainer import TrainOptions, train
     from tests.conftest import tiny_config
 
-    torch.manual_seed(0)
-    reference = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
-    torch.save({"features." + k.split(".", 1)[1]: v for k, v in reference.net.state_dict().items()},
-               inception_dir / "alexnet-owt-7be5be79.pth")
+    shutil.copy(alex[0] / "alexnet-owt-7be5be79.pth", small_inception_dir)
     train("pix2pix", tiny_config("pix2pix"), TrainOptions(data=datasets["aligned"], out=tmp_path / "run", steps=1,
                                                           device="cpu"))
     result = CliRunner().invoke(app, ["eval", "--checkpoint", str(tmp_path / "run"), "--metrics", "kid",
-                                      "--kid-subsets", "3", "--weights-dir", str(inception_dir), "--json",
+                                      "--kid-subsets", "3", "--weights-dir", str(small_inception_dir), "--json",
                                       str(tmp_path / "e.json")])
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "e.json").read_text())
