@@ -205,12 +205,10 @@ def test_sesim_steps_are_finite_and_train_g(datasets, vgg_dir, monkeypatch, name
     method = (FSeSim if name == "fsesim" else LSeSim)(tiny_config(name, **extra))
     load_pretrained_modules(method)
     x = _photo(datasets, 32)
-    batch = {"A": torch.cat([x, x.flip(-1)]), "B": torch.cat([x.flip(-2), x])}
-    optimizers = _optimizers(method)
+    batch = {"A": x, "B": x.flip(-2)}
     before = _snapshot(method.G)
-    for step in range(2):
-        logged = _iteration(method, batch, Progress(step=step, total_steps=2), optimizers)
-        assert logged and all(math.isfinite(v) for v in logged.values()), logged
+    logged = _iteration(method, batch, Progress(), _optimizers(method))
+    assert logged and all(math.isfinite(v) for v in logged.values()), logged
     assert _changed(method.G, before)
     if extra:
         assert {"idt_B", "G_spatial_idt", "head_NCE"} <= set(logged)
@@ -263,8 +261,7 @@ def test_agcyclegan_steps_train_attention_until_the_switch_then_freeze_it():
 
     att = {n: _snapshot(getattr(method, n)) for n in ("Att_A", "Att_B")}
     g = _snapshot(method.G_A)
-    for _ in range(2):
-        logged = _iteration(method, batch, late, optimizers)
-        assert all(math.isfinite(v) for v in logged.values())
+    logged = _iteration(method, batch, late, optimizers)
+    assert all(math.isfinite(v) for v in logged.values())
     assert not any(_changed(getattr(method, n), s) for n, s in att.items())
     assert _changed(method.G_A, g) and not method.D_A.normalise and not method.D_B.normalise
