@@ -216,22 +216,45 @@ def _quiet() -> Iterator[None]:
 
 
 def _to_onnx(graph: _Graph, method_name: str, opset: int, fp16: bool) -> Any:
-    """The graph as an onnx ModelProto (weights inline, one file), or a one-line error naming the operator."""
+    """The graph as an onnx ModelProto (weights inline, one file), or a one-line error naming the operator.
+
+    fp16: torch.export cannot trace some half-precision CPU kernels; then the TorchScript exporter (which
+    traces with real tensors) writes the graph instead, and the metadata's `exporter` says so."""
     module = _Half(copy.deepcopy(graph.module)).eval() if fp16 else graph.module
+    output = "style" if graph.name != "generator" else "output"
     try:
         with _quiet():
             program = torch.onnx.export(module, graph.example, None, dynamo=True, opset_version=opset,
-                                        input_names=graph.input_names, output_names=["style" if graph.name != "generator"
-                                                                                    else "output"],
-                                        dynamic_shapes=tuple(graph.dynamic),
-                                        external_data=False, verbose=False)
+                                        input_names=graph.input_names, output_names=[output],
+                                        dynamic_shapes=tuple(graph.dynamic), external_data=False, verbose=False)
+        return program.model_proto
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; name the operator when it does
         text = str(exc)
         operator = _OPERATOR.search(text)
+        if fp16 and operator is None:
+            return _to_onnx_torchscript(module, graph, output, opset)
         what = f"operator {operator.group(1)}" if operator else text.strip().splitlines()[0][:200] if text.strip() \
             else type(exc).__name__
         raise ExportError(f"ONNX cannot express {method_name}'s {graph.name} at opset {opset}: {what}") from exc
-    return program.model_proto
+
+
+def _to_onnx_torchscript(module: torch.nn.Module, graph: _Graph, output: str, opset: int) -> Any:
+    import tempfile
+
+    import onnx
+
+    axes = {2: "height", 3: "width"}
+    dynamic = {name: {0: "batch", **{k: axes[k] for k in spec if k in axes}}
+               for name, spec in zip(graph.input_names, graph.dynamic)}
+    dynamic[output] = {0: "batch", **({2: "height", 3: "width"} if 2 in graph.dynamic[0] else {})}
+    with tempfile.TemporaryDirectory() as folder, _quiet():
+        path = Path(folder) / "graph.onnx"
+        torch.onnx.export(module, graph.example, str(path), dynamo=False, opset_version=opset,
+                          input_names=graph.input_names, output_names=[output], dynamic_axes=dynamic)
+        model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "exporter", "torch.onnx (TorchScript, fp16 fallback)"
+    return model
 
 
 def _parity(session: Any, graph: _Graph, reference: torch.nn.Module) -> dict[str, float]:
@@ -287,7 +310,10 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
         for graph in graphs:
             tmp = stack.enter_context(atomic_path(targets[graph.name], overwrite=overwrite))
             model = _to_onnx(graph, method.name, opset, fp16)
+            written = {p.key for p in model.metadata_props}
             for key, value in {**metadata, "graph": graph.name}.items():
+                if key in written:
+                    continue
                 entry = model.metadata_props.add()
                 entry.key, entry.value = key, value
             onnx.checker.check_model(model)

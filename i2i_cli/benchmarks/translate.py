@@ -19,7 +19,8 @@ from PIL import Image
 
 @dataclass
 class TranslateBench:
-    model: str
+    model: str  # the method whose generator was timed
+    network: str
     size: int
     batch_size: int
     device: str
@@ -52,6 +53,8 @@ def run_translate_benchmark(model: str = "cyclegan", size: int = 256, batch_size
     from models import registry
 
     dev = resolve_device(device)
+    if model not in registry.list_methods():  # the ResNet-9 translator if registered, else pix2pix's U-Net
+        model = "cyclegan" if "cyclegan" in registry.list_methods() else "pix2pix"
     cls = registry.method_class(model)
     method = cls(cls.config_class(size=size))
     with tempfile.TemporaryDirectory(prefix="i2i-bench-") as tmp:
@@ -81,6 +84,7 @@ def run_translate_benchmark(model: str = "cyclegan", size: int = 256, batch_size
             Image.fromarray(rng.integers(0, 255, (size, size, 3), dtype=np.uint8)).save(src / f"{i:04d}.jpg", quality=90)
         start = time.perf_counter()
         translate_folder(src, root / "out", translator, TranslateOptions(batch_size=batch_size, device=str(dev)))
+        # (model-only figures above include no decode/encode; end to end includes everything a user waits for)
         end_to_end = images / (time.perf_counter() - start)
-    return TranslateBench(model, size, batch_size, str(dev), images, torch_rate, onnx_rate,
+    return TranslateBench(model, type(translator.net).__name__, size, batch_size, str(dev), images, torch_rate, onnx_rate,
                           session.get_providers()[0], end_to_end)

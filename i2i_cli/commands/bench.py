@@ -62,7 +62,7 @@ def bench_translate(
     from i2i_cli.benchmarks.translate import run_translate_benchmark
 
     r = run_translate_benchmark(model, size, batch_size, images, device, repeats)
-    print_table(f"{model} generator, {size} px, batch {batch_size}, {r.device}", ["measure", "images/s"], [
+    print_table(f"{r.model} generator ({r.network}), {size} px, batch {batch_size}, {r.device}", ["measure", "images/s"], [
         ("PyTorch eager, model only", r.torch_model_only),
         (f"ONNX Runtime ({r.onnx_provider}), model only", r.onnx_model_only),
         ("i2i translate end to end (JPEG in, PNG out)", r.end_to_end),
