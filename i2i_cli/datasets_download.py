@@ -1,4 +1,10 @@
-"""The standard datasets: where they come from, how they are laid out, and a verified, safe download."""
+"""The standard datasets: where they come from, how they are laid out, and a resumable, safe download.
+
+No checksums are published for these archives, so the sha256 of what was downloaded is recorded next to the
+data (ROOT/NAME/.i2i-source.json) for provenance. The archive is extracted into a temporary folder, laid out
+there (a single top-level folder lifted, macOS metadata dropped) and only then renamed to ROOT/NAME, so
+`i2i train --data ROOT/NAME` takes it directly and an interrupted run never leaves a half-made dataset.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +14,64 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 from i2i_cli.archive import extract
 from i2i_cli.download import download, sha256_file
-from i2i_cli.errors import I2IError
+from i2i_cli.errors import DataError, I2IError
 from i2i_cli.fsutil import atomic_write_json
 
+SOURCE_FILE = ".i2i-source.json"
 PIX2PIX = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{}.tar.gz"
 CYCLEGAN = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{}.zip"
+CYCLEGAN_MIRROR = "https://people.eecs.berkeley.edu/~taesung_park/CycleGAN/datasets/{}.zip"
+JZ_LICENCE = "research use (per source)"
+ProgressFn = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    name: str
+    name: str  # also the folder name under --root
     url: str
-    layout: str
+    layout: str  # aligned | unaligned | domains: what i2i_cli.data.layouts will detect
     licence: str
+    paper: str
+    mirror: str = ""
     manual: str = ""  # when set, the dataset cannot be downloaded by a script: these are the steps
 
 
-DATASETS: dict[str, DatasetEntry] = {}
-for _name in ("facades", "maps", "edges2shoes", "edges2handbags", "night2day"):
-    DATASETS[_name] = DatasetEntry(_name, PIX2PIX.format(_name), "aligned", "see the pix2pix datasets page")
-for _name in ("apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
-              "ukiyoe2photo", "vangogh2photo", "iphone2dslr_flower", "ae_photos"):
-    DATASETS[_name] = DatasetEntry(_name, CYCLEGAN.format(_name), "unaligned", "ImageNet / Flickr terms (CycleGAN)")
-DATASETS["afhq"] = DatasetEntry("afhq", "https://www.dropbox.com/s/t9l9o3vsx2jai3z/afhq.zip?dl=1", "domains",
-                                "CC BY-NC 4.0 (AFHQ)")
-DATASETS["cityscapes"] = DatasetEntry(
-    "cityscapes", "https://www.cityscapes-dataset.com", "aligned", "Cityscapes terms (registration required)",
-    manual=("Cityscapes needs an account: download gtFine_trainvaltest.zip and leftImg8bit_trainvaltest.zip from "
-            "https://www.cityscapes-dataset.com/downloads/ and build the A|B pairs as the pix2pix repository's "
-            "datasets/prepare_cityscapes_dataset.py describes (labels resized to 256x256, photos likewise)"))
+def _build_registry() -> dict[str, DatasetEntry]:
+    entries: list[DatasetEntry] = []
+    for name in ("facades", "maps", "edges2shoes", "edges2handbags", "night2day"):
+        entries.append(DatasetEntry(name, PIX2PIX.format(name), "aligned", JZ_LICENCE, "pix2pix"))
+    for name in ("horse2zebra", "monet2photo", "summer2winter_yosemite", "apple2orange", "cezanne2photo",
+                 "ukiyoe2photo", "vangogh2photo", "iphone2dslr_flower", "ae_photos"):
+        entries.append(DatasetEntry(name, CYCLEGAN.format(name), "unaligned", JZ_LICENCE, "CycleGAN",
+                                    CYCLEGAN_MIRROR.format(name)))
+    # CycleGAN's maps and facades are the pix2pix images split into unpaired trainA/trainB folders
+    for name in ("maps", "facades"):
+        entries.append(DatasetEntry(f"cyclegan_{name}", CYCLEGAN.format(name), "unaligned", JZ_LICENCE, "CycleGAN",
+                                    CYCLEGAN_MIRROR.format(name)))
+    entries.append(DatasetEntry(
+        "cityscapes_val_for_cut", "http://efrosgans.eecs.berkeley.edu/CUT/datasets/cityscapes_val_for_CUT.tar",
+        "unaligned", "Cityscapes terms", "CUT (Cityscapes evaluation set, valA/valB)"))
+    entries.append(DatasetEntry("afhq", "https://www.dropbox.com/s/t9l9o3vsx2jai3z/afhq.zip?dl=1", "domains",
+                                "CC BY-NC 4.0", "StarGAN v2 (AFHQ: cat, dog, wild)"))
+    entries.append(DatasetEntry("celeba_hq", "https://www.dropbox.com/s/f7pvjij2xlpff59/celeba_hq.zip?dl=1",
+                                "domains", "CelebA terms (non-commercial)",
+                                "StarGAN v2 (CelebA-HQ: female, male)"))
+    entries.append(DatasetEntry(
+        "cityscapes", "https://www.cityscapes-dataset.com/downloads/", "aligned",
+        "Cityscapes terms (account)", "pix2pix / CycleGAN / CUT",
+        manual=("Cityscapes needs an account and its licence forbids redistribution: log in at "
+                "https://www.cityscapes-dataset.com/downloads/, download gtFine_trainvaltest.zip and "
+                "leftImg8bit_trainvaltest.zip, unzip them, and pair each *_leftImg8bit.png (A, left) with its "
+                "*_gtFine_color.png (B, right), both resized to 256x256, as train/ (from train) and test/ (from val), "
+                "the way the pix2pix repository's datasets/prepare_cityscapes_dataset.py does")))
+    return {e.name: e for e in entries}
+
+
+DATASETS: dict[str, DatasetEntry] = _build_registry()
 
 
 @dataclass
@@ -47,48 +79,91 @@ class DownloadedDataset:
     name: str
     root: Path
     sha256: str
-    layout: str
+    layout: str  # what the registry promises
+    detected: str  # what i2i_cli.data.layouts found in the extracted folder
+    counts: dict[str, dict[str, int]]
 
 
 def entry(name: str) -> DatasetEntry:
     if name not in DATASETS:
-        raise I2IError(f"unknown dataset '{name}'; known: {', '.join(sorted(DATASETS))}")
+        raise I2IError(f"unknown dataset '{name}'; known: {', '.join(sorted(DATASETS))} (see `i2i data download --list`)")
     return DATASETS[name]
 
 
-def _flatten_single_folder(folder: Path) -> None:
-    """Archives hold one top-level folder (e.g. horse2zebra/): lift its contents up."""
-    children = [c for c in folder.iterdir() if not c.name.startswith((".", "__MACOSX"))]
+def archive_suffix(url: str) -> str:
+    path = urlparse(url).path.lower()
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if path.endswith(suffix):
+            return suffix
+    raise I2IError(f"{url}: cannot tell the archive type (expected .zip, .tar, .tar.gz or .tgz)")
+
+
+def _lay_out(folder: Path) -> None:
+    """Drop macOS metadata, then lift a single top-level folder (the archives hold NAME/...) up one level."""
+    for junk in ("__MACOSX", ".DS_Store"):
+        path = folder / junk
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    children = [c for c in folder.iterdir() if not c.name.startswith(".")]
     if len(children) == 1 and children[0].is_dir():
-        inner = children[0]
+        inner = children[0].rename(folder / (".i2i-lift-" + children[0].name))  # its children may share its name
         for item in inner.iterdir():
-            shutil.move(str(item), folder / item.name)
+            item.rename(folder / item.name)
         inner.rmdir()
 
 
+def _detect(folder: Path) -> tuple[str, dict[str, dict[str, int]]]:
+    from i2i_cli.data.layouts import detect_layout
+
+    try:
+        layout = detect_layout(folder)
+    except DataError:
+        return "unknown", {}
+    return layout.kind, layout.counts()
+
+
 def download_dataset(name: str, root: str | os.PathLike[str] = "datasets", *, url: str | None = None,
-                     progress: Callable[[int, int | None], None] | None = None) -> DownloadedDataset:
-    """Download (resumable), record the archive's sha256 (none is published), extract safely, lay out."""
+                     keep_archive: bool = False, progress: ProgressFn | None = None) -> DownloadedDataset:
+    """Download NAME into ROOT/NAME: resumable download (ROOT/NAME.<ext>.part), sha256 recorded, safe extraction.
+
+    An archive already at ROOT/NAME.<ext> (placed by hand, or from an earlier run that failed to extract) is
+    used as is. It is deleted after a successful extraction unless `keep_archive`; a corrupt one is kept.
+    """
     e = entry(name)
     if e.manual:
-        raise I2IError(f"{name}: {e.manual}")
+        raise I2IError(f"{name}: cannot be downloaded by a script. {e.manual}")
+    source_url = url or e.url
     base = Path(root)
     target = base / name
     if target.exists():
         raise I2IError(f"{target} already exists; remove it or pass another --root")
-    suffix = ".tar.gz" if ".tar.gz" in e.url else ".zip"
-    archive = base / f"{name}{suffix}"
+    archive = base / f"{name}{archive_suffix(source_url)}"
     if not archive.exists():
-        download(url or e.url, archive, progress=progress,
-                 offline_hint=f"download it by hand from {e.url} and place it at {archive}, then run this again")
+        mirror = f" (or the mirror {e.mirror})" if e.mirror and not url else ""
+        download(source_url, archive, progress=progress,
+                 offline_hint=f"Download it by hand from {source_url}{mirror}, place it at {archive} and run this again")
     digest = sha256_file(archive)
-    extract(archive, target)
-    _flatten_single_folder(target)
-    atomic_write_json(target / ".i2i-source.json", {"name": name, "url": url or e.url, "archive_sha256": digest,
-                                                    "layout": e.layout, "licence": e.licence})
-    archive.unlink()
-    return DownloadedDataset(name, target, digest, e.layout)
+
+    def finish(folder: Path) -> None:
+        _lay_out(folder)
+        detected, _ = _detect(folder)
+        atomic_write_json(folder / SOURCE_FILE, {
+            "name": name, "url": source_url, "archive": archive.name, "archive_sha256": digest,
+            "archive_bytes": archive.stat().st_size, "layout": detected, "expected_layout": e.layout,
+            "licence": e.licence, "paper": e.paper})
+
+    extract(archive, target, finish=finish)
+    if not keep_archive:
+        archive.unlink()
+    detected, counts = _detect(target)
+    return DownloadedDataset(name, target, digest, e.layout, detected, counts)
 
 
-def read_source(folder: Path) -> dict[str, str]:
-    return json.loads((folder / ".i2i-source.json").read_text())
+def read_source(folder: str | os.PathLike[str]) -> dict[str, object]:
+    """The provenance record written next to a downloaded dataset."""
+    path = Path(folder) / SOURCE_FILE
+    if not path.is_file():
+        raise I2IError(f"{path}: no provenance record (the folder was not made by `i2i data download`)")
+    return json.loads(path.read_text())

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from i2i_cli.cli import console, handle_errors, print_problems, print_table, progress_bar, warn, write_json
+from i2i_cli.commands.data_download import add_download_commands
 
 data_app = typer.Typer(help="Datasets: synthesise, check, download.", no_args_is_help=True)
 
@@ -66,24 +67,7 @@ def check(
         raise typer.Exit(1)
 
 
-@data_app.command("download")
-@handle_errors
-def download(
-    name: Annotated[str | None, typer.Argument(help="Dataset name (see --list).")] = None,
-    root: Annotated[Path, typer.Option(help="Folder to put the dataset in (as ROOT/NAME).")] = Path("datasets"),
-    list_: Annotated[bool, typer.Option("--list", help="List the datasets that can be downloaded.")] = False,
-) -> None:
-    """Download a standard dataset (resumable), extract it safely, lay it out for `i2i train --data`."""
-    from i2i_cli.datasets_download import DATASETS, download_dataset
-
-    if list_ or name is None:
-        print_table("datasets (i2i data download NAME)", ["name", "layout", "licence", "source"],
-                    [(e.name, e.layout, e.licence, e.url if not e.manual else "manual steps") for e in DATASETS.values()])
-        return
-    with progress_bar(f"download {name}", None) as advance:
-        result = download_dataset(name, root, progress=lambda done, total: advance(0, completed=done, total=total))
-    console.print(f"{result.name}: {result.root} ({result.layout}; archive sha256 {result.sha256[:16]}... recorded "
-                  f"in .i2i-source.json). Next: i2i data check {result.root}")
+add_download_commands(data_app)  # `i2i data download`: i2i_cli/commands/data_download.py
 
 
 def register(app: typer.Typer) -> None:
