@@ -67,11 +67,27 @@ def corrupt(archive: Path, exc: BaseException) -> CorruptArchiveError:
                                "delete it and run the command again to download it afresh")
 
 
+def is_zip(path: Path) -> bool:
+    """Zip or tar, by name first, then by content. Content sniffing alone is not enough: zipfile finds the
+    end-of-directory record of a zip stored near the end of a tar (a .pth is a zip), so tar is tried first."""
+    name = path.name.lower()
+    if name.endswith(".zip"):
+        return True
+    if name.endswith((".tar", ".tar.gz", ".tgz")):
+        return False
+    try:
+        if tarfile.is_tarfile(path):
+            return False
+    except OSError:
+        return False
+    return zipfile.is_zipfile(path)
+
+
 def check_archive(archive: str | os.PathLike[str]) -> list[str]:
     """The member names, after refusing anything unsafe (reads the whole index; raises before any write)."""
     path = Path(archive)
     try:
-        if zipfile.is_zipfile(path):
+        if is_zip(path):
             with zipfile.ZipFile(path) as zf:
                 infos = zf.infolist()
                 for info in infos:
@@ -98,7 +114,7 @@ def read_member(archive: str | os.PathLike[str], name: str) -> bytes:
     if name not in names:
         raise I2IError(f"{path}: has no member '{name}' (it has {len(names)} members, e.g. {names[:3]})")
     try:
-        if zipfile.is_zipfile(path):
+        if is_zip(path):
             with zipfile.ZipFile(path) as zf:
                 return zf.read(name)
         with tarfile.open(path) as tf:
@@ -127,7 +143,7 @@ def extract(archive: str | os.PathLike[str], target: str | os.PathLike[str],
     tmp.mkdir(parents=True)
     try:
         try:
-            if zipfile.is_zipfile(source):
+            if is_zip(source):
                 with zipfile.ZipFile(source) as zf:
                     zf.extractall(tmp)
             else:

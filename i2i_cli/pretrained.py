@@ -1,140 +1,268 @@
 """Released checkpoints of the reference implementations, converted into i2i run folders.
 
-Each official file is a state_dict of the reference's module tree; i2i's networks follow those trees, so the
-conversion is an explicit, strict key mapping (tested with state_dicts generated in the official layouts).
+Each official file is a state_dict of the reference's module tree, and i2i's networks follow those trees on
+purpose (pix2pix U-Net `model.model.N...`, JZ/CUT ResnetGenerator `model.N...`, StarGAN v2 generator /
+mapping_network / style_encoder), so the conversion is an explicit map from the official dict's parts to our
+attributes (OFFICIAL_PARTS) plus the clean-ups the reference's own loaders do: a DataParallel `module.`
+prefix is removed, InstanceNorm running statistics / counters that old releases carry are dropped when the
+module at that path is an InstanceNorm (the reference's `__patch_instance_norm_state_dict`), and a BatchNorm
+step counter missing from a pre-PyTorch-0.4 file is set to 0 (what PyTorch's loader does). Everything
+else must match exactly: `load_state_dict(strict)` semantics, any missing/unexpected key or shape is an error.
+Files are read with torch.load(weights_only=True). None of the hosts publish hashes: the sha256 of the file
+that was converted is recorded in the run's config.json (train.imported_sha256).
+
+One-direction releases (every CycleGAN .pth is one generator) become a `cyclegan` run whose G_A holds the
+release and whose config.json lists `train.directions = ["AtoB"]`; inference refuses BtoA on it (G_B is
+untrained). Translate, export and eval take the run like any other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from i2i_cli.config import apply_values, parse_set
-from i2i_cli.download import download
+from i2i_cli.download import download, sha256_file
 from i2i_cli.engine import checkpoint as ckpt
-from i2i_cli.errors import CheckpointError, ConfigError
+from i2i_cli.errors import CheckpointError, ConfigError, I2IError
 from i2i_cli.weights import i2i_home, load_state_dict
 
 JZ = "http://efrosgans.eecs.berkeley.edu"
+JZ_LICENCE = "BSD (junyanz/pytorch-CycleGAN-and-pix2pix)"
+CUT_LICENCE = "BSD (taesungp/contrastive-unpaired-translation)"
+SG2_LICENCE = "CC BY-NC 4.0 (clovaai/stargan-v2): non-commercial"
+FLSESIM_PAGE = "https://github.com/lyndonzheng/F-LSeSim"
+ProgressFn = Callable[[int, int | None], None]
+
+# official checkpoint part -> i2i attribute. "" is the whole file (a single network's state_dict).
+OFFICIAL_PARTS: dict[str, dict[str, str]] = {
+    "pix2pix": {"": "G"},  # JZ UnetGenerator: model.model.0 ... model.model.3 (nested UnetSkipConnectionBlock)
+    "cyclegan": {"": "G_A"},  # JZ ResnetGenerator: model.0 ... model.27 (resnet_9blocks)
+    "cut": {"": "G"},  # CUT ResnetGenerator with anti-aliased down/up-sampling (`filt` buffers included)
+    "fastcut": {"": "G"},
+    "fsesim": {"": "G"},  # F-LSeSim's netG is CUT's generator
+    "lsesim": {"": "G"},
+    "starganv2": {"generator": "G", "mapping_network": "F", "style_encoder": "E"},  # *_nets_ema.ckpt ('fan' unused)
+}
+INSTANCE_NORM_EXTRAS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 @dataclass(frozen=True)
 class Pretrained:
     name: str
-    url: str
     method: str
-    layout: str  # jz_generator | sg2_nets
+    url: str  # the file (or archive) to download; a web page when `import_only`
+    file: str  # the cache file name under $I2I_HOME/pretrained/
     licence: str
+    translates: str  # what goes in and what comes out
     config: dict[str, Any] = field(default_factory=dict)
-    domains: tuple[str, ...] = ("A", "B")
+    domains: tuple[str, ...] = ()
+    member: str = ""  # for a release archive: the checkpoint inside it
+    sha256: str = ""  # none of the hosts publishes one; kept for a future release that does
+    import_only: bool = False  # no scriptable download (Google Drive): download by hand, then `import`
     note: str = ""
 
 
-PRETRAINED: dict[str, Pretrained] = {}
-for _n in ("edges2shoes", "sat2map", "map2sat", "facades_label2photo", "day2night"):
-    PRETRAINED[f"pix2pix_{_n}"] = Pretrained(f"pix2pix_{_n}", f"{JZ}/pix2pix/models-pytorch/{_n}.pth", "pix2pix",
-                                             "jz_generator", "BSD (pytorch-CycleGAN-and-pix2pix)")
-for _n in ("apple2orange", "orange2apple", "summer2winter_yosemite", "winter2summer_yosemite", "horse2zebra",
-           "zebra2horse", "monet2photo", "style_monet", "style_cezanne", "style_ukiyoe", "style_vangogh", "sat2map",
-           "map2sat", "cityscapes_photo2label", "cityscapes_label2photo", "facades_photo2label",
-           "facades_label2photo", "iphone2dslr_flower"):
-    PRETRAINED[f"cyclegan_{_n}"] = Pretrained(f"cyclegan_{_n}", f"{JZ}/cyclegan/pretrained_models/{_n}.pth",
-                                              "cyclegan", "jz_generator", "BSD (pytorch-CycleGAN-and-pix2pix)",
-                                              note="one direction (AtoB) only")
-PRETRAINED["starganv2_afhq"] = Pretrained(
-    "starganv2_afhq", "https://www.dropbox.com/s/etwm810v25h42sn/stargan_v2_afhq.zip?dl=1", "starganv2", "sg2_nets",
-    "CC BY-NC 4.0 (clovaai/stargan-v2)", {"lambda_ds": 2.0}, ("cat", "dog", "wild"),
-    note="the URL is a zip holding checkpoints/afhq/100000_nets_ema.ckpt: unzip it and use `i2i pretrained import`")
+def _build_registry() -> dict[str, Pretrained]:
+    entries: list[Pretrained] = []
+    pix2pix = {"edges2shoes": ("edge maps -> shoe photos", "AtoB"), "sat2map": ("aerial photos -> maps", "AtoB"),
+               "map2sat": ("maps -> aerial photos", "BtoA"), "facades_label2photo": ("facade labels -> photos", "BtoA"),
+               "day2night": ("day photos -> night photos", "AtoB")}
+    for name, (translates, direction) in pix2pix.items():
+        entries.append(Pretrained(f"pix2pix_{name}", "pix2pix", f"{JZ}/pix2pix/models-pytorch/{name}.pth",
+                                  f"pix2pix_{name}.pth", JZ_LICENCE, translates,
+                                  {"num_downs": 8, "ngf": 64, "norm": "batch", "direction": direction}))
+    cyclegan = {"apple2orange": "apples -> oranges", "orange2apple": "oranges -> apples",
+                "summer2winter_yosemite": "summer -> winter (Yosemite)",
+                "winter2summer_yosemite": "winter -> summer (Yosemite)", "horse2zebra": "horses -> zebras",
+                "zebra2horse": "zebras -> horses", "monet2photo": "Monet paintings -> photos",
+                "style_monet": "photos -> Monet style", "style_cezanne": "photos -> Cezanne style",
+                "style_ukiyoe": "photos -> Ukiyo-e style", "style_vangogh": "photos -> Van Gogh style",
+                "sat2map": "aerial photos -> maps", "map2sat": "maps -> aerial photos",
+                "cityscapes_photo2label": "street photos -> label colours",
+                "cityscapes_label2photo": "label colours -> street photos",
+                "facades_photo2label": "facade photos -> labels", "facades_label2photo": "facade labels -> photos",
+                "iphone2dslr_flower": "iPhone flower photos -> DSLR look"}
+    for name, translates in cyclegan.items():
+        entries.append(Pretrained(f"cyclegan_{name}", "cyclegan", f"{JZ}/cyclegan/pretrained_models/{name}.pth",
+                                  f"cyclegan_{name}.pth", JZ_LICENCE, translates,
+                                  {"ngf": 64, "n_blocks": 9, "norm": "instance", "dropout": False},
+                                  note="one generator: AtoB only"))
+    cut = {"horse2zebra": ("horses -> zebras", "AtoB"), "cat2dog": ("cats -> dogs (AFHQ)", "AtoB"),
+           "cityscapes": ("label colours -> street photos", "BtoA")}
+    for dataset, (translates, direction) in cut.items():
+        for method in ("cut", "fastcut"):
+            run = f"{dataset}_{method}_pretrained"
+            entries.append(Pretrained(f"{method}_{dataset}", method, f"{JZ}/CUT/pretrained_models.tar",
+                                      "cut_pretrained_models.tar", CUT_LICENCE, translates,
+                                      {"ngf": 64, "n_blocks": 9, "norm": "instance", "antialias": True,
+                                       "antialias_up": True, "direction": direction},
+                                      member=f"checkpoints/{run}/latest_net_G.pth",
+                                      note="from the CUT release tar (one download for all six)"))
+    for data, domains, ds, hpf, url in (
+            ("afhq", ("cat", "dog", "wild"), 2.0, 0.0, "https://www.dropbox.com/s/etwm810v25h42sn/100000_nets_ema.ckpt?dl=1"),
+            ("celeba_hq", ("female", "male"), 1.0, 1.0,
+             "https://www.dropbox.com/s/96fmei6c93o8b8t/100000_nets_ema.ckpt?dl=1")):
+        note = "" if not hpf else ("w_hpf 1: the reference adds FAN face-mask high-pass skips; i2i runs it without "
+                                   "them (outputs differ from the paper's)")
+        entries.append(Pretrained(f"starganv2_{data}", "starganv2", url, f"starganv2_{data}_100000_nets_ema.ckpt",
+                                  SG2_LICENCE, f"any of {', '.join(domains)} -> any other (reference or latent style)",
+                                  {"size": 256, "style_dim": 64, "latent_dim": 16, "max_conv_dim": 512,
+                                   "w_hpf": hpf, "lambda_ds": ds}, domains, note=note))
+    for method in ("fsesim", "lsesim"):
+        entries.append(Pretrained(f"{method}_release", method, FLSESIM_PAGE, "latest_net_G.pth",
+                                  "see the F-LSeSim repository", "the release's own direction",
+                                  {"ngf": 64, "n_blocks": 9, "antialias": True}, import_only=True,
+                                  note=f"Google Drive links in the README: download latest_net_G.pth, then "
+                                       f"`i2i pretrained import FILE --as {method} --out runs/NAME`"))
+    return {e.name: e for e in entries}
 
 
-def _clean(state: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop DataParallel prefixes, and the InstanceNorm running statistics that old checkpoints carry and
-    the reference's own test code deletes."""
-    out = {}
+PRETRAINED: dict[str, Pretrained] = _build_registry()
+
+
+def entry(name: str) -> Pretrained:
+    if name not in PRETRAINED:
+        raise ConfigError(f"unknown pretrained model '{name}'; see `i2i pretrained list`")
+    return PRETRAINED[name]
+
+
+def official_keys_cleaned(state: dict[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
+    """The official state_dict with the reference loaders' two clean-ups applied (see the module docstring)."""
+    instance_norms = {name for name, m in module.named_modules() if isinstance(m, nn.modules.instancenorm._InstanceNorm)}
+    expected = module.state_dict()
+    out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        key = key[len("module."):] if key.startswith("module.") else key
-        if key not in target and key.rsplit(".", 1)[-1] in ("running_mean", "running_var", "num_batches_tracked"):
+        key = key.removeprefix("module.")
+        owner, _, leaf = key.rpartition(".")
+        if key not in expected and owner in instance_norms and leaf in INSTANCE_NORM_EXTRAS:
             continue
         out[key] = value
+    # files saved before PyTorch 0.4 lack BatchNorm's step counter; PyTorch's own loader fills it with 0 for them
+    for name, m in module.named_modules():
+        counter = f"{name}.num_batches_tracked" if name else "num_batches_tracked"
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and counter in expected and counter not in out:
+            out[counter] = torch.tensor(0, dtype=torch.long)
     return out
 
 
-def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
-    state = _clean(state, module.state_dict())
-    try:
-        missing, unexpected = module.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # shapes differ: another width or size than the release
-        detail = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)[:200]
-        raise CheckpointError(f"{what}: does not match the network ({detail}); check --as and --set "
-                              "(e.g. ngf, n_blocks, size)") from exc
+HINTS = {"starganv2": "check --domains (one name per domain of the release, in order) and --set (size, w_hpf)"}
+DEFAULT_HINT = "check --as and --set (ngf, n_blocks, num_downs, antialias)"
+
+
+def load_official(module: nn.Module, state: Any, what: str, hint: str = DEFAULT_HINT) -> None:
+    """Load an official state_dict into `module` strictly, with a one-line error naming what differs."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{what}: not a state_dict of tensors; check --as (StarGAN v2 files hold several "
+                              "networks: --as starganv2)")
+    cleaned = official_keys_cleaned(state, module)
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in cleaned]
+    unexpected = [k for k in cleaned if k not in expected]
     if missing or unexpected:
-        raise CheckpointError(f"{what}: does not match the network (missing {missing[:3]}, unexpected "
-                              f"{unexpected[:3]}); check --as and --set (e.g. ngf, n_blocks, size)")
+        raise CheckpointError(f"{what}: keys do not match the network ({len(missing)} missing, e.g. {missing[:3]}; "
+                              f"{len(unexpected)} unexpected, e.g. {unexpected[:3]}); {hint}")
+    for key, value in cleaned.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(f"{what}: '{key}' has shape {tuple(value.shape)}, the network wants "
+                                  f"{tuple(expected[key].shape)}; {hint}")
+    module.load_state_dict(cleaned, strict=True)
 
 
 def convert(state: dict[str, Any], method_name: str, *, overrides: dict[str, Any] | None = None,
             domains: list[str] | None = None, what: str = "checkpoint") -> Any:
-    """An i2i method holding the official weights (networks the release lacks keep their initialisation)."""
+    """An i2i method holding the official weights. Networks a release lacks (discriminators, CUT's netF, the
+    second CycleGAN generator) keep their initialisation; inference does not use them."""
     from models import registry
 
-    try:
-        cls = registry.method_class(method_name)
-    except KeyError:
-        raise ConfigError(f"--as {method_name}: unknown method; known: {', '.join(registry.list_methods())}") from None
+    if method_name not in OFFICIAL_PARTS:
+        known = ", ".join(OFFICIAL_PARTS)
+        raise ConfigError(f"--as {method_name}: no released checkpoint layout is known for it (known: {known})")
+    cls = registry.method_class(method_name)
     config = apply_values(cls.config_class(), overrides or {}, "--set")
     method = cls(config, domains=domains)
-    if method_name == "starganv2":
-        nets = {"generator": method.G, "mapping_network": method.F, "style_encoder": method.E}
-        for key, net in nets.items():
-            if key not in state:
-                raise CheckpointError(f"{what}: no '{key}' (expected StarGAN v2's *_nets_ema.ckpt)")
-            _load_strict(net, state[key], f"{what} [{key}]")
-    else:
-        target = {"pix2pix": "G", "cyclegan": "G_A", "cut": "G", "fastcut": "G", "fsesim": "G", "lsesim": "G"}.get(method_name)
-        if target is None:
-            raise ConfigError(f"--as {method_name}: importing released checkpoints is not supported for it")
-        generator = state.get("state_dict", state)
-        _load_strict(getattr(method, target), generator, what)
+    for part, attribute in OFFICIAL_PARTS[method_name].items():
+        if part and (not isinstance(state, dict) or part not in state):
+            have = ", ".join(map(str, state)) if isinstance(state, dict) and len(state) < 10 else "other keys"
+            raise CheckpointError(f"{what}: no '{part}' network (it has {have}); expected the reference's "
+                                  "*_nets_ema.ckpt for --as starganv2")
+        load_official(getattr(method, attribute), state[part] if part else state, f"{what} [{part or attribute}]",
+                      HINTS.get(method_name, DEFAULT_HINT))
     return method
 
 
-def write_run(method: Any, out: Path, source: str, directions: list[str]) -> Path:
+def write_run(method: Any, out: Path, provenance: dict[str, Any], directions: list[str]) -> Path:
+    """An i2i run folder (config.json + checkpoints/step_00000000/weights.safetensors), no trainer state."""
     if out.exists() and any(out.iterdir()):
-        raise ConfigError(f"{out} exists: choose another --out or remove it")
-    run_config = ckpt.RunConfig(method.name, method.config.to_dict(), method.domains, {"source": source},
-                                {"imported_from": source, "directions": directions})
+        raise ConfigError(f"{out} exists and is not empty: choose another --out or remove it")
+    run_config = ckpt.RunConfig(method.name, method.config.to_dict(), list(method.domains), {},
+                                {**provenance, "directions": directions})
     out.mkdir(parents=True, exist_ok=True)
     ckpt.write_run_config(out, run_config)
     ckpt.save_checkpoint(out, run_config, 0, method.saved_state_dict(), None, None)
     return out
 
 
+def _directions(method_name: str) -> list[str]:
+    return ["AtoB"] if method_name == "cyclegan" else []
+
+
 def import_file(file: str | os.PathLike[str], method_name: str, out: str | os.PathLike[str],
                 sets: list[str] | None = None, domains: list[str] | None = None) -> Path:
+    """Convert a local official checkpoint (.pth / .ckpt) into a run folder at `out`."""
     path = Path(file)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
     state = load_state_dict(path)
-    overrides = parse_set(sets or [])
-    method = convert(state, method_name, overrides=overrides, domains=domains, what=str(path))
-    directions = ["AtoB"] if method_name == "cyclegan" else []
-    return write_run(method, Path(out), str(path), directions)
+    method = convert(state, method_name, overrides=parse_set(sets or []), domains=domains, what=str(path))
+    provenance = {"imported_from": str(path), "imported_sha256": sha256_file(path)}
+    return write_run(method, Path(out), provenance, _directions(method_name))
 
 
-def get(name: str, out: str | os.PathLike[str] | None = None, progress: Any = None) -> Path:
-    if name not in PRETRAINED:
-        raise ConfigError(f"unknown pretrained model '{name}'; see `i2i pretrained list`")
-    entry = PRETRAINED[name]
-    if entry.layout == "sg2_nets":
-        raise ConfigError(f"{name}: {entry.note} ({entry.url})")
-    file = i2i_home() / "pretrained" / Path(entry.url).name
+def _load_bytes(data: bytes, what: str) -> Any:
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to parse is the file's fault
+        raise CheckpointError(f"{what}: cannot load weights ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from exc
+
+
+def fetch(e: Pretrained, progress: ProgressFn | None = None) -> Path:
+    """The release file in the cache ($I2I_HOME/pretrained/), downloaded (resumable, verified if hashed) if absent."""
+    if e.import_only:
+        raise I2IError(f"{e.name}: no scriptable download ({e.url}). {e.note}")
+    file = i2i_home() / "pretrained" / e.file
     if not file.exists():
-        download(entry.url, file, progress=progress,
-                 offline_hint=f"download it by hand and run `i2i pretrained import FILE --as {entry.method}`")
-    method = convert(load_state_dict(file), entry.method, overrides=dict(entry.config), what=str(file))
-    directions = ["AtoB"] if entry.method == "cyclegan" else []
-    return write_run(method, Path(out or Path("runs") / name), entry.url, directions)
+        download(e.url, file, sha256=e.sha256 or None, progress=progress,
+                 offline_hint=f"Download it by hand from {e.url} and place it at {file}, or run "
+                              f"`i2i pretrained import FILE --as {e.method} --out runs/{e.name}`")
+    return file
+
+
+def get(name: str, out: str | os.PathLike[str] | None = None, progress: ProgressFn | None = None) -> Path:
+    """Download a released checkpoint (cached) and convert it into the run folder `out` (default runs/NAME)."""
+    e = entry(name)
+    target = Path(out) if out else Path("runs") / name
+    if target.exists() and any(target.iterdir()):
+        raise ConfigError(f"{target} exists and is not empty: choose another --out or remove it")
+    file = fetch(e, progress)
+    if e.member:
+        from i2i_cli.archive import read_member
+
+        data = read_member(file, e.member)
+        what = f"{file}:{e.member}"
+    else:
+        data = file.read_bytes()
+        what = str(file)
+    state = _load_bytes(data, what)
+    method = convert(state, e.method, overrides=dict(e.config), domains=list(e.domains) or None, what=what)
+    provenance = {"imported_from": e.url + (f"#{e.member}" if e.member else ""), "pretrained": e.name,
+                  "imported_sha256": hashlib.sha256(data).hexdigest(), "licence": e.licence, "translates": e.translates}
+    return write_run(method, target, provenance, _directions(e.method))

@@ -7,19 +7,27 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, parse_csv, print_table, progress_bar
+from i2i_cli.cli import console, handle_errors, parse_csv, print_table, progress_bar, write_json
 
 pretrained_app = typer.Typer(help="Released checkpoints: list, get, import.", no_args_is_help=True)
 
 
 @pretrained_app.command("list")
 @handle_errors
-def list_pretrained() -> None:
-    """The released checkpoints i2i can load, with source, licence and the method they map to."""
+def list_pretrained(
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the list (with URLs) as JSON.")] = None,
+) -> None:
+    """The released checkpoints i2i can load: the method each maps to, what it translates, licence, source."""
     from i2i_cli.pretrained import PRETRAINED
 
-    print_table("released checkpoints (i2i pretrained get NAME)", ["name", "method", "licence", "note", "URL"],
-                [(p.name, p.method, p.licence, p.note, p.url) for p in PRETRAINED.values()])
+    print_table("released checkpoints (i2i pretrained get NAME)", ["name", "method", "translates", "licence", "note"],
+                [(p.name, p.method, p.translates, p.licence, "import only: " + p.url if p.import_only else p.note)
+                 for p in PRETRAINED.values()])
+    if json_out:
+        write_json(json_out, [{"name": p.name, "method": p.method, "url": p.url, "member": p.member,
+                               "translates": p.translates, "licence": p.licence, "config": p.config,
+                               "domains": list(p.domains), "sha256": p.sha256 or None, "import_only": p.import_only,
+                               "note": p.note} for p in PRETRAINED.values()])
 
 
 @pretrained_app.command("get")
