@@ -9,11 +9,13 @@ import zipfile
 
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
 from i2i_cli.archive import UnsafeArchiveError, extract
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.datasets_download import download_dataset
 from i2i_cli.errors import I2IError
+from i2i_cli.main import app
 from tests.http_server import serve
 
 
@@ -45,11 +47,45 @@ def test_download_resumes_extracts_and_lays_out(tmp_path):
         download_dataset("horse2zebra", tmp_path, url=f"{base}/h2z.zip")
 
 
-def test_corrupt_archive_is_a_clear_error_and_nothing_is_left(tmp_path):
-    with serve({"/bad.zip": b"PK\x03\x04 this is not a zip"}) as (base, _):
-        with pytest.raises(I2IError, match="corrupt or unreadable archive"):
-            download_dataset("horse2zebra", tmp_path, url=f"{base}/bad.zip")
-    assert not (tmp_path / "horse2zebra").exists()
+def _pix2pix_tar_gz() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for split in ("train", "val", "test"):
+            for i in range(2):
+                data = _png()
+                info = tarfile.TarInfo(f"facades/{split}/{i}.png")
+                info.size = len(data)
+                tf.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_pix2pix_tar_gz_is_laid_out_for_training_and_the_archive_kept_on_request(tmp_path):
+    archive = _pix2pix_tar_gz()
+    with serve({"/facades.tar.gz": archive}) as (base, ranges):
+        result = download_dataset("facades", tmp_path, url=f"{base}/facades.tar.gz", keep_archive=True)
+    assert ranges == []
+    assert detect_layout(tmp_path / "facades").kind == "aligned" == result.detected
+    assert result.counts == {"train": {"AB": 2}, "val": {"AB": 2}, "test": {"AB": 2}}
+    assert (tmp_path / "facades.tar.gz").read_bytes() == archive
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left
+
+
+@pytest.mark.parametrize("body, name", [(b"PK\x03\x04 this is not a zip", "bad.zip"), (None, "cut.tar.gz")])
+def test_corrupt_or_truncated_archive_is_a_clear_error_and_kept_for_inspection(tmp_path, body, name):
+    body = _pix2pix_tar_gz()[:-200] if body is None else body  # a download cut short
+    dataset = "horse2zebra" if name.endswith(".zip") else "facades"
+    with serve({f"/{name}": body}) as (base, _):
+        result = CliRunner().invoke(app, ["data", "download", dataset, "--root", str(tmp_path), "--url",
+                                          f"{base}/{name}"])
+    assert result.exit_code == 2 and "corrupt or unreadable archive" in result.output, result.output
+    assert len(result.output.strip().splitlines()[-1]) > 0 and "Traceback" not in result.output
+    assert not (tmp_path / dataset).exists()
+    assert [p.name for p in tmp_path.iterdir()] == [f"{dataset}{'.zip' if name.endswith('.zip') else '.tar.gz'}"]
+
+
+def test_manual_dataset_prints_the_steps(tmp_path):
+    result = CliRunner().invoke(app, ["data", "download", "cityscapes", "--root", str(tmp_path)])
+    assert result.exit_code == 2 and "gtFine_trainvaltest.zip" in result.output
 
 
 def _tar(tmp_path, build) -> object:
@@ -74,6 +110,7 @@ def _add(tf, name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> None:
     ("data/link", tarfile.SYMTYPE, "/etc/passwd", "is a link"),
     ("data/hard", tarfile.LNKTYPE, "data/ok.txt", "is a link"),
     ("data/dev", tarfile.CHRTYPE, "", "device or FIFO"),
+    ("data/fifo", tarfile.FIFOTYPE, "", "device or FIFO"),
 ])
 def test_unsafe_members_are_refused_and_nothing_is_extracted(tmp_path, name, kind, link, message):
     archive = _tar(tmp_path, lambda tf: (_add(tf, "data/ok.txt"), _add(tf, name, kind, link)))
@@ -82,9 +119,33 @@ def test_unsafe_members_are_refused_and_nothing_is_extracted(tmp_path, name, kin
     assert not (tmp_path / "out").exists() and not (tmp_path / "escape.txt").exists()
 
 
-def test_zip_with_dotdot_is_refused(tmp_path):
+@pytest.mark.parametrize("name, mode, message", [
+    ("../../evil.txt", 0o100644, "outside the target"),
+    ("/tmp/evil.txt", 0o100644, "absolute path"),
+    ("C:/evil.txt", 0o100644, "absolute path"),
+    ("data/link", 0o120777, "symbolic link"),
+    ("data/fifo", 0o010644, "device or FIFO"),
+])
+def test_unsafe_zip_members_are_refused_and_nothing_is_extracted(tmp_path, name, mode, message):
     path = tmp_path / "evil.zip"
     with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("../../evil.txt", "x")
-    with pytest.raises(UnsafeArchiveError, match="outside the target"):
+        zf.writestr("data/ok.txt", "x")
+        info = zipfile.ZipInfo(name)
+        info.external_attr = mode << 16
+        zf.writestr(info, "/etc/passwd")
+    with pytest.raises(UnsafeArchiveError, match=message):
         extract(path, tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["evil.zip"]
+
+
+def test_a_failing_layout_step_leaves_no_target(tmp_path):
+    path = tmp_path / "ok.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("data/ok.txt", "x")
+
+    def finish(folder):
+        raise I2IError("layout step failed")
+
+    with pytest.raises(I2IError, match="layout step failed"):
+        extract(path, tmp_path / "out", finish=finish)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.zip"]
