@@ -287,6 +287,6 @@ def test_a_high_pass_release_imports_strictly(tmp_path):
     method = load_for_inference(run).method
     x, s = torch.rand(1, 3, 32, 32), torch.randn(1, 16)
     assert torch.equal(method.translate(x, style=s), nets["generator"].eval()(x, s))
-    with pytest.raises(CheckpointError, match="does not match"):  # without w_hpf the tree has one block less
+    with pytest.raises(CheckpointError, match="not match"):  # without w_hpf the tree has one block less
         pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run2", sets[1:],
                                ["female", "male"])
