@@ -112,10 +112,6 @@ def _perceptual(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
     return perceptual_map(fx, fy)
 
 
-def _fsesim(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
-    from models.losses.location_maps import self_similarity_map
-
-    return self_similarity_map(fx, fy)
 
 
 def _patchnce(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
@@ -138,24 +134,63 @@ def _run(context: dict[str, Any], wanted: tuple[str, ...], loss: str) -> Any:
     return method
 
 
+def _sesim_options(method: Any | None) -> dict[str, Any]:
+    """The spatially-correlative loss's options: an fsesim/lsesim run's own, else the official FSeSim defaults."""
+    from models.methods.sesim import FSeSimConfig
+
+    c = method.config if method is not None else FSeSimConfig()
+    return {"patch_size": c.patch_size, "mode": c.loss_mode, "use_norm": c.use_norm, "top_fraction": c.top_fraction}
+
+
+def _sesim_note(options: dict[str, Any]) -> str:
+    similarity = "cosine" if options["use_norm"] else "tanh(dot/10)"
+    return f"{similarity}, top {options['top_fraction']:g}, {options['mode']}, window {options['patch_size']}"
+
+
+def _layer_maps(feats_x: list[torch.Tensor], feats_y: list[torch.Tensor], options: dict[str, Any]) -> torch.Tensor:
+    """The spatially-correlative distance of every location per layer, brought to the finest layer, averaged."""
+    from models.losses.spatial_correlative import spatial_correlative_map
+
+    size = feats_x[0].shape[-2:]
+    maps = [F.interpolate(spatial_correlative_map(fx.float(), fy.float(), **options)[None], size=size,
+                          mode="bilinear", align_corners=False)[0, 0] for fx, fy in zip(feats_x, feats_y)]
+    return torch.stack(maps).mean(0)
+
+
+def _sesim_run(context: dict[str, Any]) -> Any | None:
+    run = context.get("checkpoint")
+    if run is None or _run_method_name(run) not in ("fsesim", "lsesim"):
+        return None
+    return _run(context, ("fsesim", "lsesim"), "fsesim")
+
+
+def _fsesim_mapper(context: dict[str, Any]) -> LossMapper:
+    """FSeSim: fixed VGG16 self-similarities, every location a query, the training loss's options."""
+    vgg = _vgg(context)
+    options = _sesim_options(_sesim_run(context))
+
+    def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fx, fy = vgg(x), vgg(y)
+        return _layer_maps([fx[n] for n in FEATURE_LAYERS], [fy[n] for n in FEATURE_LAYERS], options)
+
+    return LossMapper("fsesim", mapper, f"VGG16 {'/'.join(FEATURE_LAYERS)}, {_sesim_note(options)}")
+
+
 def _lsesim_mapper(context: dict[str, Any]) -> LossMapper:
     """The learned self-similarity of an lsesim run: its VGG16 layers through its trained head."""
     from i2i_cli.engine.pretrained import load_pretrained_modules
-    from models.losses.location_maps import self_similarity_map
 
     method = _run(context, ("lsesim",), "lsesim")
     if "lsesim_vgg" not in context:
         load_pretrained_modules(method, context.get("weights_dir"))
         context["lsesim_vgg"] = True
+    options = _sesim_options(method)
 
     def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        fx, fy = method._features(x), method._features(y)
-        size = fx[0].shape[-2:]
-        maps = [F.interpolate(self_similarity_map(a, b)[None, None], size=size, mode="bilinear",
-                              align_corners=False)[0, 0] for a, b in zip(fx, fy)]
-        return torch.stack(maps).mean(0)
+        return _layer_maps(method._features(x), method._features(y), options)
 
-    return LossMapper("lsesim", mapper, f"learned head of {Path(str(context['checkpoint'])).name}")
+    return LossMapper("lsesim", mapper,
+                      f"learned head of {Path(str(context['checkpoint'])).name}, {_sesim_note(options)}")
 
 
 def _cut_patchnce_mapper(context: dict[str, Any]) -> LossMapper:
@@ -199,7 +234,7 @@ MAPPERS: dict[str, Callable[[dict[str, Any]], LossMapper]] = {
     "l1": lambda ctx: LossMapper("l1", l1_map, "pixel L1, mean over RGB"),
     "perceptual": _feature_mapper("perceptual", _perceptual, "VGG16 relu3_1/4_1/4_3"),
     "patchnce": _patchnce_factory,
-    "fsesim": _feature_mapper("fsesim", _fsesim, "VGG16 self-similarity, global"),
+    "fsesim": _fsesim_mapper,
     "lsesim": _lsesim_mapper,
 }
 DEFAULT_LOSSES = ("l1", "perceptual", "patchnce", "fsesim")

@@ -102,3 +102,26 @@ def test_learned_maps_from_a_run(method, loss, datasets, fake_weights_dir, scene
     assert same.map.shape == x.shape[:2]
     shifted = analyse_pair(x, x, mappers, misalign="half").losses[0]
     assert shifted.misaligned > shifted.aligned
+
+
+def test_fsesim_map_is_the_training_loss_with_every_location_a_query(scene_pair, fake_weights_dir):
+    """The error map uses the spatially-correlative loss FSeSim trains with (official defaults), per VGG layer."""
+    import torch.nn.functional as F
+
+    from i2i_cli.errormap import FEATURE_LAYERS
+    from models.losses.spatial_correlative import spatial_correlative_map
+    from models.methods.sesim import FSeSimConfig
+
+    context = {"weights_dir": fake_weights_dir}
+    mapper = build_mappers(["fsesim"], context)[0]
+    x, y = (torch.from_numpy(a).permute(2, 0, 1)[None].float() / 127.5 - 1 for a in scene_pair)
+    with torch.no_grad():
+        fx, fy = context["vgg"](x), context["vgg"](y)
+        c = FSeSimConfig()
+        layers = [spatial_correlative_map(fx[n], fy[n], c.patch_size, c.loss_mode, c.use_norm, c.top_fraction)
+                  for n in FEATURE_LAYERS]
+        size = layers[0].shape[-2:]
+        expected = torch.stack([F.interpolate(m[None], size=size, mode="bilinear", align_corners=False)[0, 0]
+                                for m in layers]).mean(0)
+        assert torch.allclose(mapper.fn(x, y), expected, atol=1e-6)
+    assert "tanh" in mapper.note and "top 0.25" in mapper.note

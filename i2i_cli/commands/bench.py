@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, info, print_table, write_json
+from i2i_cli.cli import console, handle_errors, info, parse_csv, print_table, progress_bar, write_json
 
 bench_app = typer.Typer(help="Speed and memory benchmarks.", invoke_without_command=True)
 
@@ -52,22 +52,31 @@ def bench_train(
 def bench_translate(
     model: Annotated[str, typer.Option("--model", "-m", help="Method whose generator to time.")] = "cyclegan",
     size: Annotated[int, typer.Option(help="Image size.")] = 256,
-    batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")] = 1,
-    images: Annotated[int, typer.Option(help="Images in the end-to-end folder run.")] = 20,
+    batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Batch size(s), comma-separated: 1,8,32.")] = "1",
+    precision: Annotated[str, typer.Option(help="Precision(s), comma-separated: fp32,fp16,bf16 (fp16: CUDA).")] = "fp32",
+    images: Annotated[int, typer.Option(help="Images in each end-to-end folder run.")] = 20,
     repeats: Annotated[int, typer.Option(help="Timed forward passes for the model-only figures.")] = 10,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
 ) -> None:
-    """Model-only images/s (PyTorch eager, ONNX Runtime) and end-to-end folder images/s (JPEG in, PNG out)."""
+    """Model-only images/s (PyTorch eager, ONNX Runtime) and end-to-end folder images/s (JPEG in, PNG out),
+    for every batch size and precision asked for."""
     from i2i_cli.benchmarks.translate import run_translate_benchmark
+    from i2i_cli.errors import ConfigError
 
-    r = run_translate_benchmark(model, size, batch_size, images, device, repeats)
-    print_table(f"{r.model} generator ({r.network}), {size} px, batch {batch_size}, {r.device}", ["measure", "images/s"], [
-        ("PyTorch eager, model only", r.torch_model_only),
-        (f"ONNX Runtime ({r.onnx_provider}), model only", r.onnx_model_only),
-        ("i2i translate end to end (JPEG in, PNG out)", r.end_to_end),
-        ("end to end / PyTorch model only", r.end_to_end / r.torch_model_only),
-    ])
+    try:
+        batch_sizes = tuple(int(b) for b in parse_csv(batch_size))
+    except ValueError:
+        raise ConfigError(f"--batch-size {batch_size}: give whole numbers separated by commas, e.g. 1,8,32") from None
+    with progress_bar("translate benchmark", None, transient=True) as advance:
+        r = run_translate_benchmark(model, size, batch_sizes, images, device, repeats, tuple(parse_csv(precision)),
+                                    progress=lambda label, done, total: advance(0, status=label, completed=done, total=total))
+    print_table(f"{r.model} generator ({r.network}), {size} px, {r.device}; images/s",
+                ["batch", "precision", "PyTorch model only", f"ONNX Runtime ({r.onnx_provider})",
+                 "end to end (JPEG in, PNG out)", "end to end / model only"],
+                [(row.batch_size, row.precision, row.torch_model_only,
+                  row.onnx_model_only if row.onnx_model_only is not None else "-", row.end_to_end,
+                  row.end_to_end / row.torch_model_only) for row in r.rows])
     if json_out:
         write_json(json_out, r.to_json())
 

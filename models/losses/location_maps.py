@@ -19,24 +19,6 @@ def perceptual_map(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
     return (fx - fy).pow(2).mean(dim=1)[0]
 
 
-def self_similarity(feat: torch.Tensor) -> torch.Tensor:
-    """(HW, HW) cosine similarities between mean-centred features of all locations of one image."""
-    f = _flat(feat)
-    f = F.normalize(f - f.mean(dim=0, keepdim=True), dim=1)
-    return f @ f.t()
-
-
-def self_similarity_map(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
-    """FSeSim per location: 1 - cosine between the location's similarity map in x and in y.
-
-    Appearance-independent: each image is compared with itself first, so only the structure of the two
-    similarity patterns is compared (the spatially-correlative loss with every location a query, global keys).
-    """
-    sx, sy = self_similarity(fx), self_similarity(fy)
-    h, w = fx.shape[-2:]
-    return (1 - F.cosine_similarity(sx, sy, dim=1)).view(h, w)
-
-
 def patchnce_map(fx: torch.Tensor, fy: torch.Tensor, temperature: float = 0.07) -> torch.Tensor:
     """PatchNCE per location: -log softmax over all y locations of the x query's similarity, at its own spot."""
     q, k = F.normalize(_flat(fx), dim=1), F.normalize(_flat(fy), dim=1)

@@ -1,0 +1,32 @@
+"""`i2i bench`: every asked-for setting is measured and written; impossible settings are refused up front."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from i2i_cli.main import app
+
+
+def test_bench_translate_measures_every_batch_size_and_precision(tmp_path):
+    out = tmp_path / "b.json"
+    result = CliRunner().invoke(app, ["bench", "translate", "--model", "pix2pix", "--size", "32", "--batch-size",
+                                      "1,2", "--precision", "fp32,bf16", "--images", "3", "--repeats", "1",
+                                      "--device", "cpu", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    settings = [(r["batch_size"], r["precision"]) for r in report["rows"]]
+    assert settings == [(1, "fp32"), (2, "fp32"), (1, "bf16"), (2, "bf16")]
+    for row in report["rows"]:
+        assert row["torch_model_only"] > 0 and row["end_to_end"] > 0
+        assert (row["onnx_model_only"] is None) == (row["precision"] == "bf16")
+    assert report["network"] == "UnetGenerator" and report["onnx_provider"].endswith("ExecutionProvider")
+
+
+def test_bench_translate_refuses_fp16_on_cpu_and_bad_batch_sizes():
+    runner = CliRunner()
+    fp16 = runner.invoke(app, ["bench", "translate", "--precision", "fp16", "--device", "cpu"])
+    assert fp16.exit_code == 2 and "fp16 needs a CUDA device" in fp16.output
+    bad = runner.invoke(app, ["bench", "translate", "--batch-size", "1,eight", "--device", "cpu"])
+    assert bad.exit_code == 2 and "--batch-size 1,eight" in bad.output
