@@ -28,33 +28,58 @@ def _font() -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def panel(image: np.ndarray, title: str, subtitle: str = "", width: int = 256) -> Image.Image:
-    """An image scaled to `width` with a title above and an optional subtitle below."""
+LINE = 17  # pixels per text line of the default font at size 14
+
+
+def wrap(text: str, width: int) -> list[str]:
+    """Words of `text` in lines no wider than `width` pixels (a word longer than a line gets its own line)."""
+    font = _font()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    lines: list[str] = []
+    for word in text.split():
+        if lines and measure(f"{lines[-1]} {word}", font=font) <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def _header(title: str, width: int) -> tuple[list[str], int]:
+    lines = wrap(title, width - 4)
+    return lines, 5 + LINE * len(lines)
+
+
+def panel(image: np.ndarray, title: str, subtitle: str = "", width: int = 256, title_width: int | None = None
+          ) -> Image.Image:
+    """An image scaled to `width` with a title above (wrapped to `title_width`) and an optional subtitle below."""
     img = Image.fromarray(image)
     height = round(img.height * width / img.width)
     img = img.resize((width, height), Image.NEAREST if img.width < width else Image.BICUBIC)
-    canvas = Image.new("RGB", (width, height + 44), "white")
-    canvas.paste(img, (0, 22))
+    lines, top = _header(title, title_width or width)
+    canvas = Image.new("RGB", (max(width, title_width or width), top + height + 22), "white")
+    canvas.paste(img, (0, top))
     draw = ImageDraw.Draw(canvas)
-    draw.text((2, 3), title, fill="black", font=_font())
+    for i, line in enumerate(lines):
+        draw.text((2, 3 + LINE * i), line, fill="black", font=_font())
     if subtitle:
-        draw.text((2, height + 25), subtitle, fill="black", font=_font())
+        draw.text((2, top + height + 3), subtitle, fill="black", font=_font())
     return canvas
 
 
 def heatmap_panel(values: np.ndarray, title: str, subtitle: str = "", width: int = 256) -> Image.Image:
-    """A heat map with its own colour bar (min and max written) and labels."""
+    """A heat map with its own colour bar (min and max written) and labels; the title may use the bar's width."""
     vmin, vmax = float(np.min(values)), float(np.max(values))
-    body = panel(colormap(values, vmin, vmax), title, subtitle, width)
     bar_w = 54
-    canvas = Image.new("RGB", (body.width + bar_w, body.height), "white")
+    body = panel(colormap(values, vmin, vmax), title, subtitle, width, title_width=width + bar_w)
+    canvas = Image.new("RGB", (width + bar_w, body.height), "white")
     canvas.paste(body, (0, 0))
-    bar_h = body.height - 44
+    top = _header(title, width + bar_w)[1]
+    bar_h = body.height - top - 22
     ramp = np.linspace(vmax, vmin, bar_h)[:, None].repeat(12, axis=1)
-    canvas.paste(Image.fromarray(colormap(ramp, vmin, vmax)), (body.width + 4, 22))
+    canvas.paste(Image.fromarray(colormap(ramp, vmin, vmax)), (width + 4, top))
     draw = ImageDraw.Draw(canvas)
-    draw.text((body.width + 18, 20), f"{vmax:.3g}", fill="black", font=_font())
-    draw.text((body.width + 18, 22 + bar_h - 14), f"{vmin:.3g}", fill="black", font=_font())
+    draw.text((width + 18, top - 2), f"{vmax:.3g}", fill="black", font=_font())
+    draw.text((width + 18, top + bar_h - 14), f"{vmin:.3g}", fill="black", font=_font())
     return canvas
 
 
