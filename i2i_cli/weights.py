@@ -120,7 +120,7 @@ def _judge(e: WeightsEntry, path: Path, source: str) -> ResolvedWeights:
 def missing_message(e: WeightsEntry, why: str = "") -> str:
     where = override_dir() or cache_dir()
     return (
-        f"weights '{e.name}' ({e.filename}) are not available{': ' + why if why else ''}; download {e.url} "
+        f"weights '{e.name}' ({e.filename}) are not available{': ' + why.rstrip('.') if why else ''}; download {e.url} "
         f"and place it at {where / e.filename} (or set I2I_WEIGHTS_DIR to the folder holding it)"
     )
 
