@@ -358,18 +358,36 @@ class BatchResult:
         return out
 
 
+def figure_path(folder: Path, x_path: Path, root: Path) -> Path:
+    """Where a pair's figure goes: the x file's path inside the pairs folder, flattened, as PNG."""
+    relative = x_path.relative_to(root).with_suffix("")
+    parts = relative.parts[1:] if len(relative.parts) > 1 and relative.parts[0] in ("x", "A") else relative.parts
+    return folder / ("__".join(parts) + ".png")
+
+
 def analyse_folder(folder: str | os.PathLike[str], mappers: list[LossMapper], *, misalign: str = "half",
-                   device: torch.device | str = "cpu",
-                   progress: Callable[[int, int], None] | None = None) -> BatchResult:
+                   device: torch.device | str = "cpu", figures: str | os.PathLike[str] | None = None,
+                   overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> BatchResult:
+    """Every pair of `folder`; with `figures`, one figure per pair written there (existing ones refused
+    before any work unless `overwrite`)."""
+    from i2i_cli.data.images import save_image
     from i2i_cli.errors import BadImageError
 
-    pairs = pairs_in(Path(folder))
+    root = Path(folder)
+    pairs = pairs_in(root)
+    targets = [figure_path(Path(figures), x_path, root) for x_path, _ in pairs] if figures is not None else []
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise I2IError(f"{existing[0]} exists ({len(existing)} figure(s) in {figures} would be replaced); "
+                       "pass --overwrite or choose another --out folder")
     results, bad = [], []
     for i, (x_path, y_path) in enumerate(pairs, start=1):
         try:
             x, y = load_pair(x_path, y_path)
-            results.append(analyse_pair(x, y, mappers, misalign=misalign, names=(str(x_path), str(y_path)),
-                                        device=device))
+            result = analyse_pair(x, y, mappers, misalign=misalign, names=(str(x_path), str(y_path)), device=device)
+            results.append(result)
+            if targets:
+                save_image(figure(result, misalign), targets[i - 1], overwrite=overwrite)
         except BadImageError as exc:
             bad.append((exc.path, exc.reason))
         if progress:

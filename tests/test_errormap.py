@@ -79,10 +79,16 @@ def test_cli_writes_a_figure_and_json_and_handles_pair_folders(scene_pair, fake_
         (tmp_path / "pairs" / sub).mkdir(parents=True)
         save_image(image, tmp_path / "pairs" / sub / "a.png")
         save_image(image, tmp_path / "pairs" / sub / "b.png")
-    batch = runner.invoke(app, ["errormap", "--pairs", str(tmp_path / "pairs"), "--losses", "l1,fsesim",
-                                "--weights-dir", str(fake_weights_dir), "--json", str(tmp_path / "b.json")])
+    batch_args = ["errormap", "--pairs", str(tmp_path / "pairs"), "--losses", "l1,fsesim", "--weights-dir",
+                  str(fake_weights_dir), "--json", str(tmp_path / "b.json"), "--out", str(tmp_path / "figs")]
+    batch = runner.invoke(app, batch_args)
     assert batch.exit_code == 0, batch.output
     assert len(json.loads((tmp_path / "b.json").read_text())["pairs"]) == 2
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["a.png", "b.png"]
+    before = (tmp_path / "figs" / "a.png").read_bytes()
+    again = runner.invoke(app, batch_args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert (tmp_path / "figs" / "a.png").read_bytes() == before
     bad = runner.invoke(app, ["errormap", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--losses", "lsesim"])
     assert bad.exit_code == 2 and "--checkpoint RUN of a lsesim run" in bad.output
 

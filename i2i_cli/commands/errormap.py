@@ -22,7 +22,7 @@ from i2i_cli.cli import (
 def errormap(
     x: Annotated[Path | None, typer.Argument(help="Source image (e.g. a label map).")] = None,
     y: Annotated[Path | None, typer.Argument(help="Target image (e.g. the matching photo).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", "-o", help="Figure to write (PNG).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Figure to write (PNG); with --pairs, a folder of one figure per pair.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON.")] = None,
     losses: Annotated[str | None, typer.Option(help="Comma-separated: l1, perceptual, patchnce, fsesim, lsesim (default: all that apply).")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="An lsesim run (learned head) or a cut/fastcut run (its PatchNCE).")] = None,
@@ -48,11 +48,13 @@ def errormap(
     mappers = build_mappers(names, context)
     if pairs is not None:
         with progress_bar("error maps", None, transient=True) as advance:
-            batch = analyse_folder(pairs, mappers, misalign=misalign, device=device,
+            batch = analyse_folder(pairs, mappers, misalign=misalign, device=device, figures=out, overwrite=overwrite,
                                    progress=lambda d, t: advance(0, completed=d, total=t))
         average = batch.average()
         print_table(f"{len(batch.pairs)} pairs in {pairs}: mean over pairs", ["loss", "mean error", "separation"],
                     [(n, v["mean"], v["ratio"] if v["ratio"] is not None else "-") for n, v in average.items()])
+        if out is not None:
+            console.print(f"figures: {out}/ (one per pair)")
         if batch.bad:
             print_problems(f"{len(batch.bad)} file(s) skipped:", batch.bad)
         if json_out:
