@@ -284,7 +284,7 @@ def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, mis
     if other is not None:
         other = _resize_to(other, (x.shape[1], x.shape[0]))
     if misalign not in ("half", "none"):
-        raise ConfigError(f"--misalign {misalign}: choose half or none")
+        raise ConfigError(f"--misalign {misalign}: choose half, other (with --other IMAGE) or none")
     target = misaligned_target(y, other) if misalign == "half" else y
     tx, ty = _tensor(x).to(device), _tensor(target).to(device)
     h, w = x.shape[:2]
@@ -368,8 +368,9 @@ def figure_path(folder: Path, x_path: Path, root: Path) -> Path:
 def analyse_folder(folder: str | os.PathLike[str], mappers: list[LossMapper], *, misalign: str = "half",
                    device: torch.device | str = "cpu", figures: str | os.PathLike[str] | None = None,
                    overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> BatchResult:
-    """Every pair of `folder`; with `figures`, one figure per pair written there (existing ones refused
-    before any work unless `overwrite`)."""
+    """Every pair of `folder`; misalign "other" takes each target's right half from the next pair's y.
+    With `figures`, one figure per pair is written there (existing ones refused before any work unless
+    `overwrite`)."""
     from i2i_cli.data.images import save_image
     from i2i_cli.errors import BadImageError
 
@@ -380,14 +381,21 @@ def analyse_folder(folder: str | os.PathLike[str], mappers: list[LossMapper], *,
     if existing and not overwrite:
         raise I2IError(f"{existing[0]} exists ({len(existing)} figure(s) in {figures} would be replaced); "
                        "pass --overwrite or choose another --out folder")
+    if misalign not in ("half", "other", "none"):
+        raise ConfigError(f"--misalign {misalign}: choose half, other or none")
+    if misalign == "other" and len(pairs) < 2:
+        raise ConfigError(f"--misalign other: {root} has one pair; it needs two or more (or use --misalign half)")
     results, bad = [], []
     for i, (x_path, y_path) in enumerate(pairs, start=1):
         try:
             x, y = load_pair(x_path, y_path)
-            result = analyse_pair(x, y, mappers, misalign=misalign, names=(str(x_path), str(y_path)), device=device)
+            other = load_pair(*pairs[i % len(pairs)])[1] if misalign == "other" else None
+            result = analyse_pair(x, y, mappers, misalign="none" if misalign == "none" else "half", other=other,
+                                  names=(str(x_path), str(y_path)), device=device)
             results.append(result)
             if targets:
-                save_image(figure(result, misalign), targets[i - 1], overwrite=overwrite)
+                save_image(figure(result, "none" if misalign == "none" else "half"), targets[i - 1],
+                           overwrite=overwrite)
         except BadImageError as exc:
             bad.append((exc.path, exc.reason))
         if progress:

@@ -86,6 +86,14 @@ def test_cli_writes_a_figure_and_json_and_handles_pair_folders(scene_pair, fake_
     assert len(json.loads((tmp_path / "b.json").read_text())["pairs"]) == 2
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["a.png", "b.png"]
     before = (tmp_path / "figs" / "a.png").read_bytes()
+    for sub in ("x", "y"):  # pairs of identical images: only the borrowed right half differs
+        save_image(y, tmp_path / "same" / sub / "a.png")
+        save_image(np.ascontiguousarray(y[::-1]), tmp_path / "same" / sub / "b.png")
+    other = runner.invoke(app, ["errormap", "--pairs", str(tmp_path / "same"), "--losses", "l1", "--misalign",
+                                "other", "--json", str(tmp_path / "o.json")])
+    assert other.exit_code == 0, other.output
+    first = json.loads((tmp_path / "o.json").read_text())["pairs"][0]["losses"]["l1"]
+    assert first["aligned"] == pytest.approx(0.0, abs=1e-6) and first["misaligned"] > 0.01
     again = runner.invoke(app, batch_args)
     assert again.exit_code == 2 and "--overwrite" in again.output
     assert (tmp_path / "figs" / "a.png").read_bytes() == before

@@ -26,7 +26,7 @@ def errormap(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON.")] = None,
     losses: Annotated[str | None, typer.Option(help="Comma-separated: l1, perceptual, patchnce, fsesim, lsesim (default: all that apply).")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="An lsesim run (learned head) or a cut/fastcut run (its PatchNCE).")] = None,
-    misalign: Annotated[str, typer.Option(help="half: right half of the target misaligned (default); none.")] = "half",
+    misalign: Annotated[str, typer.Option(help="half: the target's right half shifted by a quarter width (or --other's); other (--pairs): the next pair's right half; none.")] = "half",
     other: Annotated[Path | None, typer.Option(help="Take the misaligned right half from this image instead of a shift.")] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="Folder of pairs: x/ and y/ (same names), or A|B images.")] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
@@ -63,6 +63,10 @@ def errormap(
         return
     if x is None or y is None:
         raise ConfigError("pass two images (i2i errormap x.png y.png) or --pairs DIR")
+    if misalign == "other":
+        if other is None:
+            raise ConfigError("--misalign other: pass --other IMAGE for a single pair (or use --pairs DIR)")
+        misalign = "half"
     result = analyse_pair(load_image(x), load_image(y), mappers, misalign=misalign,
                           other=load_image(other) if other else None, names=(str(x), str(y)), device=device)
     rows = [(r.name, r.mean, r.aligned if r.aligned is not None else "-", r.misaligned if r.misaligned is not None else "-",
