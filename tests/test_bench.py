@@ -30,3 +30,18 @@ def test_bench_translate_refuses_fp16_on_cpu_and_bad_batch_sizes():
     assert fp16.exit_code == 2 and "fp16 needs a CUDA device" in fp16.output
     bad = runner.invoke(app, ["bench", "translate", "--batch-size", "1,eight", "--device", "cpu"])
     assert bad.exit_code == 2 and "--batch-size 1,eight" in bad.output
+
+
+def test_bench_train_compares_baseline_and_fast_settings_on_the_same_losses(tmp_path):
+    out = tmp_path / "t.json"
+    result = CliRunner().invoke(app, ["bench", "--model", "pix2pix", "--size", "32", "--steps", "3", "--warmup", "1",
+                                      "--device", "cpu", "--set", "ngf=8", "--set", "ndf=8", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    base, fast = report["rows"]
+    assert base["setting"].startswith("baseline") and fast["setting"].startswith("i2i fast")
+    for row in (base, fast):
+        assert row["train_images_per_s"] > 0 and row["peak_memory_mb"] > 0 and len(row["losses"]) == 4
+        assert row["warmup_peak_memory_mb"] is None  # a CUDA-only figure
+    assert set(report["loss_agreement"]) == set(base["losses"][0])
+    assert "ratio fast / baseline" in result.output

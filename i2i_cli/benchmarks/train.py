@@ -41,8 +41,9 @@ class BenchRow:
     setting: str
     train_images_per_s: float
     translate_images_per_s: float
-    peak_memory_mb: float
+    peak_memory_mb: float  # CUDA: max allocated during the measured steps (after warm-up); CPU: peak RSS so far
     losses: list[dict[str, float]] = field(default_factory=list)
+    warmup_peak_memory_mb: float | None = None  # CUDA: max allocated during warm-up (cuDNN autotuning, compile)
 
 
 @dataclass
@@ -73,8 +74,10 @@ def settings_for(device: torch.device, compile_: bool) -> list[Setting]:
 class _StepTimer:
     """Trainer event hook: the (synchronised) time and losses at the end of every step."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, warmup: int = 0) -> None:
         self.device = device
+        self.warmup = warmup
+        self.warmup_peak_mb: float | None = None
         self.times: list[float] = []
         self.losses: list[dict[str, float]] = []
 
@@ -84,6 +87,10 @@ class _StepTimer:
                 torch.cuda.synchronize(self.device)
             self.times.append(time.perf_counter())
             self.losses.append(dict(event.losses))
+            if len(self.times) == max(1, self.warmup) and self.device.type == "cuda":
+                # one-off autotuning workspaces are not what training holds; keep them apart
+                self.warmup_peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+                torch.cuda.reset_peak_memory_stats(self.device)
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -153,7 +160,7 @@ def run_train_benchmark(
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats(dev)
-            timer = _StepTimer(dev)
+            timer = _StepTimer(dev, warmup)
             options = TrainOptions(
                 data=data, out=Path(tmp) / f"run-{len(rows)}", steps=warmup + steps, device=str(dev),
                 precision=setting.precision, channels_last=setting.channels_last, cache=setting.cache,
@@ -164,9 +171,10 @@ def run_train_benchmark(
             result = Trainer(model, config, options, timer).run()
             measured = timer.times[warmup:]
             per_s = (len(measured) - 1) * batch_size / (measured[-1] - measured[0]) if len(measured) > 1 else 0.0
+            train_peak = _peak_memory_mb(dev)
             method = result.method.eval()
             translate = _time_translate(method, dev, size, batch_size, setting, repeats=max(5, steps // 2))
-            rows.append(BenchRow(setting.name, per_s, translate, _peak_memory_mb(dev), timer.losses))
+            rows.append(BenchRow(setting.name, per_s, translate, train_peak, timer.losses, timer.warmup_peak_mb))
     return BenchReport(model, str(dev), size, batch_size, steps, rows, _agreement(rows[0].losses, rows[1].losses))
 
 

@@ -35,12 +35,15 @@ def bench_train(
     report = run_train_benchmark(model, size=size, batch_size=batch_size, steps=steps, warmup=warmup, device=device,
                                  compile_=compile_, overrides=set_ or [])
     base, fast = report.rows
-    rows = [(r.setting, r.train_images_per_s, r.translate_images_per_s, r.peak_memory_mb) for r in report.rows]
+    cuda = base.warmup_peak_memory_mb is not None
+    rows = [(r.setting, r.train_images_per_s, r.translate_images_per_s, r.peak_memory_mb,
+             *((r.warmup_peak_memory_mb,) if cuda else ())) for r in report.rows]
     rows.append(("ratio fast / baseline", fast.train_images_per_s / max(base.train_images_per_s, 1e-9),
                  fast.translate_images_per_s / max(base.translate_images_per_s, 1e-9),
-                 fast.peak_memory_mb / max(base.peak_memory_mb, 1e-9)))
+                 fast.peak_memory_mb / max(base.peak_memory_mb, 1e-9), *(("-",) if cuda else ())))
+    memory = "peak memory MB (measured steps)" if cuda else "peak RSS MB (process so far)"
     print_table(f"{model} on {report.device}, {size} px, batch {batch_size}, {steps} steps",
-                ["setting", "train img/s", "translate img/s", "peak memory MB"], rows)
+                ["setting", "train img/s", "translate img/s", memory, *(["warm-up peak MB"] if cuda else [])], rows)
     agreement = ", ".join(f"{k} {v:.1%}" for k, v in report.loss_agreement.items())
     console.print(f"loss curves, mean |fast - baseline| relative to the baseline: {agreement}")
     if json_out:
