@@ -71,6 +71,7 @@ def l1_map(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 FEATURE_LAYERS = ("relu3_1", "relu4_1", "relu4_3")  # the F-LSeSim paper's layers
+MIN_FEATURE_SIDE = 32  # below this relu4_3 has fewer than 4 x 4 locations: no structure left to compare
 
 
 def _vgg(context: dict[str, Any]) -> Any:
@@ -280,6 +281,12 @@ def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, mis
                  other: np.ndarray | None = None, names: tuple[str, str] = ("x", "y"),
                  device: torch.device | str = "cpu") -> PairResult:
     """Error maps of every loss between x and y (or the half-misaligned y), with the separation."""
+    if min(x.shape[:2]) < MIN_FEATURE_SIDE and any(m.name != "l1" for m in mappers):
+        from i2i_cli.errors import BadImageError
+
+        raise BadImageError(names[0], f"{x.shape[1]}x{x.shape[0]} is smaller than the {MIN_FEATURE_SIDE} px the "
+                                      "feature losses need (VGG16 relu4_3 is 1/8 of the size); use a larger image "
+                                      "or --losses l1")
     y = _resize_to(y, (x.shape[1], x.shape[0]))
     if other is not None:
         other = _resize_to(other, (x.shape[1], x.shape[0]))

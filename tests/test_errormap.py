@@ -97,6 +97,10 @@ def test_cli_writes_a_figure_and_json_and_handles_pair_folders(scene_pair, fake_
     again = runner.invoke(app, batch_args)
     assert again.exit_code == 2 and "--overwrite" in again.output
     assert (tmp_path / "figs" / "a.png").read_bytes() == before
+    save_image(x[:20, :20].copy(), tmp_path / "small.png")
+    small = runner.invoke(app, ["errormap", str(tmp_path / "small.png"), str(tmp_path / "y.png"), "--weights-dir",
+                                str(fake_weights_dir)])
+    assert small.exit_code == 2 and "small.png: 20x20 is smaller than the 32 px" in small.output
     bad = runner.invoke(app, ["errormap", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--losses", "lsesim"])
     assert bad.exit_code == 2 and "--checkpoint RUN of a lsesim run" in bad.output
 
