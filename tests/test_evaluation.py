@@ -346,3 +346,40 @@ def test_eval_checkpoint_translates_the_test_split_and_scores_it(small_inception
     assert report["kid_mean"] is not None and report["lpips"] is not None  # paired data: LPIPS to ground truth too
     assert report["protocol"]["n_fake"] == 4 and report["protocol"]["step"] == 1
     assert len(list((tmp_path / "run" / "eval" / "step_00000001" / "fake").glob("*.png"))) == 4
+
+
+def test_eval_checkpoint_of_a_multi_domain_run_scores_every_task_both_ways(small_inception_dir, alex, datasets,
+                                                                           tmp_path):
+    import json
+    import shutil
+
+    from i2i_cli.engine.trainer import TrainOptions, train
+    from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_run
+    from i2i_cli.evaluation.multidomain import MultiDomainOptions
+    from tests.conftest import tiny_config
+
+    shutil.copy(alex[0] / "alexnet-owt-7be5be79.pth", small_inception_dir)
+    train("starganv2", tiny_config("starganv2"), TrainOptions(data=datasets["domains"], out=tmp_path / "run",
+                                                              steps=1, device="cpu"))
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(tmp_path / "run"), "--outputs-per-input", "3",
+                                      "--weights-dir", str(small_inception_dir), "--json", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    domains = sorted(p.name for p in (datasets["domains"] / "val").iterdir())
+    tasks = [f"{s}2{t}" for t in domains for s in domains if s != t]
+    assert report["protocol"]["tasks"] == tasks and report["protocol"]["outputs_per_input"] == 3
+    for mode in ("latent", "reference"):
+        for task in tasks:
+            assert report[f"fid_{mode}_{task}"] >= 0 and report[f"lpips_{mode}_{task}"] > 0
+            inputs = len(list((datasets["domains"] / "val" / task.split("2")[0]).iterdir()))
+            written = list((tmp_path / "run" / "eval" / "step_00000001" / mode / task).glob("*.png"))
+            assert len(written) == 3 * inputs
+        mean = sum(report[f"lpips_{mode}_{t}"] for t in tasks) / len(tasks)
+        assert abs(report[f"lpips_{mode}_mean"] - mean) < 1e-9
+    options = EvalOptions(weights_dir=small_inception_dir)
+    again = [evaluate_run(tmp_path / "run", None, options, tmp_path / f"again{i}",
+                          multidomain=MultiDomainOptions(("latent",), 2, seed))[0].values for i, seed in enumerate((5, 5, 6))]
+    assert again[0] == again[1] and again[0] != again[2]  # the seed fixes the latent codes
+    wrong = CliRunner().invoke(app, ["eval", "--checkpoint", str(tmp_path / "run"), "--guidance", "random",
+                                     "--weights-dir", str(small_inception_dir)])
+    assert wrong.exit_code == 2 and "--guidance: unknown random" in wrong.output

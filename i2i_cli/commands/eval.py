@@ -48,10 +48,12 @@ def evaluate(
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
     kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,
     kid_subset_size: Annotated[int, typer.Option(help="KID subset size (capped by the folder sizes).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Seed of the KID subsets.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the KID subsets (and of latent codes / references of multi-domain runs).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 32,
     device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
+    guidance: Annotated[str, typer.Option(help="Multi-domain runs: latent, reference or both (comma-separated).")] = "latent,reference",
+    outputs_per_input: Annotated[int, typer.Option("--outputs-per-input", help="Multi-domain runs: outputs per source image (StarGAN v2: 10).")] = 10,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and protocol as JSON.")] = None,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
@@ -59,6 +61,7 @@ def evaluate(
         return
     from i2i_cli.errors import ConfigError
     from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders, evaluate_run
+    from i2i_cli.evaluation.multidomain import MultiDomainOptions
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
                           batch_size, device, weights_dir)
@@ -67,7 +70,12 @@ def evaluate(
     with progress_bar("eval", None, transient=True) as advance:
         report = lambda stage, d, t: advance(0, completed=d, total=t, status=stage)  # noqa: E731
         if real is None:
-            result, work = evaluate_run(checkpoint, data, options, out, report)
+            multidomain = MultiDomainOptions(tuple(parse_csv(guidance)), outputs_per_input, seed)
+            result, work = evaluate_run(checkpoint, data, options, out, report, multidomain)
+            if "tasks" in result.protocol.extra:
+                _report(result, f"{len(result.protocol.extra['tasks'])} tasks of {result.protocol.extra['checkpoint']}"
+                        f" ({result.protocol.mode} FID, LPIPS diversity; translations in {work})", json_out)
+                return
             real, fake = Path(result.protocol["real"]), work / "fake"
         else:
             result = evaluate_folders(real, fake, options, progress=report)

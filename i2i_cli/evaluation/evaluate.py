@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -83,9 +84,11 @@ def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
 
 def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathLike[str] | None,
                  options: EvalOptions, out: str | os.PathLike[str] | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> tuple[EvalResult, Path]:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 multidomain: Any = None) -> tuple[EvalResult, Path]:
     """Translate a run's test split and evaluate it: paired data -> FID/KID + LPIPS to the ground truth,
-    unpaired -> FID/KID against the target domain's test images."""
+    unpaired -> FID/KID against the target domain's test images, multi-domain -> FID per task and LPIPS
+    diversity (`multidomain`: a MultiDomainOptions, see i2i_cli.evaluation.multidomain)."""
     import numpy as np
 
     from i2i_cli.data.images import list_images, load_image, save_image
@@ -96,12 +99,20 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
 
     run, _ = resolve_checkpoint(checkpoint)
     loaded = load_for_inference(run)
-    if loaded.method.multi_domain:
-        raise ConfigError(f"{loaded.method.name}: evaluating multi-domain runs from --checkpoint is not supported yet; "
-                          "translate with --style-ref/--domain and use --real/--fake")
     root = Path(data or loaded.run_config.data.get("root", ""))
     layout = detect_layout(root)
     work = Path(out) if out else loaded.run_dir / "eval" / f"step_{loaded.step:08d}"
+    if loaded.method.multi_domain:
+        from i2i_cli.evaluation.multidomain import MultiDomainOptions, evaluate_multidomain
+
+        if layout.kind != "domains":
+            raise DataError(f"{root}: a {layout.kind} dataset; a {loaded.method.name} run needs one folder per domain "
+                            "(DIR/train/<domain>/, DIR/val/<domain>/)")
+        result = evaluate_multidomain(loaded, layout, work, options, multidomain or MultiDomainOptions(seed=options.seed),
+                                      progress)
+        result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
+                                "split_layout": layout.kind})
+        return result, work
     direction = loaded.run_config.config.get("direction", "AtoB")
     metrics = options.metrics
     if layout.kind == "aligned":
