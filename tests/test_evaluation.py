@@ -383,3 +383,32 @@ def test_eval_checkpoint_of_a_multi_domain_run_scores_every_task_both_ways(small
     wrong = CliRunner().invoke(app, ["eval", "--checkpoint", str(tmp_path / "run"), "--guidance", "random",
                                      "--weights-dir", str(small_inception_dir)])
     assert wrong.exit_code == 2 and "--guidance: unknown random" in wrong.output
+
+
+def test_stargan_v2_fid_mode_is_torchvisions_inception_on_imagenet_normalised_299_px(tmp_path, monkeypatch):
+    """The named mode equals a direct re-computation: PIL bilinear 256 then 299, ImageNet normalisation,
+    torchvision Inception-v3 blocks to Mixed_7c, global average pooling."""
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).eval()
+    torch.save(reference.state_dict(), tmp_path / "inception_v3_google-0cc3c7bd.pth")
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    images = _folder(tmp_path / "imgs", seed=3, n=3)
+    model, weights = fid_kid.inception("stargan_v2")
+    assert weights.path.name == "inception_v3_google-0cc3c7bd.pth"
+    ours, bad = fid_kid.folder_features(images, model, "stargan_v2", batch_size=2)
+    assert ours.shape == (3, 2048) and not bad
+    captured = {}
+    reference.avgpool.register_forward_hook(lambda m, i, o: captured.setdefault("pool", o.flatten(1)))
+    expected = []
+    for file in sorted(images.iterdir()):
+        image = Image.open(file).convert("RGB").resize((256, 256), Image.BILINEAR).resize((299, 299), Image.BILINEAR)
+        x = torchvision.transforms.functional.to_tensor(image)
+        x = torchvision.transforms.functional.normalize(x, fid_kid.IMAGENET_MEAN, fid_kid.IMAGENET_STD)[None]
+        reference.transform_input = False  # StarGAN v2 runs the blocks, never the model's own input transform
+        with torch.no_grad():
+            captured.clear()
+            reference(x)
+        expected.append(captured["pool"][0].double().numpy())
+    assert np.allclose(ours, np.stack(expected), rtol=1e-5, atol=1e-6)

@@ -44,7 +44,7 @@ def evaluate(
     data: Annotated[Path | None, typer.Option("--data", help="With --checkpoint: dataset to evaluate on (default: the run's).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --checkpoint: where translations go (default RUN/eval/step_N).")] = None,
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
-    mode: Annotated[str, typer.Option(help="clean-fid mode: clean, legacy_tensorflow, legacy_pytorch.")] = "clean",
+    mode: Annotated[str, typer.Option(help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 (StarGAN v2's own).")] = "clean",
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
     kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,
     kid_subset_size: Annotated[int, typer.Option(help="KID subset size (capped by the folder sizes).")] = 1000,

@@ -22,7 +22,8 @@ from i2i_cli.data.images import list_images, load_image
 from i2i_cli.errors import BadImageError, ConfigError, DataError, I2IError, WeightsError
 from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 
-MODES = ("clean", "legacy_tensorflow", "legacy_pytorch")
+MODES = ("clean", "legacy_tensorflow", "legacy_pytorch", "stargan_v2")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) in [0, 255] -> (N, 2048)
 
 
@@ -54,6 +55,8 @@ def inception(mode: str, device: torch.device | str = "cpu",
             raise WeightsError(f"{weights.path}: not the TorchScript Inception clean-fid uses ({exc})") from exc
         net = _TorchScriptInception(base, resize_inside=mode == "legacy_tensorflow").to(device).eval()
         return net, weights
+    if mode == "stargan_v2":
+        return _stargan_v2_inception(device, weights_dir)
     weights = resolve("inception_fid_pytorch", weights_dir=weights_dir)
     model = _pytorch_fid_inception(load_state_dict(weights.path)).to(device).eval()
 
@@ -61,6 +64,40 @@ def inception(mode: str, device: torch.device | str = "cpu",
         return model(x / 255)[0].squeeze(-1).squeeze(-1)
 
     return features, weights
+
+
+def _stargan_v2_inception(device: torch.device | str, weights_dir: str | os.PathLike[str] | None
+                          ) -> tuple[FeatureFn, ResolvedWeights]:
+    """StarGAN v2's FID network: torchvision's ImageNet Inception-v3 from Conv2d_1a to Mixed_7c, then global
+    average pooling (2048 features), on ImageNet-normalised input (its own transform_input is not applied)."""
+    import torchvision
+
+    weights = resolve("inception_v3", weights_dir=weights_dir)
+    net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False)
+    try:
+        net.load_state_dict(load_state_dict(weights.path))
+    except RuntimeError as exc:
+        raise WeightsError(f"{weights.path}: not torchvision's Inception-v3 state dict ({str(exc)[:200]})") from exc
+    pool = torch.nn.MaxPool2d(3, 2)
+    blocks = torch.nn.Sequential(net.Conv2d_1a_3x3, net.Conv2d_2a_3x3, net.Conv2d_2b_3x3, pool, net.Conv2d_3b_1x1,
+                                 net.Conv2d_4a_3x3, pool, net.Mixed_5b, net.Mixed_5c, net.Mixed_5d, net.Mixed_6a,
+                                 net.Mixed_6b, net.Mixed_6c, net.Mixed_6d, net.Mixed_6e, net.Mixed_7a, net.Mixed_7b,
+                                 net.Mixed_7c, torch.nn.AdaptiveAvgPool2d(1)).to(device).eval()
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+
+    def features(x: torch.Tensor) -> torch.Tensor:  # x in [0, 255], already 299 x 299
+        return blocks((x / 255 - mean) / std).flatten(1)
+
+    return features, weights
+
+
+def _stargan_v2_resize(array: np.ndarray) -> np.ndarray:
+    """StarGAN v2's evaluation loader: PIL bilinear to 256 x 256, then to 299 x 299 (uint8 in between)."""
+    from PIL import Image
+
+    image = Image.fromarray(array).resize((256, 256), Image.BILINEAR).resize((299, 299), Image.BILINEAR)
+    return np.asarray(image, dtype=np.float32)
 
 
 def _pytorch_fid_inception(state: dict[str, Any]) -> torch.nn.Module:
@@ -116,7 +153,8 @@ def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str 
     files = list_images(folder)
     if not files:
         raise DataError(f"{folder}: no images found (extensions: png, jpg, jpeg, bmp, tif, webp, ppm, pgm, gif)")
-    resize = build_resizer(mode)  # clean: make_resizer("PIL", False, "bicubic", (299, 299))
+    # clean: make_resizer("PIL", False, "bicubic", (299, 299))
+    resize = _stargan_v2_resize if mode == "stargan_v2" else build_resizer(mode)
 
     def prepare(path: Path) -> np.ndarray | BadImageError:
         try:

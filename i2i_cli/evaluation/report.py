@@ -20,12 +20,15 @@ RESIZE = {
     "clean": "PIL bicubic to 299x299 per channel in float32, no re-quantisation (cleanfid.resize.make_resizer)",
     "legacy_tensorflow": "none outside the network: the TF-2015 graph resizes bilinearly to 299x299 (TF style)",
     "legacy_pytorch": "torch bilinear (align_corners=False, no antialias) to 299x299; pytorch-fid network",
+    "stargan_v2": "PIL bilinear to 256x256, then PIL bilinear to 299x299 (StarGAN v2's evaluation loader)",
 }
 
 NETWORKS = {
     "clean": "TF-2015 Inception-v3 (TorchScript inception-2015-12-05.pt), pool_3 features, input (x - 128) / 128",
     "legacy_tensorflow": "TF-2015 Inception-v3 (TorchScript inception-2015-12-05.pt) with its own resize",
     "legacy_pytorch": "pytorch-fid Inception-v3 (pt_inception-2015-12-05-6726825d.pth), input x / 255",
+    "stargan_v2": "torchvision ImageNet Inception-v3 (inception_v3_google-0cc3c7bd.pth) to Mixed_7c + average pool, "
+                  "ImageNet-normalised input: StarGAN v2's FID, not comparable with clean-fid's",
 }
 
 PACKAGES = ("torch", "torchvision", "clean-fid", "lpips", "numpy", "scipy", "pillow")
