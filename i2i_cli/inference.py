@@ -422,11 +422,13 @@ class TorchStyles:
 
     @torch.no_grad()
     def from_reference(self, ref: torch.Tensor, domain: int) -> torch.Tensor:
-        return self.method.style_from_reference(ref.to(self.device), torch.tensor([domain], device=self.device)).cpu()
+        # one domain index per reference: the style networks pick row i's output head by index i
+        domains = torch.full((ref.shape[0],), domain, device=self.device)
+        return self.method.style_from_reference(ref.to(self.device), domains).cpu()
 
     @torch.no_grad()
     def from_latent(self, z: torch.Tensor, domain: int) -> torch.Tensor:
-        return self.method.style_from_latent(z.to(self.device), torch.tensor([domain], device=self.device)).cpu()
+        return self.method.style_from_latent(z.to(self.device), torch.full((z.shape[0],), domain, device=self.device)).cpu()
 
     def translator(self, style: torch.Tensor) -> StyledTranslator:
         return StyledTranslator(self.loaded, style, self.device, self.precision)

@@ -21,9 +21,10 @@ from i2i_cli.cli import (
 eval_app = typer.Typer(help="Evaluate translations: FID / KID / LPIPS (default) or `fcn` (FCN-score).")
 
 
-def _report(result: Any, title: str, json_out: Path | None) -> None:
-    rows = [(k, v) for k, v in result.values.items() if v is not None]
-    print_table(title, ["metric", "value"], rows)
+def _report(result: Any, title: str, json_out: Path | None, table: tuple[list[str], list[list[Any]]] | None = None
+            ) -> None:
+    columns, rows = table or (["metric", "value"], [(k, v) for k, v in result.values.items() if v is not None])
+    print_table(title, columns, rows)
     for role, w in result.protocol.unverified():
         warn(f"{role}: {w['path']} is unverified ({w['note']})")
     if result.bad:
@@ -44,7 +45,8 @@ def evaluate(
     data: Annotated[Path | None, typer.Option("--data", help="With --checkpoint: dataset to evaluate on (default: the run's).")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --checkpoint: where translations go (default RUN/eval/step_N).")] = None,
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
-    mode: Annotated[str, typer.Option(help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 (StarGAN v2's own).")] = "clean",
+    mode: Annotated[str, typer.Option(help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 / stargan-v2 (StarGAN v2's own).")] = "clean",
+    image_size: Annotated[int | None, typer.Option("--image-size", help="--mode stargan_v2: its first resize, StarGAN v2's img_size (default: the run's size, or 256 for folders).")] = None,
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
     kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,
     kid_subset_size: Annotated[int, typer.Option(help="KID subset size (capped by the folder sizes).")] = 1000,
@@ -61,10 +63,10 @@ def evaluate(
         return
     from i2i_cli.errors import ConfigError
     from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders, evaluate_run
-    from i2i_cli.evaluation.multidomain import MultiDomainOptions
+    from i2i_cli.evaluation.multidomain import MultiDomainOptions, task_table
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
-                          batch_size, device, weights_dir)
+                          batch_size, device, weights_dir, image_size=image_size)
     if (real is None) != (fake is None):
         raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
     with progress_bar("eval", None, transient=True) as advance:
@@ -74,7 +76,9 @@ def evaluate(
             result, work = evaluate_run(checkpoint, data, options, out, report, multidomain)
             if "tasks" in result.protocol.extra:
                 _report(result, f"{len(result.protocol.extra['tasks'])} tasks of {result.protocol.extra['checkpoint']}"
-                        f" ({result.protocol.mode} FID, LPIPS diversity; translations in {work})", json_out)
+                        f" ({result.protocol.mode} FID vs {result.protocol.extra['fid_reference_split']}/, LPIPS "
+                        f"diversity of {outputs_per_input} outputs per input; translations in {work})", json_out,
+                        task_table(result))
                 return
             real, fake = Path(result.protocol["real"]), work / "fake"
         else:

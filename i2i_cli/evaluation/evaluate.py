@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ class EvalOptions:
     device: str = "cpu"
     weights_dir: str | os.PathLike[str] | None = None
     threads: int | None = None  # decoding threads (default: min(4, CPU count))
+    image_size: int | None = None  # --mode stargan_v2: its first resize (None: a run's size, else 256)
+
+    def __post_init__(self) -> None:
+        self.mode = fid_kid.canonical_mode(self.mode)
 
 
 def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], options: EvalOptions,
@@ -48,12 +52,14 @@ def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
     if "fid" in options.metrics or "kid" in options.metrics:
         model, weights = fid_kid.inception(options.mode, device, options.weights_dir)
         protocol.add_weights("inception", weights)
-        protocol.set_fid_mode(options.mode)
+        image_size = options.image_size or fid_kid.STARGAN_V2_SIZE
+        protocol.set_fid_mode(options.mode, image_size)
         feats = {}
         for name, folder in (("real", real), ("fake", fake)):
             feats[name], skipped = fid_kid.folder_features(
                 folder, model, options.mode, batch_size=options.batch_size, device=device, threads=options.threads,
-                progress=(lambda d, t, n=name: progress(f"features {n}", d, t)) if progress else None)
+                progress=(lambda d, t, n=name: progress(f"features {n}", d, t)) if progress else None,
+                image_size=image_size)
             bad += skipped
         protocol.n_real, protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
         if "fid" in options.metrics:
@@ -102,6 +108,8 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
     root = Path(data or loaded.run_config.data.get("root", ""))
     layout = detect_layout(root)
     work = Path(out) if out else loaded.run_dir / "eval" / f"step_{loaded.step:08d}"
+    # StarGAN v2's FID resizes to the run's img_size before 299 (its real images too)
+    options = replace(options, image_size=options.image_size or int(loaded.run_config.config.get("size", 256)))
     if loaded.method.multi_domain:
         from i2i_cli.evaluation.multidomain import MultiDomainOptions, evaluate_multidomain
 

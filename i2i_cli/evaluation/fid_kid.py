@@ -25,6 +25,15 @@ from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 MODES = ("clean", "legacy_tensorflow", "legacy_pytorch", "stargan_v2")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]  # (N, 3, H, W) in [0, 255] -> (N, 2048)
+STARGAN_V2_SIZE = 256  # StarGAN v2's default img_size: the first of its two resizes
+
+
+def canonical_mode(mode: str) -> str:
+    """A FID mode's name as MODES spells it (`stargan-v2` is accepted for `stargan_v2`), or a ConfigError."""
+    name = mode.replace("-", "_")
+    if name not in MODES:
+        raise ConfigError(f"--mode {mode}: choose {', '.join(MODES)}")
+    return name
 
 
 class _TorchScriptInception(torch.nn.Module):
@@ -45,8 +54,7 @@ class _TorchScriptInception(torch.nn.Module):
 def inception(mode: str, device: torch.device | str = "cpu",
               weights_dir: str | os.PathLike[str] | None = None) -> tuple[FeatureFn, ResolvedWeights]:
     """The feature network of a clean-fid mode, its file resolved by i2i's weights registry (never /tmp)."""
-    if mode not in MODES:
-        raise ConfigError(f"--mode {mode}: choose {', '.join(MODES)}")
+    mode = canonical_mode(mode)
     if mode in ("clean", "legacy_tensorflow"):
         weights = resolve("inception_fid", weights_dir=weights_dir)
         try:
@@ -87,16 +95,18 @@ def _stargan_v2_inception(device: torch.device | str, weights_dir: str | os.Path
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
 
     def features(x: torch.Tensor) -> torch.Tensor:  # x in [0, 255], already 299 x 299
-        return blocks((x / 255 - mean) / std).flatten(1)
+        # contiguous NCHW as torchvision's loader gives: channels-last input takes other conv kernels (1e-5 apart)
+        return blocks(((x / 255 - mean) / std).contiguous()).flatten(1)
 
     return features, weights
 
 
-def _stargan_v2_resize(array: np.ndarray) -> np.ndarray:
-    """StarGAN v2's evaluation loader: PIL bilinear to 256 x 256, then to 299 x 299 (uint8 in between)."""
+def _stargan_v2_resize(array: np.ndarray, size: int = STARGAN_V2_SIZE) -> np.ndarray:
+    """StarGAN v2's evaluation loader (torchvision Resize on PIL images): PIL bilinear to its img_size, then to
+    299 x 299, uint8 in between (PIL returns a copy when the size already matches, as for its own outputs)."""
     from PIL import Image
 
-    image = Image.fromarray(array).resize((256, 256), Image.BILINEAR).resize((299, 299), Image.BILINEAR)
+    image = Image.fromarray(array).resize((size, size), Image.BILINEAR).resize((299, 299), Image.BILINEAR)
     return np.asarray(image, dtype=np.float32)
 
 
@@ -141,20 +151,23 @@ def default_threads() -> int:
 
 def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str = "clean", *, batch_size: int = 32,
                     device: torch.device | str = "cpu", threads: int | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, list[tuple[str, str]]]:
+                    progress: Callable[[int, int], None] | None = None,
+                    image_size: int = STARGAN_V2_SIZE) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """(N, 2048) float64 features of every readable image under `folder` (i2i's listing: image extensions
-    only), and the unreadable files as (path, reason). Preprocessing is clean-fid's resizer of `mode`."""
+    only), and the unreadable files as (path, reason). Preprocessing is clean-fid's resizer of `mode`, or for
+    stargan_v2 StarGAN v2's two bilinear resizes (to `image_size`, its img_size, then to 299)."""
+    from functools import partial
+
     from cleanfid.resize import build_resizer
 
-    if mode not in MODES:
-        raise ConfigError(f"--mode {mode}: choose {', '.join(MODES)}")
+    mode = canonical_mode(mode)
     if not Path(folder).is_dir():
         raise DataError(f"{folder}: not a folder of images")
     files = list_images(folder)
     if not files:
         raise DataError(f"{folder}: no images found (extensions: png, jpg, jpeg, bmp, tif, webp, ppm, pgm, gif)")
     # clean: make_resizer("PIL", False, "bicubic", (299, 299))
-    resize = _stargan_v2_resize if mode == "stargan_v2" else build_resizer(mode)
+    resize = partial(_stargan_v2_resize, size=image_size) if mode == "stargan_v2" else build_resizer(mode)
 
     def prepare(path: Path) -> np.ndarray | BadImageError:
         try:

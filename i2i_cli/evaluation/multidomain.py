@@ -3,11 +3,11 @@
 StarGAN v2's protocol (clovaai/stargan-v2 metrics/eval.py): a task is every (source, target) pair of domains
 with source != target. Latent-guided: each source image of the evaluation split is translated K times
 (num_outs_per_domain = 10) with styles from K random latent codes mapped to the target domain;
-reference-guided: K styles encoded from target-domain images of the evaluation split drawn at random. FID of a
-task compares all of its outputs with the target domain's training images; LPIPS diversity averages LPIPS
-over all K(K-1)/2 pairs of each input's outputs, then over inputs. Both are reported per task and as the mean
-over tasks. Our FID is computed with the chosen clean-fid mode (clean by default), not StarGAN v2's torchvision
-Inception, so the numbers are comparable with other clean-fid numbers, not with the paper's table.
+reference-guided: K styles encoded from target-domain images of the evaluation split. FID of a task compares
+all of its outputs with the target domain's training images; LPIPS diversity averages LPIPS over all
+K(K-1)/2 pairs of each input's outputs, then over inputs. Both are reported per task and as the mean over
+tasks. FID is computed in the chosen mode: clean-fid's `clean` by default (comparable with other clean-fid
+numbers, not with the paper's table), or `stargan_v2`, StarGAN v2's own torchvision-Inception FID.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from i2i_cli.evaluation.lpips_metric import build_lpips, diversity_lpips
 from i2i_cli.evaluation.report import EvalResult, Protocol
 
 GUIDANCE = ("latent", "reference")
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -37,8 +38,22 @@ class MultiDomainOptions:
     seed: int = 0
 
 
+@dataclass
+class _Task:
+    """One (source, target) task of one guidance: where its outputs go and how its draws are seeded."""
+
+    guidance: str
+    source: str
+    target: str
+    number: int  # position in the task list: part of the seed
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}2{self.target}"
+
+
 def _image(path: Path, size: int) -> torch.Tensor:
-    """(1, 3, size, size) in [-1, 1]: resized bilinearly as the reference's evaluation loader does."""
+    """(1, 3, size, size) in [-1, 1]: resized with PIL bilinear as the reference's evaluation loader does."""
     array = load_image(path)
     if array.shape[:2] != (size, size):
         array = np.array(Image.fromarray(array).resize((size, size), Image.BILINEAR))
@@ -46,23 +61,37 @@ def _image(path: Path, size: int) -> torch.Tensor:
 
 
 def _splits(layout: Any) -> tuple[str, str]:
-    """(evaluation split, FID reference split): val/test to translate, train images of the target as reference."""
+    """(evaluation split, FID reference split): val/ (else test/) is translated; the target domain's train/
+    images are the FID reference as in StarGAN v2 (the evaluation split when the dataset has no train/)."""
     evaluation = next((s for s in ("val", "test") if s in layout.splits), None)
     if evaluation is None:
         raise DataError(f"{layout.root}: no val/ or test/ split to evaluate on (domains layout: val/<domain>/)")
     return evaluation, "train" if "train" in layout.splits else evaluation
 
 
-def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md: MultiDomainOptions,
-                         progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
-    """Translate every task K times per input under each guidance, then FID per task and LPIPS diversity."""
-    from i2i_cli.inference import TorchStyles
-
+def _check(md: MultiDomainOptions) -> None:
     unknown = [g for g in md.guidance if g not in GUIDANCE]
     if unknown or not md.guidance:
         raise ConfigError(f"--guidance: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(GUIDANCE)}")
     if md.outputs_per_input < 2:
         raise ConfigError("--outputs-per-input must be >= 2 (LPIPS diversity compares outputs of one input)")
+
+
+def _generator(seed: int, guidance: str, task_number: int) -> torch.Generator:
+    """Each (guidance, task) draws from its own stream, so one task's numbers do not depend on the others."""
+    state = np.random.SeedSequence([seed, GUIDANCE.index(guidance), task_number]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md: MultiDomainOptions,
+                         progress: Progress | None = None) -> EvalResult:
+    """Translate every task K times per input under each guidance, then FID per task and LPIPS diversity.
+
+    Outputs go to work/<guidance>/<source>2<target>/ (earlier PNGs there are removed first, as the reference
+    clears its task folders). `options` is an EvalOptions (FID mode, LPIPS net, device, weights)."""
+    from i2i_cli.inference import TorchStyles
+
+    _check(md)
     evaluation, reference = _splits(layout)
     domains = list(loaded.method.domains)
     missing = [d for d in domains if d not in layout.splits[evaluation] or d not in layout.splits[reference]]
@@ -71,78 +100,123 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
                         f"{reference}/; the run's domains are {', '.join(domains)}")
     styles = TorchStyles(loaded, options.device)
     size = int(loaded.run_config.config.get("size", 256))
+    fid_size = options.image_size or size
     device = torch.device(options.device)
     lpips_model, lpips_weights = build_lpips(options.lpips_net, device, options.weights_dir)
     inception, inception_weights = fid_kid.inception(options.mode, device, options.weights_dir)
     protocol = Protocol(real=str(layout.root), fake=str(work))
-    protocol.set_fid_mode(options.mode)
+    protocol.set_fid_mode(options.mode, fid_size)
     protocol.add_weights("inception", inception_weights)
     protocol.add_weights("lpips_backbone", lpips_weights)
+
+    pairs = [(s, t) for t in domains for s in domains if s != t]  # the reference's order: by target, then source
+    tasks = [_Task(g, s, t, n) for g in md.guidance for n, (s, t) in enumerate(pairs)]
+    sources = layout.splits[evaluation]
+    total, done = sum(len(sources[task.source]) for task in tasks), 0
     values: dict[str, float | None] = {}
     bad: list[tuple[str, str]] = []
+    counts: dict[str, dict[str, dict[str, int]]] = {g: {} for g in md.guidance}
     real_features: dict[str, np.ndarray] = {}
-    tasks = [(s, t) for t in domains for s in domains if s != t]
-    for mode in md.guidance:
-        fids, lpipses = [], []
-        for number, (source, target) in enumerate(tasks):
-            task = f"{source}2{target}"
-            label = f"{mode} {task}"
-            generator = torch.Generator().manual_seed(md.seed * 1000 + number)
-            folder = work / mode / task
-            diversity, skipped = _translate_task(styles, layout.splits[evaluation][source],
-                                                 layout.splits[evaluation][target], domains.index(target), mode, md,
-                                                 size, generator, folder, lpips_model, device,
-                                                 (lambda d, t, n=label: progress(n, d, t)) if progress else None)
-            bad += skipped
-            if target not in real_features:
-                real_features[target], skipped = fid_kid.folder_features(
-                    layout.root / reference / target, inception, options.mode, batch_size=options.batch_size,
-                    device=device, threads=options.threads)
-                bad += skipped
-            fake, _ = fid_kid.folder_features(folder, inception, options.mode, batch_size=options.batch_size,
-                                              device=device, threads=options.threads)
-            values[f"fid_{mode}_{task}"] = fid_kid.fid_from_features(real_features[target], fake)
-            values[f"lpips_{mode}_{task}"] = diversity
-            fids.append(values[f"fid_{mode}_{task}"])
-            lpipses.append(diversity)
-        values[f"fid_{mode}_mean"] = float(np.mean(fids))
-        values[f"lpips_{mode}_mean"] = float(np.mean(lpipses))
-    protocol.lpips = {"kind": "diversity (StarGAN v2: all pairs of one input's outputs, mean per input, then over "
-                              "inputs; per task, then over tasks)", "net": options.lpips_net, "version": "0.1"}
+
+    def features(folder: Path) -> np.ndarray:
+        found, skipped = fid_kid.folder_features(folder, inception, options.mode, batch_size=options.batch_size,
+                                                 device=device, threads=options.threads, image_size=fid_size)
+        bad.extend(skipped)
+        return found
+
+    for task in tasks:
+        folder = work / task.guidance / task.name
+
+        def step(n: int, t: int, task: _Task = task, start: int = done) -> None:
+            if progress:
+                progress(f"{task.guidance} {task.name}", start + n, total)
+
+        diversity, written = _translate_task(styles, task, sources[task.source], sources[task.target],
+                                             domains.index(task.target), md, size, folder, lpips_model, device,
+                                             bad, step)
+        done += len(sources[task.source])
+        if task.target not in real_features:
+            real_features[task.target] = features(layout.root / reference / task.target)
+        values[f"fid_{task.guidance}_{task.name}"] = fid_kid.fid_from_features(real_features[task.target],
+                                                                                features(folder))
+        values[f"lpips_{task.guidance}_{task.name}"] = diversity
+        counts[task.guidance][task.name] = {"inputs": written // md.outputs_per_input, "outputs": written,
+                             "fid_reference_images": int(real_features[task.target].shape[0])}
+    for guidance in md.guidance:
+        for metric in ("fid", "lpips"):
+            per_task = [values[f"{metric}_{guidance}_{s}2{t}"] for s, t in pairs]
+            values[f"{metric}_{guidance}_mean"] = float(np.mean(per_task))
+
+    protocol.lpips = {"kind": "diversity (StarGAN v2: LPIPS over all K(K-1)/2 pairs of one input's outputs, "
+                              "mean per input, then over inputs; per task, then the mean over tasks)",
+                      "net": options.lpips_net, "version": "0.1", "input_range": "[-1,1]",
+                      "on": "the generator's float outputs, before saving"}
     protocol.seeds["multidomain"] = md.seed
-    protocol.update({"tasks": [f"{s}2{t}" for s, t in tasks], "guidance": list(md.guidance),
-                     "outputs_per_input": md.outputs_per_input, "evaluation_split": evaluation,
-                     "fid_reference": f"the target domain's {reference}/ images", "image_size": size,
-                     "input_resize": "PIL bilinear to the run's size",
-                     "references": "target-domain images of the evaluation split, drawn with the seed"})
-    return EvalResult(values, protocol, bad)
+    protocol.update({
+        "tasks": [f"{s}2{t}" for s, t in pairs], "guidance": list(md.guidance), "domains": domains,
+        "outputs_per_input": md.outputs_per_input, "lpips_pairs_per_input": md.outputs_per_input
+        * (md.outputs_per_input - 1) // 2, "evaluation_split": evaluation, "fid_reference_split": reference,
+        "fid_reference": f"the target domain's {reference}/ images (StarGAN v2: train/)",
+        "fid_on": "the saved PNG outputs", "task_counts": counts, "image_size": size,
+        "input_resize": f"PIL bilinear to {size}x{size} (inputs and references)",
+        "latent_codes": "z ~ N(0, I), one per output, mapped to the target domain",
+        "references": f"target-domain images of {evaluation}/: K distinct ones per input, drawn at random (a new "
+                      "permutation when K exceeds the images)",
+        "rng": "torch.Generator per (guidance, task) seeded with numpy SeedSequence([seed, guidance index, "
+               "task index]); latent codes and reference draws in input order"})
+    return EvalResult(values, protocol, list(dict.fromkeys(bad)))
 
 
-def _translate_task(styles: Any, sources: list[Path], references: list[Path], target: int, mode: str,
-                    md: MultiDomainOptions, size: int, generator: torch.Generator, folder: Path,
-                    lpips_model: torch.nn.Module, device: torch.device,
-                    progress: Callable[[int, int], None] | None) -> tuple[float, list[tuple[str, str]]]:
-    """Write K outputs per source image into `folder`; return their LPIPS diversity and the unreadable files."""
-    per_input: list[float] = []
-    bad: list[tuple[str, str]] = []
+def _reference_draws(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    """K reference indices for one input, distinct while K <= n: the reference walks a shuffled loader, so one
+    input's K references are different images (a fresh permutation starts when K exceeds the images)."""
+    rounds = -(-k // n)
+    return torch.cat([torch.randperm(n, generator=generator) for _ in range(rounds)])[:k]
+
+
+def _translate_task(styles: Any, task: _Task, sources: list[Path], references: list[Path], target: int,
+                    md: MultiDomainOptions, size: int, folder: Path, lpips_model: torch.nn.Module,
+                    device: torch.device, bad: list[tuple[str, str]],
+                    progress: Callable[[int, int], None]) -> tuple[float, int]:
+    """Write K outputs per source image into `folder` (NAME_kk.png) and return (LPIPS diversity, files
+    written); unreadable inputs or references are appended to `bad` and that input is skipped."""
+    generator = _generator(md.seed, task.guidance, task.number)
+    k = md.outputs_per_input
+    if folder.is_dir():  # outputs of an earlier evaluation (maybe with another K) must not enter this FID
+        for old in folder.glob("*.png"):
+            old.unlink()
+    per_input: list[float] = []  # one diversity per input: a task's outputs never all sit in memory
     for done, path in enumerate(sources, start=1):
+        # draw before decoding so a bad file does not shift the draws of the inputs after it
+        if task.guidance == "latent":
+            draws: torch.Tensor = torch.randn(k, styles.latent_dim, generator=generator)
+        else:
+            draws = _reference_draws(len(references), k, generator)
         try:
             x = _image(path, size)
-            outputs = []
-            for k in range(md.outputs_per_input):
-                if mode == "latent":
-                    style = styles.from_latent(torch.randn(1, styles.latent_dim, generator=generator), target)
-                else:
-                    ref = references[int(torch.randint(len(references), (1,), generator=generator))]
-                    style = styles.from_reference(_image(ref, size), target)
-                y = styles.translator(style)(x).cpu()
-                save_image(to_uint8(y[0]), folder / f"{path.stem}_{k:02d}.png", overwrite=True)
-                outputs.append(y.to(device))
-            per_input.append(diversity_lpips([outputs], lpips_model))
+            if task.guidance == "latent":
+                style = styles.from_latent(draws, target)
+            else:
+                style = styles.from_reference(torch.cat([_image(references[int(i)], size) for i in draws]), target)
         except BadImageError as exc:
             bad.append((exc.path, exc.reason))
-        if progress:
             progress(done, len(sources))
+            continue
+        outputs = styles.translator(style)(x.expand(k, -1, -1, -1)).cpu()
+        for j in range(k):
+            save_image(to_uint8(outputs[j]), folder / f"{path.stem}_{j:02d}.png", overwrite=True)
+        per_input.append(diversity_lpips([[outputs[j : j + 1].to(device) for j in range(k)]], lpips_model))
+        progress(done, len(sources))
     if not per_input:
         raise DataError(f"{folder}: no readable source image to translate")
-    return float(np.mean(per_input)), bad
+    return float(np.mean(per_input)), len(per_input) * k
+
+
+def task_table(result: EvalResult) -> tuple[list[str], list[list[Any]]]:
+    """(columns, rows) of a multi-domain result: one row per task, then the mean over tasks."""
+    guidance, tasks = result.protocol.extra["guidance"], result.protocol.extra["tasks"]
+    metrics = ("fid", "lpips")
+    columns = ["task"] + [f"{'FID' if m == 'fid' else 'LPIPS'} {g}" for g in guidance for m in metrics]
+    rows = [[task] + [result.values[f"{m}_{g}_{task}"] for g in guidance for m in metrics]
+            for task in [*tasks, "mean"]]
+    return columns, rows

@@ -20,7 +20,8 @@ RESIZE = {
     "clean": "PIL bicubic to 299x299 per channel in float32, no re-quantisation (cleanfid.resize.make_resizer)",
     "legacy_tensorflow": "none outside the network: the TF-2015 graph resizes bilinearly to 299x299 (TF style)",
     "legacy_pytorch": "torch bilinear (align_corners=False, no antialias) to 299x299; pytorch-fid network",
-    "stargan_v2": "PIL bilinear to 256x256, then PIL bilinear to 299x299 (StarGAN v2's evaluation loader)",
+    "stargan_v2": "PIL bilinear to {size}x{size} (StarGAN v2's img_size), then PIL bilinear to 299x299, uint8 in "
+                  "between (StarGAN v2's evaluation loader)",
 }
 
 NETWORKS = {
@@ -69,8 +70,9 @@ class Protocol:
     versions: dict[str, str] = field(default_factory=library_versions)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the run, step and data of `eval --checkpoint`
 
-    def set_fid_mode(self, mode: str) -> None:
-        self.mode, self.resize, self.network = mode, RESIZE[mode], NETWORKS[mode]
+    def set_fid_mode(self, mode: str, image_size: int = 256) -> None:
+        """`image_size`: stargan_v2's first resize (the run's size for a run, else StarGAN v2's default 256)."""
+        self.mode, self.resize, self.network = mode, RESIZE[mode].format(size=image_size), NETWORKS[mode]
 
     def add_weights(self, role: str, weights: ResolvedWeights) -> None:
         self.weights[role] = weights_record(weights)
