@@ -44,6 +44,24 @@ REGISTRY: dict[str, WeightsEntry] = {
         _tv("fcn_resnet50", "fcn_resnet50_coco-1167a1af.pth", "FCN-ResNet50 (COCO/VOC 21 classes) segmenter"),
         _tv("deeplabv3_resnet50", "deeplabv3_resnet50_coco-cd0a2569.pth", "DeepLabv3-ResNet50 (COCO/VOC 21 classes)"),
         WeightsEntry(
+            "drn_d_22",
+            "drn_d_22-4bd2f8ea.pth",
+            "http://dl.yf.io/drn/drn_d_22-4bd2f8ea.pth",
+            "4bd2f8ea",  # the hash prefix in the publisher's file name (no full digest is published)
+            "DRN-D-22 ImageNet weights: the segmenter's optional backbone pretraining (fyu/drn)",
+            "BSD-3-Clause",
+        ),
+        WeightsEntry(
+            "drn_d_22_cityscapes",
+            "drn_d_22_cityscapes.pth",
+            # fyu/drn's README points at http://go.yf.io/drn-cityscapes-models (a shared folder); this is the
+            # direct link to the same file that downstream projects download.
+            "https://www.dropbox.com/s/i6v54gng0rao6ff/drn_d_22_cityscapes.pth?dl=1",
+            None,
+            "DRN-D-22 trained on Cityscapes (19 train ids, 68.0% mIoU): `i2i eval fcn --segmenter drn-cityscapes`",
+            "BSD-3-Clause",
+        ),
+        WeightsEntry(
             "inception_fid",
             "inception-2015-12-05.pt",
             "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",

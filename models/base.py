@@ -55,13 +55,18 @@ class MethodConfig:
 
 @dataclass
 class OptimizerSpec:
-    """One Adam optimizer over named parameter groups."""
+    """One optimizer over named parameter groups: Adam (the default) or SGD with momentum.
+
+    `schedule(step, total_steps)` -> lr factor; None: the trainer's constant-then-linear-decay schedule."""
 
     name: str
     param_groups: list[dict[str, Any]]  # each {"params": [...], optional "lr": float}
     lr: float
     betas: tuple[float, float]
     weight_decay: float = 0.0
+    kind: str = "adam"  # adam | sgd
+    momentum: float = 0.0  # sgd only
+    schedule: Callable[[int, int], float] | None = None
 
 
 @dataclass

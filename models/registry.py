@@ -21,6 +21,7 @@ _METHODS: dict[str, str] = {
     "lsesim": "models.methods.sesim:LSeSim",
     "agcyclegan": "models.methods.agcyclegan:AGCycleGAN",
     "starganv2": "models.methods.starganv2:StarGANv2",
+    "segmenter": "models.methods.segmenter:Segmenter",
 }
 
 

@@ -16,6 +16,7 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 TINY_VALUES: dict[str, Any] = {
     "ngf": 8, "ndf": 8, "netF_nc": 16, "num_patches": 16, "max_conv_dim": 32, "style_dim": 16, "latent_dim": 8,
     "mapping_dim": 32, "dim_in": 16, "n_blocks": 2, "attention_ngf": 8, "head_channels": 8, "num_samples": 16,
+    "base_channels": 4, "pretrained_backbone": False,
 }
 TINY_SIZE = 32
 
@@ -62,4 +63,5 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {}
     for layout in ("aligned", "unaligned", "domains"):
         out[layout] = synthesize("scenes", root / layout, layout, size=40, n_train=8, n_test=4, n_domains=3, seed=1).root
+    out["segmentation"] = out["aligned"]  # label map | photo pairs: what a segmenter trains on
     return out

@@ -283,11 +283,24 @@ DATASETS: dict[str, type[TrainDataset]] = {
 
 
 def build_dataset(layout: Layout, wanted: str, split: str, spec: Augment, *, direction: str = "AtoB",
-                  domains: list[str] | None = None, cache: bool = True) -> TrainDataset:
+                  domains: list[str] | None = None, cache: bool = True, extra: dict[str, Any] | None = None) -> Any:
+    if wanted == "segmentation":
+        from i2i_cli.data.segmentation import SegmentationDataset
+
+        return SegmentationDataset(layout, split, spec, extra or {}, cache=cache)
     cls = DATASETS[wanted]
     if wanted == "domains":
         return cls(layout, split, spec, domains=domains or layout.domains(), cache=cache)  # type: ignore[call-arg]
     return cls(layout, split, spec, direction=direction, cache=cache)  # type: ignore[call-arg]
+
+
+def prepare_config(config: Any, layout: Layout) -> Any:
+    """The method config with what only files can say filled in (a segmenter's palette file -> its colours)."""
+    if hasattr(config, "palette_colors"):
+        from i2i_cli.data.segmentation import resolve_palette
+
+        return resolve_palette(config)
+    return config
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:

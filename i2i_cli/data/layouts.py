@@ -3,6 +3,8 @@
 - aligned    (pix2pix):     DIR/{train,val,test}/*.png, each image A | B side by side
 - unaligned  (CycleGAN):    DIR/{trainA,trainB,testA,testB}/*
 - domains    (StarGAN v2):  DIR/{train,val}/<domain>/*  (two or more domain folders)
+- segmentation (segmenter): DIR/{images,labels}/ or DIR/{train,val}/{images,labels}/, photo and label map
+                            matched by file name (an aligned photo | label dataset works too)
 - single:                   DIR/* images (inference only)
 """
 
@@ -14,7 +16,7 @@ from pathlib import Path
 from i2i_cli.data.images import is_image_file, list_images
 from i2i_cli.errors import DataError
 
-LAYOUTS = ("aligned", "unaligned", "domains", "single")
+LAYOUTS = ("aligned", "unaligned", "domains", "segmentation", "single")
 SPLITS = ("train", "val", "test")
 
 
@@ -59,6 +61,9 @@ def detect_layout(root: str | Path) -> Layout:
         raise DataError(f"{folder}: no such folder; pass --data DIR (or create one with `i2i data synth`)")
     if not folder.is_dir():
         raise DataError(f"{folder}: is a file, not a dataset folder; pass the folder that holds the images")
+    segmentation = _segmentation_splits(folder)
+    if segmentation:
+        return Layout("segmentation", folder, segmentation)
     unaligned = {}
     for split in SPLITS:
         a, b = folder / f"{split}A", folder / f"{split}B"
@@ -94,6 +99,23 @@ def detect_layout(root: str | Path) -> Layout:
     )
 
 
+SEGMENTATION_FOLDERS = ("images", "labels")
+
+
+def _segmentation_splits(folder: Path) -> dict[str, dict[str, list[Path]]]:
+    """{split: {"images": [...], "labels": [...]}} for DIR/images + DIR/labels (the split "train") or
+    DIR/<split>/images + DIR/<split>/labels; empty when the folder has neither."""
+    def pair(base: Path) -> dict[str, list[Path]] | None:
+        if all((base / name).is_dir() for name in SEGMENTATION_FOLDERS):
+            return {name: list_images(base / name) for name in SEGMENTATION_FOLDERS}
+        return None
+
+    top = pair(folder)
+    if top is not None:
+        return {"train": top}
+    return {split: groups for split in SPLITS if (groups := pair(folder / split)) is not None}
+
+
 def _checked(layout: Layout) -> Layout:
     if layout.kind == "domains":
         for split, groups in layout.splits.items():
@@ -107,12 +129,14 @@ def _checked(layout: Layout) -> Layout:
 
 def require_layout(layout: Layout, wanted: str, method: str, split: str = "train") -> None:
     """Refuse a dataset whose layout a method cannot train on, saying what it needs."""
-    compatible = {"aligned": ("aligned",), "unaligned": ("unaligned", "aligned"), "domains": ("domains",)}
+    compatible = {"aligned": ("aligned",), "unaligned": ("unaligned", "aligned"), "domains": ("domains",),
+                  "segmentation": ("segmentation", "aligned")}
     if layout.kind not in compatible.get(wanted, (wanted,)):
         examples = {
             "aligned": "train/ with A|B side-by-side images",
             "unaligned": "trainA/ and trainB/",
             "domains": "train/<domain>/ for two or more domains",
+            "segmentation": "images/ and labels/ (optionally under train/), or train/ with photo | label images",
         }
         raise DataError(
             f"{layout.root}: is a {layout.kind} dataset but {method} trains on {wanted} data "

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from i2i_cli.data.datasets import MAX_BAD_FRACTION, Augment, StepSampler, build_dataset, collate
+from i2i_cli.data.datasets import MAX_BAD_FRACTION, Augment, StepSampler, build_dataset, collate, prepare_config
 from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
@@ -218,13 +218,25 @@ def _config_differences(saved: ckpt.RunConfig, new: ckpt.RunConfig) -> list[str]
 
 def _optimizer(spec: Any, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
     kwargs: dict[str, Any] = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay}
+    if getattr(spec, "kind", "adam") == "sgd":
+        kwargs = {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
     if not fused:
         kwargs["foreach"] = False
     elif device.type == "cuda":
         kwargs["fused"] = True
     else:
         kwargs["foreach"] = True
+    if getattr(spec, "kind", "adam") == "sgd":
+        return torch.optim.SGD(spec.param_groups, **kwargs)
     return torch.optim.Adam(spec.param_groups, **kwargs)
+
+
+def _lr_lambda(spec: Any, total: int, decay: int) -> Callable[[int], float]:
+    """The spec's own schedule, or the default constant-then-linear-decay one."""
+    schedule = getattr(spec, "schedule", None)
+    if schedule is not None:
+        return lambda s: schedule(s, total)
+    return lambda s: lr_factor(s, total, decay)
 
 
 def compile_networks(method: TranslationMethod, mode: str = "default") -> None:
@@ -385,10 +397,11 @@ class Trainer:
         cls = registry.method_class(self.method_name)
         wanted = cls.layout
         domains = layout.domains() if cls.multi_domain else ["A", "B"]
+        self.config = prepare_config(self.config, layout)  # e.g. a palette file's colours into the config
         spec_probe = cls(self.config, domains=domains).data_spec()
         augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, spec_probe.random_resized_crop)
         dataset = build_dataset(layout, wanted, "train", augment_spec, direction=self.config.direction,
-                                domains=domains, cache=opts.cache)
+                                domains=domains, cache=opts.cache, extra=spec_probe.extra)
         if self.config.batch_size % world.size:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
         steps_per_epoch = max(1, len(dataset) // self.config.batch_size)
@@ -426,8 +439,8 @@ class Trainer:
             torch.backends.cudnn.benchmark = opts.cudnn_benchmark
         specs = method.optimizers()
         optimizers = {s.name: _optimizer(s, device, opts.fused_optimizer) for s in specs}
-        schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, lambda s: lr_factor(s, total, decay))
-                      for n, o in optimizers.items()}
+        schedulers = {s.name: torch.optim.lr_scheduler.LambdaLR(optimizers[s.name], _lr_lambda(s, total, decay))
+                      for s in specs}
         scaler = torch.amp.GradScaler(device.type, enabled=precision.uses_scaler)
         ema = EMA(method, method.ema_networks(), getattr(self.config, "ema_beta", 0.999)) if method.ema_networks() else None
 
@@ -542,7 +555,7 @@ class Trainer:
     def _loader(self, dataset: Any, sampler: StepSampler, device: torch.device) -> Any:
         """GPU-resident decoded images when they fit (crops on the GPU), else a DataLoader."""
         opts = self.options
-        if device.type == "cuda" and opts.cache:
+        if device.type == "cuda" and opts.cache and getattr(dataset, "device_cacheable", True):
             from i2i_cli.data.device_cache import DeviceBatches, fits_on_device
 
             if fits_on_device(dataset, device):

@@ -7,7 +7,9 @@ skipped by the means (as the reference's nanmean does). Predictions outside [0, 
 with other classes) count as wrong in their row and in no column: `confusion` keeps them in an extra last
 column.
 
-Segmenters: `torchvision:fcn_resnet50` / `torchvision:deeplabv3_resnet50` (COCO weights with the 21 VOC
+Segmenters: a run of `i2i train --model segmenter` (its classes, label format and palette become the
+defaults), `drn-cityscapes` (fyu/drn's published DRN-D-22 Cityscapes model, from the weights registry),
+`torchvision:fcn_resnet50` / `torchvision:deeplabv3_resnet50` (COCO weights with the 21 VOC
 classes, from the weights registry) or a TorchScript file taking RGB in [0, 1] (N, 3, H, W) and returning
 logits (N, C, h, w) (or a dict with "out"). A VOC segmenter on Cityscapes labels is scored only on the
 Cityscapes classes VOC has (person, car, bus, train, motorcycle, bicycle); that number is not pix2pix's.
@@ -15,11 +17,13 @@ Cityscapes classes VOC has (person, car, bus, train, motorcycle, bicycle); that 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,7 +61,7 @@ VOC_TO_CITYSCAPES = {15: 11, 7: 13, 6: 15, 19: 16, 14: 17, 2: 18}  # person, car
 
 LABEL_FORMATS = ("auto", "trainid", "cityscapes-id", "color")
 COLOR_TOLERANCE = 60.0  # Euclidean RGB distance: JPEG-compressed colour maps blur edges; farther -> ignored
-LABEL_SUFFIXES = ("_gtFine_labelIds", "_gtFine_trainIds", "_gtFine_color", "_real_A", "_real_B", "_label", "_labels")
+LABEL_SUFFIXES = ("_gtFine_labelIds", "_gtFine_labelTrainIds", "_gtFine_trainIds", "_gtFine_color", "_real_A", "_real_B", "_label", "_labels")
 FAKE_SUFFIXES = ("_fake_B", "_fake_A", "_fake", "_leftImg8bit", "_synthesized_image")
 
 
@@ -153,8 +157,18 @@ class LabelDecoder:
             unique[color] = min(unique.get(color, IGNORE), int(train))
         return colors_to_classes(rgb, np.array(list(unique), dtype=np.uint8), np.array(list(unique.values())))
 
+    def colors(self) -> np.ndarray:
+        """Every colour a colour map may hold: the palette's, or the 34 Cityscapes ids' (voids included)."""
+        if self.palette is not None:
+            return self.palette
+        return np.unique(np.array([c for _, c in CITYSCAPES_IDS], dtype=np.uint8), axis=0)
+
     def decode(self, path: Path) -> np.ndarray:
         array, kind = load_label_image(path)
+        return self.decode_array(array, kind, path)
+
+    def decode_array(self, array: np.ndarray, kind: str, path: Path) -> np.ndarray:
+        """(H, W) ids ("index") or (H, W, 3) colours ("color") of the file `path` -> class indices or IGNORE."""
         fmt = self.label_format
         if kind == "color":
             grey = bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
@@ -183,7 +197,7 @@ class Segmenter:
     input_note: str = ""
 
     def predict(self, image: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255).to(device)
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255).to(device)
         with torch.no_grad():
             logits = self.run(x)
             if logits.shape[-2:] != x.shape[-2:]:
@@ -244,20 +258,91 @@ def _torchscript_segmenter(path: Path, device: torch.device | str) -> Segmenter:
     return Segmenter(f"torchscript:{path.name}", int(probe.shape[1]), run, input_note="RGB in [0, 1]")
 
 
+DRN_CITYSCAPES = ("drn-cityscapes", "drn_d_22_cityscapes")
+
+
+def _drn_cityscapes_segmenter(n_classes: int, device: torch.device | str,
+                              weights_dir: str | os.PathLike[str] | None) -> Segmenter:
+    """fyu/drn's published DRN-D-22 Cityscapes segmenter (19 train ids), input normalised as it was trained."""
+    from models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRNSeg
+
+    if n_classes != 19:
+        raise ConfigError(f"--segmenter drn-cityscapes predicts the 19 Cityscapes train ids; pass --classes 19, "
+                          f"not {n_classes}")
+    weights = resolve("drn_d_22_cityscapes", weights_dir=weights_dir)
+    model = DRNSeg(19)
+    try:
+        model.load_official_state_dict(load_state_dict(weights.path))
+    except (KeyError, RuntimeError) as exc:
+        raise WeightsError(f"{weights.path}: not fyu/drn's DRN-D-22 Cityscapes file ({str(exc)[:160]})") from exc
+    model = model.to(device).eval()
+    mean = torch.tensor(CITYSCAPES_MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(CITYSCAPES_STD, device=device).view(1, 3, 1, 1)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return model((x - mean) / std)
+
+    return Segmenter("drn-cityscapes", 19, run, weights=weights,
+                     input_note="RGB in [0, 1], Cityscapes mean/std (fyu/drn info.json); DRN-D-22, output stride 8")
+
+
+def _run_segmenter(path: Path, n_classes: int, device: torch.device | str) -> Segmenter:
+    """A run of `i2i train --model segmenter`: its network on photos in [0, 1], its classes as the labels'."""
+    from i2i_cli.engine.checkpoint import load_for_inference
+
+    loaded = load_for_inference(path, device=device)
+    method = loaded.method
+    if method.name != "segmenter":
+        raise ConfigError(f"--segmenter {path}: a {method.name} run, not a segmenter; train one with "
+                          "`i2i train --model segmenter --data DIR` (real photos + label maps)")
+    if method.config.n_classes != n_classes:
+        raise ConfigError(f"--segmenter {path} predicts {method.config.n_classes} classes but --classes is "
+                          f"{n_classes}; pass --classes {method.config.n_classes}")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return method.logits(x * 2 - 1)
+
+    return Segmenter(f"run:{loaded.run_dir.name}@{loaded.step}", n_classes, run,
+                     input_note=f"RGB normalised with the run's mean/std; checkpoint {loaded.checkpoint}")
+
+
+def run_segmenter_defaults(spec: str) -> dict[str, Any]:
+    """For `--segmenter RUN`: the run's n_classes, label format and palette (what `i2i eval fcn` defaults to)."""
+    from i2i_cli.engine.checkpoint import find_run, read_run_config
+
+    path = Path(spec)
+    if not path.is_dir() and not (path.is_file() and path.suffix == ".safetensors"):
+        return {}
+    try:
+        run_dir, _ = find_run(path)
+        run_config = read_run_config(run_dir)
+    except I2IError:
+        return {}
+    if run_config.method != "segmenter":
+        return {}
+    config = run_config.config
+    colors = config.get("palette_colors") or ()
+    return {"n_classes": int(config.get("n_classes", 19)), "label_format": str(config.get("label_format", "auto")),
+            "palette": np.array(colors, dtype=np.uint8).reshape(-1, 3) if colors else None}
+
+
 def load_segmenter(spec: str, n_classes: int, device: torch.device | str = "cpu",
                    weights_dir: str | os.PathLike[str] | None = None) -> Segmenter:
-    """`torchvision:fcn_resnet50`, `torchvision:deeplabv3_resnet50` (or the bare names), or a TorchScript file."""
+    """`drn-cityscapes`, `torchvision:fcn_resnet50`, `torchvision:deeplabv3_resnet50` (or the bare names), a run
+    of `i2i train --model segmenter`, or a TorchScript file."""
     name = spec.split(":", 1)[1] if spec.startswith("torchvision:") else spec
     if name in TORCHVISION_SEGMENTERS:
         return _torchvision_segmenter(name, n_classes, device, weights_dir)
+    if spec in DRN_CITYSCAPES:
+        return _drn_cityscapes_segmenter(n_classes, device, weights_dir)
     path = Path(spec)
+    if path.is_dir() or (path.is_file() and path.suffix == ".safetensors"):
+        return _run_segmenter(path, n_classes, device)
     if path.is_file():
         return _torchscript_segmenter(path, device)
-    if path.is_dir():
-        raise ConfigError(f"--segmenter {path}: segmenters trained by i2i are not available in this version; "
-                          "pass torchvision:fcn_resnet50, torchvision:deeplabv3_resnet50 or a TorchScript file")
-    raise ConfigError(f"--segmenter {spec}: not a file; use torchvision:fcn_resnet50, torchvision:deeplabv3_resnet50 "
-                      "or a TorchScript segmenter (.pt) taking RGB in [0, 1]")
+    raise ConfigError(f"--segmenter {spec}: no such file or run; use a run of `i2i train --model segmenter`, "
+                      "drn-cityscapes, torchvision:fcn_resnet50, torchvision:deeplabv3_resnet50 or a TorchScript segmenter (.pt) "
+                      "taking RGB in [0, 1]")
 
 
 # --- the score over a set ------------------------------------------------------------------------------------
@@ -293,7 +378,7 @@ RESOLUTIONS = ("label", "image")
 
 @dataclass
 class FcnOptions:
-    n_classes: int = 19
+    n_classes: int | None = None  # None: the --segmenter run's classes, else 19 (Cityscapes train ids)
     segmenter: str = "torchvision:fcn_resnet50"
     resolution: str = "label"  # label: image resized bilinearly to the label size (pix2pix); image: labels nearest
     label_format: str = "auto"
@@ -350,13 +435,18 @@ def evaluate_fcn(fake: str | os.PathLike[str], labels: str | os.PathLike[str], o
     """FCN-score of generated photos against label maps (and of the real photos, when given, as the bound)."""
     if options.resolution not in RESOLUTIONS:
         raise ConfigError(f"--resolution {options.resolution}: choose {', '.join(RESOLUTIONS)}")
+    run_defaults = run_segmenter_defaults(options.segmenter)
+    options = dataclasses.replace(
+        options, n_classes=options.n_classes if options.n_classes is not None else run_defaults.get("n_classes", 19),
+        label_format=run_defaults.get("label_format", "auto") if options.label_format == "auto" else options.label_format)
+    assert options.n_classes is not None
     if options.n_classes < 1 or options.n_classes > 255:
         raise ConfigError(f"--classes {options.n_classes}: must be in 1..255")
     fake_dir, label_dir = Path(fake), Path(labels)
     for flag, folder in (("--fake", fake_dir), ("--labels", label_dir)) + ((("--real", Path(real)),) if real else ()):
         if not folder.is_dir():
             raise DataError(f"{flag} {folder}: not a folder")
-    palette = read_palette(options.palette) if options.palette else None
+    palette = read_palette(options.palette) if options.palette else run_defaults.get("palette")
     decoder = LabelDecoder(options.label_format, palette)
     segmenter = load_segmenter(options.segmenter, options.n_classes, options.device, options.weights_dir)
     pairs, missing = match_labels(fake_dir, label_dir)

@@ -1,0 +1,219 @@
+"""Segmentation training data: real photos and their label maps, augmented together.
+
+Two layouts: an aligned dataset whose files hold photo | label side by side (pix2pix's cityscapes; which half
+is the label map is `label_side`, or found by looking at the colours), and images/ + labels/ folders
+(optionally under train/ val/), matched by file name with the usual suffixes stripped (_leftImg8bit,
+_gtFine_labelIds, ...). Label maps are decoded by the FCN-score's LabelDecoder: Cityscapes colour maps and
+labelIds out of the box, class-id PNGs, or colour maps of a palette file.
+
+Augmentation follows fyu/drn segment.py: optional random scale (photo bicubic, label nearest), a random crop
+(padded with black / ignored labels when the image is smaller), a random horizontal flip; the photo and its
+label map always get the same geometry. Every random choice comes from the item's seed (exact resume).
+Items: {"A": uint8 (3, h, w), "label": int64 (h, w) with IGNORE = 255}.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from i2i_cli.data.datasets import Augment
+from i2i_cli.data.images import load_image, load_label_image
+from i2i_cli.data.layouts import Layout
+from i2i_cli.errors import BadImageError, ConfigError, DataError
+from i2i_cli.evaluation.fcn_score import IGNORE, LabelDecoder, colors_to_classes, match_labels, read_palette
+
+EXACT_COLOUR = 12.0  # RGB distance under which a pixel "is" a palette colour (JPEG noise inside regions)
+MAX_UNKNOWN_COLOURS = 0.2  # more pixels than this far from every palette colour: the palette is wrong
+
+
+def resolve_palette(config: Any) -> Any:
+    """A segmenter config with its `palette` file read into `palette_colors` (flat r, g, b per class)."""
+    if not config.palette or config.palette_colors:
+        return config
+    palette = read_palette(config.palette)
+    if len(palette) != config.n_classes:
+        raise ConfigError(f"--set palette={config.palette}: {len(palette)} colours, but n_classes={config.n_classes}; "
+                          f"pass --set n_classes={len(palette)}")
+    return dataclasses.replace(config, palette_colors=tuple(int(v) for v in palette.ravel()))
+
+
+def decoder_for(label_format: str, palette_colors: tuple[int, ...] | list[int]) -> LabelDecoder:
+    palette = np.array(palette_colors, dtype=np.uint8).reshape(-1, 3) if palette_colors else None
+    return LabelDecoder(label_format, palette)
+
+
+def known_colour_fraction(rgb: np.ndarray, colours: np.ndarray, tolerance: float) -> float:
+    """Fraction of pixels within `tolerance` of one of `colours`."""
+    hits = colors_to_classes(rgb, colours, np.zeros(len(colours), dtype=np.int64), tolerance)
+    return float((hits != IGNORE).mean())
+
+
+def _grey(array: np.ndarray) -> bool:
+    return bool((array[..., 0] == array[..., 1]).all() and (array[..., 1] == array[..., 2]).all())
+
+
+def choose_label_side(files: list[Path], decoder: LabelDecoder) -> str:
+    """Which half of photo | label files is the label map: the one whose pixels are palette colours."""
+    colours = decoder.colors()
+    score = {"left": 0.0, "right": 0.0}
+    for file in files[:4]:
+        try:
+            array = load_image(file)
+        except BadImageError:
+            continue
+        half = array.shape[1] // 2
+        for side, part in (("left", array[:, :half]), ("right", array[:, half: 2 * half])):
+            score[side] += 1.0 if _grey(part) else known_colour_fraction(part, colours, EXACT_COLOUR)
+    side = max(score, key=lambda k: score[k])
+    if score[side] <= 2 * score["right" if side == "left" else "left"] or score[side] < 0.3:
+        raise DataError(f"{files[0].parent}: cannot tell which half of the photo | label images is the label map "
+                        "(neither is mostly palette colours); pass --set label_side=left or right "
+                        "(and --set palette=FILE for a non-Cityscapes palette)")
+    return side
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Photos and label maps of one split; items fetched with (index, seed) like the other training sets."""
+
+    device_cacheable = False  # labels are not images: the trainer's GPU image cache does not apply
+
+    def __init__(self, layout: Layout, split: str, spec: Augment, extra: dict[str, Any], cache: bool = True) -> None:
+        self.layout = layout
+        self.crop = (int(extra.get("crop_height") or spec.size), spec.size)  # (h, w)
+        self.load = (int(extra.get("load_height", 0)), int(extra.get("load_width", 0)))
+        self.flip = spec.flip
+        self.random_scale = float(extra.get("random_scale", 0.0))
+        self.n_classes = int(extra.get("n_classes", 19))
+        self.decoder = decoder_for(extra.get("label_format", "auto"), extra.get("palette_colors", ()))
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+        groups = layout.groups(split)
+        if layout.kind == "segmentation":
+            self.pairs = self._matched(layout.root / split if (layout.root / split).is_dir() else layout.root)
+            self.side = ""
+        else:
+            files = groups["AB"]
+            self.pairs = [(f, f) for f in files]
+            side = extra.get("label_side", "auto")
+            if side not in ("auto", "left", "right"):
+                raise ConfigError(f"--set label_side={side}: choose auto, left or right")
+            self.side = choose_label_side(files, self.decoder) if side == "auto" else side
+        if not self.pairs:
+            raise DataError(f"{layout.root}: no photo / label map pairs in the {split} split")
+
+    @staticmethod
+    def _matched(base: Path) -> list[tuple[Path, Path]]:
+        pairs, missing = match_labels(base / "images", base / "labels")
+        if missing:
+            more = f" ({len(missing)} photos lack one)" if len(missing) > 1 else ""
+            raise DataError(f"{missing[0][0]}: no label map of the same name in {base / 'labels'}{more}; "
+                            "add it or remove the photo")
+        return pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    # --- decoding ---------------------------------------------------------------------------------------
+    def _label(self, array: np.ndarray, kind: str, path: Path) -> np.ndarray:
+        if kind == "color" and not (_grey(array) and self.decoder.label_format != "color"):
+            known = known_colour_fraction(array, self.decoder.colors(), self.decoder_tolerance)
+            if known < 1 - MAX_UNKNOWN_COLOURS:
+                raise DataError(f"{path}: {100 * (1 - known):.0f}% of the label map's pixels have colours not in the "
+                                f"{'palette' if self.decoder.palette is not None else 'Cityscapes palette'}; pass "
+                                "--set palette=FILE (one 'r g b' line per class) or class-id label maps")
+        label = self.decoder.decode_array(array, kind, path)
+        bad = (label != IGNORE) & ((label < 0) | (label >= self.n_classes))
+        if bad.any():
+            raise DataError(f"{path}: label value {int(label[bad].max())} is not a class of n_classes="
+                            f"{self.n_classes} (nor 255, ignored); pass --set n_classes=N or fix the map")
+        return label
+
+    decoder_tolerance = 60.0  # as the FCN-score's colour decoding
+
+    def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        photo_file, label_file = self.pairs[index]
+        if self.side:
+            whole = load_image(photo_file)
+            half = whole.shape[1] // 2
+            if half == 0:
+                raise BadImageError(photo_file, "too narrow to hold photo | label side by side")
+            left, right = whole[:, :half], whole[:, half: 2 * half]
+            photo, label_rgb = (right, left) if self.side == "left" else (left, right)
+            label = self._label(np.ascontiguousarray(label_rgb), "color", photo_file)
+        else:
+            photo = load_image(photo_file)
+            array, kind = load_label_image(label_file)
+            label = self._label(array, kind, label_file)
+            if label.shape != photo.shape[:2]:
+                raise DataError(f"{label_file}: label map is {label.shape[1]}x{label.shape[0]} but its photo "
+                                f"{photo_file.name} is {photo.shape[1]}x{photo.shape[0]}")
+        return self._resize(photo, label, *self._load_size(photo.shape[:2]))
+
+    def _load_size(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """(height, width) to load at: load_height x load_width; one of them 0 keeps the aspect ratio."""
+        h, w = shape[0], shape[1]
+        lh, lw = self.load
+        if lh and lw:
+            return lh, lw
+        if lw:
+            return max(1, round(h * lw / w)), lw
+        if lh:
+            return lh, max(1, round(w * lh / h))
+        return h, w
+
+    @staticmethod
+    def _resize(photo: np.ndarray, label: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        if photo.shape[:2] == (h, w):
+            return photo, label
+        photo = np.asarray(Image.fromarray(photo).resize((w, h), Image.BICUBIC))
+        label = np.asarray(Image.fromarray(label.astype(np.uint8)).resize((w, h), Image.NEAREST)).astype(np.int64)
+        return photo, label
+
+    def decoded(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.cache is not None and index in self.cache:
+            return self.cache[index]
+        pair = self._decode(index)
+        if self.cache is not None:
+            self.cache[index] = pair
+        return pair
+
+    # --- augmentation -----------------------------------------------------------------------------------
+    def augment(self, photo: np.ndarray, label: np.ndarray, rng: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.random_scale > 0:
+            low, high = 1 / self.random_scale, self.random_scale
+            ratio = low + (high - low) * torch.rand((), generator=rng).item()
+            h, w = photo.shape[:2]
+            photo, label = self._resize(photo, label, max(1, int(ratio * h)), max(1, int(ratio * w)))
+        ch, cw = self.crop
+        h, w = photo.shape[:2]
+        if h < ch or w < cw:  # pad as the official RandomCrop: black photo, ignored labels
+            ph, pw = max(ch, h), max(cw, w)
+            padded_photo = np.zeros((ph, pw, 3), dtype=np.uint8)
+            padded_label = np.full((ph, pw), IGNORE, dtype=np.int64)
+            padded_photo[:h, :w], padded_label[:h, :w] = photo, label
+            photo, label, h, w = padded_photo, padded_label, ph, pw
+        top = int(torch.randint(0, h - ch + 1, (), generator=rng))
+        left = int(torch.randint(0, w - cw + 1, (), generator=rng))
+        photo, label = photo[top: top + ch, left: left + cw], label[top: top + ch, left: left + cw]
+        if self.flip and torch.rand((), generator=rng).item() < 0.5:
+            photo, label = photo[:, ::-1], label[:, ::-1]
+        return photo, label
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
+        index, seed = key
+        bad: list[str] = []
+        for attempt in range(min(len(self), 16)):
+            rng = torch.Generator().manual_seed(seed + attempt)
+            try:
+                photo, label = self.augment(*self.decoded((index + attempt) % len(self)), rng)
+            except BadImageError as exc:
+                bad.append(f"{exc.path}: {exc.reason}")
+                continue
+            return {"A": torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1).contiguous(),
+                    "label": torch.from_numpy(np.ascontiguousarray(label)), "bad": bad}
+        raise DataError(f"{self.layout.root}: too many unreadable images in a row ({'; '.join(bad[:3])})")

@@ -1,0 +1,178 @@
+"""A semantic segmenter (DRN-D-22 as in fyu/drn segment.py) trained on real photos and their label maps.
+
+It exists for the FCN-score: the published Cityscapes segmenters of pix2pix (Caffe FCN-8s) and CUT /
+F-LSeSim (a DRN-D-22 at 256x128) are not available, so a run of this method is the `--segmenter` of
+`i2i eval fcn`. As a translator it maps a photo to its colourised label map (argmax of the logits drawn in
+the palette), so `i2i translate` writes viewable segmentations.
+
+Batches: {"A": photos (N, 3, h, w) in [-1, 1], "label": (N, h, w) int64 class ids, 255 = ignored}.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.base import DataSpec, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRN_D_22_LAYERS, DRNSeg
+
+IGNORE_INDEX = 255
+# Cityscapes' 19 train-id colours: the default drawing palette (and the meaning of classes 0..18 by default).
+CITYSCAPES_COLORS = (128, 64, 128, 244, 35, 232, 70, 70, 70, 102, 102, 156, 190, 153, 153, 153, 153, 153,
+                     250, 170, 30, 220, 220, 0, 107, 142, 35, 152, 251, 152, 70, 130, 180, 220, 20, 60, 255, 0, 0,
+                     0, 0, 142, 0, 0, 70, 0, 60, 100, 0, 80, 100, 0, 0, 230, 119, 11, 32)
+
+
+@dataclass
+class SegmenterConfig(MethodConfig):
+    # Data: the official code crops `size` squares from full-size images; here also rectangles and a resize.
+    size: int = 256  # crop width (and height unless crop_height is set)
+    crop_height: int = 0  # 0: square crops of `size`
+    load_size: int = 0  # resize photos (bicubic) and labels (nearest) to this width first; 0: keep
+    load_height: int = 0  # and this height; 0 with load_size set: keep the aspect ratio
+    random_scale: float = 0.0  # > 0: scale each image by a factor in [1/s, s] before cropping (segment.py)
+    flip: bool = True
+    label_side: str = "auto"  # photo | label datasets: auto, left or right (pix2pix cityscapes: right)
+    label_format: str = "auto"  # auto | trainid | cityscapes-id | color (as `i2i eval fcn --label-format`)
+    palette: str = ""  # file of one 'r g b' per class for colour label maps (default: Cityscapes colours)
+    palette_colors: tuple[int, ...] = ()  # filled from `palette` when training starts (flat r, g, b)
+    n_classes: int = 19
+    # Network: DRN-D-22 from ImageNet weights (drn_d_22-4bd2f8ea.pth, the weights registry), as segment.py does.
+    base_channels: int = 16  # 16 = DRN-D-22; other widths cannot use the ImageNet file
+    pretrained_backbone: bool = True
+    mean: tuple[float, ...] = CITYSCAPES_MEAN
+    std: tuple[float, ...] = CITYSCAPES_STD
+    # Optimisation: segment.py's SGD, with the poly schedule of the README's best recipe.
+    batch_size: int = 32
+    epochs: int = 250
+    decay_epochs: int = 0
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_mode: str = "poly"  # poly: lr * (1 - t)^0.9 | step: lr * 0.1^(epoch // step_epochs)
+    poly_power: float = 0.9
+    step_epochs: int = 100
+
+
+class Segmenter(TranslationMethod):
+    name = "segmenter"
+    config_class = SegmenterConfig
+    summary = "Semantic segmenter (DRN-D-22) on real photos + label maps: the FCN-score's --segmenter"
+    paper = "Yu, Koltun, Funkhouser. Dilated Residual Networks. CVPR 2017"
+    code = "https://github.com/fyu/drn"
+    layout = "segmentation"
+
+    def __init__(self, config: SegmenterConfig, domains: list[str] | None = None) -> None:
+        super().__init__(config, domains)
+        if config.lr_mode not in ("poly", "step"):
+            raise ValueError(f"lr_mode {config.lr_mode}: choose poly or step")
+        if not 1 <= config.n_classes <= 255:
+            raise ValueError(f"n_classes {config.n_classes}: must be in 1..255")
+        channels = tuple(config.base_channels * m for m in (1, 2, 4, 8, 16, 32, 32, 32))
+        self.net = DRNSeg(config.n_classes, DRN_D_22_LAYERS, channels)
+        self.register_buffer("mean", torch.tensor(config.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(config.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("colors", self._palette(config), persistent=False)
+
+    @staticmethod
+    def _palette(config: SegmenterConfig) -> torch.Tensor:
+        """(n_classes + 1, 3) colours in [-1, 1]; the last row (black) draws ignored pixels."""
+        flat = list(config.palette_colors) or list(CITYSCAPES_COLORS)
+        rows = [flat[i: i + 3] for i in range(0, len(flat), 3)][: config.n_classes]
+        for k in range(len(rows), config.n_classes):  # classes beyond the palette: fixed distinct colours
+            rows.append([(k * 97) % 256, (k * 57 + 80) % 256, (k * 151 + 40) % 256])
+        rows.append([0, 0, 0])
+        return torch.tensor(rows, dtype=torch.float32) / 127.5 - 1
+
+    # --- training ---------------------------------------------------------------------------------
+    def data_spec(self) -> DataSpec:
+        c = self.config
+        return DataSpec(layout="segmentation", extra={
+            "label_side": c.label_side, "label_format": c.label_format, "palette_colors": c.palette_colors,
+            "n_classes": c.n_classes, "load_width": c.load_size, "load_height": c.load_height,
+            "crop_height": c.crop_height, "random_scale": c.random_scale})
+
+    def pretrained_weights(self) -> dict[str, str]:
+        return {"net": "drn_d_22"} if self.config.pretrained_backbone else {}
+
+    def _lr_factor(self, step: int, total: int) -> float:
+        c = self.config
+        if c.lr_mode == "poly":
+            return poly_factor(step, total, c.poly_power)
+        step_size = max(1, round(total * c.step_epochs / c.epochs)) if c.epochs else total
+        return 0.1 ** (step // step_size)
+
+    def optimizers(self) -> list[OptimizerSpec]:
+        c = self.config
+        return [OptimizerSpec("net", [{"params": self.net.trainable_parameters()}], c.lr, (0.9, 0.999),
+                              weight_decay=c.weight_decay, kind="sgd", momentum=c.momentum, schedule=self._lr_factor)]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] -> the network's input (the training set's mean / std on RGB in [0, 1])."""
+        return ((x + 1) / 2 - self.mean) / self.std
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, n_classes, H, W) logits (bilinear to the input size if it is not a
+        multiple of 8)."""
+        out = self.net(self.normalize(x))
+        if out.shape[-2:] != x.shape[-2:]:
+            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return out
+
+    def _loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
+        logits = self.logits(batch["A"]).float()
+        return {"CE": F.cross_entropy(logits, batch["label"].long(), ignore_index=IGNORE_INDEX)}
+
+    def phases(self, progress: Progress) -> list[Phase]:
+        return [Phase("segment", ("net",), self._loss)]
+
+    def colorize(self, classes: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) class ids (IGNORE -> black) -> (N, 3, H, W) colours in [-1, 1]."""
+        index = torch.where((classes >= 0) & (classes < self.config.n_classes), classes,
+                            torch.full_like(classes, self.config.n_classes))
+        return self.colors[index].permute(0, 3, 1, 2)
+
+    def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"photo": batch["A"], "prediction": self.translate(batch["A"]), "label": self.colorize(batch["label"])}
+
+    # --- inference --------------------------------------------------------------------------------
+    @property
+    def size_multiple(self) -> int:
+        return self.net.size_multiple
+
+    @property
+    def min_size(self) -> int:
+        return 16
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:
+        return self.colorize(self.logits(x).argmax(1))
+
+    def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
+        return _ColourSegmentation(self)
+
+
+class _ColourSegmentation(nn.Module):
+    """Photo in [-1, 1] -> colourised label map in [-1, 1]: what `translate` computes, as one graph."""
+
+    def __init__(self, method: Segmenter) -> None:
+        super().__init__()
+        self.net = method.net
+        self.register_buffer("mean", method.mean.clone())
+        self.register_buffer("std", method.std.clone())
+        self.register_buffer("colors", method.colors.clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.net(((x + 1) / 2 - self.mean) / self.std)
+        classes = logits.argmax(1)
+        return self.colors[classes].permute(0, 3, 1, 2)
+
+
+def poly_factor(step: int, total: int, power: float = 0.9) -> float:
+    """segment.py's poly schedule as a factor of the base lr, per iteration: (1 - step / total) ** power."""
+    return math.pow(max(0.0, 1 - step / max(total, 1)), power)
