@@ -250,3 +250,52 @@ def test_drn_cityscapes_segmenter_loads_from_the_weights_folder(tmp_path, monkey
 
     with pytest.raises(ConfigError, match="--classes 19"):
         load_segmenter("drn-cityscapes", 7, weights_dir=weights)
+
+
+def test_eval_of_a_segmenter_run_scores_its_val_split_like_eval_fcn(trained_segmenter, tmp_path):
+    root, _ = trained_segmenter
+    val = root / "data" / "val"
+    result = runner.invoke(app, ["eval", "--checkpoint", str(root / "run"), "--out", str(tmp_path / "work"),
+                                 "--json", str(tmp_path / "run.json")])
+    assert result.exit_code == 0, result.output
+    own = json.loads((tmp_path / "run.json").read_text())
+    assert own["protocol"]["fcn"]["split"] == "val" and own["protocol"]["fcn"]["images"] == 4
+    assert len(list((tmp_path / "work" / "predictions").glob("*.png"))) == 4
+    result = runner.invoke(app, ["eval", "fcn", "--fake", str(val / "images"), "--labels", str(val / "labels"),
+                                 "--segmenter", str(root / "run"), "--json", str(tmp_path / "fcn.json")])
+    assert result.exit_code == 0, result.output
+    fcn = json.loads((tmp_path / "fcn.json").read_text())
+    for key in ("pixel_accuracy", "class_accuracy", "mean_iou"):
+        assert own[key] == pytest.approx(fcn[key], abs=1e-9)
+
+
+def test_colour_label_maps_with_a_palette_file_train_and_become_the_eval_default(tmp_path):
+    rng = np.random.default_rng(5)
+    root = tmp_path / "data"
+    for split, count in (("train", 4), ("val", 2)):
+        for folder in ("images", "labels"):
+            (root / split / folder).mkdir(parents=True)
+        for i in range(count):
+            label = _blocks(rng, 32, 32, 4)
+            label[label == IGNORE] = 0
+            Image.fromarray(_photo(label)).save(root / split / "images" / f"{i}.png")
+            Image.fromarray(COLOURS[label]).save(root / split / "labels" / f"{i}.png")  # colour label maps
+    palette = tmp_path / "palette.txt"
+    palette.write_text("".join(f"{r} {g} {b}\n" for r, g, b in COLOURS))
+    result = runner.invoke(app, ["train", "--model", "segmenter", "--data", str(root), "--out", str(tmp_path / "run"),
+                                 "--steps", "3", "--device", "cpu", "--set", "base_channels=4", "--set", "size=32",
+                                 "--set", "pretrained_backbone=false", "--set", "n_classes=4",
+                                 "--set", f"palette={palette}", "--set", "batch_size=2"])
+    assert result.exit_code == 0, result.output
+    loaded = load_for_inference(tmp_path / "run")
+    assert list(loaded.method.config.palette_colors) == COLOURS.ravel().tolist()
+    result = runner.invoke(app, ["eval", "fcn", "--fake", str(root / "val" / "images"), "--labels",
+                                 str(root / "val" / "labels"), "--segmenter", str(tmp_path / "run"),
+                                 "--json", str(tmp_path / "f.json")])
+    assert result.exit_code == 0, result.output
+    fcn = json.loads((tmp_path / "f.json").read_text())["protocol"]["fcn"]
+    assert fcn["classes"] == 4 and "palette of 4 classes" in fcn["label_format"]
+    palette.write_text("1 2 3\n")
+    result = runner.invoke(app, ["train", "--model", "segmenter", "--data", str(root), "--out", str(tmp_path / "r2"),
+                                 "--steps", "1", "--set", f"palette={palette}", "--set", "n_classes=4"])
+    assert result.exit_code == 2 and "1 colours, but n_classes=4; pass --set n_classes=1" in result.output

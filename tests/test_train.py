@@ -123,6 +123,9 @@ def test_existing_out_is_refused_then_resumed_or_overwritten(datasets, tmp_path)
     assert different.exit_code == 2 and "lambda_L1" in different.output
     assert _cli(*base[:-4], "--steps", "4", "--device", "cpu", "--resume").exit_code == 0
     assert json.loads((run / "latest.json").read_text())["step"] == 4
+    alone = _cli("train", "--out", str(run), "--resume", "--steps", "5", "--device", "cpu")  # method, data, options saved
+    assert alone.exit_code == 0, alone.output
+    assert json.loads((run / "latest.json").read_text())["step"] == 5
     assert _cli(*base, "--overwrite").exit_code == 0
     assert json.loads((run / "latest.json").read_text())["step"] == 2
 

@@ -80,6 +80,10 @@ def evaluate(
                         f"diversity of {outputs_per_input} outputs per input; translations in {work})", json_out,
                         task_table(result))
                 return
+            if result.protocol.fcn is not None:  # a segmenter run: its own accuracy on held-out label maps
+                _report(result, f"{result.protocol.extra['checkpoint']} segmenting {result.protocol.real} "
+                        f"({result.protocol.fcn['images']} photos; predictions in {work / 'predictions'})", json_out)
+                return
             real, fake = Path(result.protocol["real"]), work / "fake"
         else:
             result = evaluate_folders(real, fake, options, progress=report)

@@ -38,16 +38,20 @@ def train(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result summary as JSON.")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
-    if model is None or data is None or out is None:
+    explicit = {"size": size, "batch_size": batch_size, "direction": direction}
+    if resume and out is not None and (model is None or data is None) and config is None:
+        model, data, cfg = _saved_run(out, model, data, set_ or [], explicit)
+    elif model is None or data is None or out is None:
         raise fail("pass --model M --data DIR --out RUN (e.g. i2i train --model pix2pix --data facades --out runs/f), "
-                   "or try `i2i demo`")
+                   "or --out RUN --resume to continue a run, or try `i2i demo`")
+    else:
+        from i2i_cli.config import resolve_config
+
+        cfg = resolve_config(model, config_file=config, overrides=set_ or [], explicit=explicit)
     if nan_policy not in ("stop", "skip"):
         raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
-    from i2i_cli.config import resolve_config
     from i2i_cli.engine.trainer import TrainOptions
 
-    explicit = {"size": size, "batch_size": batch_size, "direction": direction}
-    cfg = resolve_config(model, config_file=config, overrides=set_ or [], explicit=explicit)
     options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
                            precision=precision, resume=resume, overwrite=overwrite, workers=workers,
                            save_every=save_every, sample_every=sample_every, log_every=log_every,
@@ -66,6 +70,21 @@ def train(
 
         write_json(json_out, {"run": str(result.run_dir), "steps": result.steps, "losses": result.final_losses,
                               "seconds": result.seconds, "bad_files": result.bad_files})
+
+
+def _saved_run(out: Path, model: str | None, data: Path | None, overrides: list[str],
+               explicit: dict) -> tuple[str, Path, object]:
+    """`--out RUN --resume` alone: the run's method, dataset and options, with any --set on top."""
+    from i2i_cli.config import apply_values, parse_set
+    from i2i_cli.engine.checkpoint import CONFIG_FILE, build_config, read_run_config
+
+    saved = read_run_config(out)
+    if model is not None and model != saved.method:
+        raise fail(f"--model {model}: {out} is a {saved.method} run; drop --model to resume it")
+    cfg = build_config(saved.method, saved.config, str(out / CONFIG_FILE))
+    cfg = apply_values(cfg, parse_set(overrides), "--set")
+    cfg = apply_values(cfg, {k: v for k, v in explicit.items() if v is not None}, "option")
+    return saved.method, data or Path(saved.data.get("root", "")), cfg
 
 
 def run_with_progress(model: str, cfg, options):  # -> TrainResult

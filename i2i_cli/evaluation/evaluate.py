@@ -94,7 +94,8 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
                  multidomain: Any = None) -> tuple[EvalResult, Path]:
     """Translate a run's test split and evaluate it: paired data -> FID/KID + LPIPS to the ground truth,
     unpaired -> FID/KID against the target domain's test images, multi-domain -> FID per task and LPIPS
-    diversity (`multidomain`: a MultiDomainOptions, see i2i_cli.evaluation.multidomain)."""
+    diversity (`multidomain`: a MultiDomainOptions, see i2i_cli.evaluation.multidomain); a segmenter run ->
+    pixel accuracy, class accuracy and mIoU on its held-out photos and label maps."""
     import numpy as np
 
     from i2i_cli.data.images import list_images, load_image, save_image
@@ -118,6 +119,13 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
                             "(DIR/train/<domain>/, DIR/val/<domain>/)")
         result = evaluate_multidomain(loaded, layout, work, options, multidomain or MultiDomainOptions(seed=options.seed),
                                       progress)
+        result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
+                                "split_layout": layout.kind})
+        return result, work
+    if loaded.method.name == "segmenter":
+        from i2i_cli.evaluation.fcn_score import evaluate_segmenter_run
+
+        result = evaluate_segmenter_run(loaded, layout, work, options.device, progress)
         result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
                                 "split_layout": layout.kind})
         return result, work
