@@ -18,7 +18,7 @@ from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import DataError
 from i2i_cli.evaluation.fcn_score import IGNORE, confusion, scores
 from i2i_cli.main import app
-from models.methods.segmenter import poly_factor
+from models.methods.segmenter import Segmenter, poly_factor
 from models.networks.drn import DRN, DRNSeg, drn_d_22
 from tests.conftest import tiny_config
 
@@ -146,9 +146,12 @@ def test_bad_label_maps_are_named_with_the_fix(tmp_path):
 
 
 # --- training, schedule, the FCN-score ----------------------------------------------------------------------------
-def test_poly_schedule_is_segment_py_s():
+def test_schedules_are_segment_py_s():
     assert poly_factor(0, 100) == 1.0 and poly_factor(100, 100) == 0.0
     assert poly_factor(50, 100) == pytest.approx(0.5 ** 0.9)
+    step = Segmenter(tiny_config("segmenter", epochs=250, step_epochs=100))  # the README's DRN-D-22 default
+    factors = [step._lr_factor(s, 2500) for s in (0, 999, 1000, 1999, 2000, 2499)]
+    assert factors == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +159,7 @@ def trained_segmenter(tmp_path_factory):
     root = tmp_path_factory.mktemp("segrun")
     data = _folder_dataset(root / "data" / "train", [(32, 32)] * 8, seed=1).parent
     _folder_dataset(root / "data" / "val", [(32, 32)] * 4, seed=2)
-    config = tiny_config("segmenter", n_classes=4, load_size=0, batch_size=4, base_channels=8)
+    config = tiny_config("segmenter", n_classes=4, load_size=0, batch_size=4, base_channels=8, lr_mode="poly")
     result = train("segmenter", config, TrainOptions(data=data, out=root / "run", steps=100, device="cpu",
                                                      log_every=1, save_every=50, keep=0))
     return root, result

@@ -126,6 +126,11 @@ def test_existing_out_is_refused_then_resumed_or_overwritten(datasets, tmp_path)
     alone = _cli("train", "--out", str(run), "--resume", "--steps", "5", "--device", "cpu")  # method, data, options saved
     assert alone.exit_code == 0, alone.output
     assert json.loads((run / "latest.json").read_text())["step"] == 5
+    # interrupted after step 4's checkpoint: a bare --resume continues to the planned 5 steps
+    (run / "latest.json").write_text(json.dumps({"step": 4, "dir": "checkpoints/step_00000004"}))
+    assert _cli("train", "--out", str(run), "--resume", "--device", "cpu").exit_code == 0
+    assert json.loads((run / "latest.json").read_text())["step"] == 5
+    assert json.loads((run / "config.json").read_text())["train"]["total_steps"] == 5
     assert _cli(*base, "--overwrite").exit_code == 0
     assert json.loads((run / "latest.json").read_text())["step"] == 2
 

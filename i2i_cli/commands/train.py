@@ -40,7 +40,9 @@ def train(
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
     explicit = {"size": size, "batch_size": batch_size, "direction": direction}
     if resume and out is not None and (model is None or data is None) and config is None:
-        model, data, cfg = _saved_run(out, model, data, set_ or [], explicit)
+        model, data, cfg, planned = _saved_run(out, model, data, set_ or [], explicit)
+        if steps is None and epochs is None:
+            steps = planned  # continue to the run's planned end
     elif model is None or data is None or out is None:
         raise fail("pass --model M --data DIR --out RUN (e.g. i2i train --model pix2pix --data facades --out runs/f), "
                    "or --out RUN --resume to continue a run, or try `i2i demo`")
@@ -73,8 +75,8 @@ def train(
 
 
 def _saved_run(out: Path, model: str | None, data: Path | None, overrides: list[str],
-               explicit: dict) -> tuple[str, Path, object]:
-    """`--out RUN --resume` alone: the run's method, dataset and options, with any --set on top."""
+               explicit: dict) -> tuple[str, Path, object, int | None]:
+    """`--out RUN --resume` alone: the run's method, dataset and options (any --set on top), its planned steps."""
     from i2i_cli.config import apply_values, parse_set
     from i2i_cli.engine.checkpoint import CONFIG_FILE, build_config, read_run_config
 
@@ -84,7 +86,8 @@ def _saved_run(out: Path, model: str | None, data: Path | None, overrides: list[
     cfg = build_config(saved.method, saved.config, str(out / CONFIG_FILE))
     cfg = apply_values(cfg, parse_set(overrides), "--set")
     cfg = apply_values(cfg, {k: v for k, v in explicit.items() if v is not None}, "option")
-    return saved.method, data or Path(saved.data.get("root", "")), cfg
+    planned = saved.train.get("total_steps")
+    return saved.method, data or Path(saved.data.get("root", "")), cfg, int(planned) if planned else None
 
 
 def run_with_progress(model: str, cfg, options):  # -> TrainResult

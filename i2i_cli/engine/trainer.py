@@ -449,6 +449,10 @@ class Trainer:
         start = 0
         if opts.resume:
             start = self._restore(out, method, optimizers, schedulers, scaler, ema)
+            if world.is_main:  # the run's plan is now this total (what a later bare `--resume` continues to)
+                saved = ckpt.read_run_config(out)
+                saved.train.update(steps=opts.steps, epochs=opts.epochs, total_steps=total)
+                ckpt.write_run_config(out, saved)
         elif world.is_main:
             out.mkdir(parents=True, exist_ok=True)
             ckpt.write_run_config(out, run_config)
