@@ -172,6 +172,16 @@ def test_eval_command_writes_metrics_and_protocol(small_inception_dir, tmp_path)
     assert [b["file"].endswith("broken.png") for b in report["bad_files"]] == [True]  # reported, run went on
 
 
+def test_eval_names_a_folder_too_small_for_fid_before_loading_any_network(tmp_path):
+    one = tmp_path / "one"
+    one.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(one / "0.png")
+    result = CliRunner().invoke(app, ["eval", "--real", str(one), "--fake", str(one)])  # no Inception file here
+    assert result.exit_code == 2 and f"--real {one}: 1 image(s); FID and KID need at least 2" in result.output
+    result = CliRunner().invoke(app, ["eval", "--real", str(tmp_path / "missing"), "--fake", str(one)])
+    assert result.exit_code == 2 and "missing: not a folder" in result.output
+
+
 @pytest.fixture(scope="module")
 def alex(tmp_path_factory):
     """(folder with a random AlexNet under torchvision's file name, the lpips package's model using it)."""

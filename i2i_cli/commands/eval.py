@@ -10,6 +10,7 @@ import typer
 from i2i_cli.cli import (
     console,
     handle_errors,
+    info,
     parse_csv,
     print_problems,
     print_table,
@@ -72,6 +73,11 @@ def evaluate(
     with progress_bar("eval", None, transient=True) as advance:
         report = lambda stage, d, t: advance(0, completed=d, total=t, status=stage)  # noqa: E731
         if real is None:
+            from i2i_cli.inference import resolve_checkpoint
+
+            checkpoint, note = resolve_checkpoint(checkpoint)
+            if note:
+                info(note)
             multidomain = MultiDomainOptions(tuple(parse_csv(guidance)), outputs_per_input, seed)
             result, work = evaluate_run(checkpoint, data, options, out, report, multidomain)
             if "tasks" in result.protocol.extra:

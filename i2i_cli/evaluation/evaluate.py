@@ -37,6 +37,19 @@ class EvalOptions:
         self.mode = fid_kid.canonical_mode(self.mode)
 
 
+def _check_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], needs_two: bool) -> None:
+    """Refuse a missing folder, or one with fewer than 2 images for FID/KID, before any network is loaded."""
+    from i2i_cli.data.images import list_images
+    from i2i_cli.errors import DataError
+
+    for flag, folder in (("--real", Path(real)), ("--fake", Path(fake))):
+        if not folder.is_dir():
+            raise DataError(f"{flag} {folder}: not a folder")
+        if needs_two and (count := len(list_images(folder))) < 2:
+            raise DataError(f"{flag} {folder}: {count} image(s); FID and KID need at least 2 per folder (thousands "
+                            "for a stable number), or pass --metrics lpips")
+
+
 def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], options: EvalOptions,
                      progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
     """FID / KID (clean-fid protocols) and paired LPIPS between two folders, with their protocol."""
@@ -45,6 +58,7 @@ def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
         raise ConfigError(f"--metrics: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}")
     if options.kid_subsets < 1 or options.kid_subset_size < 2 or options.batch_size < 1:
         raise ConfigError("--kid-subsets must be >= 1, --kid-subset-size >= 2 and --batch-size >= 1")
+    _check_folders(real, fake, needs_two="fid" in options.metrics or "kid" in options.metrics)
     device = torch.device(options.device)
     values: dict[str, float | None] = {"fid": None, "kid_mean": None, "kid_std": None, "lpips": None}
     protocol = Protocol(real=str(Path(real).resolve()), fake=str(Path(fake).resolve()))
