@@ -68,7 +68,7 @@ class TrainOptions:
     channels_last: bool = False
     compile: bool = False
     compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
-    fused_optimizer: bool = True  # fused Adam on CUDA, foreach on the CPU; False: the plain per-tensor loop
+    fused_optimizer: bool = True  # fused Adam / SGD on CUDA, foreach on the CPU; False: the plain per-tensor loop
     cudnn_benchmark: bool = True
     weights_dir: Path | None = None
 
