@@ -357,3 +357,18 @@ def test_eval_checkpoint_translates_the_test_split_and_scores_it(small_inception
     assert report["protocol"]["n_fake"] == 4 and report["protocol"]["step"] == 1
     assert len(list((tmp_path / "run" / "eval" / "step_00000001" / "fake").glob("*.png"))) == 4
 
+
+
+def test_cityscapes_folders_pair_each_photo_with_its_id_map_not_its_colour_or_instance_map(tmp_path):
+    images, labels = tmp_path / "leftImg8bit" / "val" / "lindau", tmp_path / "gtFine" / "val" / "lindau"
+    images.mkdir(parents=True)
+    labels.mkdir(parents=True)
+    blank = Image.fromarray(np.zeros((8, 16, 3), dtype=np.uint8))
+    blank.save(images / "lindau_000000_000019_leftImg8bit.png")
+    for kind in ("color", "instanceIds", "labelIds"):
+        blank.save(labels / f"lindau_000000_000019_gtFine_{kind}.png")
+    pairs, missing = fcn_score.match_labels(images.parent, labels.parent)
+    assert not missing and [label.name for _, label in pairs] == ["lindau_000000_000019_gtFine_labelIds.png"]
+    blank.save(labels / "lindau_000000_000019_gtFine_labelTrainIds.png")
+    pairs, _ = fcn_score.match_labels(images.parent, labels.parent)
+    assert [label.name for _, label in pairs] == ["lindau_000000_000019_gtFine_labelTrainIds.png"]

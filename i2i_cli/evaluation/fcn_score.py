@@ -353,14 +353,26 @@ def _strip(stem: str, suffixes: tuple[str, ...]) -> str:
     return stem
 
 
+# Cityscapes keeps several maps per photo (gtFine/*_color, *_labelIds, *_instanceIds): prefer train ids, then
+# the 34 ids, then colours (the same classes, slower to decode).
+LABEL_PREFERENCE = ("_gtFine_labelTrainIds", "_gtFine_trainIds", "_gtFine_labelIds", "_gtFine_color")
+
+
+def _label_rank(stem: str) -> int:
+    return next((i for i, suffix in enumerate(LABEL_PREFERENCE) if stem.endswith(suffix)), len(LABEL_PREFERENCE))
+
+
 def match_labels(images: Path, labels: Path) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
     """Pairs (image, label) by relative name without extension, known suffixes stripped (_fake_B,
     _leftImg8bit / _gtFine_labelIds, ...); images without a label are reported."""
-    keyed: dict[str, Path] = {}
+    ranked: dict[str, tuple[int, Path]] = {}
     for file in list_images(labels):
         rel = file.relative_to(labels).with_suffix("")
-        keyed.setdefault(rel.with_name(_strip(rel.name, LABEL_SUFFIXES)).as_posix(), file)
-        keyed.setdefault(rel.name, file)
+        rank = _label_rank(rel.name)
+        for key in (rel.with_name(_strip(rel.name, LABEL_SUFFIXES)).as_posix(), rel.name):
+            if key not in ranked or rank < ranked[key][0]:
+                ranked[key] = (rank, file)
+    keyed = {key: file for key, (_, file) in ranked.items()}
     pairs, missing = [], []
     for file in list_images(images):
         rel = file.relative_to(images).with_suffix("")
