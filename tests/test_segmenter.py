@@ -109,6 +109,12 @@ def test_folder_dataset_keeps_photo_and_label_aligned_through_crops_pads_and_fli
             assert photo.shape == (24, 32, 3) and label.shape == (24, 32)
             assert np.array_equal(photo, _photo(label)), "photo and label map were cropped or flipped differently"
     assert (dataset[(1, 0)]["label"] == IGNORE).any()  # 24x20 padded to 24x32 with ignored labels
+    assert len(dataset.cache) == 3 and dataset[(0, 0)]["label"].dtype == torch.int64
+    small = build_dataset(layout, "segmentation", "train", Augment(32, 0, True, False),
+                          extra={"n_classes": 4, "crop_height": 24})
+    small.cache_budget = 40 * 56 * 4  # room for the first pair only: the others are decoded on every use
+    assert all(np.array_equal(small[(i, 3)]["label"], dataset[(i, 3)]["label"]) for i in range(3))
+    assert list(small.cache) == [0] and small.cached_bytes <= small.cache_budget
 
 
 def test_aligned_dataset_finds_the_label_side_and_decodes_cityscapes_colours(datasets, tmp_path):

@@ -9,12 +9,14 @@ labelIds out of the box, class-id PNGs, or colour maps of a palette file.
 Augmentation follows fyu/drn segment.py: optional random scale (photo bicubic, label nearest), a random crop
 (padded with black / ignored labels when the image is smaller), a random horizontal flip; the photo and its
 label map always get the same geometry. Every random choice comes from the item's seed (exact resume).
-Items: {"A": uint8 (3, h, w), "label": int64 (h, w) with IGNORE = 255}.
+Items: {"A": uint8 (3, h, w), "label": int64 (h, w) with IGNORE = 255}; decoded pairs are cached (labels
+as uint8) up to a memory budget.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +80,14 @@ def choose_label_side(files: list[Path], decoder: LabelDecoder) -> str:
     return side
 
 
+def cache_budget_bytes(fraction: float = 0.25) -> int:
+    """How much decoded data one dataset may keep in memory: a quarter of the machine's RAM."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * fraction)
+    except (ValueError, OSError, AttributeError):
+        return 4 * 2**30
+
+
 class SegmentationDataset(torch.utils.data.Dataset):
     """Photos and label maps of one split; items fetched with (index, seed) like the other training sets."""
 
@@ -92,6 +102,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
         self.n_classes = int(extra.get("n_classes", 19))
         self.decoder = decoder_for(extra.get("label_format", "auto"), extra.get("palette_colors", ()))
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+        self.cache_budget = cache_budget_bytes()
+        self.cached_bytes = 0
         groups = layout.groups(split)
         if layout.kind == "segmentation":
             self.pairs = self._matched(layout.root / split if (layout.root / split).is_dir() else layout.root)
@@ -171,15 +183,20 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if photo.shape[:2] == (h, w):
             return photo, label
         photo = np.asarray(Image.fromarray(photo).resize((w, h), Image.BICUBIC))
-        label = np.asarray(Image.fromarray(label.astype(np.uint8)).resize((w, h), Image.NEAREST)).astype(np.int64)
+        label = np.asarray(Image.fromarray(label.astype(np.uint8)).resize((w, h), Image.NEAREST))
         return photo, label
 
     def decoded(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(photo uint8 (h, w, 3), label uint8 (h, w)) at the load size; cached while the budget allows
+        (full-size Cityscapes is ~8 MB a pair: not every dataset fits in memory)."""
         if self.cache is not None and index in self.cache:
             return self.cache[index]
-        pair = self._decode(index)
-        if self.cache is not None:
+        photo, label = self._decode(index)
+        pair = (photo, label.astype(np.uint8))  # classes < 255, 255 = ignored
+        size = pair[0].nbytes + pair[1].nbytes
+        if self.cache is not None and self.cached_bytes + size <= self.cache_budget:
             self.cache[index] = pair
+            self.cached_bytes += size
         return pair
 
     # --- augmentation -----------------------------------------------------------------------------------
@@ -194,7 +211,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
         if h < ch or w < cw:  # pad as the official RandomCrop: black photo, ignored labels
             ph, pw = max(ch, h), max(cw, w)
             padded_photo = np.zeros((ph, pw, 3), dtype=np.uint8)
-            padded_label = np.full((ph, pw), IGNORE, dtype=np.int64)
+            padded_label = np.full((ph, pw), IGNORE, dtype=label.dtype)
             padded_photo[:h, :w], padded_label[:h, :w] = photo, label
             photo, label, h, w = padded_photo, padded_label, ph, pw
         top = int(torch.randint(0, h - ch + 1, (), generator=rng))
@@ -215,5 +232,5 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 bad.append(f"{exc.path}: {exc.reason}")
                 continue
             return {"A": torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1).contiguous(),
-                    "label": torch.from_numpy(np.ascontiguousarray(label)), "bad": bad}
+                    "label": torch.from_numpy(np.ascontiguousarray(label)).long(), "bad": bad}
         raise DataError(f"{self.layout.root}: too many unreadable images in a row ({'; '.join(bad[:3])})")
