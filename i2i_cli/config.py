@@ -79,7 +79,11 @@ def apply_values(config: Any, values: dict[str, Any], source: str) -> Any:
     types = _field_types(type(config))
     names = list(types)
     updates = {}
+    unused = getattr(type(config), "unused", ())
     for key, value in values.items():
+        if key in unused:
+            where = f"--{key.replace('_', '-')}" if source == "option" else f"{source}: '{key}'"
+            raise ConfigError(f"{where} is not used by this method; drop it")
         if key not in types:
             close = difflib.get_close_matches(key, names, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else f"; see `i2i methods show {getattr(config, 'name', '')}`"

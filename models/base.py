@@ -48,9 +48,16 @@ class MethodConfig:
     beta2: float = 0.999
     init_type: str = "normal"  # normal | xavier | kaiming | orthogonal
     init_gain: float = 0.02
+    # Options above that a method does not use (hidden by `i2i methods show`, refused by --set).
+    unused: ClassVar[tuple[str, ...]] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def options(cls) -> list[dataclasses.Field[Any]]:
+        """The fields a user can set for this method."""
+        return [f for f in dataclasses.fields(cls) if f.name not in cls.unused]
 
 
 @dataclass

@@ -308,3 +308,13 @@ def test_colour_label_maps_with_a_palette_file_train_and_become_the_eval_default
     result = runner.invoke(app, ["train", "--model", "segmenter", "--data", str(root), "--out", str(tmp_path / "r2"),
                                  "--steps", "1", "--set", f"palette={palette}", "--set", "n_classes=4"])
     assert result.exit_code == 2 and "1 colours, but n_classes=4; pass --set n_classes=1" in result.output
+
+
+def test_gan_options_the_segmenter_does_not_use_are_hidden_and_refused():
+    result = runner.invoke(app, ["methods", "show", "segmenter", "--json"])
+    assert result.exit_code == 0
+    defaults = json.loads(result.output)["defaults"]
+    assert defaults["momentum"] == 0.9 and defaults["lr_mode"] == "step"
+    assert not {"beta1", "beta2", "direction", "init_type"} & set(defaults)
+    result = runner.invoke(app, ["train", "--model", "segmenter", "--data", "x", "--out", "y", "--set", "beta1=0.1"])
+    assert result.exit_code == 2 and "'beta1' is not used by this method" in result.output

@@ -34,7 +34,6 @@ def list_methods(ctx: typer.Context) -> None:
 def show(name: Annotated[str, typer.Argument(help="Method name.")],
          json_out: Annotated[bool | None, typer.Option("--json", help="Print the defaults as JSON.")] = False) -> None:
     """Print a method's default options (the paper's / official code's) and its reference."""
-    import dataclasses
 
     from i2i_cli.errors import ConfigError
     from models import registry
@@ -47,7 +46,8 @@ def show(name: Annotated[str, typer.Argument(help="Method name.")],
     if json_out:
         from i2i_cli.cli import dump_json_stdout
 
-        dump_json_stdout({"method": name, "paper": cls.paper, "code": cls.code, "defaults": dataclasses.asdict(defaults)})
+        dump_json_stdout({"method": name, "paper": cls.paper, "code": cls.code,
+                          "defaults": {f.name: getattr(defaults, f.name) for f in defaults.options()}})
         return
     console.print(f"[bold]{name}[/]: {cls.summary}")
     console.print(f"paper: {cls.paper}")
@@ -55,7 +55,7 @@ def show(name: Annotated[str, typer.Argument(help="Method name.")],
         console.print(f"official code: {cls.code}")
     console.print(f"data layout: {cls.layout}; override any option with --set key=value or --config FILE.toml")
     print_table(f"{name} defaults", ["option", "default"],
-                [(f.name, getattr(defaults, f.name)) for f in dataclasses.fields(defaults)])
+                [(f.name, getattr(defaults, f.name)) for f in defaults.options()])
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,8 @@ CITYSCAPES_COLORS = (128, 64, 128, 244, 35, 232, 70, 70, 70, 102, 102, 156, 190,
 
 @dataclass
 class SegmenterConfig(MethodConfig):
+    # SGD with He-initialised DRN weights and its own schedule: the GAN options do not apply.
+    unused: ClassVar[tuple[str, ...]] = ("direction", "decay_epochs", "beta1", "beta2", "init_type", "init_gain")
     # Data: the official code crops `size` squares from full-size images; here also rectangles and a resize.
     size: int = 256  # crop width (and height unless crop_height is set)
     crop_height: int = 0  # 0: square crops of `size`
