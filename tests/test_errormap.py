@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from i2i_cli.data.images import load_image, save_image
@@ -143,3 +144,16 @@ def test_fsesim_map_is_the_training_loss_with_every_location_a_query(scene_pair,
                                 for m in layers]).mean(0)
         assert torch.allclose(mapper.fn(x, y), expected, atol=1e-6)
     assert "tanh" in mapper.note and "top 0.25" in mapper.note
+
+
+def test_a_missing_image_or_existing_figure_is_named_before_any_network_loads(tmp_path, monkeypatch):
+    monkeypatch.delenv("I2I_WEIGHTS_DIR", raising=False)  # no VGG16 anywhere: loading it would fail first
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(image)
+    runner = CliRunner()
+    result = runner.invoke(app, ["errormap", str(image), str(tmp_path / "missing.png"), "--out", str(tmp_path / "f.png")])
+    assert result.exit_code != 0 and "missing.png" in result.output and "vgg16" not in result.output
+    (tmp_path / "f.png").write_bytes(b"the user's figure")
+    result = runner.invoke(app, ["errormap", str(image), str(image), "--out", str(tmp_path / "f.png")])
+    assert result.exit_code == 2 and "--overwrite" in result.output
+    assert (tmp_path / "f.png").read_bytes() == b"the user's figure"

@@ -45,8 +45,10 @@ def errormap(
 
         if _run_method_name(checkpoint) == "lsesim":
             names.append("lsesim")
-    mappers = build_mappers(names, context)
     if pairs is not None:
+        if not pairs.is_dir():
+            raise ConfigError(f"--pairs {pairs}: not a folder; pass a folder with x/ and y/ (same names) or A|B images")
+        mappers = build_mappers(names, context)
         with progress_bar("error maps", None, transient=True) as advance:
             batch = analyse_folder(pairs, mappers, misalign=misalign, device=device, figures=out, overwrite=overwrite,
                                    progress=lambda d, t: advance(0, completed=d, total=t))
@@ -67,13 +69,17 @@ def errormap(
         if other is None:
             raise ConfigError("--misalign other: pass --other IMAGE for a single pair (or use --pairs DIR)")
         misalign = "half"
-    result = analyse_pair(load_image(x), load_image(y), mappers, misalign=misalign,
-                          other=load_image(other) if other else None, names=(str(x), str(y)), device=device)
+    target = out or Path(f"errormap_{x.stem}_{y.stem}.png")
+    if target.exists() and not overwrite:
+        raise ConfigError(f"{target} already exists: pass --overwrite to replace it, or --out another file")
+    images = load_image(x), load_image(y), load_image(other) if other else None  # bad files fail before VGG loads
+    mappers = build_mappers(names, context)
+    result = analyse_pair(images[0], images[1], mappers, misalign=misalign, other=images[2], names=(str(x), str(y)),
+                          device=device)
     rows = [(r.name, r.mean, r.aligned if r.aligned is not None else "-", r.misaligned if r.misaligned is not None else "-",
              r.ratio if r.ratio is not None else "-") for r in result.losses]
     print_table(f"error maps: {x.name} vs {y.name}" + (" (right half misaligned)" if misalign == "half" else ""),
                 ["loss", "mean", "aligned half", "misaligned half", "separation"], rows)
-    target = out or Path(f"errormap_{x.stem}_{y.stem}.png")
     save_image(figure(result, misalign), target, overwrite=overwrite)
     console.print(f"figure: {target}")
     if json_out:
