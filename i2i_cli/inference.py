@@ -252,6 +252,16 @@ def _batches(files: list[Path], loader: Callable[[Path], np.ndarray], batch_size
             yield group
 
 
+def _refuse_output_in_input(src: Path, dst: Path) -> None:
+    """Outputs written into the input folder would replace the inputs (same names) or be read as inputs later."""
+    if not src.is_dir():
+        return
+    source, target = src.resolve(), dst.resolve()
+    if target == source or source in target.parents:
+        raise ConfigError(f"{dst}: is {'the input folder' if target == source else 'inside the input folder'} "
+                          f"{src}; choose an OUT outside it")
+
+
 def translate_folder(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -262,12 +272,15 @@ def translate_folder(
     """Translate every image under `source` into `out` (names and sub-folders kept, PNG)."""
     opts = options or TranslateOptions()
     src, dst = Path(source), Path(out)
+    _refuse_output_in_input(src, dst)
     start = time.time()
     result = TranslateResult(device=str(getattr(translator, "device", "")))
     remove_stale_temporaries(dst)
     todo = []
     for file in shard(input_files(src)):
         target = output_path(src, file, dst, tag=opts.tag)
+        if target.exists() and target.resolve() == file.resolve():
+            raise ConfigError(f"{target}: the output would replace its own input; choose another OUT")
         if target.exists() and not opts.overwrite:
             if not opts.skip_existing:
                 raise I2IError(f"{target} already exists: pass --overwrite to replace it (or keep --skip-existing)")

@@ -59,6 +59,15 @@ def test_translate_keeps_sizes_and_names_lists_bad_files_and_never_overwrites(ru
     assert (out / "odd.png").read_bytes() == before
     assert not [p for p in out.rglob("*") if ".i2i-tmp-" in p.name]  # only complete files, no temporaries
 
+    inputs = {f: f.read_bytes() for f in src.rglob("*") if f.is_file()}
+    for target in (src, src / "translated"):  # the input folder itself, or a folder inside it
+        refused = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(target), "--overwrite"])
+        assert refused.exit_code == 2 and "input folder" in refused.output
+    refused = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src / "sub" / "grey.png"),
+                                  str(src / "sub"), "--overwrite"])
+    assert refused.exit_code == 2 and "replace its own input" in refused.output
+    assert {f: f.read_bytes() for f in src.rglob("*") if f.is_file()} == inputs
+
 
 def test_one_image_resize_and_keep_size(run, tmp_path):
     Image.new("RGB", (37, 53), (200, 20, 30)).save(tmp_path / "odd.png")
