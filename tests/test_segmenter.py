@@ -107,8 +107,12 @@ def test_folder_dataset_keeps_photo_and_label_aligned_through_crops_pads_and_fli
             item = dataset[(index, seed)]
             photo, label = item["A"].permute(1, 2, 0).numpy(), item["label"].numpy()
             assert photo.shape == (24, 32, 3) and label.shape == (24, 32)
-            assert np.array_equal(photo, _photo(label)), "photo and label map were cropped or flipped differently"
-    assert (dataset[(1, 0)]["label"] == IGNORE).any()  # 24x20 padded to 24x32 with ignored labels
+            known = label != IGNORE
+            assert np.array_equal(photo[known], _photo(label)[known]), "photo and label were cropped differently"
+    padded = dataset[(1, 0)]  # 24x20 padded to 24x32 as segment.py: 6 columns each side, photo reflected
+    label, photo = padded["label"].numpy(), padded["A"].permute(1, 2, 0).numpy()
+    assert (label[:, :6] == IGNORE).all() and (label[:, -6:] == IGNORE).all() and (label[:, 6:-6] != IGNORE).any()
+    assert photo[:, :6].any() or photo[:, -6:].any()  # reflected content, not black
     assert len(dataset.cache) == 3 and dataset[(0, 0)]["label"].dtype == torch.int64
     small = build_dataset(layout, "segmentation", "train", Augment(32, 0, True, False),
                           extra={"n_classes": 4, "crop_height": 24})
@@ -152,12 +156,14 @@ def test_bad_label_maps_are_named_with_the_fix(tmp_path):
 
 
 # --- training, schedule, the FCN-score ----------------------------------------------------------------------------
-def test_schedules_are_segment_py_s():
+def test_schedules_are_segment_py_s_once_per_epoch():
     assert poly_factor(0, 100) == 1.0 and poly_factor(100, 100) == 0.0
     assert poly_factor(50, 100) == pytest.approx(0.5 ** 0.9)
     step = Segmenter(tiny_config("segmenter", epochs=250, step_epochs=100))  # the README's DRN-D-22 default
-    factors = [step._lr_factor(s, 2500) for s in (0, 999, 1000, 1999, 2000, 2499)]
+    factors = [step._lr_factor(s, 2500) for s in (0, 999, 1000, 1999, 2000, 2499)]  # 10 steps per epoch
     assert factors == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+    poly = Segmenter(tiny_config("segmenter", epochs=250, lr_mode="poly"))
+    assert poly._lr_factor(1234, 2500) == pytest.approx((1 - 123 / 250) ** 0.9)  # epoch 123, not step 1234
 
 
 @pytest.fixture(scope="module")

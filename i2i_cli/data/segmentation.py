@@ -7,7 +7,7 @@ _gtFine_labelIds, ...). Label maps are decoded by the FCN-score's LabelDecoder: 
 labelIds out of the box, class-id PNGs, or colour maps of a palette file.
 
 Augmentation follows fyu/drn segment.py: optional random scale (photo bicubic, label nearest), a random crop
-(padded with black / ignored labels when the image is smaller), a random horizontal flip; the photo and its
+(centred padding where the image is smaller: the photo reflected, labels ignored), a random horizontal flip; the photo and its
 label map always get the same geometry. Every random choice comes from the item's seed (exact resume).
 Items: {"A": uint8 (3, h, w), "label": int64 (h, w) with IGNORE = 255}; decoded pairs are cached (labels
 as uint8) up to a memory budget.
@@ -208,12 +208,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
             photo, label = self._resize(photo, label, max(1, int(ratio * h)), max(1, int(ratio * w)))
         ch, cw = self.crop
         h, w = photo.shape[:2]
-        if h < ch or w < cw:  # pad as the official RandomCrop: black photo, ignored labels
-            ph, pw = max(ch, h), max(cw, w)
-            padded_photo = np.zeros((ph, pw, 3), dtype=np.uint8)
-            padded_label = np.full((ph, pw), IGNORE, dtype=label.dtype)
-            padded_photo[:h, :w], padded_label[:h, :w] = photo, label
-            photo, label, h, w = padded_photo, padded_label, ph, pw
+        if h < ch or w < cw:  # pad as the official RandomCrop: centred, photo reflected, labels ignored
+            top, left = max(0, ch - h) // 2, max(0, cw - w) // 2
+            pads = ((top, max(0, ch - h) - top), (left, max(0, cw - w) - left))
+            photo = np.pad(photo, (*pads, (0, 0)), mode="reflect" if min(h, w) > 1 else "edge")
+            label = np.pad(label, pads, mode="constant", constant_values=IGNORE)
+            h, w = photo.shape[:2]
         top = int(torch.randint(0, h - ch + 1, (), generator=rng))
         left = int(torch.randint(0, w - cw + 1, (), generator=rng))
         photo, label = photo[top: top + ch, left: left + cw], label[top: top + ch, left: left + cw]

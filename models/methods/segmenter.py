@@ -104,11 +104,14 @@ class Segmenter(TranslationMethod):
         return {"net": "drn_d_22"} if self.config.pretrained_backbone else {}
 
     def _lr_factor(self, step: int, total: int) -> float:
+        """segment.py's adjust_learning_rate, set once per epoch: step: 0.1 ** (epoch // step_epochs); poly:
+        (1 - epoch / epochs) ** power. A run of N `--steps` spreads the config's `epochs` over those steps."""
         c = self.config
+        epochs = max(1, c.epochs)
+        epoch = step * epochs // max(total, 1)
         if c.lr_mode == "poly":
-            return poly_factor(step, total, c.poly_power)
-        step_size = max(1, round(total * c.step_epochs / c.epochs)) if c.epochs else total
-        return 0.1 ** (step // step_size)
+            return poly_factor(epoch, epochs, c.poly_power)
+        return 0.1 ** (epoch // max(1, c.step_epochs))
 
     def optimizers(self) -> list[OptimizerSpec]:
         c = self.config
@@ -176,6 +179,6 @@ class _ColourSegmentation(nn.Module):
         return self.colors[classes].permute(0, 3, 1, 2)
 
 
-def poly_factor(step: int, total: int, power: float = 0.9) -> float:
-    """segment.py's poly schedule as a factor of the base lr, per iteration: (1 - step / total) ** power."""
-    return math.pow(max(0.0, 1 - step / max(total, 1)), power)
+def poly_factor(epoch: int, epochs: int, power: float = 0.9) -> float:
+    """segment.py's poly schedule as a factor of the base lr: (1 - epoch / epochs) ** power."""
+    return math.pow(max(0.0, 1 - epoch / max(epochs, 1)), power)
