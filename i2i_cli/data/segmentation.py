@@ -179,10 +179,11 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return h, w
 
     @staticmethod
-    def _resize(photo: np.ndarray, label: np.ndarray, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    def _resize(photo: np.ndarray, label: np.ndarray, h: int, w: int,
+                resample: int = Image.BICUBIC) -> tuple[np.ndarray, np.ndarray]:
         if photo.shape[:2] == (h, w):
             return photo, label
-        photo = np.asarray(Image.fromarray(photo).resize((w, h), Image.BICUBIC))
+        photo = np.asarray(Image.fromarray(photo).resize((w, h), resample))
         label = np.asarray(Image.fromarray(label.astype(np.uint8)).resize((w, h), Image.NEAREST))
         return photo, label
 
@@ -205,7 +206,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
             low, high = 1 / self.random_scale, self.random_scale
             ratio = low + (high - low) * torch.rand((), generator=rng).item()
             h, w = photo.shape[:2]
-            photo, label = self._resize(photo, label, max(1, int(ratio * h)), max(1, int(ratio * w)))
+            resample = Image.LANCZOS if ratio < 1 else Image.BICUBIC  # RandomScale: ANTIALIAS down, CUBIC up
+            photo, label = self._resize(photo, label, max(1, int(ratio * h)), max(1, int(ratio * w)), resample)
         ch, cw = self.crop
         h, w = photo.shape[:2]
         if h < ch or w < cw:  # pad as the official RandomCrop: centred, photo reflected, labels ignored
@@ -231,6 +233,6 @@ class SegmentationDataset(torch.utils.data.Dataset):
             except BadImageError as exc:
                 bad.append(f"{exc.path}: {exc.reason}")
                 continue
-            return {"A": torch.from_numpy(np.ascontiguousarray(photo)).permute(2, 0, 1).contiguous(),
-                    "label": torch.from_numpy(np.ascontiguousarray(label)).long(), "bad": bad}
+            return {"A": torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous(),  # np.array: a writable copy
+                    "label": torch.from_numpy(np.array(label)).long(), "bad": bad}
         raise DataError(f"{self.layout.root}: too many unreadable images in a row ({'; '.join(bad[:3])})")
