@@ -47,3 +47,22 @@ def test_bf16_autocast_on_the_cpu_trains_a_step(datasets, tmp_path):
     result = train("pix2pix", tiny_config("pix2pix"), TrainOptions(data=datasets["aligned"], out=tmp_path / "r",
                                                                    steps=2, device="cpu", precision="bf16"))
     assert result.steps == 2 and all(torch.isfinite(torch.tensor(v)) for v in result.final_losses.values())
+
+
+def test_sync_bn_converts_every_batchnorm_keeping_the_checkpoint_layout():
+    from torch import nn
+
+    from i2i_cli.engine.trainer import sync_batchnorm
+    from models import registry
+    from tests.conftest import tiny_config
+
+    method = registry.method_class("segmenter")(tiny_config("segmenter"))
+    before = {k: v.clone() for k, v in method.state_dict().items()}
+    assert "CUDA only" in sync_batchnorm(method, torch.device("cpu"), 2)
+    assert "one process" in sync_batchnorm(method, torch.device("cuda"), 1)
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in method.modules())
+    assert sync_batchnorm(method, torch.device("cuda"), 2) == ""  # converting needs no GPU; running it does
+    kinds = {type(m) for m in method.modules()}
+    assert nn.SyncBatchNorm in kinds and nn.BatchNorm2d not in kinds
+    after = method.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], before[k]) for k in before)

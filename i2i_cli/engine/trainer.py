@@ -44,7 +44,7 @@ from models.base import MethodConfig, Progress, TranslationMethod
 # Options that may differ between a run and its resumption (they don't change what is being trained).
 RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
                          "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision",
-                         "total_steps", "fused_optimizer", "cudnn_benchmark", "compile_mode"}
+                         "total_steps", "fused_optimizer", "cudnn_benchmark", "compile_mode", "sync_batchnorm"}
 
 
 @dataclass
@@ -71,6 +71,7 @@ class TrainOptions:
     fused_optimizer: bool = True  # fused Adam / SGD on CUDA, foreach on the CPU; False: the plain per-tensor loop
     cudnn_benchmark: bool = True
     weights_dir: Path | None = None
+    sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA, several processes)
 
 
 @dataclass
@@ -244,6 +245,18 @@ def _lr_lambda(spec: Any, total: int, decay: int) -> Callable[[int], float]:
     if schedule is not None:
         return lambda s: schedule(s, total)
     return lambda s: lr_factor(s, total, decay)
+
+
+def sync_batchnorm(method: nn.Module, device: torch.device, processes: int) -> str:
+    """Turn every BatchNorm of `method` into SyncBatchNorm in place (state_dict keys unchanged), which PyTorch
+    supports on CUDA only; returns a warning when it does not apply."""
+    if device.type != "cuda":
+        return "--sync-bn: PyTorch synchronises BatchNorm on CUDA only; ignored on the CPU"
+    if processes < 2:
+        return "--sync-bn: one process, nothing to synchronise; ignored"
+    for name, child in list(method.named_children()):
+        setattr(method, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+    return ""
 
 
 def compile_networks(method: TranslationMethod, mode: str = "default") -> None:
@@ -439,6 +452,10 @@ class Trainer:
         for used in pretrained:
             if not used.verified:
                 self.emit(TrainEvent("warning", message=f"{used.name}: {used.path} {used.note}"))
+        if opts.sync_batchnorm:
+            message = sync_batchnorm(method, device, world.size)
+            if message:
+                self.emit(TrainEvent("warning", message=message))
         method.to(device)
         if opts.channels_last:
             method.to(memory_format=torch.channels_last)
