@@ -357,6 +357,27 @@ def test_eval_checkpoint_translates_the_test_split_and_scores_it(small_inception
     assert report["protocol"]["n_fake"] == 4 and report["protocol"]["step"] == 1
     assert len(list((tmp_path / "run" / "eval" / "step_00000001" / "fake").glob("*.png"))) == 4
 
+    from tests.run_factory import make_run
+
+    segmenter = make_run(tmp_path / "seg", "segmenter")  # a segmenter run scores the translated label maps too
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(tmp_path / "run"), "--metrics", "kid",
+                                      "--kid-subsets", "3", "--weights-dir", str(small_inception_dir),
+                                      "--segmenter", str(segmenter), "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    with_fcn = json.loads((tmp_path / "s.json").read_text())
+    assert with_fcn["kid_mean"] == report["kid_mean"] and with_fcn["protocol"]["fcn"]["segmenter"].startswith("run:")
+    work = tmp_path / "run" / "eval" / "step_00000001"
+    result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(work / "fake"), "--labels", str(work / "inputs"),
+                                      "--real", str(work / "real"), "--segmenter", str(segmenter),
+                                      "--json", str(tmp_path / "f.json")])
+    assert result.exit_code == 0, result.output
+    fcn = json.loads((tmp_path / "f.json").read_text())
+    for key in ("pixel_accuracy", "mean_iou", "real_pixel_accuracy", "real_mean_iou"):
+        assert with_fcn[key] == fcn[key]
+    folders = CliRunner().invoke(app, ["eval", "--real", str(work / "real"), "--fake", str(work / "fake"),
+                                       "--segmenter", str(segmenter)])
+    assert folders.exit_code == 2 and "`i2i eval fcn" in folders.output
+
 
 
 def test_cityscapes_folders_pair_each_photo_with_its_id_map_not_its_colour_or_instance_map(tmp_path):

@@ -57,6 +57,7 @@ def evaluate(
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
     guidance: Annotated[str, typer.Option(help="Multi-domain runs: latent, reference or both (comma-separated).")] = "latent,reference",
     outputs_per_input: Annotated[int, typer.Option("--outputs-per-input", help="Multi-domain runs: outputs per source image (StarGAN v2: 10).")] = 10,
+    segmenter: Annotated[str | None, typer.Option(help="With --checkpoint of a paired labels -> photo run: also the FCN-score with this segmenter (a segmenter run, drn-cityscapes, torchvision:..., or TorchScript).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and protocol as JSON.")] = None,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
@@ -67,9 +68,11 @@ def evaluate(
     from i2i_cli.evaluation.multidomain import MultiDomainOptions, task_table
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
-                          batch_size, device, weights_dir, image_size=image_size)
+                          batch_size, device, weights_dir, image_size=image_size, segmenter=segmenter)
     if (real is None) != (fake is None):
         raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
+    if segmenter and real is not None:
+        raise ConfigError("--segmenter goes with --checkpoint; for folders use `i2i eval fcn --fake DIR --labels DIR`")
     with progress_bar("eval", None, transient=True) as advance:
         report = lambda stage, d, t: advance(0, completed=d, total=t, status=stage)  # noqa: E731
         if real is None:
@@ -86,7 +89,7 @@ def evaluate(
                         f"diversity of {outputs_per_input} outputs per input; translations in {work})", json_out,
                         task_table(result))
                 return
-            if result.protocol.fcn is not None:  # a segmenter run: its own accuracy on held-out label maps
+            if result.protocol.extra.get("evaluated") == "segmenter":  # its own accuracy on held-out label maps
                 _report(result, f"{result.protocol.extra['checkpoint']} segmenting {result.protocol.real} "
                         f"({result.protocol.fcn['images']} photos; predictions in {work / 'predictions'})", json_out)
                 return

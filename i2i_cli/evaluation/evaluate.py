@@ -32,6 +32,7 @@ class EvalOptions:
     weights_dir: str | os.PathLike[str] | None = None
     threads: int | None = None  # decoding threads (default: min(4, CPU count))
     image_size: int | None = None  # --mode stargan_v2: its first resize (None: a run's size, else 256)
+    segmenter: str | None = None  # a paired labels -> photo run: also the FCN-score with this segmenter
 
     def __post_init__(self) -> None:
         self.mode = fid_kid.canonical_mode(self.mode)
@@ -141,7 +142,7 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
 
         result = evaluate_segmenter_run(loaded, layout, work, options.device, progress)
         result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
-                                "split_layout": layout.kind})
+                                "split_layout": layout.kind, "evaluated": "segmenter"})
         return result, work
     direction = loaded.run_config.config.get("direction", "AtoB")
     metrics = options.metrics
@@ -166,10 +167,30 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
         real, inputs = root / tgt, root / src
     else:
         raise DataError(f"{root}: a {layout.kind} dataset; pass --data with a test split")
+    if options.segmenter and layout.kind != "aligned":
+        raise ConfigError(f"--segmenter: the FCN-score needs each output's label map, so a paired (aligned) labels -> "
+                          f"photo run; {root} is {layout.kind} (use `i2i eval fcn --fake OUT --labels LABELS`)")
     translator = TorchTranslator(loaded, direction="AtoB", device=options.device)
     translate_folder(inputs, work / "fake", translator, TranslateOptions(overwrite=True, device=options.device),
                      (lambda d, t: progress("translate", d, t)) if progress else None)
     result = evaluate_folders(real, work / "fake", EvalOptions(**{**options.__dict__, "metrics": metrics}), progress)
+    if options.segmenter:
+        _add_fcn_score(result, work, options, progress)
     result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
                             "split_layout": layout.kind, "direction": direction})
     return result, work
+
+
+def _add_fcn_score(result: EvalResult, work: Path, options: EvalOptions,
+                   progress: Callable[[str, int, int], None] | None) -> None:
+    """FCN-score of the translated test split against its input label maps, the real photos as the bound."""
+    from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn
+
+    assert options.segmenter is not None
+    fcn = evaluate_fcn(work / "fake", work / "inputs", FcnOptions(segmenter=options.segmenter, device=options.device,
+                                                                  weights_dir=options.weights_dir),
+                       real=work / "real", progress=progress)
+    result.values.update(fcn.values)
+    result.protocol.fcn = fcn.protocol.fcn
+    result.protocol.weights.update(fcn.protocol.weights)
+    result.bad += fcn.bad
