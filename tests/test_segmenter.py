@@ -324,3 +324,20 @@ def test_gan_options_the_segmenter_does_not_use_are_hidden_and_refused():
     assert not {"beta1", "beta2", "direction", "init_type"} & set(defaults)
     result = runner.invoke(app, ["train", "--model", "segmenter", "--data", "x", "--out", "y", "--set", "beta1=0.1"])
     assert result.exit_code == 2 and "'beta1' is not used by this method" in result.output
+
+
+def test_training_starts_from_the_imagenet_backbone_in_the_weights_folder(tmp_path):
+    torch.manual_seed(0)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    imagenet = drn_d_22().state_dict()
+    torch.save(imagenet, weights / "drn_d_22-4bd2f8ea.pth")
+    root = _folder_dataset(tmp_path / "seg", [(32, 32)] * 2)
+    result = runner.invoke(app, ["train", "--model", "segmenter", "--data", str(root), "--out", str(tmp_path / "run"),
+                                 "--steps", "1", "--device", "cpu", "--set", "size=32", "--set", "n_classes=4",
+                                 "--set", "batch_size=2", "--set", "lr=0", "--weights-dir", str(weights)])
+    assert result.exit_code == 0, result.output
+    assert "unverified" in result.output or "differs" in result.output  # a stand-in file, not the official one
+    net = load_for_inference(tmp_path / "run").method.net
+    assert torch.equal(net.base[3][0].conv1.weight, imagenet["layer3.0.conv1.weight"])  # lr 0: the file's weights
+    assert torch.equal(net.base[8][0].weight, imagenet["layer8.0.weight"])

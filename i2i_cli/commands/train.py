@@ -35,6 +35,7 @@ def train(
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels-last memory format.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks where supported.")] = False,
     compile_mode: Annotated[str, typer.Option(help="torch.compile mode: default, reduce-overhead, max-autotune.")] = "default",
+    weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of pretrained weight files (as I2I_WEIGHTS_DIR): VGG16 for F/LSeSim, DRN-D-22 for the segmenter.")] = None,
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result summary as JSON.")] = None,
 ) -> None:
@@ -59,7 +60,7 @@ def train(
                            precision=precision, resume=resume, overwrite=overwrite, workers=workers,
                            save_every=save_every, sample_every=sample_every, log_every=log_every,
                            nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
-                           compile_mode=compile_mode, sync_batchnorm=sync_bn)
+                           compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir)
     result = run_with_progress(model, cfg, options)
     rows = [(k, v) for k, v in result.final_losses.items()]
     print_table(f"{model}: {result.steps} steps in {result.seconds:.1f} s", ["loss", "last value"], rows)
