@@ -341,3 +341,21 @@ def test_training_starts_from_the_imagenet_backbone_in_the_weights_folder(tmp_pa
     net = load_for_inference(tmp_path / "run").method.net
     assert torch.equal(net.base[3][0].conv1.weight, imagenet["layer3.0.conv1.weight"])  # lr 0: the file's weights
     assert torch.equal(net.base[8][0].weight, imagenet["layer8.0.weight"])
+
+
+def test_input_mean_and_std_come_from_info_json_or_the_training_photos(tmp_path):
+    from i2i_cli.data.segmentation import resolve_normalization
+
+    root = _folder_dataset(tmp_path / "seg", [(32, 32), (24, 40), (16, 16)])
+    config = tiny_config("segmenter", n_classes=4)
+    measured = resolve_normalization(config, detect_layout(root))
+    pixels = np.concatenate([np.asarray(Image.open(f).convert("RGB")).reshape(-1, 3)
+                             for f in sorted((root / "images").iterdir())]) / 255
+    assert np.allclose(measured.mean, pixels.mean(0), atol=1e-6) and np.allclose(measured.std, pixels.std(0), atol=1e-6)
+    (root / "info.json").write_text(json.dumps({"mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}))  # fyu/drn's file
+    given = resolve_normalization(config, detect_layout(root))
+    assert given.mean == (0.1, 0.2, 0.3) and given.std == (0.4, 0.5, 0.6)
+    assert resolve_normalization(measured, detect_layout(root)).mean == measured.mean  # set values are kept
+    (root / "info.json").write_text(json.dumps({"mean": [0.1, 0.2]}))
+    with pytest.raises(DataError, match="info.json"):
+        resolve_normalization(config, detect_layout(root))

@@ -294,12 +294,13 @@ def build_dataset(layout: Layout, wanted: str, split: str, spec: Augment, *, dir
     return cls(layout, split, spec, direction=direction, cache=cache)  # type: ignore[call-arg]
 
 
-def prepare_config(config: Any, layout: Layout) -> Any:
-    """The method config with what only files can say filled in (a segmenter's palette file -> its colours)."""
-    if hasattr(config, "palette_colors"):
-        from i2i_cli.data.segmentation import resolve_palette
+def prepare_config(config: Any, layout: Layout, wanted: str) -> Any:
+    """The method config with what only the files can say filled in: a segmenter's palette colours and its
+    input mean / std (the dataset's info.json, or measured on its training photos)."""
+    if wanted == "segmentation":
+        from i2i_cli.data.segmentation import resolve_normalization, resolve_palette
 
-        return resolve_palette(config)
+        return resolve_normalization(resolve_palette(config), layout)
     return config
 
 

@@ -16,6 +16,7 @@ as uint8) up to a memory budget.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,53 @@ def resolve_palette(config: Any) -> Any:
         raise ConfigError(f"--set palette={config.palette}: {len(palette)} colours, but n_classes={config.n_classes}; "
                           f"pass --set n_classes={len(palette)}")
     return dataclasses.replace(config, palette_colors=tuple(int(v) for v in palette.ravel()))
+
+
+STATISTICS_IMAGES = 500  # fyu/drn compute_mean_std.py: 500 shuffled training photos
+
+
+def resolve_normalization(config: Any, layout: Layout) -> Any:
+    """A segmenter config with `mean` / `std` filled in as fyu/drn does: DIR/info.json when the dataset has one,
+    else measured on (up to 500 of) its training photos. Values already set are kept."""
+    if config.mean and config.std:
+        return config
+    info = layout.root / "info.json"
+    if info.is_file():
+        try:
+            values = json.loads(info.read_text())
+            mean, std = tuple(float(v) for v in values["mean"]), tuple(float(v) for v in values["std"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataError(f"{info}: not a fyu/drn info.json ({{\"mean\": [r, g, b], \"std\": [r, g, b]}}: {exc}); "
+                            "fix or remove it") from None
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise DataError(f"{info}: mean and std need 3 values each, std > 0; fix or remove it")
+    else:
+        spec = Augment(config.size, 0, False, False)
+        extra = {"label_side": config.label_side, "label_format": config.label_format,
+                 "palette_colors": config.palette_colors, "n_classes": config.n_classes}
+        mean, std = photo_statistics(SegmentationDataset(layout, "train", spec, extra, cache=False))
+    return dataclasses.replace(config, mean=config.mean or mean, std=config.std or std)
+
+
+def photo_statistics(dataset: SegmentationDataset, limit: int = STATISTICS_IMAGES) -> tuple[tuple[float, ...], ...]:
+    """Per-channel mean and standard deviation of the photos' pixels in [0, 1] (population std, as np.std),
+    over `limit` photos drawn with a fixed seed."""
+    order = np.random.default_rng(0).permutation(len(dataset))[:limit]
+    total, squares, count = np.zeros(3), np.zeros(3), 0
+    for index in order:
+        try:
+            photo = dataset.read_photo(int(index))
+        except BadImageError:
+            continue
+        pixels = photo.reshape(-1, 3).astype(np.float64) / 255
+        total += pixels.sum(0)
+        squares += (pixels ** 2).sum(0)
+        count += len(pixels)
+    if count == 0:
+        raise DataError(f"{dataset.layout.root}: no readable training photo to measure the mean and std on")
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0))
+    return tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in std)
 
 
 def decoder_for(label_format: str, palette_colors: tuple[int, ...] | list[int]) -> LabelDecoder:
@@ -146,6 +194,15 @@ class SegmentationDataset(torch.utils.data.Dataset):
         return label
 
     decoder_tolerance = 60.0  # as the FCN-score's colour decoding
+
+    def read_photo(self, index: int) -> np.ndarray:
+        """The photo of pair `index` as stored (no label decoding, no resize)."""
+        photo_file = self.pairs[index][0]
+        if not self.side:
+            return load_image(photo_file)
+        whole = load_image(photo_file)
+        half = whole.shape[1] // 2
+        return whole[:, half: 2 * half] if self.side == "left" else whole[:, :half]
 
     def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         photo_file, label_file = self.pairs[index]

@@ -417,7 +417,7 @@ class Trainer:
         cls = registry.method_class(self.method_name)
         wanted = cls.layout
         domains = layout.domains() if cls.multi_domain else ["A", "B"]
-        self.config = prepare_config(self.config, layout)  # e.g. a palette file's colours into the config
+        self.config = prepare_config(self.config, layout, wanted)  # e.g. a palette file's colours into the config
         spec_probe = cls(self.config, domains=domains).data_spec()
         augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, spec_probe.random_resized_crop)
         dataset = build_dataset(layout, wanted, "train", augment_spec, direction=self.config.direction,

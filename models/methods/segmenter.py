@@ -47,8 +47,10 @@ class SegmenterConfig(MethodConfig):
     # Network: DRN-D-22 from ImageNet weights (drn_d_22-4bd2f8ea.pth, the weights registry), as segment.py does.
     base_channels: int = 16  # 16 = DRN-D-22; other widths cannot use the ImageNet file
     pretrained_backbone: bool = True
-    mean: tuple[float, ...] = CITYSCAPES_MEAN
-    std: tuple[float, ...] = CITYSCAPES_STD
+    # Input normalisation (RGB in [0, 1]); empty: as segment.py, the dataset's info.json, else measured on its
+    # training photos when training starts (Cityscapes: ~ fyu/drn's info.json). Saved with the run.
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
     # Optimisation: fyu/drn's README command for DRN-D-22 (segment.py train --batch-size 32 --epochs 250
     # --lr 0.01 --momentum 0.9 --step 100; weight decay 1e-4); `lr_mode=poly` is its recipe for the best models.
     batch_size: int = 32
@@ -78,8 +80,11 @@ class Segmenter(TranslationMethod):
             raise ValueError(f"n_classes {config.n_classes}: must be in 1..255")
         channels = tuple(config.base_channels * m for m in (1, 2, 4, 8, 16, 32, 32, 32))
         self.net = DRNSeg(config.n_classes, DRN_D_22_LAYERS, channels)
-        self.register_buffer("mean", torch.tensor(config.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(config.std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        mean, std = config.mean or CITYSCAPES_MEAN, config.std or CITYSCAPES_STD  # unset outside training: Cityscapes'
+        if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+            raise ValueError(f"mean {mean} / std {std}: need 3 values each, std > 0")
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("colors", self._palette(config), persistent=False)
 
     @staticmethod
