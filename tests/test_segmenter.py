@@ -359,3 +359,13 @@ def test_input_mean_and_std_come_from_info_json_or_the_training_photos(tmp_path)
     (root / "info.json").write_text(json.dumps({"mean": [0.1, 0.2]}))
     with pytest.raises(DataError, match="info.json"):
         resolve_normalization(config, detect_layout(root))
+
+
+def test_data_check_names_photos_without_a_label_map(tmp_path):
+    root = _folder_dataset(tmp_path / "seg", [(32, 32)] * 3)
+    (root / "labels" / "f1_gtFine_labelTrainIds.png").unlink()
+    result = runner.invoke(app, ["data", "check", str(root), "--json", str(tmp_path / "c.json")])
+    assert result.exit_code == 1 and "f1_leftImg8bit.png" in result.output and "without a label map" in result.output
+    report = json.loads((tmp_path / "c.json").read_text())
+    assert report["layout"] == "segmentation" and [Path(u["file"]).name for u in report["unmatched"]] == [
+        "f1_leftImg8bit.png"]

@@ -60,10 +60,15 @@ def check(
         console.print("all images readable" if decode else "images not decoded (--no-decode)")
     if report.sizes:
         console.print(f"image sizes: {report.sizes}")
+    if report.unmatched:
+        print_problems(f"{len(report.unmatched)} photo(s) without a label map:", report.unmatched)
     if json_out:
         write_json(json_out, report.to_json())
+    if report.unmatched:
+        warn("add the label maps (same names under labels/) or remove those photos: training refuses them")
     if report.bad:
         warn("fix or remove the files above; training skips them but stops if more than 1% are bad")
+    if report.bad or report.unmatched:
         raise typer.Exit(1)
 
 

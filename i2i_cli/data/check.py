@@ -1,4 +1,5 @@
-"""`i2i data check`: a folder's layout, its counts per split, and every unreadable image."""
+"""`i2i data check`: a folder's layout, its counts per split, every unreadable image (and, for segmentation
+data, every photo without a label map)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,12 @@ class CheckReport:
     domains: list[str] = field(default_factory=list)
     bad: list[tuple[str, str]] = field(default_factory=list)
     sizes: str = ""
+    unmatched: list[tuple[str, str]] = field(default_factory=list)  # segmentation photos without a label map
 
     def to_json(self) -> dict[str, Any]:
         return {"root": str(self.root), "layout": self.layout, "counts": self.counts, "domains": self.domains,
-                "bad": [{"file": f, "problem": p} for f, p in self.bad], "sizes": self.sizes}
+                "bad": [{"file": f, "problem": p} for f, p in self.bad], "sizes": self.sizes,
+                "unmatched": [{"file": f, "problem": p} for f, p in self.unmatched]}
 
 
 def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, int], None] | None = None) -> CheckReport:
@@ -32,6 +35,12 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
     files = [f for groups in layout.splits.values() for group in groups.values() for f in group]
     report = CheckReport(layout.root, layout.kind, layout.counts(),
                          layout.domains() if layout.kind == "domains" else [])
+    if layout.kind == "segmentation":  # every photo needs its label map
+        from i2i_cli.evaluation.fcn_score import match_labels
+
+        for split in layout.splits:
+            base = layout.root / split if (layout.root / split).is_dir() else layout.root
+            report.unmatched += match_labels(base / "images", base / "labels")[1]
     sizes: Counter[tuple[int, int]] = Counter()
     if decode:
         for i, path in enumerate(files, start=1):
