@@ -61,7 +61,8 @@ VOC_TO_CITYSCAPES = {15: 11, 7: 13, 6: 15, 19: 16, 14: 17, 2: 18}  # person, car
 
 LABEL_FORMATS = ("auto", "trainid", "cityscapes-id", "color")
 COLOR_TOLERANCE = 60.0  # Euclidean RGB distance: JPEG-compressed colour maps blur edges; farther -> ignored
-LABEL_SUFFIXES = ("_gtFine_labelIds", "_gtFine_labelTrainIds", "_gtFine_trainIds", "_gtFine_color", "_real_A", "_real_B", "_label", "_labels")
+LABEL_SUFFIXES = ("_gtFine_labelIds", "_gtFine_labelTrainIds", "_gtFine_trainIds", "_gtFine_color", "_real_A", "_real_B",
+                  "_label", "_labels", "_mask", "_gt", "_L")  # _L: CamVid
 FAKE_SUFFIXES = ("_fake_B", "_fake_A", "_fake", "_leftImg8bit", "_synthesized_image")
 
 
