@@ -118,11 +118,17 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple
     return x, (h, w)
 
 
-def _check_size(array: np.ndarray, path: Path, translator: Any) -> None:
+def _check_size(array: np.ndarray, path: Path, translator: Any, tile: int = 0) -> None:
     h, w = array.shape[:2]
     if min(h, w) < translator.min_size:
         raise BadImageError(path, f"{w}x{h} is smaller than this network takes ({translator.min_size} px); "
                                   "upscale it or use --resize")
+    static = getattr(translator, "static_size", None)  # an ONNX file exported with --static-size H W
+    if static and (h, w) != static and not (tile and static == (tile, tile) and min(h, w) >= tile):
+        hint = f"--tile {static[0]}, " if static[0] == static[1] else ""
+        raise BadImageError(path, f"{w}x{h}, but this ONNX file takes {static[1]}x{static[0]} images only (exported "
+                                  f"with --static-size); translate with {hint}resized images, or export without "
+                                  "--static-size")
 
 
 def _prepare(array: np.ndarray, resize: int | None) -> np.ndarray:
@@ -294,7 +300,7 @@ def translate_folder(
         decoded = load_image(path, max_pixels=opts.max_pixels)
         original_sizes[path] = (decoded.shape[1], decoded.shape[0])
         array = _prepare(decoded, opts.resize)
-        _check_size(array, path, translator)
+        _check_size(array, path, translator, opts.tile)
         return array
 
     def write(array: np.ndarray, target: Path, size: tuple[int, int] | None) -> None:
@@ -379,6 +385,8 @@ class OnnxTranslator:
                               f"--direction {direction}")
         self.size_multiple = int(self.metadata.get("size_multiple", 1))
         self.min_size = int(self.metadata.get("min_size", 1))
+        dims = image.shape[2:4]
+        self.static_size = (dims[0], dims[1]) if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
         self.device = session.get_providers()[0]
         self.note = "" if "i2i_version" in self.metadata else (
             f"{path} has no i2i metadata: assuming inputs in [-1, 1] and any size (multiple 1)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -153,3 +155,48 @@ def test_stargan_onnx_reference_and_latent_guided_equal_pytorch(tmp_path):
     assert unknown.exit_code == 2 and "cat, dog, wild" in unknown.output
     plain = runner.invoke(app, ["translate", "-c", str(tmp_path / "s.onnx"), str(src), str(tmp_path / "p")])
     assert plain.exit_code == 2 and "--style-ref" in plain.output
+
+
+def test_a_static_size_onnx_file_names_images_of_other_sizes_and_tiles_at_its_size(tmp_path):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from i2i_cli.inference import OnnxTranslator, TranslateOptions, translate_folder
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 32, 32])  # as --static-size 32 32
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, 32, 32])
+    graph = helper.make_graph([helper.make_node("Neg", ["image"], ["out"])], "negate", [image], [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    translator = OnnxTranslator(tmp_path / "m.onnx", session=session, metadata={"i2i_version": "test"})
+    assert translator.static_size == (32, 32)
+    src = tmp_path / "in"
+    src.mkdir()
+    for name, (h, w) in {"fits": (32, 32), "larger": (48, 80), "smaller": (20, 20)}.items():
+        Image.fromarray(np.full((h, w, 3), 200, dtype=np.uint8)).save(src / f"{name}.png")
+    result = translate_folder(src, tmp_path / "out", translator, TranslateOptions(device="cpu"))
+    assert [p.name for p in result.written] == ["fits.png"]
+    assert sorted(Path(f).name for f, _ in result.bad) == ["larger.png", "smaller.png"]
+    assert all("--static-size" in reason for _, reason in result.bad)
+    assert load_image(tmp_path / "out" / "fits.png")[0, 0, 0] == 55  # -x of 200 in [-1, 1] is 55
+    tiled = translate_folder(src, tmp_path / "tiled", translator, TranslateOptions(device="cpu", tile=32, overlap=8))
+    assert sorted(p.name for p in tiled.written) == ["fits.png", "larger.png"]  # 48x80 in 32x32 tiles
+    assert load_image(tmp_path / "tiled" / "larger.png").shape == (48, 80, 3)
+
+
+def test_the_real_image_check_takes_a_readable_source_image_of_the_dataset(tmp_path):
+    from i2i_cli.engine.checkpoint import load_for_inference
+    from i2i_cli.export import _real_input
+
+    data = tmp_path / "data"
+    for folder, value in (("trainA", 10), ("trainB", 240)):
+        (data / folder).mkdir(parents=True)
+        Image.fromarray(np.full((16, 16, 3), value, dtype=np.uint8)).save(data / folder / "b.png")
+    (data / "trainA" / "a.png").write_bytes(b"not a png")  # sorts first, unreadable
+    (data / "0_notes.png").write_bytes(b"")  # junk beside the splits
+    run = make_run(tmp_path / "run", "cyclegan", data={"root": str(data), "layout": "unaligned"})
+    loaded = load_for_inference(run)
+    a, b = _real_input(loaded, (8, 8), "AtoB"), _real_input(loaded, (8, 8), "BtoA")
+    assert a is not None and b is not None and a.shape == (1, 3, 8, 8)
+    assert torch.allclose(a, torch.full_like(a, 10 / 127.5 - 1)) and torch.allclose(b, torch.full_like(b, 240 / 127.5 - 1))
