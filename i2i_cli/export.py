@@ -131,7 +131,7 @@ def _real_input(loaded: LoadedModel, size: tuple[int, int], direction: str = "At
         layout = detect_layout(root)
     except I2IError:
         return None
-    split = next((s for s in ("train", "test", "val") if s in layout.splits), None)
+    split = next((s for s in ("train", "test", "val") if s in layout.splits), next(iter(layout.splits), None))
     if split is None:
         return None
     groups = layout.groups(split)
@@ -143,7 +143,7 @@ def _real_input(loaded: LoadedModel, size: tuple[int, int], direction: str = "At
             array = load_image(file)
         except BadImageError:
             continue
-        if "AB" in groups:  # photo | label pairs: the half the run translates from
+        if "AB" in groups or loaded.run_config.data.get("layout") == "aligned":  # A | B pairs: the source half
             half = array.shape[1] // 2
             array = array[:, half: 2 * half] if run_direction == "BtoA" else array[:, :half]
         x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
