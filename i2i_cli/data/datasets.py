@@ -9,7 +9,7 @@ Items are uint8 tensors (3, H, W); the trainer moves them to the device and scal
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,16 +180,8 @@ class TrainDataset(Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         index, seed = key
-        bad: list[str] = []
-        for attempt in range(min(len(self), 16)):
-            rng = torch.Generator().manual_seed(seed + attempt)
-            try:
-                item = self.execute(self.plan((index + attempt) % len(self), rng))
-                item["bad"] = bad
-                return item
-            except BadImageError as exc:
-                bad.append(f"{exc.path}: {exc.reason}")
-        raise DataError(f"{self.layout.root}: too many unreadable images in a row ({'; '.join(bad[:3])})")
+        return first_readable_item(len(self), index, seed, lambda i, rng: self.execute(self.plan(i, rng)),
+                                   self.layout.root)
 
 
 class AlignedDataset(TrainDataset):
@@ -280,6 +272,23 @@ DATASETS: dict[str, type[TrainDataset]] = {
     "unaligned": UnalignedDataset,
     "domains": DomainDataset,
 }
+
+
+def first_readable_item(length: int, index: int, seed: int, make: Callable[[int, torch.Generator], dict[str, Any]],
+                        root: Path) -> dict[str, Any]:
+    """`make(index, rng)`, moving on to the next items (with the next seeds) past unreadable images; the item's
+    "bad" lists what was skipped on the way, so the trainer can report and count it."""
+    bad: list[str] = []
+    for attempt in range(min(length, 16)):
+        rng = torch.Generator().manual_seed(seed + attempt)
+        try:
+            item = make((index + attempt) % length, rng)
+        except BadImageError as exc:
+            bad.append(f"{exc.path}: {exc.reason}")
+            continue
+        item["bad"] = bad
+        return item
+    raise DataError(f"{root}: too many unreadable images in a row ({'; '.join(bad[:3])})")
 
 
 def build_dataset(layout: Layout, wanted: str, split: str, spec: Augment, *, direction: str = "AtoB",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from i2i_cli.data.datasets import Augment
+from i2i_cli.data.datasets import Augment, first_readable_item
 from i2i_cli.data.images import load_image, load_label_image
 from i2i_cli.data.layouts import Layout
 from i2i_cli.errors import BadImageError, ConfigError, DataError
@@ -282,14 +282,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
         index, seed = key
-        bad: list[str] = []
-        for attempt in range(min(len(self), 16)):
-            rng = torch.Generator().manual_seed(seed + attempt)
-            try:
-                photo, label = self.augment(*self.decoded((index + attempt) % len(self)), rng)
-            except BadImageError as exc:
-                bad.append(f"{exc.path}: {exc.reason}")
-                continue
-            return {"A": torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous(),  # np.array: a writable copy
-                    "label": torch.from_numpy(np.array(label)).long(), "bad": bad}
-        raise DataError(f"{self.layout.root}: too many unreadable images in a row ({'; '.join(bad[:3])})")
+        return first_readable_item(len(self), index, seed, self._item, self.layout.root)
+
+    def _item(self, index: int, rng: torch.Generator) -> dict[str, Any]:
+        photo, label = self.augment(*self.decoded(index), rng)
+        return {"A": torch.from_numpy(np.array(photo)).permute(2, 0, 1).contiguous(),  # np.array: a writable copy
+                "label": torch.from_numpy(np.array(label)).long()}
