@@ -75,6 +75,10 @@ class OptimizerSpec:
     momentum: float = 0.0  # sgd only
     schedule: Callable[[int, int], float] | None = None
 
+    def __post_init__(self) -> None:
+        if self.kind not in ("adam", "sgd"):
+            raise ValueError(f"optimizer {self.name}: kind {self.kind!r} is not adam or sgd")
+
 
 @dataclass
 class Progress:

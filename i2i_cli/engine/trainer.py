@@ -39,7 +39,7 @@ from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.pretrained import load_pretrained_modules
 from i2i_cli.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from i2i_cli.fsutil import atomic_write_text
-from models.base import MethodConfig, Progress, TranslationMethod
+from models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
 
 # Options that may differ between a run and its resumption (they don't change what is being trained).
 RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
@@ -224,24 +224,23 @@ def _config_differences(saved: ckpt.RunConfig, new: ckpt.RunConfig) -> list[str]
     return diffs
 
 
-def _optimizer(spec: Any, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
-    kwargs: dict[str, Any] = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay}
-    if getattr(spec, "kind", "adam") == "sgd":
-        kwargs = {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
+def _optimizer(spec: OptimizerSpec, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
+    if spec.kind == "sgd":
+        kwargs: dict[str, Any] = {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
+    else:
+        kwargs = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay}
     if not fused:
         kwargs["foreach"] = False
     elif device.type == "cuda":
         kwargs["fused"] = True
     else:
         kwargs["foreach"] = True
-    if getattr(spec, "kind", "adam") == "sgd":
-        return torch.optim.SGD(spec.param_groups, **kwargs)
-    return torch.optim.Adam(spec.param_groups, **kwargs)
+    return (torch.optim.SGD if spec.kind == "sgd" else torch.optim.Adam)(spec.param_groups, **kwargs)
 
 
-def _lr_lambda(spec: Any, total: int, decay: int) -> Callable[[int], float]:
+def _lr_lambda(spec: OptimizerSpec, total: int, decay: int) -> Callable[[int], float]:
     """The spec's own schedule, or the default constant-then-linear-decay one."""
-    schedule = getattr(spec, "schedule", None)
+    schedule = spec.schedule
     if schedule is not None:
         return lambda s: schedule(s, total)
     return lambda s: lr_factor(s, total, decay)
