@@ -29,7 +29,7 @@ def errormap(
     misalign: Annotated[str, typer.Option(help="half: the target's right half shifted by a quarter width (or --other's); other (--pairs): the next pair's right half; none.")] = "half",
     other: Annotated[Path | None, typer.Option(help="Take the misaligned right half from this image instead of a shift.")] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="Folder of pairs: x/ and y/ (same names), or A|B images.")] = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (VGG16).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing figure.")] = False,
 ) -> None:
@@ -38,6 +38,9 @@ def errormap(
     from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, figure
     from i2i_cli.errors import ConfigError
 
+    from i2i_cli.engine.device import resolve_device
+
+    device = str(resolve_device(device))
     context = {"device": device, "weights_dir": weights_dir, "checkpoint": checkpoint}
     names = parse_csv(losses) or ["l1", "perceptual", "patchnce", "fsesim"]
     if losses is None and checkpoint is not None:

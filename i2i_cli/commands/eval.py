@@ -53,7 +53,7 @@ def evaluate(
     kid_subset_size: Annotated[int, typer.Option(help="KID subset size (capped by the folder sizes).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the KID subsets (and of latent codes / references of multi-domain runs).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 32,
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
     guidance: Annotated[str, typer.Option(help="Multi-domain runs: latent, reference or both (comma-separated).")] = "latent,reference",
     outputs_per_input: Annotated[int, typer.Option("--outputs-per-input", help="Multi-domain runs: outputs per source image (StarGAN v2: 10).")] = 10,
@@ -110,7 +110,7 @@ def fcn(
     label_format: Annotated[str, typer.Option("--label-format", help="auto, trainid, cityscapes-id (34 ids) or color (auto: the segmenter run's).")] = "auto",
     palette: Annotated[Path | None, typer.Option(help="Colour of each class ('r g b' per line or JSON) for colour label maps (default: the segmenter run's palette, else Cityscapes).")] = None,
     resolution: Annotated[str, typer.Option(help="label: resize images to the labels (pix2pix); image: resize labels.")] = "label",
-    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write scores, per-class values and protocol as JSON.")] = None,
 ) -> None:

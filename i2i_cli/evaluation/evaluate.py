@@ -28,14 +28,17 @@ class EvalOptions:
     kid_subset_size: int = 1000
     seed: int = 0
     batch_size: int = 32
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when present (resolved to a concrete device here)
     weights_dir: str | os.PathLike[str] | None = None
     threads: int | None = None  # decoding threads (default: min(4, CPU count))
     image_size: int | None = None  # --mode stargan_v2: its first resize (None: a run's size, else 256)
     segmenter: str | None = None  # a paired labels -> photo run: also the FCN-score with this segmenter
 
     def __post_init__(self) -> None:
+        from i2i_cli.engine.device import resolve_device
+
         self.mode = fid_kid.canonical_mode(self.mode)
+        self.device = str(resolve_device(self.device))
 
 
 def _check_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], needs_two: bool) -> None:

@@ -396,8 +396,13 @@ class FcnOptions:
     resolution: str = "label"  # label: image resized bilinearly to the label size (pix2pix); image: labels nearest
     label_format: str = "auto"
     palette: str | os.PathLike[str] | None = None
-    device: str = "cpu"
+    device: str = "auto"  # auto: CUDA when present (resolved to a concrete device here)
     weights_dir: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        from i2i_cli.engine.device import resolve_device
+
+        self.device = str(resolve_device(self.device))
 
 
 @dataclass
@@ -546,7 +551,9 @@ def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "
     n = method.config.n_classes
     matrix = np.zeros((n, n + 1), dtype=np.int64)
     bad: list[tuple[str, str]] = []
-    model_device = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    from i2i_cli.engine.device import resolve_device
+
+    model_device = resolve_device(device)
     method.to(model_device)
     for i in range(len(dataset)):
         photo_file = dataset.pairs[i][0]
