@@ -35,10 +35,9 @@ def errormap(
 ) -> None:
     """Error map per loss between X and Y, upsampled to the image size, with the aligned/misaligned separation."""
     from i2i_cli.data.images import load_image, save_image
+    from i2i_cli.engine.device import resolve_device
     from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, figure
     from i2i_cli.errors import ConfigError
-
-    from i2i_cli.engine.device import resolve_device
 
     device = str(resolve_device(device))
     context = {"device": device, "weights_dir": weights_dir, "checkpoint": checkpoint}
