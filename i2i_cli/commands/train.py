@@ -36,6 +36,7 @@ def train(
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks where supported.")] = False,
     compile_mode: Annotated[str, typer.Option(help="torch.compile mode: default, reduce-overhead, max-autotune.")] = "default",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of pretrained weight files (as I2I_WEIGHTS_DIR): VGG16 for F/LSeSim, DRN-D-22 for the segmenter.")] = None,
+    data_cache: Annotated[str, typer.Option("--data-cache", help="Keep decoded images: auto (memory if they fit a quarter of the RAM, else disk), memory, disk, off.")] = "auto",
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result summary as JSON.")] = None,
 ) -> None:
@@ -60,7 +61,8 @@ def train(
                            precision=precision, resume=resume, overwrite=overwrite, workers=workers,
                            save_every=save_every, sample_every=sample_every, log_every=log_every,
                            nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
-                           compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir)
+                           compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir,
+                           data_cache=data_cache)
     result = run_with_progress(model, cfg, options)
     rows = [(k, v) for k, v in result.final_losses.items()]
     print_table(f"{model}: {result.steps} steps in {result.seconds:.1f} s", ["loss", "last value"], rows)

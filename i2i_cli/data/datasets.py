@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
+from i2i_cli.data.decoded_cache import DiskStore, MemoryStore
 from i2i_cli.data.images import load_image
 from i2i_cli.data.layouts import Layout
 from i2i_cli.errors import BadImageError, DataError
@@ -110,17 +111,19 @@ class ItemPlan:
 
 
 class _Decoder:
-    """Decodes and resizes files once; keeps the uint8 result in memory when caching is on."""
+    """Decodes and resizes files; keeps the uint8 result in a store (memory or disk, see decoded_cache) when
+    there is one, so each file is decoded once."""
 
     def __init__(self, cache: bool) -> None:
-        self.cache: dict[tuple[ImageKey, int], np.ndarray] | None = {} if cache else None
+        self.store: MemoryStore | DiskStore | None = MemoryStore() if cache else None
 
     def load(self, key: ImageKey, size: int) -> np.ndarray:
-        if self.cache is not None and (key, size) in self.cache:
-            return self.cache[(key, size)]
-        array = decode_part(key, size)
-        if self.cache is not None:
-            self.cache[(key, size)] = array
+        if self.store is None:
+            return decode_part(key, size)
+        array = self.store.get(key)
+        if array is None or array.shape[0] != size:
+            array = decode_part(key, size)
+            self.store.put(key, array)
         return array
 
 

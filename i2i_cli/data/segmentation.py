@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import torch
 from PIL import Image
 
 from i2i_cli.data.datasets import Augment, first_readable_item
+from i2i_cli.data.decoded_cache import cache_budget_bytes
 from i2i_cli.data.images import load_image, load_label_image
 from i2i_cli.data.layouts import Layout
 from i2i_cli.errors import BadImageError, ConfigError, DataError
@@ -126,14 +126,6 @@ def choose_label_side(files: list[Path], decoder: LabelDecoder) -> str:
                         "(neither is mostly palette colours); pass --set label_side=left or right "
                         "(and --set palette=FILE for a non-Cityscapes palette)")
     return side
-
-
-def cache_budget_bytes(fraction: float = 0.25) -> int:
-    """How much decoded data one dataset may keep in memory: a quarter of the machine's RAM."""
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * fraction)
-    except (ValueError, OSError, AttributeError):
-        return 4 * 2**30
 
 
 class SegmentationDataset(torch.utils.data.Dataset):

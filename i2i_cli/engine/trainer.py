@@ -44,7 +44,8 @@ from models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
 # Options that may differ between a run and its resumption (they don't change what is being trained).
 RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
                          "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision",
-                         "total_steps", "fused_optimizer", "cudnn_benchmark", "compile_mode", "sync_batchnorm"}
+                         "total_steps", "fused_optimizer", "cudnn_benchmark", "compile_mode", "sync_batchnorm",
+                         "data_cache"}
 
 
 @dataclass
@@ -72,6 +73,7 @@ class TrainOptions:
     cudnn_benchmark: bool = True
     weights_dir: Path | None = None
     sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA, several processes)
+    data_cache: str = "auto"  # where decoded images are kept: auto | memory | disk | off (see decoded_cache)
 
 
 @dataclass
@@ -421,6 +423,8 @@ class Trainer:
         augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, spec_probe.random_resized_crop)
         dataset = build_dataset(layout, wanted, "train", augment_spec, direction=self.config.direction,
                                 domains=domains, cache=opts.cache, extra=spec_probe.extra)
+        if opts.cache and hasattr(dataset, "decoder") and hasattr(dataset, "all_keys"):
+            self._choose_data_cache(dataset)
         if self.config.batch_size % world.size:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
         steps_per_epoch = max(1, len(dataset) // self.config.batch_size)
@@ -579,6 +583,18 @@ class Trainer:
         return logged
 
     # helpers
+    def _choose_data_cache(self, dataset: Any) -> None:
+        """Memory when the decoded set fits the RAM budget, else a file on disk, else none (--data-cache)."""
+        from i2i_cli.data.decoded_cache import choose_store
+        from i2i_cli.weights import i2i_home
+
+        keys = sorted(set(dataset.all_keys()))
+        store, message = choose_store(self.options.data_cache, keys, dataset.spec.cache_size,
+                                      i2i_home() / "cache" / "decoded", processes=max(1, self.options.workers))
+        dataset.decoder.store = store
+        if store is None or store.kind == "disk":
+            self.emit(TrainEvent("warning", message=message))
+
     def _loader(self, dataset: Any, sampler: StepSampler, device: torch.device) -> Any:
         """GPU-resident decoded images when they fit (crops on the GPU), else a DataLoader."""
         opts = self.options
