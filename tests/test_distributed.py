@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -41,6 +42,18 @@ def test_two_gloo_processes_equal_one_process_with_the_same_global_batch(dataset
     out_ddp = load_for_inference(tmp_path / "ddp").method.translate(x)
     out_one = load_for_inference(tmp_path / "one").method.translate(x)
     assert torch.allclose(out_ddp, out_one, atol=1e-5)
+
+    # the 2-process run, interrupted after step 2, resumes in one process and ends where the 1-process run did
+    shutil.copytree(tmp_path / "ddp", tmp_path / "moved")
+    shutil.rmtree(tmp_path / "moved" / "checkpoints" / "step_00000003")
+    (tmp_path / "moved" / "latest.json").write_text(json.dumps({"step": 2, "dir": "checkpoints/step_00000002"}))
+    resumed = subprocess.run([sys.executable, "-m", "i2i_cli", "train", *OPTIONS, *data, "--out",
+                              str(tmp_path / "moved"), "--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    last_moved, last_one = _losses(tmp_path / "moved")[-1], _losses(tmp_path / "one")[-1]
+    assert len(_losses(tmp_path / "moved")) == 3
+    for key in last_one:
+        assert abs(last_moved[key] - last_one[key]) <= 1e-4 * max(1.0, abs(last_one[key])), key
 
 
 def test_bf16_autocast_on_the_cpu_trains_a_step(datasets, tmp_path):
