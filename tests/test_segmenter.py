@@ -196,6 +196,7 @@ def test_eval_fcn_with_a_trained_segmenter_run_equals_its_own_predictions(traine
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["protocol"]["fcn"]["classes"] == 4 and report["protocol"]["fcn"]["segmenter"].startswith("run:")
+    assert len(report["protocol"]["fcn"]["segmenter_sha256"]) == 64  # which weights produced the number
 
     method = load_for_inference(root / "run").method
     matrix = np.zeros((4, 5), dtype=np.int64)

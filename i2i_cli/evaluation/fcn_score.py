@@ -196,6 +196,7 @@ class Segmenter:
     evaluated_classes: list[int] | None = None  # label classes scored; others ignored (None: all)
     weights: ResolvedWeights | None = None
     input_note: str = ""
+    record: dict[str, Any] = field(default_factory=dict)  # more for the protocol (a run's checkpoint and hash)
 
     def predict(self, image: np.ndarray, device: torch.device | str = "cpu") -> np.ndarray:
         x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div(255).to(device)
@@ -303,8 +304,14 @@ def _run_segmenter(path: Path, n_classes: int, device: torch.device | str) -> Se
     def run(x: torch.Tensor) -> torch.Tensor:
         return method.logits(x * 2 - 1)
 
+    from i2i_cli.download import sha256_file
+    from i2i_cli.engine.checkpoint import WEIGHTS_FILE
+
+    weights_file = loaded.checkpoint / WEIGHTS_FILE
     return Segmenter(f"run:{loaded.run_dir.name}@{loaded.step}", n_classes, run,
-                     input_note=f"RGB normalised with the run's mean/std; checkpoint {loaded.checkpoint}")
+                     input_note="RGB normalised with the run's mean/std",
+                     record={"segmenter_checkpoint": str(weights_file.resolve()),
+                             "segmenter_sha256": sha256_file(weights_file)})
 
 
 def run_segmenter_defaults(spec: str) -> dict[str, Any]:
@@ -489,6 +496,7 @@ def evaluate_fcn(fake: str | os.PathLike[str], labels: str | os.PathLike[str], o
         "per_class": {names[k]: {"accuracy": _finite(class_acc[k]), "iou": _finite(iou[k])}
                       for k in range(options.n_classes)},
     }
+    protocol.fcn.update(segmenter.record)
     if segmenter.weights is not None:
         protocol.add_weights("segmenter", segmenter.weights)
     bad = missing + fake_set.bad
