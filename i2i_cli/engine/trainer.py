@@ -589,8 +589,10 @@ class Trainer:
         from i2i_cli.weights import i2i_home
 
         keys = sorted(set(dataset.all_keys()))
+        # every data-loading process of every rank on this machine holds its own in-memory copy
+        processes = max(1, self.options.workers) * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         store, message = choose_store(self.options.data_cache, keys, dataset.spec.cache_size,
-                                      i2i_home() / "cache" / "decoded", processes=max(1, self.options.workers))
+                                      i2i_home() / "cache" / "decoded", processes=processes)
         dataset.decoder.store = store
         if store is None or store.kind == "disk":
             self.emit(TrainEvent("warning", message=message))
