@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
+from i2i_cli.errors import ConfigError
 from i2i_cli.evaluation import fcn_score, fid_kid
 from i2i_cli.evaluation.lpips_metric import build_lpips
 from i2i_cli.main import app
@@ -208,13 +209,64 @@ def test_lpips_equals_the_lpips_package_on_the_same_backbone(alex, monkeypatch):
 
 def test_fcn_score_formulas_on_hand_made_confusion_matrices():
     matrix = np.array([[5, 1, 0], [2, 2, 0], [0, 0, 0]])  # class 2 absent from labels and predictions
-    s = fcn_score.scores(matrix)
-    assert math.isclose(s["pixel_accuracy"], 7 / 10)
-    assert math.isclose(s["class_accuracy"], np.mean([5 / 6, 2 / 4]))
-    assert math.isclose(s["mean_iou"], np.mean([5 / (6 + 7 - 5), 2 / (4 + 3 - 2)]))
+    drn = fcn_score.scores(matrix, "drn")  # fyu/drn's nanmean (CUT / F-LSeSim): the absent class is skipped
+    assert math.isclose(drn["pixel_accuracy"], 7 / 10)
+    assert math.isclose(drn["class_accuracy"], np.mean([5 / 6, 2 / 4]))
+    assert math.isclose(drn["mean_iou"], np.mean([5 / (6 + 7 - 5), 2 / (4 + 3 - 2)]))
+    pix2pix = fcn_score.scores(matrix)  # the default: pix2pix's get_scores, the absent class counts 0
+    assert math.isclose(pix2pix["pixel_accuracy"], 7 / 10)
+    assert math.isclose(pix2pix["class_accuracy"], np.mean([5 / 6, 2 / 4, 0.0]))
+    assert math.isclose(pix2pix["mean_iou"], np.mean([5 / (6 + 7 - 5), 2 / (4 + 3 - 2), 0.0]))
+    assert fcn_score.absent_classes(matrix) == [2]
     predicted_only = np.array([[3, 1], [0, 0]])  # class 1 never in the labels but predicted: IoU 0, acc NaN
-    s = fcn_score.scores(predicted_only)
+    s = fcn_score.scores(predicted_only, "drn")
     assert math.isclose(s["class_accuracy"], 3 / 4) and math.isclose(s["mean_iou"], np.mean([3 / 4, 0.0]))
+    s = fcn_score.scores(predicted_only, "pix2pix")
+    assert math.isclose(s["class_accuracy"], np.mean([3 / 4, 0.0])) and math.isclose(s["mean_iou"], 3 / 8)
+    with pytest.raises(ConfigError, match="--convention nanmean: choose pix2pix, drn"):
+        fcn_score.scores(matrix, "nanmean")
+
+
+def test_eval_fcn_names_its_convention_lists_absent_classes_and_warns(tmp_path):
+    """5-class labels scored with the default --classes 19: pix2pix's means count the 14 absent classes as 0."""
+    import json
+
+    seg = tmp_path / "seg.pt"
+    torch.jit.script(_OracleSegmenter()).save(str(seg))
+    labels, fake = tmp_path / "labels", tmp_path / "fake"
+    labels.mkdir()
+    fake.mkdir()
+    rng = np.random.default_rng(3)
+    expected = np.zeros((19, 20), dtype=np.int64)
+    for i in range(2):
+        ids = rng.integers(0, 5, (8, 8))
+        wrong = ids.copy()
+        wrong[:3] = (wrong[:3] + 1) % 5
+        Image.fromarray(fcn_score.cityscapes_color_map(ids)).save(labels / f"{i}.png")
+        Image.fromarray(fcn_score.cityscapes_color_map(wrong)).save(fake / f"{i}.png")
+        expected += fcn_score.confusion(ids, wrong, 19)
+    reports = {}
+    for convention in ("pix2pix", "drn"):
+        result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--segmenter",
+                                          str(seg), "--convention", convention, "--json", str(tmp_path / "f.json")])
+        assert result.exit_code == 0, result.output
+        assert "14 of the 19 classes (--classes 19) never occur in the labels" in " ".join(result.output.split())
+        reports[convention] = json.loads((tmp_path / "f.json").read_text())
+    five = expected[:5, :5]
+    assert math.isclose(reports["drn"]["mean_iou"], fcn_score.scores(five, "drn")["mean_iou"])
+    assert math.isclose(reports["pix2pix"]["mean_iou"], fcn_score.scores(five, "pix2pix")["mean_iou"] * 5 / 19)
+    assert math.isclose(reports["pix2pix"]["class_accuracy"], reports["drn"]["class_accuracy"] * 5 / 19)
+    fcn = reports["pix2pix"]["protocol"]["fcn"]
+    assert fcn["convention"] == "pix2pix" and "1e-12" in fcn["formulas"]
+    assert fcn["absent_classes"] == fcn_score.CITYSCAPES_CLASSES[5:]
+    assert reports["pix2pix"]["warnings"] and "--classes 5" in reports["pix2pix"]["warnings"][0]
+    assert reports["drn"]["protocol"]["fcn"]["convention"] == "drn"
+    result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--segmenter",
+                                      str(seg), "--classes", "5"])
+    assert result.exit_code == 0 and "never occur" not in result.output  # every class occurs: no warning
+    result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--segmenter",
+                                      str(seg), "--convention", "cut"])
+    assert result.exit_code == 2 and "--convention cut: choose pix2pix, drn" in result.output
 
 
 def test_confusion_ignores_labels_past_the_class_count_and_counts_foreign_predictions_as_wrong():
@@ -284,7 +336,8 @@ def test_eval_fcn_scores_generated_photos_and_real_ones(tmp_path):
     report = json.loads((tmp_path / "f.json").read_text())
     assert math.isclose(report["pixel_accuracy"], 48 / 64)
     assert math.isclose(report["mean_iou"], fcn_score.scores(expected)["mean_iou"])
-    assert report["real_pixel_accuracy"] == 1.0 and report["real_mean_iou"] == 1.0
+    # pix2pix's convention divides by (sum + 1e-12): a perfect row is 1 - 5e-15, as get_scores gives
+    assert math.isclose(report["real_pixel_accuracy"], 1.0) and math.isclose(report["real_mean_iou"], 1.0)
     fcn = report["protocol"]["fcn"]
     assert fcn["segmenter"] == "torchscript:seg.pt" and fcn["images"] == 3 and fcn["classes"] == 19
 

@@ -28,6 +28,8 @@ def _report(result: Any, title: str, json_out: Path | None, table: tuple[list[st
     print_table(title, columns, rows)
     for role, w in result.protocol.unverified():
         warn(f"{role}: {w['path']} is unverified ({w['note']})")
+    for message in result.warnings:
+        warn(message)
     if result.bad:
         print_problems(f"{len(result.bad)} file(s) were skipped:", result.bad)
     if json_out:
@@ -58,6 +60,7 @@ def evaluate(
     guidance: Annotated[str, typer.Option(help="Multi-domain runs: latent, reference or both (comma-separated).")] = "latent,reference",
     outputs_per_input: Annotated[int, typer.Option("--outputs-per-input", help="Multi-domain runs: outputs per source image (StarGAN v2: 10).")] = 10,
     segmenter: Annotated[str | None, typer.Option(help="With --checkpoint of a paired labels -> photo run: also the FCN-score with this segmenter (a segmenter run, drn-cityscapes, torchvision:..., or TorchScript).")] = None,
+    fcn_convention: Annotated[str, typer.Option("--fcn-convention", help="FCN-score (--segmenter, or a segmenter run): pix2pix (absent classes count 0) or drn (skipped, as CUT / F-LSeSim).")] = "pix2pix",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and protocol as JSON.")] = None,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
@@ -68,7 +71,8 @@ def evaluate(
     from i2i_cli.evaluation.multidomain import MultiDomainOptions, task_table
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
-                          batch_size, device, weights_dir, image_size=image_size, segmenter=segmenter)
+                          batch_size, device, weights_dir, image_size=image_size, segmenter=segmenter,
+                          fcn_convention=fcn_convention)
     if (real is None) != (fake is None):
         raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
     if segmenter and real is not None:
@@ -110,6 +114,7 @@ def fcn(
     label_format: Annotated[str, typer.Option("--label-format", help="auto, trainid, cityscapes-id (34 ids) or color (auto: the segmenter run's).")] = "auto",
     palette: Annotated[Path | None, typer.Option(help="Colour of each class ('r g b' per line or JSON) for colour label maps (default: the segmenter run's palette, else Cityscapes).")] = None,
     resolution: Annotated[str, typer.Option(help="label: resize images to the labels (pix2pix); image: resize labels.")] = "label",
+    convention: Annotated[str, typer.Option(help="Class acc / mIoU: pix2pix (get_scores: classes absent from the labels count 0) or drn (fyu/drn's nanmean: skipped; CUT / F-LSeSim).")] = "pix2pix",
     device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write scores, per-class values and protocol as JSON.")] = None,
@@ -117,11 +122,11 @@ def fcn(
     """FCN-score: segment generated photos and compare with the label maps (pixel acc, class acc, mIoU)."""
     from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn
 
-    options = FcnOptions(classes, segmenter, resolution, label_format, palette, device, weights_dir)
+    options = FcnOptions(classes, segmenter, resolution, label_format, palette, device, weights_dir, convention)
     with progress_bar("fcn-score", None, transient=True) as advance:
         result = evaluate_fcn(fake, labels, options, real,
                               lambda stage, d, t: advance(0, completed=d, total=t, status=stage))
-    _report(result, f"FCN-score of {fake} ({result.protocol.fcn['segmenter']})", json_out)
+    _report(result, f"FCN-score of {fake} ({result.protocol.fcn['segmenter']}, {convention} convention)", json_out)
 
 
 def register(app: typer.Typer) -> None:

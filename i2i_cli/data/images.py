@@ -25,6 +25,12 @@ DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own bomb error threshold (2x its wa
 # We enforce our own limit (with a message naming the option) instead of Pillow's global one.
 Image.MAX_IMAGE_PIXELS = None
 
+# Pillow warns about recoverable oddities of single files (corrupt EXIF, palette transparency, truncated
+# metadata); i2i decodes each file or reports it as bad itself. One filter, installed once: a
+# warnings.catch_warnings() per decode is not thread-safe (decoding runs in thread pools), and two threads
+# interleaving it leave a global "ignore" installed that hides every later warning of the process.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+
 
 def max_pixels_default() -> int:
     value = os.environ.get("I2I_MAX_PIXELS")
@@ -82,19 +88,17 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     if not data:
         raise BadImageError(file, "empty file (0 bytes); delete or replace it")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            if limit and width * height > limit:
-                raise BadImageError(
-                    file,
-                    f"{width}x{height} = {width * height:,} pixels is past the limit of {limit:,} "
-                    "(possible decompression bomb); raise it with --max-pixels or I2I_MAX_PIXELS if you trust the file",
-                )
-            img.load()
-            img = ImageOps.exif_transpose(img) or img
-            return _to_rgb_array(img)
+        img = Image.open(io.BytesIO(data))
+        width, height = img.size
+        if limit and width * height > limit:
+            raise BadImageError(
+                file,
+                f"{width}x{height} = {width * height:,} pixels is past the limit of {limit:,} "
+                "(possible decompression bomb); raise it with --max-pixels or I2I_MAX_PIXELS if you trust the file",
+            )
+        img.load()
+        img = ImageOps.exif_transpose(img) or img
+        return _to_rgb_array(img)
     except BadImageError:
         raise
     except UnidentifiedImageError as exc:
@@ -108,10 +112,8 @@ def load_label_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
     palette ("P") files, whose raw indices are the classes; ((H, W, 3) uint8, "color") for colour maps."""
     file = Path(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            img = Image.open(file)
-            img.load()
+        img = Image.open(file)
+        img.load()
     except FileNotFoundError as exc:
         raise BadImageError(file, "no such file") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:

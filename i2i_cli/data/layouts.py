@@ -17,6 +17,10 @@ from i2i_cli.data.images import is_image_file, list_images
 from i2i_cli.errors import DataError
 
 LAYOUTS = ("aligned", "unaligned", "domains", "segmentation", "single")
+# Layouts where each input file has its own ground-truth output (A|B halves; a photo and its label map): only
+# there do paired metrics (LPIPS to the ground truth) mean anything. Unaligned test folders may share file
+# names by accident; that makes no pair.
+PAIRED_LAYOUTS = frozenset({"aligned", "segmentation"})
 SPLITS = ("train", "val", "test")
 
 
@@ -27,6 +31,11 @@ class Layout:
     # split -> group -> files. aligned: {"train": {"AB": [...]}}; unaligned: {"train": {"A": [...], "B": [...]}};
     # domains: {"train": {"cat": [...], "dog": [...]}}; single: {"all": {"images": [...]}}
     splits: dict[str, dict[str, list[Path]]] = field(default_factory=dict)
+
+    @property
+    def paired(self) -> bool:
+        """Each input has its own ground truth (aligned, segmentation); unaligned, domains, single: not."""
+        return self.kind in PAIRED_LAYOUTS
 
     def groups(self, split: str) -> dict[str, list[Path]]:
         if split not in self.splits:

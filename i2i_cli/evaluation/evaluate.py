@@ -33,11 +33,15 @@ class EvalOptions:
     threads: int | None = None  # decoding threads (default: min(4, CPU count))
     image_size: int | None = None  # --mode stargan_v2: its first resize (None: a run's size, else 256)
     segmenter: str | None = None  # a paired labels -> photo run: also the FCN-score with this segmenter
+    fcn_convention: str = "pix2pix"  # FCN-score class means: pix2pix's get_scores or fyu/drn's (fcn_score.CONVENTIONS)
 
     def __post_init__(self) -> None:
         from i2i_cli.engine.device import resolve_device
 
+        from i2i_cli.evaluation.fcn_score import check_convention
+
         self.mode = fid_kid.canonical_mode(self.mode)
+        check_convention(self.fcn_convention)
         self.device = str(resolve_device(self.device))
 
 
@@ -92,18 +96,23 @@ def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
                             "rng": "numpy.random.RandomState(seed); fake subset drawn before real, as clean-fid",
                             "kernel": "(x.y/d + 1)^3, d = feature size; unbiased MMD^2; std over subsets"}
             protocol.seeds["kid"] = options.seed
+    warnings: list[str] = []
     if "lpips" in options.metrics:
         model, weights = build_lpips(options.lpips_net, device, options.weights_dir)
         protocol.add_weights("lpips_backbone", weights)
         heads = linear_heads_file(options.lpips_net)
-        mean, scores, skipped = paired_lpips(real, fake, model, device,
-                                             (lambda d, t: progress("lpips", d, t)) if progress else None)
-        values["lpips"] = mean
-        bad += skipped
+        paired = paired_lpips(real, fake, model, device, (lambda d, t: progress("lpips", d, t)) if progress else None)
+        values["lpips"] = paired.mean
+        bad += paired.bad
         protocol.lpips = {"kind": "paired (output vs ground truth with the same name)", "net": options.lpips_net,
-                          "version": "0.1", "pairs": len(scores), "input_range": "[-1,1]",
+                          "version": "0.1", "pairs": len(paired.scores), "input_range": "[-1,1]",
+                          "unmatched_fakes": paired.unmatched,
                           "linear_heads": {"file": f"lpips/weights/v0.1/{heads.name}", "sha256": sha256_file(heads)}}
-    return EvalResult(values, protocol, bad)
+        if paired.unmatched:
+            shown = ", ".join(paired.unmatched[:5]) + (", ..." if len(paired.unmatched) > 5 else "")
+            warnings.append(f"paired LPIPS: {len(paired.unmatched)} file(s) of {fake} have no namesake in {real} and "
+                            f"were not scored ({shown}); the JSON lists them under protocol.lpips.unmatched_fakes")
+    return EvalResult(values, protocol, bad, warnings)
 
 
 def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathLike[str] | None,
@@ -143,12 +152,12 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
     if loaded.method.name == "segmenter":
         from i2i_cli.evaluation.fcn_score import evaluate_segmenter_run
 
-        result = evaluate_segmenter_run(loaded, layout, work, options.device, progress)
+        result = evaluate_segmenter_run(loaded, layout, work, options.device, progress, options.fcn_convention)
         result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
                                 "split_layout": layout.kind, "evaluated": "segmenter"})
         return result, work
     direction = loaded.run_config.config.get("direction", "AtoB")
-    metrics = options.metrics
+    metrics = _run_metrics(options.metrics, layout, root)
     if layout.kind == "aligned":
         split = "test" if "test" in layout.splits else "val" if "val" in layout.splits else None
         if split is None:
@@ -162,7 +171,6 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
             save_image(np.ascontiguousarray(a), work / "inputs" / f"{file.stem}.png", overwrite=True)
             save_image(np.ascontiguousarray(b), work / "real" / f"{file.stem}.png", overwrite=True)
         real, inputs = work / "real", work / "inputs"
-        metrics = tuple(dict.fromkeys((*metrics, "lpips")))
     elif layout.kind == "unaligned":
         src, tgt = ("testA", "testB") if direction == "AtoB" else ("testB", "testA")
         if not (root / src).is_dir() or not (root / tgt).is_dir():
@@ -184,16 +192,30 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
     return result, work
 
 
+def _run_metrics(asked: tuple[str, ...], layout: Any, root: Path) -> tuple[str, ...]:
+    """The metrics of a run's evaluation: paired data adds LPIPS to the ground truth; unpaired data refuses it."""
+    from i2i_cli.errors import DataError
+
+    if layout.paired:
+        return tuple(dict.fromkeys((*asked, "lpips")))
+    if "lpips" in asked:
+        raise DataError(f"--metrics lpips: {root} is a {layout.kind} dataset, not paired: its test images have no "
+                        "ground-truth translation (file names shared by testA/ and testB/ pair unrelated images), so "
+                        "a paired LPIPS would be meaningless; drop lpips from --metrics")
+    return asked
+
+
 def _add_fcn_score(result: EvalResult, work: Path, options: EvalOptions,
                    progress: Callable[[str, int, int], None] | None) -> None:
     """FCN-score of the translated test split against its input label maps, the real photos as the bound."""
     from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn
 
     assert options.segmenter is not None
-    fcn = evaluate_fcn(work / "fake", work / "inputs", FcnOptions(segmenter=options.segmenter, device=options.device,
-                                                                  weights_dir=options.weights_dir),
-                       real=work / "real", progress=progress)
+    fcn_options = FcnOptions(segmenter=options.segmenter, device=options.device, weights_dir=options.weights_dir,
+                             convention=options.fcn_convention)
+    fcn = evaluate_fcn(work / "fake", work / "inputs", fcn_options, real=work / "real", progress=progress)
     result.values.update(fcn.values)
     result.protocol.fcn = fcn.protocol.fcn
     result.protocol.weights.update(fcn.protocol.weights)
     result.bad += fcn.bad
+    result.warnings += fcn.warnings

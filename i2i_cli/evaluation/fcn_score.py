@@ -1,11 +1,17 @@
 """FCN-score: segmentation accuracy of generated photos, from one confusion matrix over the whole set.
 
-Formulas of pix2pix's Cityscapes evaluation: rows are ground truth, columns predictions, labels >= n_classes
-are ignored; per-pixel accuracy = trace / total; per-class accuracy = nanmean(diag / row sums); class IoU =
-nanmean(diag / (row + column - diag)). A class absent from both ground truth and predictions is NaN and
-skipped by the means (as the reference's nanmean does). Predictions outside [0, n_classes) (a segmenter
-with other classes) count as wrong in their row and in no column: `confusion` keeps them in an extra last
-column.
+Rows are ground truth, columns predictions, labels >= n_classes are ignored; per-pixel accuracy = trace / total.
+Two conventions for the class means, named with every number (`CONVENTIONS`):
+
+- `pix2pix` (default; scripts/eval_cityscapes/util.py `get_scores`): class acc = nanmean(diag / (rows + 1e-12)),
+  IoU = nanmean(diag / (rows + cols - diag + 1e-12)): the 1e-12 turns a class absent from the labels into a 0
+  that counts in both means (nothing is NaN).
+- `drn` (fyu/drn segment.py `per_class_iu` + np.nanmean, what CUT / F-LSeSim report as "mAP"): no eps, so a class
+  absent from both labels and predictions is NaN and skipped by the IoU mean; class accuracy (drn has none)
+  skips every class absent from the labels the same way.
+
+Predictions outside [0, n_classes) (a segmenter with other classes) count as wrong in their row and in no
+column: `confusion` keeps them in an extra last column.
 
 Segmenters: a run of `i2i train --model segmenter` (its classes, label format and palette become the
 defaults), `drn-cityscapes` (fyu/drn's published DRN-D-22 Cityscapes model, from the weights registry),
@@ -79,26 +85,66 @@ def confusion(labels: np.ndarray, predictions: np.ndarray, n_classes: int) -> np
     return np.bincount(index, minlength=n_classes * (n_classes + 1)).reshape(n_classes, n_classes + 1)
 
 
-def per_class(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(accuracy, IoU) per class; NaN for a class absent from both labels and predictions."""
+CONVENTIONS = {
+    "pix2pix": "pix2pix get_scores: pixel acc = trace/(total+1e-12), class acc = nanmean(diag/(rows+1e-12)), "
+               "mIoU = nanmean(diag/(rows+cols-diag+1e-12)); a class absent from the labels counts 0",
+    "drn": "fyu/drn segment.py (CUT / F-LSeSim): mIoU = nanmean(diag/(rows+cols-diag)) without eps, class acc = "
+           "nanmean(diag/rows); a class absent from the labels is NaN and skipped (IoU: unless it is predicted)",
+}
+PIX2PIX_EPS = 1e-12
+
+
+def check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ConfigError(f"--convention {convention}: choose {', '.join(CONVENTIONS)} (pix2pix counts classes "
+                          "absent from the labels as 0; drn skips them)")
+
+
+def per_class(matrix: np.ndarray, convention: str = "pix2pix") -> tuple[np.ndarray, np.ndarray]:
+    """(accuracy, IoU) per class under `convention`; NaN only under `drn` (see CONVENTIONS)."""
+    check_convention(convention)
     matrix = matrix.astype(np.float64)
     n = matrix.shape[0]
     diag = np.diag(matrix[:, :n])
     rows, cols = matrix.sum(axis=1), matrix[:, :n].sum(axis=0)
+    eps = PIX2PIX_EPS if convention == "pix2pix" else 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return diag / rows, diag / (rows + cols - diag)
+        return diag / (rows + eps), diag / (rows + cols - diag + eps)
 
 
-def scores(matrix: np.ndarray) -> dict[str, float]:
+def absent_classes(matrix: np.ndarray) -> list[int]:
+    """Classes without a single ground-truth pixel (rows of zeros)."""
+    return [int(k) for k in np.flatnonzero(matrix.sum(axis=1) == 0)]
+
+
+def scores(matrix: np.ndarray, convention: str = "pix2pix") -> dict[str, float]:
     """Pixel accuracy, class accuracy and mean IoU of a (n, n) or (n, n + 1) confusion matrix."""
     n = matrix.shape[0]
-    class_acc, iou = per_class(matrix)
+    class_acc, iou = per_class(matrix, convention)
     total = float(matrix.sum())
+    eps = PIX2PIX_EPS if convention == "pix2pix" else 0.0
     return {
-        "pixel_accuracy": float(np.trace(matrix[:, :n]) / total) if total else float("nan"),
+        "pixel_accuracy": float(np.trace(matrix[:, :n]) / (total + eps)) if total else float("nan"),
         "class_accuracy": float(np.nanmean(class_acc)) if np.isfinite(class_acc).any() else float("nan"),
         "mean_iou": float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"),
     }
+
+
+def absent_warning(matrix: np.ndarray, names: list[str], convention: str, source: str = "--classes") -> str | None:
+    """The warning for classes (of --classes, or a run's `source`) that never occur in the labels; None when
+    every class occurs."""
+    absent = absent_classes(matrix)
+    if not absent:
+        return None
+    n = matrix.shape[0]
+    listed = ", ".join(names[k] for k in absent[:8]) + (", ..." if len(absent) > 8 else "")
+    effect = ("count 0 in class accuracy and mIoU (pix2pix's convention; --convention drn skips them)"
+              if convention == "pix2pix" else "are skipped by the class means (drn's convention)")
+    present = [k for k in range(n) if k not in absent]
+    fix = f"; the labels use classes up to {present[-1]}: pass --classes {present[-1] + 1} if that is all of them" \
+        if source == "--classes" and present and present[-1] + 1 < n else ""
+    where = f"--classes {n}" if source == "--classes" else source
+    return f"{len(absent)} of the {n} classes ({where}) never occur in the labels ({listed}): they {effect}{fix}"
 
 
 # --- label maps ----------------------------------------------------------------------------------------------
@@ -405,10 +451,12 @@ class FcnOptions:
     palette: str | os.PathLike[str] | None = None
     device: str = "auto"  # auto: CUDA when present (resolved to a concrete device here)
     weights_dir: str | os.PathLike[str] | None = None
+    convention: str = "pix2pix"  # class acc / mIoU: pix2pix's get_scores or fyu/drn's nanmean (CONVENTIONS)
 
     def __post_init__(self) -> None:
         from i2i_cli.engine.device import resolve_device
 
+        check_convention(self.convention)
         self.device = str(resolve_device(self.device))
 
 
@@ -481,8 +529,7 @@ def evaluate_fcn(fake: str | os.PathLike[str], labels: str | os.PathLike[str], o
                           progress=(lambda d, t: progress("segment fake", d, t)) if progress else None)
     if fake_set.count == 0:
         raise DataError(f"{fake_dir}: no readable image / label pair")
-    values: dict[str, float | None] = {**scores(fake_set.matrix)}
-    class_acc, iou = per_class(fake_set.matrix)
+    values: dict[str, float | None] = {**scores(fake_set.matrix, options.convention)}
     names = CITYSCAPES_CLASSES if options.n_classes == 19 else [str(k) for k in range(options.n_classes)]
     protocol = Protocol(real=str(Path(real).resolve()) if real else None, fake=str(fake_dir.resolve()))
     protocol.fcn = {
@@ -491,11 +538,9 @@ def evaluate_fcn(fake: str | os.PathLike[str], labels: str | os.PathLike[str], o
         else "all", "resolution": {"label": "images resized bilinearly to the label size (pix2pix)",
                                    "image": "labels resized (nearest) to the image size"}[options.resolution],
         "labels": str(label_dir.resolve()), "label_format": decoder.describe(), "images": fake_set.count,
-        "formulas": "one confusion matrix over the set; pixel acc = trace/total, class acc = nanmean(diag/rows), "
-                    "mIoU = nanmean(diag/(rows+cols-diag)); labels >= classes ignored",
-        "per_class": {names[k]: {"accuracy": _finite(class_acc[k]), "iou": _finite(iou[k])}
-                      for k in range(options.n_classes)},
+        **class_report(fake_set.matrix, names, options.convention, "labels >= classes ignored"),
     }
+    warning = absent_warning(fake_set.matrix, names, options.convention)
     protocol.fcn.update(segmenter.record)
     if segmenter.weights is not None:
         protocol.add_weights("segmenter", segmenter.weights)
@@ -511,11 +556,23 @@ def evaluate_fcn(fake: str | os.PathLike[str], labels: str | os.PathLike[str], o
                 fake_sizes[real_file] = size
         real_set = _score_set(real_pairs, segmenter, decoder, options, resize_to=fake_sizes,
                               progress=(lambda d, t: progress("segment real", d, t)) if progress else None)
-        values.update({f"real_{k}": v for k, v in scores(real_set.matrix).items()})
+        values.update({f"real_{k}": v for k, v in scores(real_set.matrix, options.convention).items()})
         protocol.fcn["real_images"] = real_set.count
         protocol.fcn["real_preprocessing"] = "resized to the generated image's size first (pix2pix's ground truth)"
         bad += real_missing + real_set.bad
-    return EvalResult(values, protocol, bad)
+    return EvalResult(values, protocol, bad, [warning] if warning else [])
+
+
+def class_report(matrix: np.ndarray, names: list[str], convention: str, ignored: str) -> dict[str, Any]:
+    """The protocol's convention, formulas, absent classes and per-class values of one confusion matrix."""
+    class_acc, iou = per_class(matrix, convention)
+    return {
+        "convention": convention,
+        "formulas": f"one confusion matrix over the set; {CONVENTIONS[convention]}; {ignored}",
+        "absent_classes": [names[k] for k in absent_classes(matrix)],
+        "per_class": {names[k]: {"accuracy": _finite(class_acc[k]), "iou": _finite(iou[k])}
+                      for k in range(matrix.shape[0])},
+    }
 
 
 def _finite(value: float) -> float | None:
@@ -542,11 +599,14 @@ def cityscapes_color_map(train_ids: np.ndarray) -> np.ndarray:
 
 # --- a segmenter run on its own held-out split --------------------------------------------------------------------
 def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "cpu",
-                           progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+                           progress: Callable[[str, int, int], None] | None = None,
+                           convention: str = "pix2pix") -> EvalResult:
     """Segment a segmenter run's held-out photos (val/, else test/) and score them against their label maps with
     the FCN-score formulas: the bound an FCN-score of translated photos can reach. Colourised predictions go to
-    `work`/predictions/."""
+    `work`/predictions/. `convention`: the class means' (CONVENTIONS)."""
     from i2i_cli.data.datasets import Augment, build_dataset
+
+    check_convention(convention)
     from i2i_cli.data.images import save_image
 
     method = loaded.method
@@ -581,15 +641,13 @@ def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "
             progress("segment", i + 1, len(dataset))
     if not matrix.any():
         raise DataError(f"{layout.root}: no readable photo / label pair in the {split} split")
-    class_acc, iou = per_class(matrix)
     names = CITYSCAPES_CLASSES if n == 19 and not method.config.palette_colors else [str(k) for k in range(n)]
     protocol = Protocol(real=str(layout.root / split))
     protocol.fcn = {
         "segmenter": f"run:{loaded.run_dir.name}@{loaded.step}", "classes": n, "split": split,
         "images": len(dataset) - len(bad), "label_format": dataset.decoder.describe(),
         "resolution": "the run's load size (load_size / load_height), else the files' own",
-        "formulas": "one confusion matrix over the set; pixel acc = trace/total, class acc = nanmean(diag/rows), "
-                    "mIoU = nanmean(diag/(rows+cols-diag)); label 255 ignored",
-        "per_class": {names[k]: {"accuracy": _finite(class_acc[k]), "iou": _finite(iou[k])} for k in range(n)},
+        **class_report(matrix, names, convention, "label 255 ignored"),
     }
-    return EvalResult({**scores(matrix)}, protocol, bad)
+    warning = absent_warning(matrix, names, convention, source=f"the run's n_classes, {split}/ labels")
+    return EvalResult({**scores(matrix, convention)}, protocol, bad, [warning] if warning else [])

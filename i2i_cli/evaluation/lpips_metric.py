@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
@@ -53,14 +54,30 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
 
 
+@dataclass
+class PairedLpips:
+    """Paired LPIPS of two folders: the mean, each pair's value, and the files it could not use."""
+
+    mean: float
+    scores: dict[str, float]  # fake file (relative) -> LPIPS to its namesake
+    bad: list[tuple[str, str]] = field(default_factory=list)  # unreadable files, pairs of different sizes
+    unmatched: list[str] = field(default_factory=list)  # fake files (relative) without a namesake in `real`
+
+
 def paired_lpips(real: str | os.PathLike[str], fake: str | os.PathLike[str], model: torch.nn.Module,
                  device: torch.device | str = "cpu", progress: Callable[[int, int], None] | None = None
-                 ) -> tuple[float, dict[str, float], list[tuple[str, str]]]:
-    """Mean LPIPS between files with the same relative name (extension ignored) in `real` and `fake`."""
+                 ) -> PairedLpips:
+    """Mean LPIPS between files with the same relative name (extension ignored) in `real` and `fake`; fake files
+    without a namesake are listed in `unmatched`, not scored."""
     real_dir, fake_dir = Path(real), Path(fake)
     reals = {p.relative_to(real_dir).with_suffix("").as_posix(): p for p in list_images(real_dir)}
-    pairs = [(reals[k], p) for p in list_images(fake_dir)
-             if (k := p.relative_to(fake_dir).with_suffix("").as_posix()) in reals]
+    pairs, unmatched = [], []
+    for file in list_images(fake_dir):
+        key = file.relative_to(fake_dir).with_suffix("").as_posix()
+        if key in reals:
+            pairs.append((reals[key], file))
+        else:
+            unmatched.append(file.relative_to(fake_dir).as_posix())
     if not pairs:
         raise I2IError(f"paired LPIPS: no file of {fake_dir} has a namesake in {real_dir}; name outputs like their "
                        "ground truth (or drop lpips from --metrics)")
@@ -80,7 +97,7 @@ def paired_lpips(real: str | os.PathLike[str], fake: str | os.PathLike[str], mod
             progress(i, len(pairs))
     if not scores:
         raise I2IError("paired LPIPS: no readable pair of equal size")
-    return float(np.mean(list(scores.values()))), scores, bad
+    return PairedLpips(float(np.mean(list(scores.values()))), scores, bad, unmatched)
 
 
 def linear_heads_file(net: str) -> Path:
@@ -91,25 +108,49 @@ def linear_heads_file(net: str) -> Path:
 
 
 PAIRS_PER_BATCH = 16  # LPIPS pairs per forward pass in diversity_lpips
+STARGAN_V2_BATCH = 32  # StarGAN v2's val_batch_size: its loader batch, the unit its LPIPS diversity averages over
+AVERAGING = {
+    "per_input": "LPIPS over all K(K-1)/2 pairs of one input's outputs, mean per input, then the mean over inputs",
+    "stargan_v2": "StarGAN v2's metrics/eval.py: inputs in loader batches of {batch}; per batch the mean over the "
+                  "K(K-1)/2 output pairs of the batch-mean LPIPS, then the mean over batches (a last, smaller "
+                  "batch weighs as much as a full one)",
+}
 
 
-def diversity_lpips(outputs_per_input: list[list[torch.Tensor]], model: torch.nn.Module) -> float:
-    """StarGAN v2's protocol for one task: LPIPS over all pairs of each input's outputs, averaged per input,
-    then over inputs. Outputs are (1, 3, H, W) in [-1, 1]."""
-    per_input = []
-    for outputs in outputs_per_input:
-        pairs = list(combinations(range(len(outputs)), 2))
-        scores = []
-        for start in range(0, len(pairs), PAIRS_PER_BATCH):  # pairs batched: 45 single-image calls were slow
-            chunk = pairs[start : start + PAIRS_PER_BATCH]
-            with torch.no_grad():
-                scores.append(model(torch.cat([outputs[i] for i, _ in chunk]),
-                                    torch.cat([outputs[j] for _, j in chunk])).flatten().double().cpu())
-        if pairs:
-            per_input.append(float(torch.cat(scores).mean()))
+def pair_distances(outputs: list[torch.Tensor], model: torch.nn.Module) -> torch.Tensor:
+    """LPIPS of every pair (i < j, in order) of one input's outputs, each (1, 3, H, W) in [-1, 1]: float64."""
+    pairs = list(combinations(range(len(outputs)), 2))
+    scores = [torch.zeros(0, dtype=torch.float64)]
+    for start in range(0, len(pairs), PAIRS_PER_BATCH):  # pairs batched: 45 single-image calls were slow
+        chunk = pairs[start : start + PAIRS_PER_BATCH]
+        with torch.no_grad():
+            scores.append(model(torch.cat([outputs[i] for i, _ in chunk]),
+                                torch.cat([outputs[j] for _, j in chunk])).flatten().double().cpu())
+    return torch.cat(scores)
+
+
+def average_diversity(distances: list[torch.Tensor], averaging: str = "per_input",
+                      batch_size: int = STARGAN_V2_BATCH) -> float:
+    """One task's diversity from each input's pair distances (`pair_distances`), averaged as `averaging` says
+    (AVERAGING). StarGAN v2's batch value, the mean over pairs of the batch's mean, equals the mean over the
+    batch's inputs of their pair means: every input has the same K(K-1)/2 pairs."""
+    if averaging not in AVERAGING:
+        raise ConfigError(f"LPIPS diversity averaging {averaging}: choose {', '.join(AVERAGING)}")
+    per_input = [float(d.mean()) for d in distances if d.numel()]
     if not per_input:
         raise I2IError("LPIPS diversity needs at least two outputs per input")
-    return float(np.mean(per_input))
+    if averaging == "per_input":
+        return float(np.mean(per_input))
+    batches = [per_input[start : start + batch_size] for start in range(0, len(per_input), batch_size)]
+    return float(np.mean([np.mean(batch) for batch in batches]))
+
+
+def diversity_lpips(outputs_per_input: list[list[torch.Tensor]], model: torch.nn.Module,
+                    averaging: str = "per_input", batch_size: int = STARGAN_V2_BATCH) -> float:
+    """LPIPS diversity of one task: LPIPS over all pairs of each input's outputs, averaged as `averaging` says
+    (per input, then over inputs; or StarGAN v2's per loader batch). Outputs are (1, 3, H, W) in [-1, 1]."""
+    distances = [pair_distances(outputs, model) for outputs in outputs_per_input]
+    return average_diversity(distances, averaging, batch_size)
 
 
 def diversity_lpips_tasks(tasks: dict[str, list[list[torch.Tensor]]], model: torch.nn.Module

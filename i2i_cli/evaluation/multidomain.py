@@ -5,8 +5,9 @@ with source != target. Latent-guided: each source image of the evaluation split 
 (num_outs_per_domain = 10) with styles from K random latent codes mapped to the target domain;
 reference-guided: K styles encoded from target-domain images of the evaluation split. FID of a task compares
 all of its outputs with the target domain's training images; LPIPS diversity averages LPIPS over all
-K(K-1)/2 pairs of each input's outputs, then over inputs. Both are reported per task and as the mean over
-tasks. FID is computed in the chosen mode: clean-fid's `clean` by default (comparable with other clean-fid
+K(K-1)/2 pairs of each input's outputs, then over inputs (in `--mode stargan_v2`: per loader batch of
+val_batch_size inputs, then over batches, as metrics/eval.py does). Both are reported per task and as the mean
+over tasks. FID is computed in the chosen mode: clean-fid's `clean` by default (comparable with other clean-fid
 numbers, not with the paper's table), or `stargan_v2`, StarGAN v2's own torchvision-Inception FID.
 """
 
@@ -24,7 +25,7 @@ from PIL import Image
 from i2i_cli.data.images import load_image, save_image, to_tensor, to_uint8
 from i2i_cli.errors import BadImageError, ConfigError, DataError
 from i2i_cli.evaluation import fid_kid
-from i2i_cli.evaluation.lpips_metric import build_lpips, diversity_lpips
+from i2i_cli.evaluation.lpips_metric import AVERAGING, STARGAN_V2_BATCH, average_diversity, build_lpips, pair_distances
 from i2i_cli.evaluation.report import EvalResult, Protocol
 
 GUIDANCE = ("latent", "reference")
@@ -36,6 +37,7 @@ class MultiDomainOptions:
     guidance: tuple[str, ...] = GUIDANCE
     outputs_per_input: int = 10  # StarGAN v2's num_outs_per_domain
     seed: int = 0
+    val_batch_size: int = STARGAN_V2_BATCH  # --mode stargan_v2: the loader batch its LPIPS diversity averages over
 
 
 @dataclass
@@ -75,6 +77,8 @@ def _check(md: MultiDomainOptions) -> None:
         raise ConfigError(f"--guidance: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(GUIDANCE)}")
     if md.outputs_per_input < 2:
         raise ConfigError("--outputs-per-input must be >= 2 (LPIPS diversity compares outputs of one input)")
+    if md.val_batch_size < 1:
+        raise ConfigError(f"val_batch_size {md.val_batch_size}: must be >= 1")
 
 
 def _generator(seed: int, guidance: str, task_number: int) -> torch.Generator:
@@ -112,6 +116,7 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
     pairs = [(s, t) for t in domains for s in domains if s != t]  # the reference's order: by target, then source
     tasks = [_Task(g, s, t, n) for g in md.guidance for n, (s, t) in enumerate(pairs)]
     sources = layout.splits[evaluation]
+    averaging = "stargan_v2" if options.mode == "stargan_v2" else "per_input"
     total, done = sum(len(sources[task.source]) for task in tasks), 0
     values: dict[str, float | None] = {}
     bad: list[tuple[str, str]] = []
@@ -131,9 +136,10 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
             if progress:
                 progress(f"{task.guidance} {task.name}", start + n, total)
 
-        diversity, written = _translate_task(styles, task, sources[task.source], sources[task.target],
+        distances, written = _translate_task(styles, task, sources[task.source], sources[task.target],
                                              domains.index(task.target), md, size, folder, lpips_model, device,
                                              bad, step)
+        diversity = average_diversity(distances, averaging, md.val_batch_size)
         done += len(sources[task.source])
         if task.target not in real_features:
             real_features[task.target] = features(layout.root / reference / task.target)
@@ -147,10 +153,7 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
             per_task = [values[f"{metric}_{guidance}_{s}2{t}"] for s, t in pairs]
             values[f"{metric}_{guidance}_mean"] = float(np.mean(per_task))
 
-    protocol.lpips = {"kind": "diversity (StarGAN v2: LPIPS over all K(K-1)/2 pairs of one input's outputs, "
-                              "mean per input, then over inputs; per task, then the mean over tasks)",
-                      "net": options.lpips_net, "version": "0.1", "input_range": "[-1,1]",
-                      "on": "the generator's float outputs, before saving"}
+    protocol.lpips = _lpips_protocol(averaging, options.lpips_net, md.val_batch_size)
     protocol.seeds["multidomain"] = md.seed
     protocol.update({
         "tasks": [f"{s}2{t}" for s, t in pairs], "guidance": list(md.guidance), "domains": domains,
@@ -167,6 +170,17 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
     return EvalResult(values, protocol, list(dict.fromkeys(bad)))
 
 
+def _lpips_protocol(averaging: str, net: str, batch_size: int) -> dict[str, Any]:
+    """The LPIPS diversity's record: which averaging (per input, or StarGAN v2's per loader batch) and network."""
+    record = {"kind": "diversity (StarGAN v2: LPIPS over all K(K-1)/2 pairs of one input's outputs; per task, then "
+                      "the mean over tasks)", "averaging": averaging,
+              "averaging_formula": AVERAGING[averaging].format(batch=batch_size),
+              "net": net, "version": "0.1", "input_range": "[-1,1]", "on": "the generator's float outputs, before saving"}
+    if averaging == "stargan_v2":
+        record["batch_order"] = "inputs in file order (StarGAN v2's loader shuffles them)"
+    return record
+
+
 def _reference_draws(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
     """K reference indices for one input, distinct while K <= n: the reference walks a shuffled loader, so one
     input's K references are different images (a fresh permutation starts when K exceeds the images)."""
@@ -177,15 +191,16 @@ def _reference_draws(n: int, k: int, generator: torch.Generator) -> torch.Tensor
 def _translate_task(styles: Any, task: _Task, sources: list[Path], references: list[Path], target: int,
                     md: MultiDomainOptions, size: int, folder: Path, lpips_model: torch.nn.Module,
                     device: torch.device, bad: list[tuple[str, str]],
-                    progress: Callable[[int, int], None]) -> tuple[float, int]:
-    """Write K outputs per source image into `folder` (NAME_kk.png) and return (LPIPS diversity, files
-    written); unreadable inputs or references are appended to `bad` and that input is skipped."""
+                    progress: Callable[[int, int], None]) -> tuple[list[torch.Tensor], int]:
+    """Write K outputs per source image into `folder` (NAME_kk.png) and return (each input's LPIPS over its
+    K(K-1)/2 output pairs, files written); unreadable inputs or references are appended to `bad` and that input
+    is skipped."""
     generator = _generator(md.seed, task.guidance, task.number)
     k = md.outputs_per_input
     if folder.is_dir():  # outputs of an earlier evaluation (maybe with another K) must not enter this FID
         for old in folder.glob("*.png"):
             old.unlink()
-    per_input: list[float] = []  # one diversity per input: a task's outputs never all sit in memory
+    per_input: list[torch.Tensor] = []  # pair distances per input: a task's outputs never all sit in memory
     for done, path in enumerate(sources, start=1):
         # draw before decoding so a bad file does not shift the draws of the inputs after it
         if task.guidance == "latent":
@@ -205,11 +220,11 @@ def _translate_task(styles: Any, task: _Task, sources: list[Path], references: l
         outputs = styles.translator(style)(x.expand(k, -1, -1, -1)).cpu()
         for j in range(k):
             save_image(to_uint8(outputs[j]), folder / f"{path.stem}_{j:02d}.png", overwrite=True)
-        per_input.append(diversity_lpips([[outputs[j : j + 1].to(device) for j in range(k)]], lpips_model))
+        per_input.append(pair_distances([outputs[j : j + 1].to(device) for j in range(k)], lpips_model))
         progress(done, len(sources))
     if not per_input:
         raise DataError(f"{folder}: no readable source image to translate")
-    return float(np.mean(per_input)), len(per_input) * k
+    return per_input, len(per_input) * k
 
 
 def task_table(result: EvalResult) -> tuple[list[str], list[list[Any]]]:

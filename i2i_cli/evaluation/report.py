@@ -93,12 +93,13 @@ class Protocol:
 
 @dataclass
 class EvalResult:
-    """Metric values (None when not computed), their protocol, and files skipped as unreadable."""
+    """Metric values (None when not computed), their protocol, files skipped as unreadable, and warnings."""
 
     values: dict[str, float | None]
     protocol: Protocol
     bad: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # what a user must know to read the numbers (printed too)
 
     def to_json(self) -> dict[str, Any]:
         return {**self.values, "protocol": self.protocol.to_dict(),
-                "bad_files": [{"file": f, "problem": p} for f, p in self.bad]}
+                "bad_files": [{"file": f, "problem": p} for f, p in self.bad], "warnings": list(self.warnings)}
