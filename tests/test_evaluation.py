@@ -275,9 +275,11 @@ def test_confusion_ignores_labels_past_the_class_count_and_counts_foreign_predic
     matrix = fcn_score.confusion(labels, preds, 19)
     assert matrix.shape == (19, 20) and matrix.sum() == 4  # the two ignored labels are not counted
     assert matrix[0, 0] == 1 and matrix[1, 0] == 1 and matrix[1, 1] == 1 and matrix[1, 19] == 1
-    s = fcn_score.scores(matrix)
+    s = fcn_score.scores(matrix, "drn")
     assert math.isclose(s["pixel_accuracy"], 2 / 4)
     assert math.isclose(s["mean_iou"], np.mean([1 / (1 + 2 - 1), 1 / (3 + 1 - 1)]))
+    s = fcn_score.scores(matrix, "pix2pix")  # the 17 classes absent from the labels count 0
+    assert math.isclose(s["mean_iou"], (1 / (1 + 2 - 1) + 1 / (3 + 1 - 1)) / 19)
 
 
 def test_label_maps_decode_from_cityscapes_colours_ids_and_palettes(tmp_path):
@@ -446,3 +448,22 @@ def test_cityscapes_folders_pair_each_photo_with_its_id_map_not_its_colour_or_in
     blank.save(labels / "lindau_000000_000019_gtFine_labelTrainIds.png")
     pairs, _ = fcn_score.match_labels(images.parent, labels.parent)
     assert [label.name for _, label in pairs] == ["lindau_000000_000019_gtFine_labelTrainIds.png"]
+
+
+def test_a_warning_after_a_multi_threaded_decode_still_reaches_the_user(tmp_path):
+    """Decoding in a thread pool once left a global "ignore" filter behind (catch_warnings is not thread-safe)."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from i2i_cli.data.images import load_image
+
+    files = []
+    for i in range(64):
+        files.append(tmp_path / f"{i}.png")
+        Image.fromarray(np.full((4, 4, 3), i, dtype=np.uint8)).save(files[-1])
+    for attempt in range(5):
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            assert len(list(pool.map(load_image, files * 4))) == 256
+        with warnings.catch_warnings(record=True) as caught:  # records what the filters let through
+            warnings.warn(f"a later warning {attempt}", RuntimeWarning)
+        assert [str(w.message) for w in caught] == [f"a later warning {attempt}"]
