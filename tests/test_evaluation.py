@@ -467,3 +467,35 @@ def test_a_warning_after_a_multi_threaded_decode_still_reaches_the_user(tmp_path
         with warnings.catch_warnings(record=True) as caught:  # records what the filters let through
             warnings.warn(f"a later warning {attempt}", RuntimeWarning)
         assert [str(w.message) for w in caught] == [f"a later warning {attempt}"]
+
+
+def test_paired_lpips_lists_fakes_without_a_namesake(alex, tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(alex[0]))
+    real, fake = _folder(tmp_path / "real", 1, n=3), _folder(tmp_path / "fake", 2, n=3)
+    Image.fromarray(np.zeros((48, 40, 3), dtype=np.uint8)).save(fake / "extra.png")  # no namesake in real/
+    result = CliRunner().invoke(app, ["eval", "--real", str(real), "--fake", str(fake), "--metrics", "lpips",
+                                      "--json", str(tmp_path / "l.json")])
+    assert result.exit_code == 0, result.output
+    assert "1 file(s) of" in result.output and "extra.png" in result.output
+    report = json.loads((tmp_path / "l.json").read_text())
+    assert report["protocol"]["lpips"]["pairs"] == 3 and report["protocol"]["lpips"]["unmatched_fakes"] == ["extra.png"]
+    assert "extra.png" in report["warnings"][0]
+
+
+def test_eval_of_an_unpaired_run_refuses_paired_lpips_and_leaves_it_out_by_default(datasets, tmp_path):
+    from i2i_cli.data.layouts import detect_layout
+    from i2i_cli.evaluation.evaluate import _run_metrics
+    from tests.run_factory import make_run
+
+    unaligned, aligned = detect_layout(datasets["unaligned"]), detect_layout(datasets["aligned"])
+    assert not unaligned.paired and aligned.paired and not detect_layout(datasets["domains"]).paired
+    run = make_run(tmp_path / "cyclegan", "cyclegan", data={"root": str(datasets["unaligned"])})
+    result = CliRunner().invoke(app, ["eval", "--checkpoint", str(run), "--metrics", "fid,lpips", "--out",
+                                      str(tmp_path / "work")])
+    assert result.exit_code == 2, result.output
+    assert "not paired" in result.output and "drop lpips from --metrics" in result.output
+    assert not (tmp_path / "work").exists()  # refused before translating
+    assert _run_metrics(("fid", "kid"), unaligned, datasets["unaligned"]) == ("fid", "kid")
+    assert _run_metrics(("fid", "kid"), aligned, datasets["aligned"]) == ("fid", "kid", "lpips")
