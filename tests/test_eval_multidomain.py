@@ -102,6 +102,7 @@ def test_bare_eval_scores_every_task_of_the_newest_run_both_guidances(run, domai
     assert protocol["evaluation_split"] == "val" and protocol["fid_reference_split"] == "train"
     assert protocol["mode"] == "clean" and protocol["seeds"]["multidomain"] == 0 and protocol["step"] == 1
     assert set(protocol["weights"]) == {"inception", "lpips_backbone"}
+    assert protocol["lpips"]["averaging"] == "per_input"  # outside --mode stargan_v2: the per-input mean
     for guidance in ("latent", "reference"):
         for task in tasks:
             written = list((run / "eval" / "step_00000001" / guidance / task).glob("*.png"))
@@ -131,6 +132,21 @@ def test_same_seed_same_numbers_and_a_smaller_k_replaces_earlier_outputs(run, we
     latent(5, 2, tmp_path / "a")  # the same folder with fewer outputs: earlier files must not enter the FID
     for task in (tmp_path / "a" / "latent").iterdir():
         assert len(list(task.glob("*.png"))) == 2 * 2
+
+
+def test_stargan_v2_lpips_diversity_averages_per_loader_batch_elsewhere_per_input():
+    """metrics/eval.py appends one LPIPS per loader batch (val_batch_size inputs) and averages those: a last,
+    smaller batch weighs as much as a full one. The per-input mean weighs every input alike."""
+    from i2i_cli.evaluation.lpips_metric import average_diversity
+
+    distances = [torch.tensor(d, dtype=torch.float64) for d in
+                 ([0.1, 0.2, 0.3], [0.4, 0.4, 0.4], [0.2, 0.2, 0.5], [0.3, 0.3, 0.3], [0.9, 0.6, 0.6])]
+    means = [float(d.mean()) for d in distances]
+    batched = average_diversity(distances, "stargan_v2", batch_size=2)  # batches of inputs {0, 1}, {2, 3}, {4}
+    assert batched == pytest.approx(np.mean([np.mean(means[:2]), np.mean(means[2:4]), means[4]]), abs=1e-12)
+    assert average_diversity(distances) == pytest.approx(np.mean(means), abs=1e-12)
+    assert abs(batched - np.mean(means)) > 0.01
+    assert average_diversity(distances, "stargan_v2", batch_size=5) == pytest.approx(np.mean(means), abs=1e-12)
 
 
 def test_bad_options_and_a_dataset_without_domains_are_one_line_errors(run, weights_dir, tmp_path):
@@ -210,6 +226,8 @@ def test_run_eval_in_stargan_v2_mode_uses_the_runs_size_and_the_target_train_ima
     options = EvalOptions(mode="stargan-v2", weights_dir=weights_dir, batch_size=64)
     result, work = evaluate_run(run, None, options, tmp_path / "e", multidomain=MultiDomainOptions(("latent",), 2))
     assert "32x32" in result.protocol.resize and result.protocol.mode == "stargan_v2"
+    assert result.protocol.lpips["averaging"] == "stargan_v2" and "batches of 32" in result.protocol.lpips[
+        "averaging_formula"]
     task = result.protocol.extra["tasks"][0]
     target = task.split("2")[1]
     net = torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).eval()
