@@ -465,7 +465,7 @@ def test_a_warning_after_a_multi_threaded_decode_still_reaches_the_user(tmp_path
         with ThreadPoolExecutor(max_workers=8) as pool:
             assert len(list(pool.map(load_image, files * 4))) == 256
         with warnings.catch_warnings(record=True) as caught:  # records what the filters let through
-            warnings.warn(f"a later warning {attempt}", RuntimeWarning)
+            warnings.warn(f"a later warning {attempt}", RuntimeWarning, stacklevel=1)
         assert [str(w.message) for w in caught] == [f"a later warning {attempt}"]
 
 
@@ -499,3 +499,26 @@ def test_eval_of_an_unpaired_run_refuses_paired_lpips_and_leaves_it_out_by_defau
     assert not (tmp_path / "work").exists()  # refused before translating
     assert _run_metrics(("fid", "kid"), unaligned, datasets["unaligned"]) == ("fid", "kid")
     assert _run_metrics(("fid", "kid"), aligned, datasets["aligned"]) == ("fid", "kid", "lpips")
+
+
+def test_eval_of_a_segmenter_run_names_its_convention(datasets, tmp_path):
+    import json
+
+    from tests.run_factory import make_run
+
+    run = make_run(tmp_path / "seg", "segmenter", data={"root": str(datasets["segmentation"])})
+    reports = {}
+    for convention in ("pix2pix", "drn"):
+        result = CliRunner().invoke(app, ["eval", "--checkpoint", str(run), "--fcn-convention", convention, "--out",
+                                          str(tmp_path / "work"), "--json", str(tmp_path / f"{convention}.json")])
+        assert result.exit_code == 0, result.output
+        assert f"{convention} convention" in " ".join(result.output.split())
+        reports[convention] = json.loads((tmp_path / f"{convention}.json").read_text())
+    for convention, report in reports.items():
+        fcn = report["protocol"]["fcn"]
+        assert fcn["convention"] == convention and isinstance(fcn["absent_classes"], list)
+    assert reports["pix2pix"]["pixel_accuracy"] == pytest.approx(reports["drn"]["pixel_accuracy"], abs=1e-12)
+    assert reports["pix2pix"]["protocol"]["fcn"]["absent_classes"]  # synthetic scenes: fewer than the run's 19
+    assert reports["pix2pix"]["mean_iou"] <= reports["drn"]["mean_iou"] and reports["pix2pix"]["warnings"]
+    wrong = CliRunner().invoke(app, ["eval", "--checkpoint", str(run), "--fcn-convention", "cut"])
+    assert wrong.exit_code == 2 and "choose pix2pix, drn" in wrong.output

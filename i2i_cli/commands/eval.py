@@ -95,7 +95,8 @@ def evaluate(
                 return
             if result.protocol.extra.get("evaluated") == "segmenter":  # its own accuracy on held-out label maps
                 _report(result, f"{result.protocol.extra['checkpoint']} segmenting {result.protocol.real} "
-                        f"({result.protocol.fcn['images']} photos; predictions in {work / 'predictions'})", json_out)
+                        f"({result.protocol.fcn['images']} photos, {result.protocol.fcn['convention']} convention; "
+                        f"predictions in {work / 'predictions'})", json_out)
                 return
             real, fake = Path(result.protocol["real"]), work / "fake"
         else:

@@ -13,6 +13,7 @@ import torch
 from i2i_cli.download import sha256_file
 from i2i_cli.errors import ConfigError
 from i2i_cli.evaluation import fid_kid
+from i2i_cli.evaluation.fcn_score import check_convention
 from i2i_cli.evaluation.lpips_metric import build_lpips, linear_heads_file, paired_lpips
 from i2i_cli.evaluation.report import EvalResult, Protocol
 
@@ -37,8 +38,6 @@ class EvalOptions:
 
     def __post_init__(self) -> None:
         from i2i_cli.engine.device import resolve_device
-
-        from i2i_cli.evaluation.fcn_score import check_convention
 
         self.mode = fid_kid.canonical_mode(self.mode)
         check_convention(self.fcn_convention)

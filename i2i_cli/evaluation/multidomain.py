@@ -25,7 +25,13 @@ from PIL import Image
 from i2i_cli.data.images import load_image, save_image, to_tensor, to_uint8
 from i2i_cli.errors import BadImageError, ConfigError, DataError
 from i2i_cli.evaluation import fid_kid
-from i2i_cli.evaluation.lpips_metric import AVERAGING, STARGAN_V2_BATCH, average_diversity, build_lpips, pair_distances
+from i2i_cli.evaluation.lpips_metric import (
+    AVERAGING,
+    STARGAN_V2_BATCH,
+    average_diversity,
+    build_lpips,
+    pair_distances,
+)
 from i2i_cli.evaluation.report import EvalResult, Protocol
 
 GUIDANCE = ("latent", "reference")
