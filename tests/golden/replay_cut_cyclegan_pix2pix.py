@@ -1,0 +1,89 @@
+"""One i2i training iteration on a golden fixture of the pix2pix / CycleGAN / CUT / FastCUT / segmenter
+recorders, and the comparisons of its results with the official ones (see recording_cut_cyclegan_pix2pix.py
+for how the fixtures store weights, steps and images)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from i2i_cli.pretrained import OFFICIAL_NETWORKS, load_official_networks
+from models import registry
+from models.base import Progress, TranslationMethod, set_requires_grad
+from tests.golden.golden_fixtures import assert_adam_step_close, assert_close
+
+
+def to_float(u8: torch.Tensor) -> torch.Tensor:
+    return u8.float() / 127.5 - 1
+
+
+def build(name: str, fixture: dict[str, Any], **extra: Any) -> TranslationMethod:
+    """The i2i method with the fixture's configuration, holding the official initial weights."""
+    cls = registry.method_class(name)
+    known = {f.name for f in dataclasses.fields(cls.config_class)}
+    values = {k: v for k, v in fixture["config"].items() if k in known}
+    values.setdefault("load_size", values.get("size", 256))
+    method = cls(dataclasses.replace(cls.config_class(), **values, **extra))
+    states = {net: {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+              for net, state in fixture["init"].items()}
+    load_official_networks(method, states, "golden fixture")
+    return method.train()
+
+
+def optimizers(method: TranslationMethod) -> dict[str, torch.optim.Optimizer]:
+    """The optimizers the trainer builds from the method's specs (its schedule is 1 at the first step)."""
+    out: dict[str, torch.optim.Optimizer] = {}
+    for spec in method.optimizers():
+        groups = [dict(g) for g in spec.param_groups]
+        if spec.kind == "sgd":
+            out[spec.name] = torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum,
+                                             weight_decay=spec.weight_decay)
+        else:
+            out[spec.name] = torch.optim.Adam(groups, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
+    return out
+
+
+def train_iteration(method: TranslationMethod, batch: dict[str, torch.Tensor],
+                    cache: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """One iteration as the trainer runs it: per phase, freeze, zero the phase's gradients, back-propagate the
+    sum of its terms, step. Returns every phase's terms (detached); `cache` may carry draws to replay."""
+    cache = {} if cache is None else cache
+    opts = optimizers(method)
+    terms_out: dict[str, torch.Tensor] = {}
+    for phase in method.phases(Progress(step=0, total_steps=1)):
+        frozen = [getattr(method, name) for name in phase.frozen]
+        set_requires_grad(frozen, False)
+        for name in phase.optimizers:
+            opts[name].zero_grad(set_to_none=True)
+        terms = phase.compute(batch, cache)
+        sum(terms.values()).backward()
+        for name in phase.optimizers:
+            opts[name].step()
+        set_requires_grad(frozen, True)
+        terms_out.update({k: v.detach() for k, v in terms.items()})
+    return terms_out
+
+
+def assert_networks_after_step(method: TranslationMethod, fixture: dict[str, Any], adam: bool = True) -> None:
+    """Gradients (1e-6 relative to each tensor's largest), weights after the step (Adam: 1e-5 where the
+    gradient is not ~0; SGD: 1e-6) and buffers (BatchNorm statistics, 1e-6) equal the official ones."""
+    mapping = OFFICIAL_NETWORKS[method.name]
+    for net, recorded in fixture["after"].items():
+        module = getattr(method, mapping[net])
+        params = dict(module.named_parameters())
+        state = module.state_dict()
+        for key, grad in recorded["grad"].items():
+            mine = params[key].grad
+            assert mine is not None, f"net{net}.{key}: no gradient in i2i, the official code has one"
+            scale = max(1.0, float(grad.abs().max()))
+            assert_close(mine, grad, atol=1e-6 * scale, what=f"net{net}.{key} gradient")
+        for key, step in recorded["step"].items():
+            expected = fixture["init"][net][key].float() + step.float()
+            if adam and key in recorded["grad"]:
+                assert_adam_step_close(state[key], expected, recorded["grad"][key])
+            else:
+                assert_close(state[key], expected, atol=1e-6, what=f"net{net}.{key} after the step")
+        for key, value in recorded["buffers"].items():
+            assert_close(state[key], value, atol=1e-6, what=f"net{net}.{key} after the step")
