@@ -68,6 +68,8 @@ def after_step(net: nn.Module, init: dict[str, torch.Tensor]) -> dict[str, dict[
         if key in params:
             p = params[key]
             if p.grad is not None:
+                if not bool(torch.isfinite(p.grad).all()):
+                    raise RuntimeError(f"{key}: the official gradient is not finite; choose other widths or seeds")
                 grads[key] = p.grad.detach().float().clone()
             delta = value.float() - init[key].float()
             stored = delta.half()

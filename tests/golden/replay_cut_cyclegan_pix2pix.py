@@ -66,23 +66,52 @@ def train_iteration(method: TranslationMethod, batch: dict[str, torch.Tensor],
     return terms_out
 
 
+# Float32 round-off of a gradient, relative to the largest gradient of the same module (a conv's weight and
+# bias): the two codes sum in different orders (and the thread count changes the order), and InstanceNorm
+# (1 / std), PatchNCE's 1 / 0.07 and netF's L2 normalisation amplify that.
+GRAD_RTOL = 1e-5
+# A bias just before an InstanceNorm has gradient 0 in exact arithmetic; in float32 both codes leave noise
+# there (a sum of many terms), up to ~2e-4 of its weight's largest gradient. Such a tensor (official
+# gradient below ZERO_RTOL of its module's largest) must be ~0 in i2i too; its Adam step (the sign of the
+# noise) is not compared.
+ZERO_RTOL = 1e-3
+
+
+def _module_scales(grads: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per parameter: the largest official gradient among the parameters of its module (at least 1e-12)."""
+    by_module: dict[str, float] = {}
+    for key, grad in grads.items():
+        owner = key.rpartition(".")[0]
+        by_module[owner] = max(by_module.get(owner, 1e-12), float(grad.abs().max()))
+    return {key: by_module[key.rpartition(".")[0]] for key in grads}
+
+
 def assert_networks_after_step(method: TranslationMethod, fixture: dict[str, Any], adam: bool = True) -> None:
-    """Gradients (1e-6 relative to each tensor's largest), weights after the step (Adam: 1e-5 where the
-    gradient is not ~0; SGD: 1e-6) and buffers (BatchNorm statistics, 1e-6) equal the official ones."""
+    """Gradients (to GRAD_RTOL of their module's largest; ~0 ones to ZERO_RTOL), weights after the step and
+    buffers (BatchNorm statistics, 1e-6) equal the official ones. Adam: 1e-5, except elements whose gradient
+    is ~0, i.e. within that round-off, where Adam's first step (lr * g / |g|) takes the round-off's sign.
+    SGD: 1e-6."""
     mapping = OFFICIAL_NETWORKS[method.name]
     for net, recorded in fixture["after"].items():
         module = getattr(method, mapping[net])
         params = dict(module.named_parameters())
         state = module.state_dict()
+        scales = _module_scales(recorded["grad"])
+        tolerance = {k: GRAD_RTOL * scale for k, scale in scales.items()}
+        zero = {k for k, g in recorded["grad"].items() if float(g.abs().max()) <= ZERO_RTOL * scales[k]}
         for key, grad in recorded["grad"].items():
             mine = params[key].grad
             assert mine is not None, f"net{net}.{key}: no gradient in i2i, the official code has one"
-            scale = max(1.0, float(grad.abs().max()))
-            assert_close(mine, grad, atol=1e-6 * scale, what=f"net{net}.{key} gradient")
+            if key in zero:
+                assert_close(mine, torch.zeros_like(mine), atol=ZERO_RTOL * scales[key], what=f"net{net}.{key} ~0 gradient")
+            else:
+                assert_close(mine, grad, atol=tolerance[key], what=f"net{net}.{key} gradient")
         for key, step in recorded["step"].items():
             expected = fixture["init"][net][key].float() + step.float()
+            if adam and key in zero:
+                continue
             if adam and key in recorded["grad"]:
-                assert_adam_step_close(state[key], expected, recorded["grad"][key])
+                assert_adam_step_close(state[key], expected, recorded["grad"][key], grad_floor=tolerance[key])
             else:
                 assert_close(state[key], expected, atol=1e-6, what=f"net{net}.{key} after the step")
         for key, value in recorded["buffers"].items():
