@@ -17,9 +17,15 @@ import sys
 
 import numpy as np
 import torch
-
-from recording_cut_cyclegan_pix2pix import (after_step, images_u8, official_checkout, round_weights_to_half, save,
-                                            strip_module_prefix, to_float)
+from recording_cut_cyclegan_pix2pix import (
+    after_step,
+    images_u8,
+    official_checkout,
+    round_weights_to_half,
+    save,
+    strip_module_prefix,
+    to_float,
+)
 
 SIZE, BATCH, NDF, PATCHES = 32, 2, 2, 64
 # name -> CUT_mode, ngf, netF_nc, numpy seed before the step (seed 1 draws a flip for FastCUT: 0.417 < 0.5)

@@ -19,9 +19,14 @@ import random
 from typing import Any
 
 import torch
-
-from recording_cut_cyclegan_pix2pix import (after_step, images_u8, official_checkout, round_weights_to_half, save,
-                                            to_float)
+from recording_cut_cyclegan_pix2pix import (
+    after_step,
+    images_u8,
+    official_checkout,
+    round_weights_to_half,
+    save,
+    to_float,
+)
 
 SIZE, BATCH, NGF, NDF, POOL = 32, 2, 2, 2, 1
 

@@ -17,10 +17,15 @@ from __future__ import annotations
 import argparse
 
 import torch
+from recording_cut_cyclegan_pix2pix import (
+    after_step,
+    images_u8,
+    official_checkout,
+    round_weights_to_half,
+    save,
+    to_float,
+)
 from torch import nn
-
-from recording_cut_cyclegan_pix2pix import (after_step, images_u8, official_checkout, round_weights_to_half, save,
-                                            to_float)
 
 SIZE, BATCH, NGF, NDF, NUM_DOWNS, SEED = 64, 2, 2, 2, 6, 1234
 
@@ -47,8 +52,9 @@ def dropout_masks(net: nn.Module) -> list[torch.Tensor]:
 
 def main() -> None:
     _, commit = official_checkout("I2I_OFFICIAL_JZ")
-    from models import networks
     from models.pix2pix_model import Pix2PixModel
+
+    from models import networks
 
     torch.manual_seed(0)
     opt = options()

@@ -12,11 +12,36 @@ import torch
 from i2i_cli.pretrained import OFFICIAL_NETWORKS, load_official_networks
 from models import registry
 from models.base import Progress, TranslationMethod, set_requires_grad
-from tests.golden.golden_fixtures import assert_adam_step_close, assert_close
+from tests.golden.golden_fixtures import assert_adam_step_close, assert_close, load_fixture
 
 
 def to_float(u8: torch.Tensor) -> torch.Tensor:
     return u8.float() / 127.5 - 1
+
+
+def unpack(packed: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The dict of tensors that recording_cut_cyclegan_pix2pix.pack flattened."""
+    offsets = dict.fromkeys(packed["data"], 0)
+    out = {}
+    for key, shape, dtype in zip(packed["keys"], packed["shapes"], packed["dtypes"], strict=True):
+        n = int(torch.Size(shape).numel())
+        out[key] = packed["data"][dtype][offsets[dtype]: offsets[dtype] + n].reshape(shape)
+        offsets[dtype] += n
+    return out
+
+
+def _unpack_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        if tree.get("packed") is True:
+            return unpack(tree)
+        return {k: _unpack_tree(v) for k, v in tree.items()}
+    return tree
+
+
+def load(name: str) -> dict[str, Any]:
+    """A fixture of these recorders with its weights, gradients and steps unpacked."""
+    fixture = load_fixture(name)
+    return {k: _unpack_tree(v) if k in ("init", "after") else v for k, v in fixture.items()}
 
 
 def build(name: str, fixture: dict[str, Any], **extra: Any) -> TranslationMethod:

@@ -13,13 +13,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.golden.golden_fixtures import assert_close, load_fixture
-from tests.golden.replay_cut_cyclegan_pix2pix import assert_networks_after_step, build, to_float, train_iteration
+from tests.golden.golden_fixtures import assert_close
+from tests.golden.replay_cut_cyclegan_pix2pix import (
+    assert_networks_after_step,
+    build,
+    load,
+    to_float,
+    train_iteration,
+)
 
 
 @pytest.mark.parametrize("name", ["cut", "fastcut"])
 def test_cut_iteration_equals_the_official_one(name: str) -> None:
-    fixture = load_fixture(name)
+    fixture = load(name)
     method = build(name, fixture)
     batch = {"A": to_float(fixture["inputs"]["A_u8"]), "B": to_float(fixture["inputs"]["B_u8"])}
     cache: dict[str, object] = {"draws": dict(fixture["draws"])}
@@ -42,7 +48,7 @@ def test_cut_iteration_equals_the_official_one(name: str) -> None:
 
 
 def test_cut_draws_its_patches_when_none_are_given_and_records_them() -> None:
-    fixture = load_fixture("cut")
+    fixture = load("cut")
     method = build("cut", fixture)
     batch = {"A": to_float(fixture["inputs"]["A_u8"]), "B": to_float(fixture["inputs"]["B_u8"])}
     cache: dict[str, object] = {}

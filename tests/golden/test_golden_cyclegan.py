@@ -13,12 +13,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.golden.golden_fixtures import assert_close, load_fixture
-from tests.golden.replay_cut_cyclegan_pix2pix import assert_networks_after_step, build, to_float, train_iteration
+from tests.golden.golden_fixtures import assert_close
+from tests.golden.replay_cut_cyclegan_pix2pix import (
+    assert_networks_after_step,
+    build,
+    load,
+    to_float,
+    train_iteration,
+)
 
 
 def test_cyclegan_iteration_equals_the_official_one() -> None:
-    fixture = load_fixture("cyclegan")
+    fixture = load("cyclegan")
     method = build("cyclegan", fixture)
     batch = {"A": to_float(fixture["inputs"]["A_u8"]), "B": to_float(fixture["inputs"]["B_u8"])}
     cache: dict[str, object] = {"draws": {k: list(v) for k, v in fixture["draws"].items()}}
@@ -33,7 +39,7 @@ def test_cyclegan_iteration_equals_the_official_one() -> None:
 
 
 def test_cyclegan_records_the_pool_picks_it_draws() -> None:
-    fixture = load_fixture("cyclegan")
+    fixture = load("cyclegan")
     method = build("cyclegan", fixture)
     batch = {"A": to_float(fixture["inputs"]["A_u8"]), "B": to_float(fixture["inputs"]["B_u8"])}
     cache: dict[str, object] = {}

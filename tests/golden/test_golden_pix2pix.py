@@ -12,8 +12,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tests.golden.golden_fixtures import assert_close, load_fixture
-from tests.golden.replay_cut_cyclegan_pix2pix import assert_networks_after_step, build, to_float, train_iteration
+from tests.golden.golden_fixtures import assert_close
+from tests.golden.replay_cut_cyclegan_pix2pix import (
+    assert_networks_after_step,
+    build,
+    load,
+    to_float,
+    train_iteration,
+)
 
 
 def _dropout_masks(net: nn.Module) -> list[torch.Tensor]:
@@ -25,7 +31,7 @@ def _dropout_masks(net: nn.Module) -> list[torch.Tensor]:
 
 
 def test_pix2pix_iteration_equals_the_official_one() -> None:
-    fixture = load_fixture("pix2pix")
+    fixture = load("pix2pix")
     method = build("pix2pix", fixture)
     batch = {"A": to_float(fixture["inputs"]["A_u8"]), "B": to_float(fixture["inputs"]["B_u8"])}
     masks = _dropout_masks(method.G)
