@@ -3,12 +3,13 @@
     I2I_OFFICIAL_JZ=/path/to/pytorch-CycleGAN-and-pix2pix python tests/golden/record_pix2pix.py
 
 The checkout's `models/pix2pix_model.py` (Pix2PixModel), `models/networks.py` and `util/image_pool.py` are
-imported and one `optimize_parameters()` is run at ngf = ndf = 2, 64 px, batch 2, norm batch, dropout on,
-gan_mode vanilla, lambda_L1 100, pool_size 0. define_G offers only unet_128 / unet_256, so netG is the
-official UnetGenerator with num_downs 6 (what those names build with 7 / 8), made by networks.init_net,
-and optimizer_G is rebuilt over it exactly as Pix2PixModel.__init__ builds it. The dropout masks are torch
-draws: the step runs right after torch.manual_seed(seed), and the fixture records the seed and the masks
-(i2i draws them in the same order: the first random call of the step is the generator's forward).
+imported and one `optimize_parameters()` is run at ngf = ndf = 2, 64 px, batch 1 (the paper's), norm batch,
+dropout on, gan_mode vanilla, lambda_L1 100, pool_size 0. define_G offers only unet_128 / unet_256, so netG
+is the official UnetGenerator with num_downs 6 (what those names build with 7 / 8), made by
+networks.init_net, and optimizer_G is rebuilt over it exactly as Pix2PixModel.__init__ builds it. The
+dropout masks are torch draws: the step runs right after torch.manual_seed(seed), and the fixture records
+the seed and the masks (i2i draws them in the same order: the first random call of the step is the
+generator's forward).
 If the checkout is not a git clone, give its commit in I2I_OFFICIAL_JZ_COMMIT.
 """
 
@@ -27,7 +28,7 @@ from recording_cut_cyclegan_pix2pix import (
 )
 from torch import nn
 
-SIZE, BATCH, NGF, NDF, NUM_DOWNS, SEED = 64, 2, 2, 2, 6, 1234
+SIZE, BATCH, NGF, NDF, NUM_DOWNS, SEED = 64, 1, 2, 2, 6, 1234  # batch 1: the paper's
 
 
 def options() -> argparse.Namespace:

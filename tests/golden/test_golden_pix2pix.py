@@ -1,6 +1,6 @@
 """pix2pix against junyanz/pytorch-CycleGAN-and-pix2pix: one training iteration from the official weights.
 
-Fixture made by record_pix2pix.py (U-Net with 6 levels, ngf = ndf = 2, batch norm, dropout, 64 px, batch 2).
+Fixture made by record_pix2pix.py (U-Net with 6 levels, ngf = ndf = 2, batch norm, dropout, 64 px, batch 1).
 The dropout masks are torch draws: the official step ran right after torch.manual_seed(seed), and i2i's
 iteration makes the same draws in the same order from the same seed (the masks are compared too).
 Outputs and losses to 1e-6; gradients to 1e-6 of each tensor's largest; weights after one Adam step to
