@@ -53,6 +53,16 @@ OFFICIAL_PARTS: dict[str, dict[str, str]] = {
     "starganv2": {"generator": "G", "mapping_network": "F", "style_encoder": "E"},  # *_nets_ema.ckpt ('fan' unused)
 }
 INSTANCE_NORM_EXTRAS = ("running_mean", "running_var", "num_batches_tracked")
+# The reference code's whole training state: network name N (attribute `netN`, file `<epoch>_net_N.pth`) ->
+# i2i attribute. The module trees match, so each file loads strictly (load_official); CUT's netF is built
+# lazily there and eagerly here, with the same `mlp_<layer>.<0|2>` keys. fyu/drn's segmentation DRNSeg is "net".
+OFFICIAL_NETWORKS: dict[str, dict[str, str]] = {
+    "pix2pix": {"G": "G", "D": "D"},
+    "cyclegan": {"G_A": "G_A", "G_B": "G_B", "D_A": "D_A", "D_B": "D_B"},
+    "cut": {"G": "G", "D": "D", "F": "F"},
+    "fastcut": {"G": "G", "D": "D", "F": "F"},
+    "segmenter": {"DRNSeg": "net"},
+}
 
 
 @dataclass(frozen=True)
@@ -175,6 +185,20 @@ def load_official(module: nn.Module, state: Any, what: str, hint: str = DEFAULT_
             raise CheckpointError(f"{what}: '{key}' has shape {tuple(value.shape)}, the network wants "
                                   f"{tuple(expected[key].shape)}; {hint}")
     module.load_state_dict(cleaned, strict=True)
+
+
+def load_official_networks(method: nn.Module, states: dict[str, Any], what: str = "official networks") -> None:
+    """Load the reference code's networks ({name N of `netN`: state_dict}, see OFFICIAL_NETWORKS) into an i2i
+    method strictly, e.g. a training state saved by the reference code, or a golden fixture's weights."""
+    name = getattr(method, "name", "")
+    if name not in OFFICIAL_NETWORKS:
+        raise ConfigError(f"{what}: no reference network layout is known for method '{name}' "
+                          f"(known: {', '.join(OFFICIAL_NETWORKS)})")
+    mapping = OFFICIAL_NETWORKS[name]
+    for net, state in states.items():
+        if net not in mapping:
+            raise CheckpointError(f"{what}: the reference {name} has no network '{net}' ({', '.join(mapping)})")
+        load_official(getattr(method, mapping[net]), state, f"{what} [net{net}]")
 
 
 def convert(state: dict[str, Any], method_name: str, *, overrides: dict[str, Any] | None = None,

@@ -7,29 +7,52 @@ import torch
 
 class ImagePool:
     """Holds up to `size` generated images; each query returns, per image, either that image or (with
-    probability 0.5 once full) a stored older one that it then replaces. Draws use torch's RNG, and the
-    pool is part of the trainer state, so a resumed run continues exactly."""
+    probability 0.5 once full) a stored older one that it then replaces. Draws use torch's RNG (or given
+    picks, see query_with_picks), and the pool is part of the trainer state, so a resumed run continues
+    exactly."""
 
     def __init__(self, size: int = 50) -> None:
         self.size = size
         self.images: list[torch.Tensor] = []
 
     def query(self, images: torch.Tensor) -> torch.Tensor:
+        return self.query_with_picks(images)[0]
+
+    def query_with_picks(self, images: torch.Tensor,
+                         picks: list[int] | None = None) -> tuple[torch.Tensor, list[int]]:
+        """The images to show the discriminator, and the pick made for each input image: -1 = the image itself
+        (always while the pool fills), k = the stored image k, which the input then replaces. Given `picks`
+        (one per image) are used instead of random draws, e.g. to replay another run's choices."""
+        if picks is not None and len(picks) != images.shape[0]:
+            raise ValueError(f"{len(picks)} pool picks for {images.shape[0]} images")
         if self.size <= 0:
-            return images
-        out = []
-        for image in images.detach():
+            return images, [-1] * images.shape[0]
+        out, made = [], []
+        for i, image in enumerate(images.detach()):
             image = image[None]
             if len(self.images) < self.size:
+                if picks is not None and picks[i] != -1:
+                    raise ValueError(f"pool pick {picks[i]} for image {i}, but the pool is still filling")
                 self.images.append(image.clone())
                 out.append(image)
-            elif torch.rand(()).item() > 0.5:
-                index = int(torch.randint(0, self.size, ()))
+                made.append(-1)
+                continue
+            index = self._draw_pick() if picks is None else picks[i]
+            if not -1 <= index < self.size:
+                raise ValueError(f"pool pick {index} outside -1..{self.size - 1}")
+            if index >= 0:
                 out.append(self.images[index].clone())
                 self.images[index] = image.clone()
             else:
                 out.append(image)
-        return torch.cat(out, 0)
+            made.append(index)
+        return torch.cat(out, 0), made
+
+    def _draw_pick(self) -> int:
+        """With probability 0.5 a uniformly chosen stored image, else -1."""
+        if torch.rand(()).item() > 0.5:
+            return int(torch.randint(0, self.size, ()))
+        return -1
 
     def state(self) -> torch.Tensor:
         return torch.cat(self.images, 0).cpu() if self.images else torch.empty(0)

@@ -302,3 +302,18 @@ def test_registry_lists_every_release_family_and_import_only_is_explained(tmp_pa
     monkeypatch.setenv("I2I_HOME", str(tmp_path / "home"))
     refused = runner.invoke(app, ["pretrained", "get", "lsesim_release", "--out", str(tmp_path / "r")])
     assert refused.exit_code == 2 and "pretrained import" in refused.output
+
+
+def test_the_reference_training_networks_load_by_their_names_and_a_wrong_name_is_refused():
+    from models import registry
+
+    cls = registry.method_class("cut")
+    method = cls(dataclasses.replace(cls.config_class(), ngf=4, ndf=4, n_blocks=2, netF_nc=8, size=32))
+    twin = cls(dataclasses.replace(method.config))
+    states = {"G": twin.G.state_dict(), "D": twin.D.state_dict(), "F": twin.F.state_dict()}
+    pretrained.load_official_networks(method, states)
+    assert all(torch.equal(v, twin.state_dict()[k]) for k, v in method.state_dict().items())
+    with pytest.raises(CheckpointError, match="no network 'D_A'"):
+        pretrained.load_official_networks(method, {"D_A": states["D"]})
+    with pytest.raises(CheckpointError, match="keys do not match"):
+        pretrained.load_official_networks(method, {"D": states["G"]})

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.draws import draw
 from models.losses.adversarial import GANLoss
 from models.losses.patchnce import patch_nce
 from models.networks.common import init_weights
@@ -51,6 +52,10 @@ class FastCUTConfig(CUTConfig):
 
 
 class CUT(TranslationMethod):
+    """Random draws of an iteration (models.draws, replayable through the phase cache): "flip" (FastCUT's
+    flip-equivariance coin, bool), "patch_ids/NCE" and "patch_ids/NCE_Y" (per NCE layer, the sampled
+    locations, LongTensor ids into H * W shared by the batch's images)."""
+
     name = "cut"
     config_class = CUTConfig
     summary = "Unpaired, one-sided: ResNet-9 G, PatchGAN, PatchNCE on 5 encoder layers, identity NCE"
@@ -86,7 +91,7 @@ class CUT(TranslationMethod):
         c = self.config
         real_a = batch["A"]
         real = torch.cat([real_a, batch["B"]]) if c.nce_idt else real_a
-        cache["flipped"] = bool(c.flip_equivariance and torch.rand(()).item() < 0.5)
+        cache["flipped"] = bool(c.flip_equivariance and draw(cache, "flip", lambda: torch.rand(()).item() < 0.5))
         if cache["flipped"]:
             real = torch.flip(real, [3])
         fake = self.G(real)
@@ -94,13 +99,14 @@ class CUT(TranslationMethod):
         if c.nce_idt:
             cache["idt_B"] = fake[real_a.shape[0] :]
 
-    def _nce(self, source: torch.Tensor, output: torch.Tensor, flipped: bool) -> torch.Tensor:
+    def _nce(self, source: torch.Tensor, output: torch.Tensor, cache: dict[str, Any], term: str) -> torch.Tensor:
         c = self.config
         feat_q = self.G.encode(output, self.layers)
-        if flipped:
+        if cache["flipped"]:
             feat_q = [torch.flip(f, [3]) for f in feat_q]
         feat_k = self.G.encode(source, self.layers)
-        k_pool, ids = self.F(feat_k, c.num_patches)
+        ids = draw(cache, f"patch_ids/{term}", lambda: self.F.sample_ids(feat_k, c.num_patches))
+        k_pool, _ = self.F(feat_k, c.num_patches, ids)
         q_pool, _ = self.F(feat_q, c.num_patches, ids)
         losses = [patch_nce(q, k, source.shape[0], c.nce_T).mean() * c.lambda_NCE for q, k in zip(q_pool, k_pool)]
         return torch.stack(losses).mean()
@@ -117,10 +123,10 @@ class CUT(TranslationMethod):
         if c.lambda_GAN > 0:
             terms["G_GAN"] = self.gan(self.D(cache["fake_B"]), True) * c.lambda_GAN
         if c.lambda_NCE > 0:
-            nce = self._nce(batch["A"], cache["fake_B"], cache["flipped"])
+            nce = self._nce(batch["A"], cache["fake_B"], cache, "NCE")
             if c.nce_idt:  # the reference averages the two PatchNCE terms
                 terms["NCE"] = 0.5 * nce
-                terms["NCE_Y"] = 0.5 * self._nce(batch["B"], cache["idt_B"], cache["flipped"])
+                terms["NCE_Y"] = 0.5 * self._nce(batch["B"], cache["idt_B"], cache, "NCE_Y")
             else:
                 terms["NCE"] = nce
         return terms

@@ -34,6 +34,9 @@ class CycleGANConfig(MethodConfig):
 
 
 class CycleGAN(TranslationMethod):
+    """Random draws of an iteration (models.draws, replayable through the phase cache): "pool_B" and "pool_A",
+    the picks of the pools of generated B (for D_A) and A (for D_B) images, see ImagePool.query_with_picks."""
+
     name = "cyclegan"
     config_class = CycleGANConfig
     summary = "Unpaired, two-sided: two ResNet-9 generators, two 70x70 PatchGANs, LSGAN, cycle x10, identity 0.5"
@@ -85,9 +88,17 @@ class CycleGAN(TranslationMethod):
         terms["cycle_B"] = F.l1_loss(cache["rec_B"].float(), real_b.float()) * c.lambda_B
         return terms
 
+    @staticmethod
+    def _from_pool(pool: ImagePool, fakes: torch.Tensor, cache: dict[str, Any], name: str) -> torch.Tensor:
+        """The pool's answer; its picks are a named draw of the iteration (models.draws): replayed when the
+        cache holds them, recorded there otherwise."""
+        draws = cache.setdefault("draws", {})
+        images, draws[name] = pool.query_with_picks(fakes.detach(), draws.get(name))
+        return images
+
     def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
-        fake_b = self.pool_B.query(cache["fake_B"].detach())
-        fake_a = self.pool_A.query(cache["fake_A"].detach())
+        fake_b = self._from_pool(self.pool_B, cache["fake_B"], cache, "pool_B")
+        fake_a = self._from_pool(self.pool_A, cache["fake_A"], cache, "pool_A")
         d_a = (self.gan(self.D_A(batch["B"]), True) + self.gan(self.D_A(fake_b), False)) * 0.5
         d_b = (self.gan(self.D_B(batch["A"]), True) + self.gan(self.D_B(fake_a), False)) * 0.5
         return {"D_A": d_a, "D_B": d_b}

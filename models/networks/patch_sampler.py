@@ -30,16 +30,21 @@ class PatchSampleMLP(nn.Module):
         (P_i = min(num_patches, H_i * W_i)), and the (P_i,) location ids; pass the ids back to sample the
         other image's features at the same locations."""
         samples, ids = [], []
+        if patch_ids is None:
+            patch_ids = self.sample_ids(feats, num_patches)
         for i, feat in enumerate(feats):
             b, c, h, w = feat.shape
             flat = feat.permute(0, 2, 3, 1).reshape(b, h * w, c)
-            if patch_ids is not None:
-                chosen = patch_ids[i]
-            else:
-                chosen = torch.randperm(h * w, device=feat.device)[: min(num_patches, h * w)]
+            chosen = patch_ids[i].to(feat.device)
             x = flat[:, chosen, :].reshape(-1, c)
             if self.use_mlp:
                 x = getattr(self, f"mlp_{i}")(x)
             samples.append(l2_normalize(x))
             ids.append(chosen)
         return samples, ids
+
+    @staticmethod
+    def sample_ids(feats: list[torch.Tensor], num_patches: int = 256) -> list[torch.Tensor]:
+        """Per layer, `min(num_patches, H * W)` distinct locations (row-major ids into H * W), in random order."""
+        return [torch.randperm(f.shape[2] * f.shape[3], device=f.device)[: min(num_patches, f.shape[2] * f.shape[3])]
+                for f in feats]
