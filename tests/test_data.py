@@ -7,7 +7,8 @@ import json
 import torch
 from typer.testing import CliRunner
 
-from i2i_cli.data.datasets import Augment, StepSampler, build_dataset
+from i2i_cli.data.build import build_dataset
+from i2i_cli.data.datasets import Augment, StepSampler
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.main import app
 

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 from typer.testing import CliRunner
 
+from i2i_cli.data import labels as label_maps
 from i2i_cli.errors import ConfigError
 from i2i_cli.evaluation import fcn_score, fid_kid
 from i2i_cli.evaluation.lpips_metric import build_lpips
@@ -242,8 +243,8 @@ def test_eval_fcn_names_its_convention_lists_absent_classes_and_warns(tmp_path):
         ids = rng.integers(0, 5, (8, 8))
         wrong = ids.copy()
         wrong[:3] = (wrong[:3] + 1) % 5
-        Image.fromarray(fcn_score.cityscapes_color_map(ids)).save(labels / f"{i}.png")
-        Image.fromarray(fcn_score.cityscapes_color_map(wrong)).save(fake / f"{i}.png")
+        Image.fromarray(label_maps.cityscapes_color_map(ids)).save(labels / f"{i}.png")
+        Image.fromarray(label_maps.cityscapes_color_map(wrong)).save(fake / f"{i}.png")
         expected += fcn_score.confusion(ids, wrong, 19)
     reports = {}
     for convention in ("pix2pix", "drn"):
@@ -258,7 +259,7 @@ def test_eval_fcn_names_its_convention_lists_absent_classes_and_warns(tmp_path):
     assert math.isclose(reports["pix2pix"]["class_accuracy"], reports["drn"]["class_accuracy"] * 5 / 19)
     fcn = reports["pix2pix"]["protocol"]["fcn"]
     assert fcn["convention"] == "pix2pix" and "1e-12" in fcn["formulas"]
-    assert fcn["absent_classes"] == fcn_score.CITYSCAPES_CLASSES[5:]
+    assert fcn["absent_classes"] == label_maps.CITYSCAPES_CLASSES[5:]
     assert reports["pix2pix"]["warnings"] and "--classes 5" in reports["pix2pix"]["warnings"][0]
     assert reports["drn"]["protocol"]["fcn"]["convention"] == "drn"
     result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--segmenter",
@@ -285,10 +286,10 @@ def test_confusion_ignores_labels_past_the_class_count_and_counts_foreign_predic
 def test_label_maps_decode_from_cityscapes_colours_ids_and_palettes(tmp_path):
     rng = np.random.default_rng(0)
     train_ids = np.kron(rng.integers(0, 19, (4, 6)), np.ones((8, 8), dtype=np.int64))  # regions, like real maps
-    colour = fcn_score.cityscapes_color_map(train_ids)
+    colour = label_maps.cityscapes_color_map(train_ids)
     Image.fromarray(colour).save(tmp_path / "c.png")
     Image.fromarray(colour).save(tmp_path / "c.jpg", quality=90)
-    decoder = fcn_score.LabelDecoder()
+    decoder = label_maps.LabelDecoder()
     assert np.array_equal(decoder.decode(tmp_path / "c.png"), train_ids)
     assert (decoder.decode(tmp_path / "c.jpg") == train_ids).mean() > 0.8  # JPEG: nearest colour; edges blur
     ids = np.array([[7, 8, 26], [0, 33, 18]], dtype=np.uint8)  # road, sidewalk, car / unlabeled, bicycle, polegroup
@@ -297,7 +298,7 @@ def test_label_maps_decode_from_cityscapes_colours_ids_and_palettes(tmp_path):
     Image.fromarray(ids).save(tmp_path / "plain.png")
     assert decoder.decode(tmp_path / "plain.png").tolist() == ids.tolist()  # single channel: train ids as they are
     (tmp_path / "palette.txt").write_text("0 0 0\n255,255,255\n")
-    two = fcn_score.LabelDecoder("color", fcn_score.read_palette(tmp_path / "palette.txt"))
+    two = label_maps.LabelDecoder("color", label_maps.read_palette(tmp_path / "palette.txt"))
     Image.fromarray(np.array([[[250, 250, 250], [3, 3, 3]], [[128, 0, 0], [0, 0, 0]]], dtype=np.uint8)).save(
         tmp_path / "p.png")
     assert two.decode(tmp_path / "p.png").tolist() == [[1, 0], [255, 0]]  # far from every colour: ignored
@@ -308,7 +309,7 @@ class _OracleSegmenter(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("palette", torch.tensor(fcn_score.CITYSCAPES_PALETTE, dtype=torch.float32) / 255)
+        self.register_buffer("palette", torch.tensor(label_maps.CITYSCAPES_PALETTE, dtype=torch.float32) / 255)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return -((x[:, None] - self.palette[None, :, :, None, None]) ** 2).sum(2)
@@ -326,11 +327,11 @@ def test_eval_fcn_scores_generated_photos_and_real_ones(tmp_path):
     expected = np.zeros((19, 20), dtype=np.int64)
     for i in range(3):
         ids = rng.integers(0, 19, (8, 8))
-        Image.fromarray(fcn_score.cityscapes_color_map(ids)).save(labels / f"{i}.png")
-        Image.fromarray(fcn_score.cityscapes_color_map(ids)).save(real / f"{i}.png")
+        Image.fromarray(label_maps.cityscapes_color_map(ids)).save(labels / f"{i}.png")
+        Image.fromarray(label_maps.cityscapes_color_map(ids)).save(real / f"{i}.png")
         wrong = ids.copy()
         wrong[:2] = (wrong[:2] + 1) % 19  # two rows of eight mislabelled
-        Image.fromarray(fcn_score.cityscapes_color_map(wrong)).save(fake / f"{i}_fake_B.png")
+        Image.fromarray(label_maps.cityscapes_color_map(wrong)).save(fake / f"{i}_fake_B.png")
         expected += fcn_score.confusion(ids, wrong, 19)
     result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--real", str(real),
                                       "--segmenter", str(seg), "--json", str(tmp_path / "f.json")])
@@ -355,7 +356,7 @@ def test_eval_fcn_with_a_torchvision_segmenter_from_the_registry(tmp_path, monke
     torch.save(net.state_dict(), tmp_path / "fcn_resnet50_coco-1167a1af.pth")
     for d in ("labels", "fake"):
         (tmp_path / d).mkdir()
-    Image.fromarray(fcn_score.cityscapes_color_map(np.full((16, 16), 13))).save(tmp_path / "labels" / "a.png")
+    Image.fromarray(label_maps.cityscapes_color_map(np.full((16, 16), 13))).save(tmp_path / "labels" / "a.png")
     Image.fromarray(np.full((32, 32, 3), 90, dtype=np.uint8)).save(tmp_path / "fake" / "a.png")
     result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(tmp_path / "fake"), "--labels",
                                       str(tmp_path / "labels"), "--weights-dir", str(tmp_path), "--json",
@@ -443,10 +444,10 @@ def test_cityscapes_folders_pair_each_photo_with_its_id_map_not_its_colour_or_in
     blank.save(images / "lindau_000000_000019_leftImg8bit.png")
     for kind in ("color", "instanceIds", "labelIds"):
         blank.save(labels / f"lindau_000000_000019_gtFine_{kind}.png")
-    pairs, missing = fcn_score.match_labels(images.parent, labels.parent)
+    pairs, missing = label_maps.match_labels(images.parent, labels.parent)
     assert not missing and [label.name for _, label in pairs] == ["lindau_000000_000019_gtFine_labelIds.png"]
     blank.save(labels / "lindau_000000_000019_gtFine_labelTrainIds.png")
-    pairs, _ = fcn_score.match_labels(images.parent, labels.parent)
+    pairs, _ = label_maps.match_labels(images.parent, labels.parent)
     assert [label.name for _, label in pairs] == ["lindau_000000_000019_gtFine_labelTrainIds.png"]
 
 

@@ -11,12 +11,14 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from i2i_cli.data.datasets import Augment, build_dataset
+from i2i_cli.data.build import build_dataset
+from i2i_cli.data.datasets import Augment
+from i2i_cli.data.labels import IGNORE
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.engine.checkpoint import load_for_inference
 from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import DataError
-from i2i_cli.evaluation.fcn_score import IGNORE, confusion, scores
+from i2i_cli.evaluation.fcn_score import confusion, scores
 from i2i_cli.main import app
 from models.methods.segmenter import Segmenter, poly_factor
 from models.networks.drn import DRN, DRNSeg, drn_d_22

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from i2i_cli.data.images import load_image
+from i2i_cli.data.labels import match_labels
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.errors import BadImageError
 
@@ -36,7 +37,6 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
     report = CheckReport(layout.root, layout.kind, layout.counts(),
                          layout.domains() if layout.kind == "domains" else [])
     if layout.kind == "segmentation":  # every photo needs its label map
-        from i2i_cli.evaluation.fcn_score import match_labels
 
         for split in layout.splits:
             base = layout.root / split if (layout.root / split).is_dir() else layout.root

@@ -294,28 +294,6 @@ def first_readable_item(length: int, index: int, seed: int, make: Callable[[int,
     raise DataError(f"{root}: too many unreadable images in a row ({'; '.join(bad[:3])})")
 
 
-def build_dataset(layout: Layout, wanted: str, split: str, spec: Augment, *, direction: str = "AtoB",
-                  domains: list[str] | None = None, cache: bool = True, extra: dict[str, Any] | None = None) -> Any:
-    if wanted == "segmentation":
-        from i2i_cli.data.segmentation import SegmentationDataset
-
-        return SegmentationDataset(layout, split, spec, extra or {}, cache=cache)
-    cls = DATASETS[wanted]
-    if wanted == "domains":
-        return cls(layout, split, spec, domains=domains or layout.domains(), cache=cache)  # type: ignore[call-arg]
-    return cls(layout, split, spec, direction=direction, cache=cache)  # type: ignore[call-arg]
-
-
-def prepare_config(config: Any, layout: Layout, wanted: str) -> Any:
-    """The method config with what only the files can say filled in: a segmenter's palette colours and its
-    input mean / std (the dataset's info.json, or measured on its training photos)."""
-    if wanted == "segmentation":
-        from i2i_cli.data.segmentation import resolve_normalization, resolve_palette
-
-        return resolve_normalization(resolve_palette(config), layout)
-    return config
-
-
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch: dict[str, Any] = {"bad": [b for item in items for b in item["bad"]]}
     for key in items[0]:

@@ -27,9 +27,9 @@ from PIL import Image
 from i2i_cli.data.datasets import Augment, first_readable_item
 from i2i_cli.data.decoded_cache import cache_budget_bytes
 from i2i_cli.data.images import load_image, load_label_image
+from i2i_cli.data.labels import IGNORE, LabelDecoder, colors_to_classes, match_labels, read_palette
 from i2i_cli.data.layouts import Layout
 from i2i_cli.errors import BadImageError, ConfigError, DataError
-from i2i_cli.evaluation.fcn_score import IGNORE, LabelDecoder, colors_to_classes, match_labels, read_palette
 
 EXACT_COLOUR = 12.0  # RGB distance under which a pixel "is" a palette colour (JPEG noise inside regions)
 MAX_UNKNOWN_COLOURS = 0.2  # more pixels than this far from every palette colour: the palette is wrong

@@ -25,13 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from i2i_cli.data.build import build_dataset, prepare_config
 from i2i_cli.data.datasets import (
     MAX_BAD_FRACTION,
     Augment,
     StepSampler,
-    build_dataset,
     collate,
-    prepare_config,
 )
 from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt

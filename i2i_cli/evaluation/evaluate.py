@@ -149,7 +149,7 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
                                 "split_layout": layout.kind})
         return result, work
     if loaded.method.name == "segmenter":
-        from i2i_cli.evaluation.fcn_score import evaluate_segmenter_run
+        from i2i_cli.evaluation.segmenter_run import evaluate_segmenter_run
 
         result = evaluate_segmenter_run(loaded, layout, work, options.device, progress, options.fcn_convention)
         result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
