@@ -20,6 +20,7 @@ from models.base import Progress, TranslationMethod
 from models.losses.spatial_correlative import (
     colour_jitter,
     compare_maps,
+    draw_jitter,
     map_distances,
     similarity_infonce,
     similarity_maps,
@@ -105,7 +106,8 @@ def test_loss_is_zero_for_the_same_image_small_for_colour_jitter_and_larger_for_
     # a random VGG is not colour-invariant as the ImageNet one is: jitter mildly, several draws
     for seed in range(4):
         torch.manual_seed(seed)
-        jittered = colour_jitter(x, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05)
+        mild = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.05}
+        jittered = colour_jitter(x, [draw_jitter(mild) for _ in x])
         assert not torch.allclose(jittered, x, atol=0.02)
         assert loss(jittered) < shift / 4, (seed, loss(jittered), shift)
 
@@ -136,8 +138,12 @@ def test_only_the_target_top_quarter_counts_and_l1_is_scaled():
     assert compare_maps(source, target, "l1", use_norm=True).item() == pytest.approx(0.0, abs=1e-6)
     source[..., 0] = 6.0  # off by 1 at a kept entry: mean |4 * 1| over 8 entries (scale K / int(K / 4) = 4)
     assert compare_maps(source, target, "l1", use_norm=True).item() == pytest.approx(4.0 / 8)
-    expected_cos = 1 - (6 * 7 + 36 + 25) / (math.sqrt(36 + 36 + 25) * math.sqrt(49 + 36 + 25))
-    assert compare_maps(source, target, "cos").item() == pytest.approx(expected_cos, rel=1e-3)
+    distance = 1 - (6 * 7 + 36 + 25) / (math.sqrt(36 + 36 + 25) * math.sqrt(49 + 36 + 25))
+    # the official criterion between 1 and the cosine: L1 with use_norm, SmoothL1 (0.5 d^2 below 1) without
+    assert compare_maps(source, target, "cos", use_norm=True).item() == pytest.approx(distance, rel=1e-4)
+    assert compare_maps(source, target, "cos").item() == pytest.approx(0.5 * distance**2, rel=1e-4)
+    far = torch.tensor([[[-1.0, -1.0]]])  # cosine -1 with [1, 1]: distance 2, SmoothL1 2 - 0.5
+    assert compare_maps(far, torch.ones(1, 1, 2), "cos", top_fraction=1.0).item() == pytest.approx(1.5)
 
 
 def test_per_location_map_matches_the_loss_over_every_location():
