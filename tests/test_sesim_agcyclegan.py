@@ -30,7 +30,13 @@ from models.losses.spatial_correlative import (
 )
 from models.methods.agcyclegan import AGCycleGAN
 from models.methods.sesim import FSeSim, LSeSim
-from models.networks.attention import AttentionGuidedDiscriminator, AttentionNetwork
+from models.networks.attention import (
+    AttentionGuidedDiscriminator,
+    AttentionGuidedGenerator,
+    AttentionNetwork,
+    Conv2dSame,
+    ConvTranspose2dSame,
+)
 from tests.conftest import tiny_config
 
 
@@ -271,3 +277,43 @@ def test_agcyclegan_steps_train_attention_until_the_switch_then_freeze_it():
     assert all(math.isfinite(v) for v in logged.values())
     assert not any(_changed(getattr(method, n), s) for n, s in att.items())
     assert _changed(method.G_A, g) and not method.D_A.normalise and not method.D_B.normalise
+
+
+def _tf_same_reference(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """TensorFlow's documented "SAME": out = ceil(n / s); pad total max((out - 1) s + k - n, 0), of which
+    total // 2 before and the rest after (zeros), then a VALID convolution."""
+    k = weight.shape[-1]
+    pads = []
+    for n in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
+        out = -(-n // stride)
+        total = max((out - 1) * stride + k - n, 0)
+        pads += [total // 2, total - total // 2]
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, pads), weight, stride=stride)
+
+
+@pytest.mark.parametrize("size", [8, 12, 32])
+def test_strided_convolutions_pad_as_tensorflow_same(size):
+    torch.manual_seed(0)
+    conv = Conv2dSame(3, 4, 3, stride=2).requires_grad_(False)
+    x = torch.randn(2, 3, size, size)
+    expected = _tf_same_reference(x, conv.weight, 2) + conv.bias.view(1, -1, 1, 1)
+    assert torch.allclose(conv(x), expected, atol=1e-6)
+    # nothing before, one row and column after: PyTorch's symmetric padding 1 gives a shifted result
+    assert not torch.allclose(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, 2, 1), atol=1e-3)
+    # the transposed convolution is the adjoint of that convolution (TensorFlow's definition of it)
+    up = ConvTranspose2dSame(4, 3, 3, stride=2).requires_grad_(False)
+    z = torch.randn(2, 4, size // 2, size // 2)
+    probe = torch.zeros(2, 3, size, size, requires_grad=True)
+    (adjoint,) = torch.autograd.grad((_tf_same_reference(probe, up.weight, 2) * z).sum(), probe)
+    assert torch.allclose(up(z), adjoint + up.bias.view(1, -1, 1, 1), atol=1e-5)
+
+
+def test_agcyclegan_generator_and_attention_use_the_official_layers():
+    torch.manual_seed(0)
+    method = AGCycleGAN(tiny_config("agcyclegan"))
+    assert isinstance(method.G_A, AttentionGuidedGenerator) and isinstance(method.Att_A.net[4], Conv2dSame)
+    strided = [m for m in method.G_A.modules() if getattr(m, "stride", (1,))[0] == 2]
+    assert len(strided) == 4 and all(isinstance(m, (Conv2dSame, ConvTranspose2dSame)) for m in strided)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    y = method.G_A(x)
+    assert y.shape == x.shape and float(y.abs().max()) <= 1
