@@ -45,7 +45,11 @@ class Conv2dSame(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         before, after = self.same
-        return super().forward(F.pad(x, (before, after, before, after)))
+        # one more zero after than "SAME" needs: no window of a size divisible by the stride reaches it, and the
+        # output size then reads (n + before - 1) // s + 1 (PyTorch's symmetric form), which torch.export can
+        # prove equal to n / s through the generator; with the exact padding it cannot (the ONNX export fails)
+        extra = 1 if self.stride[0] > 1 else 0
+        return super().forward(F.pad(x, (before, after + extra, before, after + extra)))
 
 
 class ConvTranspose2dSame(nn.ConvTranspose2d):
