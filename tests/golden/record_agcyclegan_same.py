@@ -1,7 +1,7 @@
 """Record agcyclegan_same.pt: TensorFlow's own "SAME" stride-2 convolution and transposed convolution.
 
-The official attention-guided CycleGAN code is TensorFlow 1 (tf.contrib.layers) and cannot run on TensorFlow 2
-(see docs/methods/agcyclegan.md), so this pins the padding rule its layers use against TensorFlow itself:
+Beside agcyclegan.pt (the official networks, record_agcyclegan.py), this pins the padding rule of the official
+strided layers against TensorFlow itself, on sizes other than the networks' 32 px:
 tf.nn.conv2d and tf.nn.conv2d_transpose with padding "SAME", stride 2, 3x3 kernels, as its generator's c2/c3
 and c4/c5 and its attention network's c2 call them. Runs outside CI:  pip install tensorflow-cpu, then
 python tests/golden/record_agcyclegan_same.py
