@@ -52,6 +52,11 @@ def official_modules(root: Path):
     return model, losses
 
 
+def nchw(a) -> torch.Tensor:
+    """NHWC arrays -> NCHW tensors; scalars -> 0-d tensors."""
+    return torch.from_numpy(np.asarray(a)).permute(0, 3, 1, 2).contiguous() if np.ndim(a) == 4 else torch.tensor(float(a))
+
+
 def main() -> None:
     root = Path(os.environ.get("I2I_OFFICIAL_AGCYCLEGAN", ""))
     if not (root / "model.py").is_file():
@@ -81,8 +86,6 @@ def main() -> None:
     feed_values = {n: rng.uniform(-1, 1, shape).astype(np.float32) for n in names[:4]}
     for n in names[4:]:
         feed_values[n] = np.repeat(rng.uniform(0, 1, shape[:3] + [1]), 3, axis=3).astype(np.float32)
-    nchw = lambda a: torch.from_numpy(np.asarray(a)).permute(0, 3, 1, 2).contiguous() if np.ndim(a) == 4 \
-        else torch.tensor(float(a))
     with v1.Session() as sess:
         sess.run(v1.global_variables_initializer())
         variables = [(v.name, torch.from_numpy(sess.run(v))) for v in v1.global_variables()]
