@@ -6,10 +6,10 @@ It must not import i2i: the official package is also called `models`.
 
 Tiny setting: 32 px crops (load 36), ngf 2, ndf 4, batch 1, CPU. VGG16 is torchvision's layout with tiny widths
 and seeded random weights (the official VGG16 wrapper slices `features` by index, so only the widths differ);
-the real one (15M parameters) would not fit a fixture. Recorded: the tiny VGG's weights, the official G, D (and
-for LSeSim the head) weights before one `optimize_parameters`, G's (and the head's) after it and their gradients, every loss term, the
-loader's images as uint8 (A, B and, with --augment, the jittered copies), the jitter draws and every query-location draw
-(`patch_ids`, in call order). Only numbers are saved.
+the real one (15M parameters) would not fit a fixture. Recorded: the tiny VGG's weights; the official G, D (and
+for LSeSim the head) weights before one `optimize_parameters`, G's (and the head's) after it and their
+gradients; every loss term; the loader's images as uint8 (A, B and, with --augment, the jittered copies); the
+jitter draws and every query-location draw (`patch_ids`, in call order). Only numbers are saved.
 """
 
 from __future__ import annotations
