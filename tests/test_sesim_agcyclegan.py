@@ -20,6 +20,7 @@ from models.base import Progress, TranslationMethod
 from models.losses.spatial_correlative import (
     colour_jitter,
     compare_maps,
+    draw_jitter,
     map_distances,
     similarity_infonce,
     similarity_maps,
@@ -29,7 +30,13 @@ from models.losses.spatial_correlative import (
 )
 from models.methods.agcyclegan import AGCycleGAN
 from models.methods.sesim import FSeSim, LSeSim
-from models.networks.attention import AttentionGuidedDiscriminator, AttentionNetwork
+from models.networks.attention import (
+    AttentionGuidedDiscriminator,
+    AttentionGuidedGenerator,
+    AttentionNetwork,
+    Conv2dSame,
+    ConvTranspose2dSame,
+)
 from tests.conftest import tiny_config
 
 
@@ -105,7 +112,8 @@ def test_loss_is_zero_for_the_same_image_small_for_colour_jitter_and_larger_for_
     # a random VGG is not colour-invariant as the ImageNet one is: jitter mildly, several draws
     for seed in range(4):
         torch.manual_seed(seed)
-        jittered = colour_jitter(x, brightness=0.2, contrast=0.2, saturation=0.2, hue=0.05)
+        mild = {"brightness": 0.2, "contrast": 0.2, "saturation": 0.2, "hue": 0.05}
+        jittered = colour_jitter(x, [draw_jitter(mild) for _ in x])
         assert not torch.allclose(jittered, x, atol=0.02)
         assert loss(jittered) < shift / 4, (seed, loss(jittered), shift)
 
@@ -136,8 +144,12 @@ def test_only_the_target_top_quarter_counts_and_l1_is_scaled():
     assert compare_maps(source, target, "l1", use_norm=True).item() == pytest.approx(0.0, abs=1e-6)
     source[..., 0] = 6.0  # off by 1 at a kept entry: mean |4 * 1| over 8 entries (scale K / int(K / 4) = 4)
     assert compare_maps(source, target, "l1", use_norm=True).item() == pytest.approx(4.0 / 8)
-    expected_cos = 1 - (6 * 7 + 36 + 25) / (math.sqrt(36 + 36 + 25) * math.sqrt(49 + 36 + 25))
-    assert compare_maps(source, target, "cos").item() == pytest.approx(expected_cos, rel=1e-3)
+    distance = 1 - (6 * 7 + 36 + 25) / (math.sqrt(36 + 36 + 25) * math.sqrt(49 + 36 + 25))
+    # the official criterion between 1 and the cosine: L1 with use_norm, SmoothL1 (0.5 d^2 below 1) without
+    assert compare_maps(source, target, "cos", use_norm=True).item() == pytest.approx(distance, rel=1e-4)
+    assert compare_maps(source, target, "cos").item() == pytest.approx(0.5 * distance**2, rel=1e-4)
+    far = torch.tensor([[[-1.0, -1.0]]])  # cosine -1 with [1, 1]: distance 2, SmoothL1 2 - 0.5
+    assert compare_maps(far, torch.ones(1, 1, 2), "cos", top_fraction=1.0).item() == pytest.approx(1.5)
 
 
 def test_per_location_map_matches_the_loss_over_every_location():
@@ -265,3 +277,43 @@ def test_agcyclegan_steps_train_attention_until_the_switch_then_freeze_it():
     assert all(math.isfinite(v) for v in logged.values())
     assert not any(_changed(getattr(method, n), s) for n, s in att.items())
     assert _changed(method.G_A, g) and not method.D_A.normalise and not method.D_B.normalise
+
+
+def _tf_same_reference(x: torch.Tensor, weight: torch.Tensor, stride: int) -> torch.Tensor:
+    """TensorFlow's documented "SAME": out = ceil(n / s); pad total max((out - 1) s + k - n, 0), of which
+    total // 2 before and the rest after (zeros), then a VALID convolution."""
+    k = weight.shape[-1]
+    pads = []
+    for n in (x.shape[-1], x.shape[-2]):  # F.pad takes the last dimension first
+        out = -(-n // stride)
+        total = max((out - 1) * stride + k - n, 0)
+        pads += [total // 2, total - total // 2]
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(x, pads), weight, stride=stride)
+
+
+@pytest.mark.parametrize("size", [8, 12, 32])
+def test_strided_convolutions_pad_as_tensorflow_same(size):
+    torch.manual_seed(0)
+    conv = Conv2dSame(3, 4, 3, stride=2).requires_grad_(False)
+    x = torch.randn(2, 3, size, size)
+    expected = _tf_same_reference(x, conv.weight, 2) + conv.bias.view(1, -1, 1, 1)
+    assert torch.allclose(conv(x), expected, atol=1e-6)
+    # nothing before, one row and column after: PyTorch's symmetric padding 1 gives a shifted result
+    assert not torch.allclose(conv(x), torch.nn.functional.conv2d(x, conv.weight, conv.bias, 2, 1), atol=1e-3)
+    # the transposed convolution is the adjoint of that convolution (TensorFlow's definition of it)
+    up = ConvTranspose2dSame(4, 3, 3, stride=2).requires_grad_(False)
+    z = torch.randn(2, 4, size // 2, size // 2)
+    probe = torch.zeros(2, 3, size, size, requires_grad=True)
+    (adjoint,) = torch.autograd.grad((_tf_same_reference(probe, up.weight, 2) * z).sum(), probe)
+    assert torch.allclose(up(z), adjoint + up.bias.view(1, -1, 1, 1), atol=1e-5)
+
+
+def test_agcyclegan_generator_and_attention_use_the_official_layers():
+    torch.manual_seed(0)
+    method = AGCycleGAN(tiny_config("agcyclegan"))
+    assert isinstance(method.G_A, AttentionGuidedGenerator) and isinstance(method.Att_A.net[4], Conv2dSame)
+    strided = [m for m in method.G_A.modules() if getattr(m, "stride", (1,))[0] == 2]
+    assert len(strided) == 4 and all(isinstance(m, (Conv2dSame, ConvTranspose2dSame)) for m in strided)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    y = method.G_A(x)
+    assert y.shape == x.shape and float(y.abs().max()) <= 1

@@ -16,6 +16,7 @@ where K is the number of keys (patch_size**2 for a window, H * W for the whole m
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -77,8 +78,11 @@ def map_distances(source: torch.Tensor, target: torch.Tensor, mode: str = "cos",
     """(N, P) distance between the source's and the target's map of each query (maps (N, P, K)).
 
     Entries where the target's similarity is below its (int(K * top_fraction) + 1)-th largest are zeroed in
-    both maps (the official top-quarter selection). cos: 1 - cosine of the two maps; l1: mean L1 (SmoothL1 when
-    not use_norm) of both maps scaled by K / int(K * top_fraction), as the official code scales them.
+    both maps (the official top-quarter selection). The official criterion is L1 with `use_norm`, SmoothL1
+    (beta 1) without. cos: the criterion between 1 and the cosine of the two maps, i.e. 1 - cos with
+    `use_norm` and SmoothL1(1 - cos) = 0.5 (1 - cos)^2 below 1, (1 - cos) - 0.5 above, without; l1: the
+    criterion between both maps scaled by K / int(K * top_fraction), averaged over K, as the official code
+    scales them.
     """
     if mode not in LOSS_MODES:
         raise ValueError(f"unknown loss_mode '{mode}' ({', '.join(LOSS_MODES)})")
@@ -89,7 +93,9 @@ def map_distances(source: torch.Tensor, target: torch.Tensor, mode: str = "cos",
         below = target < threshold
         source, target = source.masked_fill(below, 0.0), target.masked_fill(below, 0.0)
     if mode == "cos":
-        return 1 - F.cosine_similarity(source, target, dim=-1)
+        cosine = F.cosine_similarity(source, target, dim=-1)
+        ones = torch.ones_like(cosine)
+        return (ones - cosine).abs() if use_norm else F.smooth_l1_loss(ones, cosine, reduction="none")
     scale = k / kept
     if use_norm:
         return (scale * source - scale * target).abs().mean(-1)
@@ -163,12 +169,60 @@ def similarity_infonce(source: torch.Tensor, target: torch.Tensor, other: torch.
     return F.cross_entropy(logits.reshape(b * p, 3 * p) / temperature, labels)
 
 
-def colour_jitter(x: torch.Tensor, brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5,
-                  hue: float = 0.3) -> torch.Tensor:
-    """torchvision's ColorJitter (factors drawn per image, the four adjustments in random order, torch RNG)
-    on images in [-1, 1], back in [-1, 1]. The official code jitters each training image in its data loader."""
+JITTER_RANGES = {"brightness": 0.5, "contrast": 0.5, "saturation": 0.5, "hue": 0.3}  # the official --augment
+
+
+@dataclass(frozen=True)
+class JitterDraw:
+    """One image's ColorJitter draw: the order of the four adjustments (0 brightness, 1 contrast, 2 saturation,
+    3 hue) and their factors."""
+
+    order: tuple[int, ...]
+    brightness: float | None  # None: that adjustment is off (a zero range)
+    contrast: float | None
+    saturation: float | None
+    hue: float | None
+
+
+def draw_jitter(ranges: dict[str, float] | None = None) -> JitterDraw:
+    """torchvision's ColorJitter draw (torch RNG), with the official ranges unless `ranges` says otherwise."""
     from torchvision.transforms import ColorJitter
 
-    jitter = ColorJitter(brightness, contrast, saturation, hue)
-    y = ((x.float() + 1) / 2).clamp(0, 1)
-    return (torch.stack([jitter(image) for image in y]) * 2 - 1).to(x.dtype)
+    jitter = ColorJitter(**(ranges or JITTER_RANGES))
+    order, *factors = ColorJitter.get_params(jitter.brightness, jitter.contrast, jitter.saturation, jitter.hue)
+    return JitterDraw(tuple(int(i) for i in order), *(None if f is None else float(f) for f in factors))
+
+
+def jitter_8bit(image: torch.Tensor, draw: JitterDraw) -> torch.Tensor:
+    """uint8 (3, H, W) -> uint8 (3, H, W): the adjustments applied to the PIL image in the drawn order, each
+    rounding to 8 bits, as ColorJitter does on the official loader's PIL crop."""
+    import numpy as np
+    from PIL import Image
+    from torchvision.transforms import functional as TF
+
+    pil = Image.fromarray(image.permute(1, 2, 0).cpu().numpy())
+    steps = {0: (TF.adjust_brightness, draw.brightness), 1: (TF.adjust_contrast, draw.contrast),
+             2: (TF.adjust_saturation, draw.saturation), 3: (TF.adjust_hue, draw.hue)}
+    for step in draw.order:
+        adjust, factor = steps[step]
+        if factor is not None:
+            pil = adjust(pil, factor)
+    return torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)
+
+
+def to_8bit(x: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] made from 8-bit pixels (every training batch) -> those uint8 pixels, exactly."""
+    return (x.detach().float().cpu().clamp(-1, 1) + 1).mul(127.5).round().to(torch.uint8)
+
+
+def from_8bit(image: torch.Tensor) -> torch.Tensor:
+    """uint8 -> [-1, 1] as the official ToTensor + Normalize(0.5, 0.5) computes it."""
+    return (image.float() / 255 - 0.5) / 0.5
+
+
+def colour_jitter(x: torch.Tensor, draws: list[JitterDraw] | None = None) -> torch.Tensor:
+    """LSeSim's augmentation: each image of the batch (in [-1, 1], from 8-bit pixels) jittered on its 8-bit
+    pixels after crop and flip, as the official data loader does (`draws`: one per image, else drawn here)."""
+    draws = draws if draws is not None else [draw_jitter() for _ in range(len(x))]
+    out = torch.stack([from_8bit(jitter_8bit(image, draw)) for image, draw in zip(to_8bit(x), draws)])
+    return out.to(device=x.device, dtype=x.dtype)

@@ -25,12 +25,12 @@ from models.losses.adversarial import GANLoss
 from models.networks.attention import (
     AttendedGenerator,
     AttentionGuidedDiscriminator,
+    AttentionGuidedGenerator,
     AttentionNetwork,
     attend,
     foreground,
 )
 from models.networks.common import init_weights
-from models.networks.resnet import ResnetGenerator
 
 
 @dataclass
@@ -62,9 +62,9 @@ class AGCycleGAN(TranslationMethod):
     def __init__(self, config: AGCycleGANConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
         c = config
-        # the official generator pads with zeros inside its residual blocks ("CONSTANT")
-        self.G_A = ResnetGenerator(3, 3, c.ngf, c.n_blocks, "instance", padding="zero")  # A -> B
-        self.G_B = ResnetGenerator(3, 3, c.ngf, c.n_blocks, "instance", padding="zero")  # B -> A
+        # the official TensorFlow generator: zero padding, "SAME" strided (transposed) convs, affine norms
+        self.G_A = AttentionGuidedGenerator(c.ngf, c.n_blocks)  # A -> B
+        self.G_B = AttentionGuidedGenerator(c.ngf, c.n_blocks)  # B -> A
         self.Att_A = AttentionNetwork(c.attention_ngf)  # where to translate in A images
         self.Att_B = AttentionNetwork(c.attention_ngf)
         self.D_A = AttentionGuidedDiscriminator(3, c.ndf)  # judges domain B
