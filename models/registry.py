@@ -5,11 +5,9 @@ CLI choices, `i2i methods`, docs tables and the parametrised tests all come from
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-from typing import Any
 
-from models.base import MethodConfig, TranslationMethod
+from models.base import TranslationMethod
 
 # name -> "module:Class"; imported lazily so that listing methods is cheap.
 _METHODS: dict[str, str] = {
@@ -25,10 +23,6 @@ _METHODS: dict[str, str] = {
 }
 
 
-def register(name: str, target: str) -> None:
-    _METHODS[name] = target
-
-
 def list_methods() -> list[str]:
     return list(_METHODS)
 
@@ -39,10 +33,3 @@ def method_class(name: str) -> type[TranslationMethod]:
     module_name, class_name = _METHODS[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
-
-def config_fields(name: str) -> list[dataclasses.Field[Any]]:
-    return list(dataclasses.fields(method_class(name).config_class))
-
-
-def default_config(name: str) -> MethodConfig:
-    return method_class(name).config_class()

@@ -16,7 +16,6 @@ from pathlib import Path
 from i2i_cli.data.images import is_image_file, list_images
 from i2i_cli.errors import DataError
 
-LAYOUTS = ("aligned", "unaligned", "domains", "segmentation", "single")
 # Layouts where each input file has its own ground-truth output (A|B halves; a photo and its label map): only
 # there do paired metrics (LPIPS to the ground truth) mean anything. Unaligned test folders may share file
 # names by accident; that makes no pair.
