@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-
 from typer.testing import CliRunner
 
 from i2i_cli.main import app

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from golden_fixtures import load_fixture
+
 from i2i_cli.evaluation import fid_kid
 
 FIXTURE = load_fixture("fid")
