@@ -165,6 +165,9 @@ def _starts(size: int, tile: int, overlap: int) -> list[int]:
     return sorted(set(starts))
 
 
+TILES_PER_FORWARD = 8  # tiles exist for images past memory: a bounded number per forward pass
+
+
 def run_tiled(translator: Any, x: torch.Tensor, tile: int, overlap: int, blend: str = "linear") -> torch.Tensor:
     """Translate (N, 3, H, W) in overlapping tiles blended with linear ramps (for images past memory).
 
@@ -174,16 +177,36 @@ def run_tiled(translator: Any, x: torch.Tensor, tile: int, overlap: int, blend: 
     out = torch.zeros(n, 3, h, w)
     total = torch.zeros(1, 1, h, w)
     ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
-    for iy, top in enumerate(ys):
-        for ix, left in enumerate(xs):
-            patch = x[..., top : top + tile, left : left + tile]
-            padded, (ph, pw) = pad_to_multiple(patch, translator.size_multiple)
-            y = translator(padded)[..., :ph, :pw].float().cpu()
-            weight = (_ramp(ph, overlap, iy == 0, iy == len(ys) - 1, blend)[:, None]
-                      * _ramp(pw, overlap, ix == 0, ix == len(xs) - 1, blend)[None, :])[None, None]
-            out[..., top : top + ph, left : left + pw] += y * weight
-            total[..., top : top + ph, left : left + pw] += weight
+    places = [(iy, top, ix, left) for iy, top in enumerate(ys) for ix, left in enumerate(xs)]
+    patches = [x[..., top : top + tile, left : left + tile] for _, top, _, left in places]
+    for (iy, top, ix, left), y in zip(places, translate_tiles(translator, patches)):
+        ph, pw = y.shape[-2:]
+        weight = (_ramp(ph, overlap, iy == 0, iy == len(ys) - 1, blend)[:, None]
+                  * _ramp(pw, overlap, ix == 0, ix == len(xs) - 1, blend)[None, :])[None, None]
+        out[..., top : top + ph, left : left + pw] += y * weight
+        total[..., top : top + ph, left : left + pw] += weight
     return out / total.clamp_min(1e-8)
+
+
+def translate_tiles(translator: Any, patches: list[torch.Tensor], per_forward: int = TILES_PER_FORWARD
+                    ) -> list[torch.Tensor]:
+    """Each (N, 3, h, w) patch translated, on the CPU as float: up to `per_forward` patches of one shape go
+    through the network in one batch (one forward per group instead of one per tile; a network that treats
+    batch elements independently gives the same numbers)."""
+    out: list[torch.Tensor | None] = [None] * len(patches)
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, patch in enumerate(patches):
+        by_shape.setdefault(tuple(patch.shape), []).append(i)
+    for indices in by_shape.values():
+        n = patches[indices[0]].shape[0]
+        step = max(1, per_forward // max(1, n))
+        for start in range(0, len(indices), step):
+            group = indices[start : start + step]
+            padded, (ph, pw) = pad_to_multiple(torch.cat([patches[i] for i in group]), translator.size_multiple)
+            y = translator(padded)[..., :ph, :pw].float().cpu()
+            for i, chunk in zip(group, y.split(n)):
+                out[i] = chunk
+    return out  # type: ignore[return-value]
 
 
 def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap: int = 32,

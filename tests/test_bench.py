@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 
+import pytest
+import torch
 from typer.testing import CliRunner
 
 from i2i_cli.main import app
@@ -12,7 +15,7 @@ from i2i_cli.main import app
 def test_bench_translate_measures_every_batch_size_and_precision(tmp_path):
     out = tmp_path / "b.json"
     result = CliRunner().invoke(app, ["bench", "translate", "--model", "pix2pix", "--size", "32", "--batch-size",
-                                      "1,2", "--precision", "fp32,bf16", "--images", "3", "--repeats", "1",
+                                      "1,2", "--precision", "fp32,bf16", "--images", "3", "--repeats", "3",
                                       "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
@@ -21,6 +24,11 @@ def test_bench_translate_measures_every_batch_size_and_precision(tmp_path):
     for row in report["rows"]:
         assert row["torch_model_only"] > 0 and row["end_to_end"] > 0
         assert (row["onnx_model_only"] is None) == (row["precision"] == "bf16")
+        low, high = row["torch_model_only_range"]  # the median of the timed calls, with their min and max
+        assert low <= row["torch_model_only"] <= high
+        if row["onnx_model_only"] is not None:
+            low, high = row["onnx_model_only_range"]
+            assert low <= row["onnx_model_only"] <= high
     assert report["network"] == "UnetGenerator" and report["onnx_provider"].endswith("ExecutionProvider")
 
 
@@ -43,5 +51,26 @@ def test_bench_train_compares_baseline_and_fast_settings_on_the_same_losses(tmp_
     for row in (base, fast):
         assert row["train_images_per_s"] > 0 and row["peak_memory_mb"] > 0 and len(row["losses"]) == 4
         assert row["warmup_peak_memory_mb"] is None  # a CUDA-only figure
+        # the figure is the median step; set-up and the rest are timed apart and not in it
+        steps = sorted(row["step_seconds"])
+        assert len(steps) == 3 and math.isclose(row["train_images_per_s"], 1 / steps[1])
+        low, high = row["train_images_per_s_range"]
+        assert math.isclose(low, 1 / steps[-1]) and math.isclose(high, 1 / steps[0])
+        assert row["setup_seconds"] > 0 and row["finish_seconds"] >= 0 and row["translate_seconds"] > 0
+        t_low, t_high = row["translate_images_per_s_range"]
+        assert t_low <= row["translate_images_per_s"] <= t_high
     assert set(report["loss_agreement"]) == set(base["losses"][0])
     assert "ratio fast / baseline" in result.output
+    assert "whole benchmark" in result.output
+
+
+def test_step_timer_stops_training_before_the_final_sample_and_checkpoint(tmp_path):
+    from i2i_cli.benchmarks.train import _EnoughSteps, _StepTimer
+    from i2i_cli.engine.trainer import TrainEvent
+
+    timer = _StepTimer(torch.device("cpu"), warmup=1, stop_after=3)
+    timer(TrainEvent("step", 1, 4))
+    timer(TrainEvent("step", 2, 4))
+    with pytest.raises(_EnoughSteps):
+        timer(TrainEvent("step", 3, 4))
+    assert len(timer.times) == 3

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from i2i_cli.engine.checkpoint import load_for_inference
@@ -79,3 +80,37 @@ def test_sync_bn_converts_every_batchnorm_keeping_the_checkpoint_layout():
     assert nn.SyncBatchNorm in kinds and nn.BatchNorm2d not in kinds
     after = method.state_dict()
     assert list(after) == list(before) and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_of_one_process_each_equal_one_process(datasets, tmp_path):
+    """`torchrun --nnodes 2 --nproc-per-node 1`: two node ranks on this machine, rendezvous on loopback (c10d),
+    gloo; both write to one --out as nodes on a shared file system do (rank 0 alone writes)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    data = ["--data", str(datasets["aligned"])]
+    endpoint = f"127.0.0.1:{_free_port()}"
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node",
+                               "1", "--node-rank", str(rank), "--rdzv-backend", "c10d", "--rdzv-endpoint", endpoint,
+                               "--rdzv-id", "i2i-test", "-m", "i2i_cli", "train", *OPTIONS, *data, "--out",
+                               str(tmp_path / "nodes")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for rank in (0, 1)]
+    outputs = [node.communicate(timeout=600) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), [err[-2000:] for _, err in outputs]
+    single = subprocess.run([sys.executable, "-m", "i2i_cli", "train", *OPTIONS, *data, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert [json.loads(line)["step"] for line in (tmp_path / "nodes" / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
+    for a, b in zip(_losses(tmp_path / "nodes"), _losses(tmp_path / "one"), strict=True):
+        for key in a:
+            assert abs(a[key] - b[key]) <= 1e-4 * max(1.0, abs(b[key])), (key, a[key], b[key])
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    out_nodes = load_for_inference(tmp_path / "nodes").method.translate(x)
+    assert torch.allclose(out_nodes, load_for_inference(tmp_path / "one").method.translate(x), atol=1e-5)

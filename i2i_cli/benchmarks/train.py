@@ -4,13 +4,16 @@ Both run in one process on the same synthetic data and seed: the baseline in eag
 decoding every image with PIL on every step (no cache), plain (non-fused) Adam; the fast settings with mixed
 precision (bf16 on GPUs that have it), channels-last, decoded-once cached data, fused Adam, cuDNN autotuning
 and optionally torch.compile. Reported: training images/s, generator inference images/s, peak memory, the
-ratio of the two, and how closely the loss curves agree over the measured steps.
+ratio of the two, and how closely the loss curves agree over the measured steps. Train images/s is the batch
+over the median measured step (with the slowest and fastest step); set-up (building, data, warm-up) and the
+final step's sample and checkpoint are timed apart and never enter the step figures.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import resource
+import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -39,11 +42,17 @@ class Setting:
 @dataclass
 class BenchRow:
     setting: str
-    train_images_per_s: float
-    translate_images_per_s: float
+    train_images_per_s: float  # batch / the median step time of the measured steps
+    translate_images_per_s: float  # median over the timed forward passes
     peak_memory_mb: float  # CUDA: max allocated during the measured steps (after warm-up); CPU: peak RSS so far
     losses: list[dict[str, float]] = field(default_factory=list)
     warmup_peak_memory_mb: float | None = None  # CUDA: max allocated during warm-up (cuDNN autotuning, compile)
+    step_seconds: list[float] = field(default_factory=list)  # each measured step
+    train_images_per_s_range: tuple[float, float] = (0.0, 0.0)  # (slowest, fastest step) in images/s
+    translate_images_per_s_range: tuple[float, float] = (0.0, 0.0)
+    setup_seconds: float = 0.0  # Trainer.run() to the end of warm-up: building, data, cache, warm-up steps
+    finish_seconds: float = 0.0  # from the last measured step's end until the trainer has stopped
+    translate_seconds: float = 0.0  # the inference timing, warm-up calls included
 
 
 @dataclass
@@ -72,11 +81,16 @@ def settings_for(device: torch.device, compile_: bool) -> list[Setting]:
 
 
 class _StepTimer:
-    """Trainer event hook: the (synchronised) time and losses at the end of every step."""
+    """Trainer event hook: the (synchronised) time and losses at the end of every step.
 
-    def __init__(self, device: torch.device, warmup: int = 0) -> None:
+    The trainer emits a step's event after that step's logging, sample and checkpoint, and on its last step it
+    always writes a sample and a checkpoint: the hook stops training (_EnoughSteps) after `stop_after` steps, before
+    any of that, so no step figure includes it."""
+
+    def __init__(self, device: torch.device, warmup: int = 0, stop_after: int | None = None) -> None:
         self.device = device
         self.warmup = warmup
+        self.stop_after = stop_after
         self.warmup_peak_mb: float | None = None
         self.times: list[float] = []
         self.losses: list[dict[str, float]] = []
@@ -91,6 +105,12 @@ class _StepTimer:
                 # one-off autotuning workspaces are not what training holds; keep them apart
                 self.warmup_peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
                 torch.cuda.reset_peak_memory_stats(self.device)
+            if self.stop_after is not None and len(self.times) >= self.stop_after:
+                raise _EnoughSteps
+
+
+class _EnoughSteps(Exception):
+    """Raised by the step hook to end a benchmark's training before the trainer's final sample and checkpoint."""
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -106,8 +126,9 @@ def _synthetic_data(layout: str, size: int, root: Path, n: int) -> Path:
     return synthesize("scenes", root / layout, layout, size=size, n_train=n, n_test=0, n_domains=2).root
 
 
-def _time_translate(method: Any, device: torch.device, size: int, batch: int, setting: Setting, repeats: int) -> float:
-    """Images/s of the method's inference network (what `i2i translate` and ONNX export run)."""
+def _time_translate(method: Any, device: torch.device, size: int, batch: int, setting: Setting,
+                    repeats: int) -> list[float]:
+    """Images/s of each timed forward of the method's inference network (what `i2i translate` and ONNX run)."""
     x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     if method.takes_style_reference:
         style = method.style_from_reference(x, torch.zeros(batch, dtype=torch.long, device=device))
@@ -124,17 +145,21 @@ def _time_translate(method: Any, device: torch.device, size: int, batch: int, se
     def once() -> None:
         with torch.no_grad(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             net(*args)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
-    for _ in range(3):
-        once()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    once()
+    rates = []
     for _ in range(repeats):
+        start = time.perf_counter()
         once()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return repeats * batch / (time.perf_counter() - start)
+        rates.append(batch / (time.perf_counter() - start))
+    return rates
+
+
+def default_warmup(device: torch.device) -> int:
+    """Warm-up steps: cuDNN autotuning and compilation need several on a GPU; a CPU step is steady after one."""
+    return 10 if device.type == "cuda" else 1
 
 
 def run_train_benchmark(
@@ -143,13 +168,15 @@ def run_train_benchmark(
     size: int = 256,
     batch_size: int = 1,
     steps: int = 50,
-    warmup: int = 10,
+    warmup: int | None = None,
     device: str = "auto",
     compile_: bool = False,
     overrides: list[str] | None = None,
-    images: int = 64,
+    images: int = 16,
+    translate_repeats: int | None = None,
 ) -> BenchReport:
     dev = resolve_device(device)
+    warmup = max(1, default_warmup(dev) if warmup is None else warmup)  # the first step's end starts the clock
     config = resolve_config(model, overrides=overrides or [], explicit={"size": size, "batch_size": batch_size})
     if getattr(config, "pretrained_backbone", False):  # speed does not depend on the initial weights
         config = dataclasses.replace(config, pretrained_backbone=False)
@@ -160,25 +187,47 @@ def run_train_benchmark(
     with tempfile.TemporaryDirectory(prefix="i2i-bench-") as tmp:
         data = _synthetic_data(layout, config.load_size or size, Path(tmp), images)
         for setting in settings_for(dev, compile_):
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-                torch.cuda.reset_peak_memory_stats(dev)
-            timer = _StepTimer(dev, warmup)
-            options = TrainOptions(
-                data=data, out=Path(tmp) / f"run-{len(rows)}", steps=warmup + steps, device=str(dev),
-                precision=setting.precision, channels_last=setting.channels_last, cache=setting.cache,
-                fused_optimizer=setting.fused_optimizer, cudnn_benchmark=setting.cudnn_benchmark,
-                compile=setting.compile, workers=setting.workers, save_every=10**9, sample_every=10**9,
-                log_every=10**9,
-            )
-            result = Trainer(model, config, options, timer).run()
-            measured = timer.times[warmup:]
-            per_s = (len(measured) - 1) * batch_size / (measured[-1] - measured[0]) if len(measured) > 1 else 0.0
-            train_peak = _peak_memory_mb(dev)
-            method = result.method.eval()
-            translate = _time_translate(method, dev, size, batch_size, setting, repeats=max(5, steps // 2))
-            rows.append(BenchRow(setting.name, per_s, translate, train_peak, timer.losses, timer.warmup_peak_mb))
+            rows.append(_bench_setting(model, config, setting, data, Path(tmp) / f"run-{len(rows)}", dev, size,
+                                       batch_size, steps, warmup, translate_repeats or max(3, min(10, steps))))
     return BenchReport(model, str(dev), size, batch_size, steps, rows, _agreement(rows[0].losses, rows[1].losses))
+
+
+def _bench_setting(model: str, config: Any, setting: Setting, data: Path, out: Path, dev: torch.device, size: int,
+                   batch_size: int, steps: int, warmup: int, translate_repeats: int) -> BenchRow:
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(dev)
+    timer = _StepTimer(dev, warmup, stop_after=warmup + steps)
+    options = TrainOptions(
+        data=data, out=out, steps=warmup + steps + 1, device=str(dev), precision=setting.precision,
+        channels_last=setting.channels_last, cache=setting.cache, fused_optimizer=setting.fused_optimizer,
+        cudnn_benchmark=setting.cudnn_benchmark, compile=setting.compile, workers=setting.workers,
+        save_every=10**9, sample_every=10**9, log_every=10**9,
+    )
+    start = time.perf_counter()
+    trainer = Trainer(model, config, options, timer)
+    try:
+        trainer.run()
+    except _EnoughSteps:
+        pass
+    finished = time.perf_counter()
+    measured = timer.times[warmup - 1 : warmup + steps]  # the ends of the warm-up and of each measured step
+    step_s = [b - a for a, b in zip(measured, measured[1:])]
+    train_peak = _peak_memory_mb(dev)
+    rates = _time_translate(_fresh_method(trainer, data, dev), dev, size, batch_size, setting, translate_repeats)
+    return BenchRow(setting.name, batch_size / statistics.median(step_s), statistics.median(rates), train_peak,
+                    timer.losses[: warmup + steps], timer.warmup_peak_mb, step_s,
+                    (batch_size / max(step_s), batch_size / min(step_s)), (min(rates), max(rates)),
+                    measured[0] - start, finished - measured[-1], time.perf_counter() - finished)
+
+
+def _fresh_method(trainer: Trainer, data: Path, dev: torch.device) -> Any:
+    """The trained method's architecture with fresh weights (speed does not depend on them), in eval mode."""
+    from models import registry
+
+    cls = registry.method_class(trainer.method_name)
+    domains = trainer._layout().domains() if cls.multi_domain else ["A", "B"]
+    return cls(trainer.config, domains=domains).to(dev).eval()
 
 
 def _agreement(base: list[dict[str, float]], fast: list[dict[str, float]]) -> dict[str, float]:

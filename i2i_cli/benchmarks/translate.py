@@ -1,11 +1,13 @@
 """Translation benchmark: model-only images/s in PyTorch and ONNX Runtime, and end-to-end folder images/s.
 
-Uses a freshly initialised CycleGAN ResNet-9 generator (the usual shipped translator) unless a run is given;
+Model-only figures are the median over --repeats timed calls (with their min-max), host input to host output
+on both sides (PyTorch's output is copied to the CPU as ONNX Runtime's is). Uses a freshly initialised CycleGAN ResNet-9 generator (the usual shipped translator) unless a run is given;
 weights do not change the speed. End to end = JPEG decode, pad, network, PNG encode, atomic write.
 """
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,9 +26,11 @@ class TranslateRow:
 
     batch_size: int
     precision: str
-    torch_model_only: float
+    torch_model_only: float  # median over the timed calls
     onnx_model_only: float | None  # fp32 / fp16 ONNX file; None for bf16 (no bf16 export)
     end_to_end: float
+    torch_model_only_range: tuple[float, float] = (0.0, 0.0)  # (min, max) images/s over the timed calls
+    onnx_model_only_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -43,12 +47,15 @@ class TranslateBench:
         return asdict(self)
 
 
-def _rate(fn: Any, batch: int, repeats: int) -> float:
+def _rates(fn: Any, batch: int, repeats: int) -> list[float]:
+    """Images/s of each timed call, after one untimed call (allocation, lazy initialisation)."""
     fn()
-    start = time.perf_counter()
+    rates = []
     for _ in range(repeats):
+        start = time.perf_counter()
         fn()
-    return repeats * batch / (time.perf_counter() - start)
+        rates.append(batch / (time.perf_counter() - start))
+    return rates
 
 
 def _write_jpegs(folder: Path, images: int, size: int) -> None:
@@ -115,19 +122,19 @@ def _measure(translator: Any, session: Any, batch: int, precision: str, size: in
 
     x = torch.rand(batch, 3, size, size) * 2 - 1
 
-    def torch_once() -> None:
-        translator(x)
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+    def torch_once() -> None:  # host input to host output, as ONNX Runtime's session.run below
+        translator(x).cpu()
 
-    torch_rate = _rate(torch_once, batch, repeats)
-    onnx_rate = None
+    torch_rates = _rates(torch_once, batch, repeats)
+    onnx_rates = None
     if session is not None:
         feed = {session.get_inputs()[0].name: x.numpy().astype(np.float16 if precision == "fp16" else np.float32)}
-        onnx_rate = _rate(lambda: session.run(None, feed), batch, repeats)
+        onnx_rates = _rates(lambda: session.run(None, feed), batch, repeats)
     out = root / f"out_{precision}_{batch}"
     start = time.perf_counter()
     # model-only figures above include no decode/encode; end to end includes everything a user waits for
     translate_folder(root / "in", out, translator, TranslateOptions(batch_size=batch, device=str(dev),
                                                                     precision=precision))
-    return TranslateRow(batch, precision, torch_rate, onnx_rate, images / (time.perf_counter() - start))
+    return TranslateRow(batch, precision, statistics.median(torch_rates),
+                        statistics.median(onnx_rates) if onnx_rates else None, images / (time.perf_counter() - start),
+                        (min(torch_rates), max(torch_rates)), (min(onnx_rates), max(onnx_rates)) if onnx_rates else None)

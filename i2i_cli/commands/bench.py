@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +22,7 @@ def bench_train(
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     steps: Annotated[int, typer.Option(help="Measured training steps per setting (after warm-up).")] = 50,
-    warmup: Annotated[int, typer.Option(help="Warm-up steps per setting.")] = 10,
+    warmup: Annotated[int | None, typer.Option(help="Warm-up steps per setting (default: 10 on CUDA, 1 on a CPU).")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="Also torch.compile the fast setting.")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a method option: key=value.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
@@ -32,22 +33,33 @@ def bench_train(
     from i2i_cli.benchmarks.train import run_train_benchmark
 
     info(f"benchmarking {model} at {size} px, batch {batch_size}: baseline then fast settings ...")
+    started = time.perf_counter()
     report = run_train_benchmark(model, size=size, batch_size=batch_size, steps=steps, warmup=warmup, device=device,
                                  compile_=compile_, overrides=set_ or [])
     base, fast = report.rows
     cuda = base.warmup_peak_memory_mb is not None
-    rows = [(r.setting, r.train_images_per_s, r.translate_images_per_s, r.peak_memory_mb,
+    rows = [(r.setting, _spread(r.train_images_per_s, r.train_images_per_s_range),
+             _spread(r.translate_images_per_s, r.translate_images_per_s_range), r.peak_memory_mb,
+             f"{r.setup_seconds:.1f} / {sum(r.step_seconds):.1f} / {r.finish_seconds + r.translate_seconds:.1f}",
              *((r.warmup_peak_memory_mb,) if cuda else ())) for r in report.rows]
-    rows.append(("ratio fast / baseline", fast.train_images_per_s / max(base.train_images_per_s, 1e-9),
-                 fast.translate_images_per_s / max(base.translate_images_per_s, 1e-9),
-                 fast.peak_memory_mb / max(base.peak_memory_mb, 1e-9), *(("-",) if cuda else ())))
+    rows.append(("ratio fast / baseline", f"{fast.train_images_per_s / max(base.train_images_per_s, 1e-9):.3g}",
+                 f"{fast.translate_images_per_s / max(base.translate_images_per_s, 1e-9):.3g}",
+                 fast.peak_memory_mb / max(base.peak_memory_mb, 1e-9), "-", *(("-",) if cuda else ())))
     memory = "peak memory MB (measured steps)" if cuda else "peak RSS MB (process so far)"
-    print_table(f"{model} on {report.device}, {size} px, batch {batch_size}, {steps} steps",
-                ["setting", "train img/s", "translate img/s", memory, *(["warm-up peak MB"] if cuda else [])], rows)
+    print_table(f"{model} on {report.device}, {size} px, batch {batch_size}, {steps} measured steps per setting; "
+                "img/s: median (slowest-fastest)",
+                ["setting", "train img/s", "translate img/s", memory, "set-up / steps / rest s",
+                 *(["warm-up peak MB"] if cuda else [])], rows)
     agreement = ", ".join(f"{k} {v:.1%}" for k, v in report.loss_agreement.items())
     console.print(f"loss curves, mean |fast - baseline| relative to the baseline: {agreement}")
+    console.print(f"whole benchmark {time.perf_counter() - started:.1f} s (set-up: building, synthetic data, cache, "
+                  "warm-up; rest: stopping the trainer and the translate timing)")
     if json_out:
         write_json(json_out, report.to_json())
+
+
+def _spread(median: float, bounds: tuple[float, float]) -> str:
+    return f"{median:.3g} ({bounds[0]:.3g}-{bounds[1]:.3g})"
 
 
 @bench_app.command("translate")
@@ -74,11 +86,13 @@ def bench_translate(
     with progress_bar("translate benchmark", None, transient=True) as advance:
         r = run_translate_benchmark(model, size, batch_sizes, images, device, repeats, tuple(parse_csv(precision)),
                                     progress=lambda label, done, total: advance(0, status=label, completed=done, total=total))
-    print_table(f"{r.model} generator ({r.network}), {size} px, {r.device}; images/s",
+    print_table(f"{r.model} generator ({r.network}), {size} px, {r.device}; images/s, model only: median "
+                f"(min-max) of {repeats} calls, host in and host out on both sides",
                 ["batch", "precision", "PyTorch model only", f"ONNX Runtime ({r.onnx_provider})",
                  "end to end (JPEG in, PNG out)", "end to end / model only"],
-                [(row.batch_size, row.precision, row.torch_model_only,
-                  row.onnx_model_only if row.onnx_model_only is not None else "-", row.end_to_end,
+                [(row.batch_size, row.precision, _spread(row.torch_model_only, row.torch_model_only_range),
+                  _spread(row.onnx_model_only, row.onnx_model_only_range) if row.onnx_model_only is not None else "-",
+                  row.end_to_end,
                   row.end_to_end / row.torch_model_only) for row in r.rows])
     if json_out:
         write_json(json_out, r.to_json())

@@ -26,6 +26,8 @@ def _report(result: Any, title: str, json_out: Path | None, table: tuple[list[st
             ) -> None:
     columns, rows = table or (["metric", "value"], [(k, v) for k, v in result.values.items() if v is not None])
     print_table(title, columns, rows)
+    for note in result.protocol.extra.get("warnings", []):
+        warn(note)
     for role, w in result.protocol.unverified():
         warn(f"{role}: {w['path']} is unverified ({w['note']})")
     for message in result.warnings:
@@ -50,6 +52,7 @@ def evaluate(
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
     mode: Annotated[str, typer.Option(help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 / stargan-v2 (StarGAN v2's own).")] = "clean",
     image_size: Annotated[int | None, typer.Option("--image-size", help="--mode stargan_v2: its first resize, StarGAN v2's img_size (default: the run's size, or 256 for folders).")] = None,
+    fid_sqrt: Annotated[str, typer.Option("--fid-sqrt", help="FID's tr sqrt(S1 S2): eigh (symmetric eigenvalues, exact, seconds) or sqrtm (clean-fid's scipy sqrtm, ~40 s at 2048 features).")] = "eigh",
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
     kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,
     kid_subset_size: Annotated[int, typer.Option(help="KID subset size (capped by the folder sizes).")] = 1000,
@@ -72,7 +75,7 @@ def evaluate(
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
                           batch_size, device, weights_dir, image_size=image_size, segmenter=segmenter,
-                          fcn_convention=fcn_convention)
+                          fcn_convention=fcn_convention, fid_sqrt=fid_sqrt)
     if (real is None) != (fake is None):
         raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
     if segmenter and real is not None:

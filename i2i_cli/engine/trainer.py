@@ -282,8 +282,8 @@ class EMA:
     def update(self, method: TranslationMethod) -> None:
         for name, shadow in self.copies.items():
             live = getattr(method, name)
-            for p_ema, p in zip(shadow.parameters(), live.parameters()):
-                p_ema.lerp_(p.detach(), 1.0 - self.beta)
+            # one foreach call for all of a network's parameters (one kernel per tensor before, on a GPU)
+            torch._foreach_lerp_(list(shadow.parameters()), [p.detach() for p in live.parameters()], 1.0 - self.beta)
             for b_ema, b in zip(shadow.buffers(), live.buffers()):
                 b_ema.copy_(b)
 

@@ -35,12 +35,14 @@ class EvalOptions:
     image_size: int | None = None  # --mode stargan_v2: its first resize (None: a run's size, else 256)
     segmenter: str | None = None  # a paired labels -> photo run: also the FCN-score with this segmenter
     fcn_convention: str = "pix2pix"  # FCN-score class means: pix2pix's get_scores or fyu/drn's (fcn_score.CONVENTIONS)
+    fid_sqrt: str = "eigh"  # FID's trace term: eigh (exact, seconds) or sqrtm (clean-fid's scipy sqrtm)
 
     def __post_init__(self) -> None:
         from i2i_cli.engine.device import resolve_device
 
         self.mode = fid_kid.canonical_mode(self.mode)
         check_convention(self.fcn_convention)
+        fid_kid.check_fid_sqrt(self.fid_sqrt)
         self.device = str(resolve_device(self.device))
 
 
@@ -83,10 +85,14 @@ def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
                 image_size=image_size)
             bad += skipped
         protocol.n_real, protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
+        if note := fid_kid.few_images_warning(protocol.n_real, protocol.n_fake, feats["real"].shape[1]):
+            protocol.update({"warnings": [*protocol.extra.get("warnings", []), note]})
         if "fid" in options.metrics:
             if progress:
-                progress("FID (sqrtm)", 0, 1)
-            values["fid"] = fid_kid.fid_from_features(feats["real"], feats["fake"])
+                progress(f"FID ({options.fid_sqrt})", 0, 1)
+            values["fid"] = fid_kid.fid_from_features(feats["real"], feats["fake"], options.fid_sqrt, options.mode)
+            protocol.update({"fid_sqrt": {"method": options.fid_sqrt,
+                                          "formula": fid_kid.FID_SQRT_PROTOCOL[options.fid_sqrt]}})
         if "kid" in options.metrics:
             mean, std, m = fid_kid.kid_from_features(feats["real"], feats["fake"], options.kid_subsets,
                                                      options.kid_subset_size, options.seed)

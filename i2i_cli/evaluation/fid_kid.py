@@ -180,9 +180,7 @@ def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str 
         good = [a for a in arrays if isinstance(a, np.ndarray)]
         bad += [(e.path, e.reason) for e in arrays if isinstance(e, BadImageError)]
         if good:
-            x = torch.from_numpy(np.stack(good)).permute(0, 3, 1, 2).to(device)
-            with torch.no_grad():
-                feats.append(model(x).float().cpu().numpy().astype(np.float64))
+            feats.append(_batch_features(good, model, device))
         done += len(arrays)
         if progress:
             progress(done, len(files))
@@ -191,16 +189,122 @@ def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str 
     return np.concatenate(feats), bad
 
 
-def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
-    from cleanfid.fid import frechet_distance
+def _batch_features(arrays: list[np.ndarray], model: FeatureFn, device: torch.device | str) -> np.ndarray:
+    """Features of HWC float arrays in order; arrays of different sizes (legacy_tensorflow resizes inside the
+    network, so any size is valid there) go through the network in one batch per size."""
+    by_shape: dict[tuple[int, ...], list[int]] = {}
+    for i, array in enumerate(arrays):
+        by_shape.setdefault(array.shape, []).append(i)
+    out: list[np.ndarray | None] = [None] * len(arrays)
+    for indices in by_shape.values():
+        x = torch.from_numpy(np.stack([arrays[i] for i in indices])).permute(0, 3, 1, 2).to(device)
+        with torch.no_grad():
+            found = model(x).float().cpu().numpy().astype(np.float64)
+        for i, row in zip(indices, found):
+            out[i] = row
+    return np.stack(out)
 
-    """clean-fid's frechet_distance on (N, D) features: covariances with N - 1, scipy sqrtm (retried with 1e-6
-    on the diagonal when not finite), real part. Costs one D x D sqrtm: ~40 s for D = 2048 on one CPU core."""
+
+FID_SQRT = ("eigh", "sqrtm")
+FID_SQRT_PROTOCOL = {
+    "eigh": "tr sqrt(S1 S2) = sum of sqrt(eigenvalues) of the symmetric sqrt(S1) S2 sqrt(S1) (numpy eigh/eigvalsh, "
+            "float64, negative round-off eigenvalues clamped to 0); with fewer images n than features the same "
+            "non-zero eigenvalues from an n x n form (S = A^T A, A = centred features / sqrt(n - 1))",
+    "sqrtm": "scipy.linalg.sqrtm of S1 S2 as clean-fid's frechet_distance (retried with 1e-6 on the diagonals when "
+             "not finite; an imaginary diagonal above 1e-3 is an error); --mode stargan_v2: StarGAN v2's "
+             "metrics/fid.py (real part of the distance, no retry)",
+}
+
+
+def check_fid_sqrt(sqrt: str) -> str:
+    if sqrt not in FID_SQRT:
+        raise ConfigError(f"--fid-sqrt {sqrt}: choose {' or '.join(FID_SQRT)}")
+    return sqrt
+
+
+def few_images_warning(n_real: int, n_fake: int, dim: int = 2048) -> str | None:
+    """The note for covariances estimated from fewer images than features (rank-deficient, biased upwards)."""
+    if min(n_real, n_fake) >= dim:
+        return None
+    return (f"FID/KID from {n_real} real and {n_fake} fake images, fewer than the {dim} features: the covariances "
+            "are rank-deficient and FID is biased upwards (compare only numbers of equal image counts; papers use "
+            "thousands, e.g. 10k-50k)")
+
+
+def _centred(features: np.ndarray) -> np.ndarray:
+    """A with A^T A = np.cov(features, rowvar=False): the centred features over sqrt(n - 1)."""
+    return (features - features.mean(axis=0)) / np.sqrt(features.shape[0] - 1)
+
+
+def _sum_sqrt_eigvalsh(m: np.ndarray) -> float:
+    """sum sqrt(eig(m)) of a symmetric positive semi-definite m; round-off negatives count 0."""
+    eigenvalues = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(eigenvalues, 0, None)).sum())
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr sqrt(S1 S2) for covariances: S1 = U diag(w) U^T, so sqrt(S1) S2 sqrt(S1) = U (B^T S2 B) U^T with
+    B = U diag(sqrt(w)), whose eigenvalues are those of S1 S2 (real, >= 0). Two D x D eigh, ~5 s at D = 2048."""
+    w, u = np.linalg.eigh((sigma1 + sigma1.T) / 2)
+    b = u * np.sqrt(np.clip(w, 0, None))
+    return _sum_sqrt_eigvalsh(b.T @ sigma2 @ b)
+
+
+def _trace_sqrt_product_of_features(real: np.ndarray, fake: np.ndarray) -> float:
+    """tr sqrt(S1 S2) from the features: with S = A^T A (A: n x D), the non-zero eigenvalues of
+    sqrt(S1) S2 sqrt(S1) are those of A1 S2 A1^T (n1 x n1); when both sides are small, of C C^T with C = A1 A2^T."""
+    (n1, d), n2 = real.shape, fake.shape[0]
+    if min(n1, n2) >= d:
+        return trace_sqrt_product(np.cov(real, rowvar=False), np.cov(fake, rowvar=False))
+    if n1 > n2:  # tr sqrt(S1 S2) = tr sqrt(S2 S1): factor the smaller side
+        real, fake, n1, n2 = fake, real, n2, n1
+    a1 = _centred(real)
+    if n2 < d:
+        c = a1 @ _centred(fake).T
+        return _sum_sqrt_eigvalsh(c @ c.T)
+    return _sum_sqrt_eigvalsh(a1 @ np.cov(fake, rowvar=False) @ a1.T)
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     sqrt: str = "eigh", mode: str = "clean") -> float:
+    """|mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), the trace term by `sqrt` (see FID_SQRT_PROTOCOL)."""
+    check_fid_sqrt(sqrt)
+    if sqrt == "sqrtm":
+        return _frechet_sqrtm(mu1, sigma1, mu2, sigma2, canonical_mode(mode))
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
+
+
+def _frechet_sqrtm(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, mode: str) -> float:
+    from scipy import linalg
+
+    if mode == "stargan_v2":  # its metrics/fid.py: scipy sqrtm, no retry, the real part of the whole distance
+        covmean, _ = linalg.sqrtm(sigma1 @ sigma2, disp=False)
+        return float(np.real(np.sum((mu1 - mu2) ** 2) + np.trace(sigma1 + sigma2 - 2 * covmean)))
+    from cleanfid.fid import frechet_distance as clean_fid_frechet
+
+    try:
+        return float(clean_fid_frechet(mu1, sigma1, mu2, sigma2))
+    except ValueError as exc:
+        if not str(exc).startswith("Imaginary component"):
+            raise
+        raise I2IError(f"FID: scipy's sqrtm of S1 S2 came out complex ({str(exc).lower()} on the diagonal, clean-fid "
+                       "refuses it): the covariances are too ill-conditioned, typically from fewer images than the "
+                       "2048 features; use --fid-sqrt eigh (exact for covariances) or more images") from exc
+
+
+def fid_from_features(real: np.ndarray, fake: np.ndarray, sqrt: str = "eigh", mode: str = "clean") -> float:
+    """FID of (N, D) features with covariances over N - 1, as clean-fid (and StarGAN v2). `sqrt`: eigh, from the
+    features (an n x n eigenproblem when n < D: milliseconds), or clean-fid's scipy sqrtm (~20-40 s at D = 2048)."""
+    check_fid_sqrt(sqrt)
     if min(real.shape[0], fake.shape[0]) < 2:
         raise I2IError("FID needs at least 2 images in each folder")
-    mu1, sigma1 = real.mean(axis=0), np.cov(real, rowvar=False)
-    mu2, sigma2 = fake.mean(axis=0), np.cov(fake, rowvar=False)
-    return float(frechet_distance(mu1, sigma1, mu2, sigma2))
+    mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
+    if sqrt == "sqrtm":
+        return _frechet_sqrtm(mu1, np.cov(real, rowvar=False), mu2, np.cov(fake, rowvar=False), canonical_mode(mode))
+    diff = mu1 - mu2
+    traces = float((_centred(real) ** 2).sum() + (_centred(fake) ** 2).sum())  # tr S1 + tr S2
+    return float(diff @ diff + traces - 2 * _trace_sqrt_product_of_features(real, fake))
 
 
 def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,

@@ -149,8 +149,8 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
         done += len(sources[task.source])
         if task.target not in real_features:
             real_features[task.target] = features(layout.root / reference / task.target)
-        values[f"fid_{task.guidance}_{task.name}"] = fid_kid.fid_from_features(real_features[task.target],
-                                                                                features(folder))
+        values[f"fid_{task.guidance}_{task.name}"] = fid_kid.fid_from_features(
+            real_features[task.target], features(folder), options.fid_sqrt, options.mode)
         values[f"lpips_{task.guidance}_{task.name}"] = diversity
         counts[task.guidance][task.name] = {"inputs": written // md.outputs_per_input, "outputs": written,
                              "fid_reference_images": int(real_features[task.target].shape[0])}
@@ -173,6 +173,7 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
                       "permutation when K exceeds the images)",
         "rng": "torch.Generator per (guidance, task) seeded with numpy SeedSequence([seed, guidance index, "
                "task index]); latent codes and reference draws in input order"})
+    _record_fid_sqrt(protocol, options, counts)
     return EvalResult(values, protocol, list(dict.fromkeys(bad)))
 
 
@@ -185,6 +186,14 @@ def _lpips_protocol(averaging: str, net: str, batch_size: int) -> dict[str, Any]
     if averaging == "stargan_v2":
         record["batch_order"] = "inputs in file order (StarGAN v2's loader shuffles them)"
     return record
+
+
+def _record_fid_sqrt(protocol: Protocol, options: Any, counts: dict[str, dict[str, dict[str, int]]]) -> None:
+    """FID's square-root method, and a warning when a task's FID comes from fewer images than features."""
+    protocol.update({"fid_sqrt": {"method": options.fid_sqrt, "formula": fid_kid.FID_SQRT_PROTOCOL[options.fid_sqrt]}})
+    sizes = [(c["fid_reference_images"], c["outputs"]) for tasks in counts.values() for c in tasks.values()]
+    if sizes and (note := fid_kid.few_images_warning(min(r for r, _ in sizes), min(f for _, f in sizes))):
+        protocol.update({"warnings": [*protocol.extra.get("warnings", []), f"the smallest task: {note}"]})
 
 
 def _reference_draws(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
