@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.base import MethodConfig, TranslationMethod
+if TYPE_CHECKING:  # names only: listing methods must not import torch (typos are answered before it loads)
+    from models.base import MethodConfig, TranslationMethod
 
 # name -> "module:Class"; imported lazily so that listing methods is cheap.
 _METHODS: dict[str, str] = {

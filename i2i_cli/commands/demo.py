@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, info, progress_bar
+from i2i_cli.cli import console, device_option, handle_errors, info, progress_bar
 
 
 @handle_errors
@@ -15,7 +15,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the data, run, outputs and report.")] = Path("i2i_demo"),
     steps: Annotated[int, typer.Option(help="Training steps.")] = 400,
     size: Annotated[int, typer.Option(help="Image size.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    device: Annotated[str, device_option()] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Run again into an existing --out.")] = False,
 ) -> None:
     """Run the whole loop on built-in synthetic data (a few minutes on a laptop CPU)."""

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, parse_csv, print_table, progress_bar, write_json
+from i2i_cli.cli import console, handle_errors, json_option, parse_csv, print_table, progress_bar, write_json
 
 pretrained_app = typer.Typer(help="Released checkpoints: list, get, import.", no_args_is_help=True)
 
@@ -15,7 +15,8 @@ pretrained_app = typer.Typer(help="Released checkpoints: list, get, import.", no
 @pretrained_app.command("list")
 @handle_errors
 def list_pretrained(
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the list (with URLs) as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write the list (with URLs) as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """The released checkpoints i2i can load: the method each maps to, what it translates, licence, source."""
     from i2i_cli.pretrained import PRETRAINED
