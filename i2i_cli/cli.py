@@ -106,7 +106,7 @@ def known_method(value: str | None) -> str | None:
     if value not in names:
         close = difflib.get_close_matches(value, names, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise fail(f"--model {value}: not a method{hint}; known: {', '.join(names)}")
+        raise fail(f"--model {value}: unknown model '{value}'{hint}; known: {', '.join(names)}")
     return value
 
 
@@ -142,12 +142,11 @@ def _tables_to_stderr(json_out: Any) -> Iterator[None]:
     if str(json_out) != "-":
         yield
         return
-    saved = console.file
     console.file = sys.stderr
     try:
         yield
     finally:
-        console.file = saved
+        console.file = None  # type: ignore[assignment]  # back to following sys.stdout (rich's default)
 
 
 def handle_errors(func: F) -> F:

@@ -66,6 +66,7 @@ class PlainProgress:
         self.rate_origin: tuple[float, int] | None = None  # (time, completed) of the first update
         self.last_print: float | None = None
         self.printed_completed: int | None = None
+        self.shown_progress = False
         self.lock = threading.Lock()
 
     def advance(self, n: int = 1, status: str | None = None, completed: int | None = None,
@@ -81,7 +82,8 @@ class PlainProgress:
                 self.rate_origin = (now, self.completed)
                 return  # the starting point (e.g. a resumed step), not progress yet
             finished = self.total is not None and self.completed >= self.total
-            due = self.printed_completed is None or now - (self.last_print or 0.0) >= self.interval
+            first = self.completed != self.rate_origin[1] and not self.shown_progress  # the first step: its rate
+            due = first or now - (self.last_print or 0.0) >= self.interval
             if (due or finished) and self.completed != self.printed_completed:
                 self._print(now)
 
@@ -127,6 +129,7 @@ class PlainProgress:
         self.stream.write(self.line(now, done) + "\n")
         self.stream.flush()
         self.last_print, self.printed_completed = now, self.completed
+        self.shown_progress |= self.rate_origin is not None and self.completed != self.rate_origin[1]
 
 
 @contextmanager

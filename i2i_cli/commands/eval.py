@@ -50,7 +50,7 @@ def evaluate(
     data: Annotated[Path | None, typer.Option("--data", help="With --checkpoint: dataset to evaluate on (default: the run's).", callback=existing_path("dataset folder", "pass the dataset folder"))] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --checkpoint: where translations go (default RUN/eval/step_N).")] = None,
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
-    mode: Annotated[FidMode, typer.Option(help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 / stargan-v2 (StarGAN v2's own).")] = "clean",
+    mode: Annotated[FidMode, typer.Option(metavar="MODE", help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 / stargan-v2 (StarGAN v2's own).")] = "clean",
     image_size: Annotated[int | None, typer.Option("--image-size", help="--mode stargan_v2: its first resize, StarGAN v2's img_size (default: the run's size, or 256 for folders).")] = None,
     lpips_net: Annotated[Literal["alex", "vgg"], typer.Option("--lpips-net", help="LPIPS backbone.")] = "alex",
     kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,

@@ -30,7 +30,7 @@ from i2i_cli.cli import (
 @handle_errors
 def train(
     model: Annotated[str | None, typer.Option("--model", "-m", help="Method: see `i2i methods`.", callback=known_method, autocompletion=method_names)] = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset folder (see `i2i data check`).", callback=existing_path("dataset folder", "pass the folder that holds train/ (check it with `i2i data check DIR`)"))] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset folder (see `i2i data check`).", callback=existing_path("folder", "pass the folder that holds train/ (check it with `i2i data check DIR`)"))] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
     size: Annotated[int | None, typer.Option(help="Training crop size (load size scales with it).")] = None,
     steps: Annotated[int | None, typer.Option(help="Total iterations (instead of the method's epochs).")] = None,
