@@ -202,6 +202,18 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console.print(table)
 
 
+def print_records(title: str, records: Sequence[tuple[str, Sequence[tuple[str, Any]]]]) -> None:
+    """Named entries with their fields one per line, whole (no table cell cuts a URL or path to "...")."""
+    from rich.text import Text
+
+    console.print(Text(title, style="italic"), soft_wrap=True)
+    width = max([len(key) for _, fields in records for key, _ in fields] or [0])
+    for name, fields in records:
+        console.print(Text(name, style="bold"), soft_wrap=True)
+        for key, value in fields:
+            console.print(Text(f"  {key + ':':<{width + 1}} {format_value(value)}"), soft_wrap=True)
+
+
 def print_problems(title: str, rows: Sequence[tuple[str, str]]) -> None:
     """Files and their problems, one per line, never truncated (paths must stay copyable)."""
     err_console.print(f"[bold yellow]{title}[/]")

@@ -199,3 +199,45 @@ def test_requires_python_has_tarfiles_extraction_filter():
     assert "3.10.11" not in spec and "3.11.3" not in spec  # no tarfile.data_filter there
     assert "3.10.12" in spec and "3.11.4" in spec and "3.12.0" in spec
     assert hasattr(tarfile, "data_filter")
+
+
+# --- 13. torch's weights cache -------------------------------------------------------------------------------
+
+
+def test_a_file_in_torchs_cache_is_used_not_downloaded_again(tmp_path, monkeypatch):
+    from i2i_cli import weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("I2I_HOME", str(tmp_path / "i2i"))
+    monkeypatch.setenv("I2I_OFFLINE", "1")  # a download attempt would fail
+    hub = tmp_path / "torch" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / "vgg16-397923af.pth").write_bytes(b"torchvision put this here")
+    assert weights.status("vgg16") == ("torch cache", hub / "vgg16-397923af.pth")
+    resolved = weights.resolve("vgg16")
+    assert resolved.source == "torch cache" and resolved.path == hub / "vgg16-397923af.pth"
+    assert not (tmp_path / "i2i" / "weights").exists()  # no second copy
+    monkeypatch.delenv("TORCH_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert weights.torch_cache_dir() == tmp_path / "xdg" / "torch" / "hub" / "checkpoints"
+
+
+# --- 17. lists users copy from -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", [["weights", "list"], ["pretrained", "list"]])
+def test_lists_show_whole_urls_and_paths_on_a_narrow_terminal(command, tmp_path, monkeypatch):
+    from i2i_cli import weights
+    from i2i_cli.pretrained import PRETRAINED
+
+    monkeypatch.setenv("I2I_HOME", str(tmp_path / ("deep/" * 12)))  # a long cache path
+    result = runner.invoke(app, command, terminal_width=60)
+    assert result.exit_code == 0, result.output
+    urls = [e.url for e in weights.REGISTRY.values()] if command[0] == "weights" else [
+        p.url for p in PRETRAINED.values()]
+    lines = result.output.splitlines()
+    for url in urls:
+        assert any(line.strip().endswith(url) for line in lines), url
+    assert "…" not in result.output and "..." not in result.output
+    if command[0] == "weights":
+        assert str(weights.cache_dir()) in result.output

@@ -46,6 +46,7 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run (and replace an existing --json file).")] = False,
     workers: Annotated[int, typer.Option(help="Data loader worker processes.")] = 0,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: 5 per run).")] = 0,
+    keep: Annotated[int, typer.Option(min=0, help="Checkpoints kept: the newest N (0: all).")] = 2,
     sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: 10 per run).")] = 0,
     log_every: Annotated[int, typer.Option(help="Log losses every N steps.")] = 10,
     nan_policy: Annotated[NanPolicy, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
@@ -76,7 +77,7 @@ def train(
 
     options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
                            precision=precision, resume=resume, overwrite=overwrite, workers=workers,
-                           save_every=save_every, sample_every=sample_every, log_every=log_every,
+                           save_every=save_every, keep=keep, sample_every=sample_every, log_every=log_every,
                            nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
                            compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir,
                            data_cache=data_cache)
