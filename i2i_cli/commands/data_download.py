@@ -31,7 +31,7 @@ def download(
             write_json(json_out, [dict(zip(("name", "layout", "paper", "licence", "source"), r, strict=True)) for r in rows])
         return
     with progress_bar(f"download {name}", None) as advance:
-        result = download_dataset(name, root, url=url, keep_archive=keep_archive,
+        result = download_dataset(name, root, url=url, keep_archive=keep_archive, notice=warn,
                                   progress=lambda done, total: advance(0, completed=done, total=total))
     print_table(f"{result.name} in {result.root} ({result.detected} layout)", ["split", "group", "images"],
                 [(s, g, n) for s, groups in result.counts.items() for g, n in groups.items()])
