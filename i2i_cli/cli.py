@@ -41,6 +41,22 @@ DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
 DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
 
 
+LIBRARIES = r"(i2i_cli|models|torch|torchvision|lpips|cleanfid|onnx|onnxscript|onnxruntime|scipy|numpy|PIL|safetensors)(\..*)?"
+
+
+def quiet_library_warnings() -> None:
+    """Libraries' deprecation notes (torchvision's `pretrained=`, torch.jit's FutureWarning) are for i2i's
+    developers, not its users: hidden in the CLI, unless I2I_DEBUG=1 or python -W / PYTHONWARNINGS asks.
+    (i2i itself never warns through `warnings`: one attributed to i2i code came from a library call in it.)"""
+    import warnings
+
+    if os.environ.get("I2I_DEBUG") or sys.warnoptions:
+        return
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=LIBRARIES)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red line naming the problem and the fix; return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)

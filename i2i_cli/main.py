@@ -71,6 +71,9 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from i2i_cli.cli import quiet_library_warnings
+
+    quiet_library_warnings()
     _check_models_package()
     app()
 

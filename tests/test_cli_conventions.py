@@ -241,3 +241,65 @@ def test_lists_show_whole_urls_and_paths_on_a_narrow_terminal(command, tmp_path,
     assert "…" not in result.output and "..." not in result.output
     if command[0] == "weights":
         assert str(weights.cache_dir()) in result.output
+
+
+# --- 12. the run report, warnings, wrapping ------------------------------------------------------------------
+
+
+def test_loss_curves_have_axes_a_legend_and_a_scale_per_term():
+    import re
+
+    from i2i_cli.run_report import loss_curves_svg, nice_ticks
+
+    history = [{"step": s, "losses": {"G_L1": 40.0 - s / 10, "D_real": 0.5 - s / 1000}} for s in range(10, 210, 10)]
+    svg = loss_curves_svg(history)
+    texts = re.findall(r">([^<>]+)</text>", svg)
+    assert texts.count("step") == 2  # an x-axis label per panel
+    for tick in ("50", "100", "150", "200"):  # the shared step axis, in steps
+        assert texts.count(tick) >= 2
+    assert "G_L1" in texts and "D_real" in texts  # the legend
+    assert "30" in texts and "0.4" in texts and "0.35" not in texts  # each term on its own scale
+    assert nice_ticks(0.3, 0.49, 4) == [0.3, 0.4, 0.5] and nice_ticks(10, 200, 5) == [0, 50, 100, 150, 200]
+    assert loss_curves_svg([]).startswith("<p>")
+
+
+def test_sample_grid_rows_are_labelled():
+    import numpy as np
+    import torch
+
+    from i2i_cli.engine.trainer import sample_grid
+
+    rows = {"input": -torch.ones(2, 3, 32, 32), "output": torch.zeros(2, 3, 32, 32), "target": torch.ones(2, 3, 32, 32)}
+    grid = sample_grid(rows)
+    assert grid.shape[0] == 96 and grid.shape[1] > 64  # three rows, and a label column to their left
+    label_column = grid[:, : grid.shape[1] - 64]
+    for row in range(3):  # dark text on white in each row's label
+        cell = label_column[row * 32:(row + 1) * 32]
+        assert (cell < 100).any() and (cell == 255).any()
+    assert np.array_equal(grid[0:32, -64:], np.zeros((32, 64, 3), np.uint8))  # the images themselves untouched
+
+
+def test_library_warnings_do_not_reach_the_user():
+    probe = ("import warnings\nfrom i2i_cli.cli import quiet_library_warnings\nquiet_library_warnings()\n"
+             "warnings.warn_explicit('pretrained is deprecated', UserWarning, 'x.py', 1, module='torchvision.models')\n"
+             "warnings.warn_explicit('torch.jit.script is deprecated', FutureWarning, 'y.py', 1, module='torch.jit')\n"
+             "warnings.warn_explicit('ours', UserWarning, 'z.py', 1, module='someone_else')\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("I2I_DEBUG", None)
+    quiet = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert "deprecated" not in quiet.stderr and "ours" in quiet.stderr
+    debug = subprocess.run([sys.executable, "-c", probe], env={**env, "I2I_DEBUG": "1"}, capture_output=True,
+                           text=True, timeout=60)
+    assert "pretrained is deprecated" in debug.stderr and "torch.jit.script is deprecated" in debug.stderr
+
+
+def test_table_titles_and_summary_lines_do_not_wrap_mid_path(tmp_path):
+    from i2i_cli.cli import console, print_table
+
+    long_path = tmp_path / ("a_long_folder_name/" * 6) / "out"
+    with console.capture() as captured:
+        print_table(f"translated into {long_path} in 12345.678 s", ["", ""], [("written", 3)])
+        console.print(f"run: {long_path}  (report: {long_path / 'index.html'})")
+    text = captured.get()
+    assert f"translated into {long_path} in 12345.678 s" in text  # whole, on one line, whatever the width
+    assert f"run: {long_path}  (report: {long_path / 'index.html'})" in text

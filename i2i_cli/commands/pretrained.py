@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, json_option, parse_csv, print_records, progress_bar, write_json
+from i2i_cli.cli import (
+    console,
+    handle_errors,
+    json_option,
+    parse_csv,
+    print_records,
+    progress_bar,
+    write_json,
+)
 
 pretrained_app = typer.Typer(help="Released checkpoints: list, get, import.", no_args_is_help=True)
 
