@@ -31,6 +31,7 @@ class DemoResult:
     l1_identity: float  # mean |input - target| (what doing nothing scores)
     l1_output: float  # mean |output - target| after training
     seconds: float
+    timings: dict[str, float]  # seconds per stage: synthesis, training, translation, report
 
 
 def _split_pairs(test_dir: Path, inputs: Path, targets: Path) -> list[str]:
@@ -88,12 +89,14 @@ def run_demo(
 ) -> DemoResult:
     stage = on_stage or (lambda text: None)
     start = time.time()
+    timings: dict[str, float] = {}
     root = Path(out)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise ConfigError(f"{root} already exists: pass --overwrite to run the demo again there, or --out DIR")
     stage(f"1/3 synthesising {n_train} + {n_test} label/photo pairs at {size} px")
     data = synthesize("scenes", root / "data", "aligned", size=size, n_train=n_train, n_test=n_test, seed=seed,
                       overwrite=True).root
+    timings["synthesis"] = time.time() - start
     stage(f"2/3 training pix2pix for {steps} steps (batch {batch_size})")
     from i2i_cli.config import resolve_config
 
@@ -101,11 +104,14 @@ def run_demo(
     run = root / "run"
     train("pix2pix", config, TrainOptions(data=data, out=run, steps=steps, device=device, seed=seed, overwrite=True),
           on_train_event)
+    timings["training"] = time.time() - start - sum(timings.values())
     stage("3/3 translating the test split and writing the report")
     names = _split_pairs(data / "test", root / "inputs", root / "targets")
     translator = TorchTranslator(load_for_inference(run), device=device)
     translate_folder(root / "inputs", root / "outputs", translator, TranslateOptions(overwrite=True))
     l1_identity = _mean_l1(root / "inputs", root / "targets", names)
     l1_output = _mean_l1(root / "outputs", root / "targets", names)
+    timings["translation"] = time.time() - start - sum(timings.values())
     report = _report(root, run, names, l1_identity, l1_output)
-    return DemoResult(root, run, report, len(names), l1_identity, l1_output, time.time() - start)
+    timings["report"] = time.time() - start - sum(timings.values())
+    return DemoResult(root, run, report, len(names), l1_identity, l1_output, time.time() - start, timings)

@@ -102,7 +102,7 @@ class PlainProgress:
     def line(self, now: float, done: bool = False) -> str:
         parts = [f"{self.description}:"]
         if self.rate_origin is None:
-            parts.append("starting")
+            parts.append("working")
         elif self.total:
             parts.append(f"{self.completed}/{self.total} ({100 * self.completed / self.total:.0f}%)")
         elif self.completed:

@@ -169,7 +169,7 @@ def test_plain_progress_is_periodic_and_shows_life_while_nothing_advances():
     assert stream.getvalue() == ""  # nothing within the first interval
     now[0] = 6.0
     reporter.tick()
-    assert stream.getvalue() == "export run.onnx:  starting  elapsed 6 s\n"
+    assert stream.getvalue() == "export run.onnx:  working  elapsed 6 s\n"
     reporter.advance(0, total=100, completed=0)
     for step in range(1, 101):
         now[0] = 6.0 + step * 0.1  # 10 steps/s: a line every 5 s, not every step

@@ -35,7 +35,8 @@ def demo(
                           on_train_event=on_event)
     console.print(f"mean L1 to the targets on {result.test_images} test images: {result.l1_identity:.3f} for the "
                   f"inputs as they are, {result.l1_output:.3f} after translation")
-    console.print(f"done in {result.seconds:.0f} s. Report: [bold]{result.report.resolve()}[/]")
+    where = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.timings.items())
+    console.print(f"done in {result.seconds:.0f} s ({where}). Report: [bold]{result.report.resolve()}[/]")
     console.print(f"next: i2i translate --checkpoint {result.run} YOUR_IMAGES/ OUT/   (or train on your own data: "
                   "i2i train --model pix2pix --data DIR --out RUN)")
 
