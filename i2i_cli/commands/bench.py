@@ -13,6 +13,8 @@ from i2i_cli.cli import (
     handle_errors,
     info,
     json_option,
+    known_method,
+    method_names,
     parse_csv,
     print_table,
     progress_bar,
@@ -26,7 +28,7 @@ bench_app = typer.Typer(help="Speed and memory benchmarks.", invoke_without_comm
 @handle_errors
 def bench_train(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option("--model", "-m", help="Method to benchmark.")] = "cyclegan",
+    model: Annotated[str, typer.Option("--model", "-m", help="Method to benchmark.", callback=known_method, autocompletion=method_names)] = "cyclegan",
     size: Annotated[int, typer.Option(help="Image size.")] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")] = 1,
     device: Annotated[str, device_option()] = "auto",
@@ -64,7 +66,7 @@ def bench_train(
 @bench_app.command("translate")
 @handle_errors
 def bench_translate(
-    model: Annotated[str, typer.Option("--model", "-m", help="Method whose generator to time.")] = "cyclegan",
+    model: Annotated[str, typer.Option("--model", "-m", help="Method whose generator to time.", callback=known_method, autocompletion=method_names)] = "cyclegan",
     size: Annotated[int, typer.Option(help="Image size.")] = 256,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Batch size(s), comma-separated: 1,8,32.")] = "1",
     precision: Annotated[str, typer.Option(help="Precision(s), comma-separated: fp32,fp16,bf16 (fp16: CUDA).")] = "fp32",
