@@ -303,3 +303,12 @@ def test_table_titles_and_summary_lines_do_not_wrap_mid_path(tmp_path):
     text = captured.get()
     assert f"translated into {long_path} in 12345.678 s" in text  # whole, on one line, whatever the width
     assert f"run: {long_path}  (report: {long_path / 'index.html'})" in text
+
+
+def test_keep_sets_how_many_checkpoints_stay(datasets, tmp_path):
+    run = tmp_path / "r"
+    result = _cli("train", "--model", "pix2pix", "--data", str(datasets["aligned"]), "--out", str(run), "--steps", "3",
+                  "--size", "32", "--set", "ngf=8", "--set", "ndf=8", "--save-every", "1", "--keep", "1")
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["step_00000003"]  # steps 1 and 2 pruned
+    assert "--keep" in (ROOT / "docs" / "train.md").read_text()
