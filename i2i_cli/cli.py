@@ -1,4 +1,4 @@
-"""Shared CLI pieces: the console, one-line errors, option aliases, and rich tables/progress.
+"""Shared CLI pieces: the console, one-line errors, option types and checks, --json, rich tables/progress.
 
 Command modules import only this, typer and the standard library at the top, so `i2i --help` stays instant;
 heavy imports (torch, the library) happen inside command bodies.
@@ -6,23 +6,55 @@ heavy imports (torch, the library) happen inside command bodies.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: summary lines are never broken by rich (a path or a number stays whole; the terminal wraps them)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Options with fixed choices: typer turns a Literal into a choice that `--help` lists and completion offers.
+Precision = Literal["fp32", "bf16", "fp16"]
+Direction = Literal["AtoB", "BtoA"]
+Blend = Literal["linear", "cosine"]
+NanPolicy = Literal["stop", "skip"]
+DataCache = Literal["auto", "memory", "disk", "off"]
+FidMode = Literal["clean", "legacy_tensorflow", "legacy_pytorch", "stargan_v2", "stargan-v2"]
+CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
+
+# --device is open-ended (cuda:N), so it is checked by pattern and completed from the common values.
+DEVICE_PATTERN = re.compile(r"(auto|cpu|mps|cuda(:\d+)?)")
+DEVICE_HELP = "auto (CUDA when present), cpu, cuda or cuda:N."
+
+
+LIBRARIES = r"(i2i_cli|models|torch|torchvision|lpips|cleanfid|onnx|onnxscript|onnxruntime|scipy|numpy|PIL|safetensors)(\..*)?"
+
+
+def quiet_library_warnings() -> None:
+    """Libraries' deprecation notes (torchvision's `pretrained=`, torch.jit's FutureWarning) are for i2i's
+    developers, not its users: hidden in the CLI, unless I2I_DEBUG=1 or python -W / PYTHONWARNINGS asks.
+    (i2i itself never warns through `warnings`: one attributed to i2i code came from a library call in it.)"""
+    import warnings
+
+    if os.environ.get("I2I_DEBUG") or sys.warnoptions:
+        return
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=LIBRARIES)
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -39,15 +71,115 @@ def info(message: str) -> None:
     err_console.print(message, soft_wrap=True)
 
 
+def _check_device(value: str | None) -> str | None:
+    if value is not None and not DEVICE_PATTERN.fullmatch(value):
+        raise fail(f"--device {value}: not a device; use auto, cpu, cuda or cuda:N (e.g. cuda:1)")
+    return value
+
+
+def _complete_device(incomplete: str) -> list[str]:
+    return [d for d in ("auto", "cpu", "cuda", "cuda:0", "cuda:1", "mps") if d.startswith(incomplete)]
+
+
+def device_option(help: str = DEVICE_HELP, **kwargs: Any) -> Any:
+    """The --device option of every command: checked when parsed (before torch loads), completed in shells."""
+    return typer.Option("--device", help=help, callback=_check_device, autocompletion=_complete_device,
+                        metavar="auto|cpu|cuda|cuda:N", **kwargs)
+
+
+def existing_path(what: str, fix: str) -> Callable[..., Any]:
+    """A typer callback refusing a path that does not exist, when parsed: the answer comes before torch loads."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        if value is None or ctx.resilient_parsing or Path(value).exists():
+            return value
+        name = param.opts[0] if param.opts and param.opts[0].startswith("-") else (param.name or "").upper()
+        hint = _close_names(Path(value))
+        raise fail(f"{name} {value}: no such {what}{hint}; {fix}")
+
+    return check
+
+
+def _close_names(path: Path) -> str:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        return ""
+    try:
+        names = [p.name for p in parent.iterdir()]
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=3)
+    return f" (did you mean {', '.join(str(parent / c) for c in close)}?)" if close else ""
+
+
+def known_method(value: str | None) -> str | None:
+    """--model: a registered method (checked when parsed, before torch loads), with the close match."""
+    if value is None:
+        return None
+    from models import registry
+
+    names = registry.list_methods()
+    if value not in names:
+        close = difflib.get_close_matches(value, names, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise fail(f"--model {value}: unknown model '{value}'{hint}; known: {', '.join(names)}")
+    return value
+
+
+def method_names(incomplete: str) -> list[str]:
+    from models import registry
+
+    return [name for name in registry.list_methods() if name.startswith(incomplete)]
+
+
+JSON_HELP_RULE = "FILE, or - for stdout; an existing FILE needs --overwrite"
+
+
+def json_option(help: str) -> Any:
+    """The --json option of every command; the same rule everywhere (see check_json_target)."""
+    return typer.Option("--json", help=f"{help} ({JSON_HELP_RULE}).", metavar="FILE|-")
+
+
+def check_json_target(path: Path | None, overwrite: bool) -> None:
+    """One rule for --json: `-` is stdout; a folder is refused; an existing file only with --overwrite."""
+    if path is None or str(path) == "-":
+        return
+    if path.is_dir():
+        raise fail(f"--json {path}: is a folder; pass a file name, e.g. --json {path / 'result.json'}")
+    if path.exists() and not overwrite:
+        raise fail(f"--json {path}: already exists; pass --overwrite to replace it, or another file (or - for stdout)")
+    if not path.parent.exists() and str(path.parent):
+        raise fail(f"--json {path}: the folder {path.parent} does not exist; create it or choose another file")
+
+
+@contextmanager
+def _tables_to_stderr(json_out: Any) -> Iterator[None]:
+    """With --json - the JSON alone goes to stdout, so a pipe gets valid JSON; tables go to stderr."""
+    if str(json_out) != "-":
+        yield
+        return
+    console.file = sys.stderr
+    try:
+        yield
+    finally:
+        console.file = None  # type: ignore[assignment]  # back to following sys.stdout (rich's default)
+
+
 def handle_errors(func: F) -> F:
-    """Turn library errors into one-line messages and exit codes; tracebacks only with I2I_DEBUG=1."""
+    """Turn library errors into one-line messages and exit codes; tracebacks only with I2I_DEBUG=1.
+
+    It also applies the --json rule (check_json_target) before the command does any work."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from i2i_cli.errors import I2IError
 
+        json_out = kwargs.get("json_out")
+        if isinstance(json_out, Path):
+            check_json_target(json_out, bool(kwargs.get("overwrite")))
         try:
-            return func(*args, **kwargs)
+            with _tables_to_stderr(json_out):
+                return func(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
         except I2IError as exc:
@@ -72,7 +204,11 @@ def handle_errors(func: F) -> F:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    table = Table(title=title, title_justify="left")
+    """The title goes on its own line: inside the table rich would wrap it to the table's width, mid-path."""
+    from rich.text import Text
+
+    console.print(Text(title, style="italic"), soft_wrap=True)
+    table = Table()
     for i, column in enumerate(columns):
         # the first column names things (files, methods, weights): never wrapped or cut
         width = max([len(column)] + [len(format_value(r[0])) for r in rows]) if i == 0 else None
@@ -80,6 +216,18 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for row in rows:
         table.add_row(*[format_value(v) for v in row])
     console.print(table)
+
+
+def print_records(title: str, records: Sequence[tuple[str, Sequence[tuple[str, Any]]]]) -> None:
+    """Named entries with their fields one per line, whole (no table cell cuts a URL or path to "...")."""
+    from rich.text import Text
+
+    console.print(Text(title, style="italic"), soft_wrap=True)
+    width = max([len(key) for _, fields in records for key, _ in fields] or [0])
+    for name, fields in records:
+        console.print(Text(name, style="bold"), soft_wrap=True)
+        for key, value in fields:
+            console.print(Text(f"  {key + ':':<{width + 1}} {format_value(value)}"), soft_wrap=True)
 
 
 def print_problems(title: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -96,6 +244,10 @@ def format_value(value: Any) -> str:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """--json FILE (atomically) or --json - (stdout); the rule for an existing FILE ran before the work."""
+    if str(path) == "-":
+        dump_json_stdout(obj)
+        return
     from i2i_cli.fsutil import atomic_write_json
 
     atomic_write_json(path, obj)
@@ -104,42 +256,17 @@ def write_json(path: Path, obj: Any) -> None:
 
 def dump_json_stdout(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    sys.stdout.flush()
 
 
 @contextmanager
 def progress_bar(description: str, total: int | None, *, transient: bool = False) -> Iterator[Callable[..., None]]:
-    """A rich progress bar; yields advance(n=1, **fields) where fields become the status text."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """Progress on stderr; yields advance(n=1, status=, completed=, total=) (status: e.g. the losses).
 
-    columns = [
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[status]}"),
-    ]
-    with Progress(*columns, console=err_console, transient=transient) as bar:
-        task = bar.add_task(description, total=total, status="")
+    A rich bar on a terminal; plain lines every few seconds otherwise (logs): see i2i_cli/progress.py."""
+    from i2i_cli.progress import progress
 
-        def advance(n: int = 1, status: str | None = None, completed: int | None = None,
-                    total: int | None = None) -> None:
-            if total is not None:
-                bar.update(task, total=total)
-            if completed is not None:
-                bar.update(task, completed=completed)
-            else:
-                bar.advance(task, n)
-            if status is not None:
-                bar.update(task, status=status)
-
+    with progress(description, total, console=err_console, transient=transient) as advance:
         yield advance
 
 

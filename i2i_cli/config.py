@@ -30,6 +30,8 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return coerce(value, inner[0], key)
+    if origin is typing.Literal:
+        return _choice(value, args, key)
     if origin is tuple:
         items = value if isinstance(value, (list, tuple)) else str(value).strip("()[] ").split(",")
         return tuple(coerce(v, args[0] if args else str, key) for v in items if str(v).strip() != "")
@@ -50,6 +52,26 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
         except (TypeError, ValueError):
             raise ConfigError(f"--set {key}={value}: expected {annotation.__name__}") from None
     return value
+
+
+def _choice(value: Any, allowed: tuple[Any, ...], key: str) -> Any:
+    """A field typed Literal[...] (gan_mode, norm, init_type, ...): refuse anything else, naming the choices."""
+    for choice in allowed:
+        if value == choice or str(value) == str(choice):
+            return choice
+    close = difflib.get_close_matches(str(value), [str(c) for c in allowed], n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise ConfigError(f"--set {key}={value}: choose {', '.join(str(c) for c in allowed)}{hint}")
+
+
+def choices(annotation: Any) -> tuple[Any, ...] | None:
+    """The allowed values of a config field's type (Literal, or Literal | None), else None."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    for arg in typing.get_args(annotation):
+        if typing.get_origin(arg) is typing.Literal:
+            return typing.get_args(arg)
+    return None
 
 
 def parse_set(items: list[str]) -> dict[str, str]:

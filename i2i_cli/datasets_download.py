@@ -1,7 +1,10 @@
 """The standard datasets: where they come from, how they are laid out, and a resumable, safe download.
 
-No checksums are published for these archives, so the sha256 of what was downloaded is recorded next to the
-data (ROOT/NAME/.i2i-source.json) for provenance. The archive is extracted into a temporary folder, laid out
+No checksums are published for these archives (and none could be pinned here: the archives were never
+downloaded while writing this), so the sha256 of what was downloaded is recorded next to the data
+(ROOT/NAME/.i2i-source.json) for provenance; `sha256` pins one where it is known, and then a download that
+differs is refused. The primary URL is tried first over https, then as published (the Berkeley hosts are
+listed with http), then the mirror, each with retries and backoff (i2i_cli/download.py). The archive is extracted into a temporary folder, laid out
 there (a single top-level folder lifted, macOS metadata dropped) and only then renamed to ROOT/NAME, so
 `i2i train --data ROOT/NAME` takes it directly and an interrupted run never leaves a half-made dataset.
 """
@@ -17,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from i2i_cli.archive import extract
-from i2i_cli.download import download, sha256_file
+from i2i_cli.download import NoticeFn, download_first, sha256_file
 from i2i_cli.errors import DataError, I2IError
 from i2i_cli.fsutil import atomic_write_json
 
@@ -38,6 +41,17 @@ class DatasetEntry:
     paper: str
     mirror: str = ""
     manual: str = ""  # when set, the dataset cannot be downloaded by a script: these are the steps
+    sha256: str = ""  # the archive's pinned digest, where it is known (none is published for these)
+
+    def urls(self) -> list[str]:
+        """Where to fetch it, in order: https first where the URL is http, the URL itself, the mirror."""
+        return candidate_urls(self.url) + ([self.mirror] if self.mirror else [])
+
+
+def candidate_urls(url: str) -> list[str]:
+    if url.startswith("http://"):
+        return ["https://" + url[len("http://"):], url]
+    return [url]
 
 
 def _build_registry() -> dict[str, DatasetEntry]:
@@ -125,7 +139,8 @@ def _detect(folder: Path) -> tuple[str, dict[str, dict[str, int]]]:
 
 
 def download_dataset(name: str, root: str | os.PathLike[str] = "datasets", *, url: str | None = None,
-                     keep_archive: bool = False, progress: ProgressFn | None = None) -> DownloadedDataset:
+                     keep_archive: bool = False, progress: ProgressFn | None = None,
+                     notice: NoticeFn | None = None) -> DownloadedDataset:
     """Download NAME into ROOT/NAME: resumable download (ROOT/NAME.<ext>.part), sha256 recorded, safe extraction.
 
     An archive already at ROOT/NAME.<ext> (placed by hand, or from an earlier run that failed to extract) is
@@ -142,8 +157,9 @@ def download_dataset(name: str, root: str | os.PathLike[str] = "datasets", *, ur
     archive = base / f"{name}{archive_suffix(source_url)}"
     if not archive.exists():
         mirror = f" (or the mirror {e.mirror})" if e.mirror and not url else ""
-        download(source_url, archive, progress=progress,
-                 offline_hint=f"Download it by hand from {source_url}{mirror}, place it at {archive} and run this again")
+        _, source_url = download_first(
+            [url] if url else e.urls(), archive, progress=progress, notice=notice, sha256=e.sha256 or None,
+            offline_hint=f"Download it by hand from {source_url}{mirror}, place it at {archive} and run this again")
     digest = sha256_file(archive)
 
     def finish(folder: Path) -> None:

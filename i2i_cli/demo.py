@@ -13,12 +13,19 @@ import numpy as np
 from i2i_cli.data.images import list_images, load_image, save_image
 from i2i_cli.data.synth import synthesize
 from i2i_cli.engine.checkpoint import load_for_inference
-from i2i_cli.engine.trainer import TrainEvent, TrainOptions, loss_curves_svg, read_metrics, train
+from i2i_cli.engine.trainer import TrainEvent, TrainOptions, read_metrics, train
 from i2i_cli.errors import ConfigError
 from i2i_cli.fsutil import atomic_write_text
 from i2i_cli.inference import TorchTranslator, TranslateOptions, translate_folder
+from i2i_cli.run_report import loss_curves_svg
 
 StageFn = Callable[[str], None]
+
+# pix2pix at half its paper width (ngf = ndf = 32 instead of 64): about 3.3x less work per step on a CPU
+# (measured back to back: 4.5 vs 14.7 s per batch-4 step on the heavily loaded 2-core machine). On these 64 px
+# scenes its mean L1 to the targets is 0.050 after the 400 steps (0.0497; the full width: 0.048).
+# The rest is the paper's recipe.
+DEMO_WIDTH = 32
 
 
 @dataclass
@@ -30,6 +37,7 @@ class DemoResult:
     l1_identity: float  # mean |input - target| (what doing nothing scores)
     l1_output: float  # mean |output - target| after training
     seconds: float
+    timings: dict[str, float]  # seconds per stage: synthesis, training, translation, report
 
 
 def _split_pairs(test_dir: Path, inputs: Path, targets: Path) -> list[str]:
@@ -79,6 +87,7 @@ def run_demo(
     n_train: int = 200,
     n_test: int = 16,
     batch_size: int = 4,
+    width: int = DEMO_WIDTH,
     device: str = "auto",
     overwrite: bool = False,
     seed: int = 0,
@@ -87,24 +96,30 @@ def run_demo(
 ) -> DemoResult:
     stage = on_stage or (lambda text: None)
     start = time.time()
+    timings: dict[str, float] = {}
     root = Path(out)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise ConfigError(f"{root} already exists: pass --overwrite to run the demo again there, or --out DIR")
     stage(f"1/3 synthesising {n_train} + {n_test} label/photo pairs at {size} px")
     data = synthesize("scenes", root / "data", "aligned", size=size, n_train=n_train, n_test=n_test, seed=seed,
                       overwrite=True).root
-    stage(f"2/3 training pix2pix for {steps} steps (batch {batch_size})")
+    timings["synthesis"] = time.time() - start
+    stage(f"2/3 training pix2pix (ngf = ndf = {width}) for {steps} steps (batch {batch_size})")
     from i2i_cli.config import resolve_config
 
-    config = resolve_config("pix2pix", explicit={"size": size, "batch_size": batch_size})
+    config = resolve_config("pix2pix", overrides=[f"ngf={width}", f"ndf={width}"],
+                            explicit={"size": size, "batch_size": batch_size})
     run = root / "run"
     train("pix2pix", config, TrainOptions(data=data, out=run, steps=steps, device=device, seed=seed, overwrite=True),
           on_train_event)
+    timings["training"] = time.time() - start - sum(timings.values())
     stage("3/3 translating the test split and writing the report")
     names = _split_pairs(data / "test", root / "inputs", root / "targets")
     translator = TorchTranslator(load_for_inference(run), device=device)
     translate_folder(root / "inputs", root / "outputs", translator, TranslateOptions(overwrite=True))
     l1_identity = _mean_l1(root / "inputs", root / "targets", names)
     l1_output = _mean_l1(root / "outputs", root / "targets", names)
+    timings["translation"] = time.time() - start - sum(timings.values())
     report = _report(root, run, names, l1_identity, l1_output)
-    return DemoResult(root, run, report, len(names), l1_identity, l1_output, time.time() - start)
+    timings["report"] = time.time() - start - sum(timings.values())
+    return DemoResult(root, run, report, len(names), l1_identity, l1_output, time.time() - start, timings)

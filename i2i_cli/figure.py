@@ -95,3 +95,21 @@ def grid(panels: list[Image.Image], columns: int, title: str = "") -> Image.Imag
     for i, p in enumerate(panels):
         canvas.paste(p, (4 + (i % columns) * cell_w, top + 4 + (i // columns) * cell_h))
     return canvas
+
+
+def labelled_rows(rows: list[tuple[str, np.ndarray]], pad: int = 6) -> np.ndarray:
+    """Image strips (H, W, 3) stacked top to bottom, each with its name to its left: a sample grid's rows."""
+    font = _font()
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    label_w = pad * 2 + int(max(measure(name, font=font) for name, _ in rows))
+    width = label_w + max(strip.shape[1] for _, strip in rows)
+    height = sum(max(strip.shape[0], LINE + 2) for _, strip in rows)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = 0
+    for name, strip in rows:
+        row_h = max(strip.shape[0], LINE + 2)
+        canvas.paste(Image.fromarray(np.ascontiguousarray(strip)), (label_w, y + (row_h - strip.shape[0]) // 2))
+        draw.text((pad, y + (row_h - LINE) // 2 + 1), name, fill="black", font=font)
+        y += row_h
+    return np.asarray(canvas)

@@ -13,7 +13,7 @@ app = typer.Typer(
     name="i2i",
     help="Image-to-image translation: train GAN translators, translate folders, export to ONNX, evaluate, analyse.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
@@ -71,6 +71,9 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
+    from i2i_cli.cli import quiet_library_warnings
+
+    quiet_library_warnings()
     _check_models_package()
     app()
 

@@ -4,7 +4,9 @@ Resolution order for a weights file NAME:
 1. `I2I_WEIGHTS_DIR` (or an explicit `weights_dir`): a file there under the official file name is used as is;
    if its hash differs from the known one it is still used, reported as unverified.
 2. The cache `$I2I_HOME/weights` (default `~/.cache/i2i/weights`).
-3. A download from the official URL (resumable, hash-checked) into the cache, unless `I2I_OFFLINE=1`.
+3. torch's own cache, `$TORCH_HOME/hub/checkpoints` (default `~/.cache/torch/hub/checkpoints`), where
+   torchvision and pytorch-fid put the same files: used in place, never downloaded a second time.
+4. A download from the official URL (resumable, hash-checked) into the cache, unless `I2I_OFFLINE=1`.
 Missing and offline: a one-line WeightsError with the URL, the file name and where to put it.
 """
 
@@ -93,6 +95,15 @@ def cache_dir() -> Path:
     return i2i_home() / "weights"
 
 
+def torch_cache_dir() -> Path:
+    """torch.hub's checkpoint folder, found as torch.hub.get_dir() does (without importing torch)."""
+    if os.environ.get("TORCH_HOME"):
+        torch_home = Path(os.environ["TORCH_HOME"])
+    else:
+        torch_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch"
+    return torch_home.expanduser() / "hub" / "checkpoints"
+
+
 def override_dir(weights_dir: str | os.PathLike[str] | None = None) -> Path | None:
     value = weights_dir or os.environ.get("I2I_WEIGHTS_DIR")
     return Path(value) if value else None
@@ -108,7 +119,7 @@ class ResolvedWeights:
     path: Path
     sha256: str
     verified: bool  # the hash matched the known one (False when none is published or it differs)
-    source: str  # "override", "cache" or "download"
+    source: str  # "override", "cache", "torch cache" or "download"
     note: str = ""
 
     def protocol(self) -> dict[str, Any]:
@@ -158,6 +169,9 @@ def resolve(
     cached = cache_dir() / e.filename
     if cached.is_file():
         return _judge(e, cached, "cache")
+    shared = torch_cache_dir() / e.filename
+    if shared.is_file():
+        return _judge(e, shared, "torch cache")
     if not allow_download or offline():
         raise WeightsError(missing_message(e, "offline"))
     try:
@@ -170,13 +184,15 @@ def resolve(
 
 
 def status(name: str, weights_dir: str | os.PathLike[str] | None = None) -> tuple[str, Path | None]:
-    """('override'|'cache'|'missing', path) without downloading or hashing."""
+    """('override'|'cache'|'torch cache'|'missing', path) without downloading or hashing."""
     e = entry(name)
     local = override_dir(weights_dir)
     if local is not None and (local / e.filename).is_file():
         return "override", local / e.filename
     if (cache_dir() / e.filename).is_file():
         return "cache", cache_dir() / e.filename
+    if (torch_cache_dir() / e.filename).is_file():
+        return "torch cache", torch_cache_dir() / e.filename
     return "missing", None
 
 

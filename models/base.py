@@ -20,13 +20,20 @@ import dataclasses
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 Tensor = torch.Tensor
 LossDict = dict[str, Tensor]
+
+# Config fields with fixed choices are typed Literal: `--set` and --config files are checked against them
+# (i2i_cli/config.py) before a run folder is made.
+Direction = Literal["AtoB", "BtoA"]
+InitType = Literal["normal", "xavier", "kaiming", "orthogonal"]
+Norm = Literal["batch", "instance", "none"]
+GanMode = Literal["vanilla", "lsgan", "nonsaturating", "wgangp"]
 
 
 @dataclass
@@ -39,14 +46,14 @@ class MethodConfig:
     size: int = 256  # training crop size; networks are built for it
     load_size: int = 286  # images are resized to this, then randomly cropped to `size` (0 = resize to `size`)
     flip: bool = True  # random horizontal flip
-    direction: str = "AtoB"  # AtoB or BtoA: which side of the data is the source
+    direction: Direction = "AtoB"  # which side of the data is the source
     batch_size: int = 1
     epochs: int = 200  # total epochs (constant lr, then linear decay)
     decay_epochs: int = 100  # the last `decay_epochs` decay the lr linearly to 0 (0 = constant lr)
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
-    init_type: str = "normal"  # normal | xavier | kaiming | orthogonal
+    init_type: InitType = "normal"
     init_gain: float = 0.02
     # Options above that a method does not use (hidden by `i2i methods show`, refused by --set).
     unused: ClassVar[tuple[str, ...]] = ()

@@ -6,8 +6,10 @@ CLI choices, `i2i methods`, docs tables and the parametrised tests all come from
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from models.base import TranslationMethod
+if TYPE_CHECKING:  # names only: listing methods must not import torch (typos are answered before it loads)
+    from models.base import TranslationMethod
 
 # name -> "module:Class"; imported lazily so that listing methods is cheap.
 _METHODS: dict[str, str] = {

@@ -9,9 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 @contextmanager
-def serve(files: dict[str, bytes]) -> Iterator[tuple[str, list[str]]]:
-    """Serve `files` (path -> bytes) on 127.0.0.1; yields (base URL, the Range headers received)."""
+def serve(files: dict[str, bytes], failures: dict[str, int] | None = None) -> Iterator[tuple[str, list[str]]]:
+    """Serve `files` (path -> bytes) on 127.0.0.1; yields (base URL, the Range headers received).
+
+    `failures` (path -> n): the first n requests of that path get HTTP 503, as an overloaded server's."""
     ranges: list[str] = []
+    failing = dict(failures or {})
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -19,6 +22,10 @@ def serve(files: dict[str, bytes]) -> Iterator[tuple[str, list[str]]]:
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             body = files.get(self.path)
+            if failing.get(self.path, 0) > 0:
+                failing[self.path] -= 1
+                self.send_error(503)
+                return
             if body is None:
                 self.send_error(404)
                 return

@@ -15,6 +15,9 @@ def test_demo_writes_data_run_outputs_and_a_report(tmp_path):
     page = result.report.read_text()
     assert page.count("<tr><td>") == 3 and "<svg" in page
     assert (result.run / "config.json").is_file()
+    assert list(result.timings) == ["synthesis", "training", "translation", "report"]  # where the time went
+    assert all(t >= 0 for t in result.timings.values())
+    assert abs(sum(result.timings.values()) - result.seconds) < 1.0
 
 
 def test_demo_refuses_to_overwrite_an_existing_folder(tmp_path):

@@ -149,3 +149,45 @@ def test_a_failing_layout_step_leaves_no_target(tmp_path):
     with pytest.raises(I2IError, match="layout step failed"):
         extract(path, tmp_path / "out", finish=finish)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.zip"]
+
+
+def test_transient_failures_are_retried_with_backoff_resuming_the_part_file(tmp_path, monkeypatch):
+    from i2i_cli import download as dl
+
+    waits, notices = [], []
+    monkeypatch.setattr(dl.time, "sleep", waits.append)
+    payload = bytes(range(256)) * 100
+    with serve({"/f.bin": payload}, failures={"/f.bin": 2}) as (base, _):
+        path = dl.download(f"{base}/f.bin", tmp_path / "f.bin", notice=notices.append)
+    assert path.read_bytes() == payload
+    assert waits == [dl.BACKOFF_S, 2 * dl.BACKOFF_S]  # exponential backoff between the three attempts
+    assert len(notices) == 2 and "HTTP 503" in notices[0] and "attempt 2 of 3" in notices[0]
+    with serve({}, failures={"/g.bin": 5}) as (base, _), pytest.raises(dl.DownloadError, match="after 3 attempts"):
+        dl.download(f"{base}/g.bin", tmp_path / "g.bin")
+
+
+def test_a_failing_primary_falls_back_to_the_mirror_by_itself(tmp_path, monkeypatch):
+    from i2i_cli import datasets_download as dd
+    from i2i_cli import download as dl
+
+    monkeypatch.setattr(dl.time, "sleep", lambda s: None)
+    archive = _cyclegan_zip()
+    with serve({"/mirror/h2z.zip": archive}) as (base, _):
+        entry = dd.DatasetEntry("h2z_test", f"{base}/gone/h2z.zip", "unaligned", "test", "test",
+                                mirror=f"{base}/mirror/h2z.zip")
+        monkeypatch.setitem(dd.DATASETS, "h2z_test", entry)
+        # https is tried first (this server speaks only http), then the URL as given (404), then the mirror
+        assert entry.urls() == [f"https{base[4:]}/gone/h2z.zip", f"{base}/gone/h2z.zip", f"{base}/mirror/h2z.zip"]
+        notices: list[str] = []
+        result = download_dataset("h2z_test", tmp_path, notice=notices.append)
+    assert detect_layout(result.root).kind == "unaligned"
+    assert json.loads((result.root / ".i2i-source.json").read_text())["url"] == f"{base}/mirror/h2z.zip"
+    assert any("HTTP 404" in n and "trying " + f"{base}/mirror/h2z.zip" in n for n in notices), notices
+
+
+def test_dataset_urls_prefer_https():
+    from i2i_cli.datasets_download import DATASETS
+
+    for entry in DATASETS.values():
+        if not entry.manual:
+            assert entry.urls()[0].startswith("https://"), entry.name

@@ -181,7 +181,7 @@ def test_eval_names_a_folder_too_small_for_fid_before_loading_any_network(tmp_pa
     result = CliRunner().invoke(app, ["eval", "--real", str(one), "--fake", str(one)])  # no Inception file here
     assert result.exit_code == 2 and f"--real {one}: 1 image(s); FID and KID need at least 2" in result.output
     result = CliRunner().invoke(app, ["eval", "--real", str(tmp_path / "missing"), "--fake", str(one)])
-    assert result.exit_code == 2 and "missing: not a folder" in result.output
+    assert result.exit_code == 2 and "missing: no such folder" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -50,8 +50,11 @@ def test_translate_keeps_sizes_and_names_lists_bad_files_and_never_overwrites(ru
 
     before = (out / "odd.png").read_bytes()
     (out / "odd.png").write_bytes(b"user's file")
-    again = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--json", str(report)])
-    assert json.loads(report.read_text())["skipped"] == 3 and "skipped" in again.output
+    refused = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--json", str(report)])
+    assert refused.exit_code == 2 and "--overwrite" in refused.output  # an existing --json file is kept
+    second = tmp_path / "t2.json"
+    again = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--json", str(second)])
+    assert json.loads(second.read_text())["skipped"] == 3 and "skipped" in again.output
     assert (out / "odd.png").read_bytes() == b"user's file"
     strict = runner.invoke(app, ["translate", "--checkpoint", str(run), str(src), str(out), "--no-skip-existing"])
     assert strict.exit_code == 2 and "--overwrite" in strict.output

@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, info, parse_csv, print_table, progress_bar, write_json
+from i2i_cli.cli import (
+    console,
+    device_option,
+    handle_errors,
+    info,
+    json_option,
+    known_method,
+    method_names,
+    parse_csv,
+    print_table,
+    progress_bar,
+    write_json,
+)
 
 bench_app = typer.Typer(help="Speed and memory benchmarks.", invoke_without_command=True)
 
@@ -17,15 +29,16 @@ bench_app = typer.Typer(help="Speed and memory benchmarks.", invoke_without_comm
 @handle_errors
 def bench_train(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option("--model", "-m", help="Method to benchmark.")] = "cyclegan",
+    model: Annotated[str, typer.Option("--model", "-m", help="Method to benchmark.", callback=known_method, autocompletion=method_names)] = "cyclegan",
     size: Annotated[int, typer.Option(help="Image size.")] = 256,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Batch size.")] = 1,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, device_option()] = "auto",
     steps: Annotated[int, typer.Option(help="Measured training steps per setting (after warm-up).")] = 50,
     warmup: Annotated[int | None, typer.Option(help="Warm-up steps per setting (default: 10 on CUDA, 1 on a CPU).")] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="Also torch.compile the fast setting.")] = False,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override a method option: key=value.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write the results as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Training images/s, translate images/s and peak memory: i2i's fast settings vs the official-style recipe."""
     if ctx.invoked_subcommand is not None:
@@ -65,14 +78,15 @@ def _spread(median: float, bounds: tuple[float, float]) -> str:
 @bench_app.command("translate")
 @handle_errors
 def bench_translate(
-    model: Annotated[str, typer.Option("--model", "-m", help="Method whose generator to time.")] = "cyclegan",
+    model: Annotated[str, typer.Option("--model", "-m", help="Method whose generator to time.", callback=known_method, autocompletion=method_names)] = "cyclegan",
     size: Annotated[int, typer.Option(help="Image size.")] = 256,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Batch size(s), comma-separated: 1,8,32.")] = "1",
     precision: Annotated[str, typer.Option(help="Precision(s), comma-separated: fp32,fp16,bf16 (fp16: CUDA).")] = "fp32",
     images: Annotated[int, typer.Option(help="Images in each end-to-end folder run.")] = 20,
     repeats: Annotated[int, typer.Option(help="Timed forward passes for the model-only figures.")] = 10,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON.")] = None,
+    device: Annotated[str, device_option()] = "auto",
+    json_out: Annotated[Path | None, json_option("Write the results as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Model-only images/s (PyTorch eager, ONNX Runtime) and end-to-end folder images/s (JPEG in, PNG out),
     for every batch size and precision asked for."""

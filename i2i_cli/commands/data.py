@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, print_problems, print_table, progress_bar, warn, write_json
+from i2i_cli.cli import (
+    console,
+    existing_path,
+    handle_errors,
+    json_option,
+    print_problems,
+    print_table,
+    progress_bar,
+    warn,
+    write_json,
+)
 from i2i_cli.commands.data_download import add_download_commands
 
 data_app = typer.Typer(help="Datasets: synthesise, check, download.", no_args_is_help=True)
@@ -18,7 +28,7 @@ data_app = typer.Typer(help="Datasets: synthesise, check, download.", no_args_is
 def synth(
     name: Annotated[str, typer.Argument(help="Synthetic dataset: scenes (label maps <-> rendered photos).")],
     out: Annotated[Path, typer.Argument(help="Folder to write.")],
-    layout: Annotated[str, typer.Option(help="aligned (pix2pix), unaligned (CycleGAN) or domains (StarGAN v2).")] = "aligned",
+    layout: Annotated[Literal["aligned", "unaligned", "domains"], typer.Option(help="aligned (pix2pix), unaligned (CycleGAN) or domains (StarGAN v2).")] = "aligned",
     size: Annotated[int, typer.Option(help="Image size in pixels.")] = 64,
     n_train: Annotated[int, typer.Option("--n-train", help="Training images (per side / per domain).")] = 64,
     n_test: Annotated[int, typer.Option("--n-test", help="Test images (val/ for domains).")] = 16,
@@ -40,9 +50,10 @@ def synth(
 @data_app.command("check")
 @handle_errors
 def check(
-    folder: Annotated[Path, typer.Argument(help="Dataset folder.")],
+    folder: Annotated[Path, typer.Argument(help="Dataset folder.", callback=existing_path("folder", "pass the dataset folder"))],
     decode: Annotated[bool, typer.Option(help="Decode every image to find unreadable ones.")] = True,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write the report as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Say which layout a folder has, how many images each split holds, and list every unreadable file."""
     from i2i_cli.data.check import check_dataset

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, print_table, progress_bar, warn, write_json
+from i2i_cli.cli import console, handle_errors, json_option, print_table, progress_bar, warn, write_json
 
 
 @handle_errors
@@ -17,7 +17,8 @@ def download(
     list_: Annotated[bool, typer.Option("--list", help="List the datasets that can be downloaded.")] = False,
     url: Annotated[str | None, typer.Option(help="Download from this mirror instead of the registry's URL.")] = None,
     keep_archive: Annotated[bool, typer.Option("--keep-archive", help="Keep ROOT/NAME.zip|tar.gz after extracting.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result (or the list) as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write the result (or the list) as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Download a standard dataset (resumable), record its sha256, extract it safely, lay it out for `i2i train --data`."""
     from i2i_cli.datasets_download import DATASETS, download_dataset
@@ -30,7 +31,7 @@ def download(
             write_json(json_out, [dict(zip(("name", "layout", "paper", "licence", "source"), r, strict=True)) for r in rows])
         return
     with progress_bar(f"download {name}", None) as advance:
-        result = download_dataset(name, root, url=url, keep_archive=keep_archive,
+        result = download_dataset(name, root, url=url, keep_archive=keep_archive, notice=warn,
                                   progress=lambda done, total: advance(0, completed=done, total=total))
     print_table(f"{result.name} in {result.root} ({result.detected} layout)", ["split", "group", "images"],
                 [(s, g, n) for s, groups in result.counts.items() for g, n in groups.items()])

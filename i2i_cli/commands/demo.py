@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, info, progress_bar
+from i2i_cli.cli import console, device_option, handle_errors, info, progress_bar
 
 
 @handle_errors
@@ -15,7 +15,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the data, run, outputs and report.")] = Path("i2i_demo"),
     steps: Annotated[int, typer.Option(help="Training steps.")] = 400,
     size: Annotated[int, typer.Option(help="Image size.")] = 64,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda.")] = "auto",
+    device: Annotated[str, device_option()] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Run again into an existing --out.")] = False,
 ) -> None:
     """Run the whole loop on built-in synthetic data (a few minutes on a laptop CPU)."""
@@ -35,7 +35,8 @@ def demo(
                           on_train_event=on_event)
     console.print(f"mean L1 to the targets on {result.test_images} test images: {result.l1_identity:.3f} for the "
                   f"inputs as they are, {result.l1_output:.3f} after translation")
-    console.print(f"done in {result.seconds:.0f} s. Report: [bold]{result.report.resolve()}[/]")
+    where = ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.timings.items())
+    console.print(f"done in {result.seconds:.0f} s ({where}). Report: [bold]{result.report.resolve()}[/]")
     console.print(f"next: i2i translate --checkpoint {result.run} YOUR_IMAGES/ OUT/   (or train on your own data: "
                   "i2i train --model pix2pix --data DIR --out RUN)")
 

@@ -9,7 +9,10 @@ import typer
 
 from i2i_cli.cli import (
     console,
+    device_option,
+    existing_path,
     handle_errors,
+    json_option,
     parse_csv,
     print_problems,
     print_table,
@@ -20,18 +23,18 @@ from i2i_cli.cli import (
 
 @handle_errors
 def errormap(
-    x: Annotated[Path | None, typer.Argument(help="Source image (e.g. a label map).")] = None,
-    y: Annotated[Path | None, typer.Argument(help="Target image (e.g. the matching photo).")] = None,
+    x: Annotated[Path | None, typer.Argument(help="Source image (e.g. a label map).", callback=existing_path("image", "pass the source image"))] = None,
+    y: Annotated[Path | None, typer.Argument(help="Target image (e.g. the matching photo).", callback=existing_path("image", "pass the target image"))] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Figure to write (PNG); with --pairs, a folder of one figure per pair.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write every number as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write every number as JSON")] = None,
     losses: Annotated[str | None, typer.Option(help="Comma-separated: l1, perceptual, patchnce, fsesim, lsesim (default: all that apply).")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="An lsesim run (learned head) or a cut/fastcut run (its PatchNCE).")] = None,
     misalign: Annotated[str, typer.Option(help="half: the target's right half shifted by a quarter width (or --other's); other (--pairs): the next pair's right half; none.")] = "half",
     other: Annotated[Path | None, typer.Option(help="Take the misaligned right half from this image instead of a shift.")] = None,
-    pairs: Annotated[Path | None, typer.Option("--pairs", help="Folder of pairs: x/ and y/ (same names), or A|B images.")] = None,
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+    pairs: Annotated[Path | None, typer.Option("--pairs", help="Folder of pairs: x/ and y/ (same names), or A|B images.", callback=existing_path("folder", "pass a folder with x/ and y/ (same names) or A|B images"))] = None,
+    device: Annotated[str, device_option()] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (VGG16).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing figure.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing figure (and an existing --json file).")] = False,
 ) -> None:
     """Error map per loss between X and Y, upsampled to the image size, with the aligned/misaligned separation."""
     from i2i_cli.data.images import load_image, save_image

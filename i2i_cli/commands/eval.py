@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from i2i_cli.cli import (
+    FidMode,
     console,
+    device_option,
+    existing_path,
     handle_errors,
     info,
+    json_option,
     parse_csv,
     print_problems,
     print_table,
@@ -44,27 +48,28 @@ def _report(result: Any, title: str, json_out: Path | None, table: tuple[list[st
 @handle_errors
 def evaluate(
     ctx: typer.Context,
-    real: Annotated[Path | None, typer.Option("--real", help="Folder of real (reference / ground-truth) images.")] = None,
-    fake: Annotated[Path | None, typer.Option("--fake", help="Folder of generated images.")] = None,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Evaluate a run on its test split (default: newest run).")] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="With --checkpoint: dataset to evaluate on (default: the run's).")] = None,
+    real: Annotated[Path | None, typer.Option("--real", help="Folder of real (reference / ground-truth) images.", callback=existing_path("folder", "pass the folder of real images"))] = None,
+    fake: Annotated[Path | None, typer.Option("--fake", help="Folder of generated images.", callback=existing_path("folder", "pass the folder of generated images"))] = None,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Evaluate a run on its test split (default: newest run).", callback=existing_path("run folder", "pass a run folder of `i2i train`"))] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="With --checkpoint: dataset to evaluate on (default: the run's).", callback=existing_path("dataset folder", "pass the dataset folder"))] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --checkpoint: where translations go (default RUN/eval/step_N).")] = None,
     metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
-    mode: Annotated[str, typer.Option(help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 / stargan-v2 (StarGAN v2's own).")] = "clean",
+    mode: Annotated[FidMode, typer.Option(metavar="MODE", help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 / stargan-v2 (StarGAN v2's own).")] = "clean",
     image_size: Annotated[int | None, typer.Option("--image-size", help="--mode stargan_v2: its first resize, StarGAN v2's img_size (default: the run's size, or 256 for folders).")] = None,
-    fid_sqrt: Annotated[str, typer.Option("--fid-sqrt", help="FID's tr sqrt(S1 S2): eigh (symmetric eigenvalues, exact, seconds) or sqrtm (clean-fid's scipy sqrtm, ~40 s at 2048 features).")] = "eigh",
-    lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
+    fid_sqrt: Annotated[Literal["eigh", "sqrtm"], typer.Option("--fid-sqrt", help="FID's tr sqrt(S1 S2): eigh (symmetric eigenvalues, exact, seconds) or sqrtm (clean-fid's scipy sqrtm, ~40 s at 2048 features).")] = "eigh",
+    lpips_net: Annotated[Literal["alex", "vgg"], typer.Option("--lpips-net", help="LPIPS backbone.")] = "alex",
     kid_subsets: Annotated[int, typer.Option(help="KID subsets.")] = 100,
     kid_subset_size: Annotated[int, typer.Option(help="KID subset size (capped by the folder sizes).")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the KID subsets (and of latent codes / references of multi-domain runs).")] = 0,
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass.")] = 32,
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, device_option()] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
     guidance: Annotated[str, typer.Option(help="Multi-domain runs: latent, reference or both (comma-separated).")] = "latent,reference",
     outputs_per_input: Annotated[int, typer.Option("--outputs-per-input", help="Multi-domain runs: outputs per source image (StarGAN v2: 10).")] = 10,
     segmenter: Annotated[str | None, typer.Option(help="With --checkpoint of a paired labels -> photo run: also the FCN-score with this segmenter (a segmenter run, drn-cityscapes, torchvision:..., or TorchScript).")] = None,
-    fcn_convention: Annotated[str, typer.Option("--fcn-convention", help="FCN-score (--segmenter, or a segmenter run): pix2pix (absent classes count 0) or drn (skipped, as CUT / F-LSeSim).")] = "pix2pix",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and protocol as JSON.")] = None,
+    fcn_convention: Annotated[Literal["pix2pix", "drn"], typer.Option("--fcn-convention", help="FCN-score (--segmenter, or a segmenter run): pix2pix (absent classes count 0) or drn (skipped, as CUT / F-LSeSim).")] = "pix2pix",
+    json_out: Annotated[Path | None, json_option("Write metrics and protocol as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
     if ctx.invoked_subcommand is not None:
@@ -110,18 +115,19 @@ def evaluate(
 @eval_app.command("fcn")
 @handle_errors
 def fcn(
-    fake: Annotated[Path, typer.Option("--fake", help="Folder of generated photos.")],
-    labels: Annotated[Path, typer.Option("--labels", help="Folder of label maps named like the photos.")],
+    fake: Annotated[Path, typer.Option("--fake", help="Folder of generated photos.", callback=existing_path("folder", "pass the folder of generated photos"))],
+    labels: Annotated[Path, typer.Option("--labels", help="Folder of label maps named like the photos.", callback=existing_path("folder", "pass the folder of label maps"))],
     real: Annotated[Path | None, typer.Option("--real", help="Real photos: also score them (the upper bound).")] = None,
     segmenter: Annotated[str, typer.Option(help="A run of `i2i train --model segmenter`, torchvision:fcn_resnet50, torchvision:deeplabv3_resnet50, or a TorchScript file.")] = "torchvision:fcn_resnet50",
     classes: Annotated[int | None, typer.Option(help="Label classes; labels >= this are ignored. Default: the segmenter run's, else 19 (Cityscapes train ids).")] = None,
-    label_format: Annotated[str, typer.Option("--label-format", help="auto, trainid, cityscapes-id (34 ids) or color (auto: the segmenter run's).")] = "auto",
+    label_format: Annotated[Literal["auto", "trainid", "cityscapes-id", "color"], typer.Option("--label-format", help="cityscapes-id: the 34 ids; auto: the segmenter run's.")] = "auto",
     palette: Annotated[Path | None, typer.Option(help="Colour of each class ('r g b' per line or JSON) for colour label maps (default: the segmenter run's palette, else Cityscapes).")] = None,
-    resolution: Annotated[str, typer.Option(help="label: resize images to the labels (pix2pix); image: resize labels.")] = "label",
-    convention: Annotated[str, typer.Option(help="Class acc / mIoU: pix2pix (get_scores: classes absent from the labels count 0) or drn (fyu/drn's nanmean: skipped; CUT / F-LSeSim).")] = "pix2pix",
-    device: Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+    resolution: Annotated[Literal["label", "image"], typer.Option(help="label: resize images to the labels (pix2pix); image: resize labels.")] = "label",
+    convention: Annotated[Literal["pix2pix", "drn"], typer.Option(help="Class acc / mIoU: pix2pix (get_scores: classes absent from the labels count 0) or drn (fyu/drn's nanmean: skipped; CUT / F-LSeSim).")] = "pix2pix",
+    device: Annotated[str, device_option()] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write scores, per-class values and protocol as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write scores, per-class values and protocol as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """FCN-score: segment generated photos and compare with the label maps (pixel acc, class acc, mIoU)."""
     from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn

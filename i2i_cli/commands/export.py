@@ -7,19 +7,28 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, print_table, write_json
+from i2i_cli.cli import (
+    Direction,
+    console,
+    existing_path,
+    handle_errors,
+    json_option,
+    print_table,
+    progress_bar,
+    write_json,
+)
 
 
 @handle_errors
 def export(
     out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).")] = None,
-    direction: Annotated[str, typer.Option(help="AtoB or BtoA (two-sided methods).")] = "AtoB",
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).", callback=existing_path("run folder", "pass a run folder of `i2i train` (or `i2i pretrained get`)"))] = None,
+    direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     opset: Annotated[int, typer.Option(help="ONNX opset (18 or later).")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out).")] = False,
     static_size: Annotated[tuple[int, int] | None, typer.Option("--static-size", help="Fix H W instead of dynamic sizes.")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the export report as JSON.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file (and an existing --json file).")] = False,
+    json_out: Annotated[Path | None, json_option("Write the export report as JSON")] = None,
 ) -> None:
     """Export to ONNX (dynamic batch/height/width, metadata embedded) and check parity in ONNX Runtime."""
     from i2i_cli.export import export_onnx
@@ -28,8 +37,9 @@ def export(
     run, note = resolve_checkpoint(checkpoint)
     if note:
         console.print(note)
-    result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16, static_size=static_size,
-                         overwrite=overwrite)
+    with progress_bar(f"export {out.name}", None, transient=True):  # the export and parity check take minutes
+        result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16, static_size=static_size,
+                             overwrite=overwrite)
     print_table(f"parity with PyTorch in ONNX Runtime ({result.provider}), tolerance {result.tolerance:g}",
                 ["input", "max |onnx - torch|"], list(result.max_diff.items()))
     files = ", ".join(str(p) for p in result.files)

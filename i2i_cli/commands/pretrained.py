@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, parse_csv, print_table, progress_bar, write_json
+from i2i_cli.cli import (
+    console,
+    handle_errors,
+    json_option,
+    parse_csv,
+    print_records,
+    progress_bar,
+    write_json,
+)
 
 pretrained_app = typer.Typer(help="Released checkpoints: list, get, import.", no_args_is_help=True)
 
@@ -15,14 +23,18 @@ pretrained_app = typer.Typer(help="Released checkpoints: list, get, import.", no
 @pretrained_app.command("list")
 @handle_errors
 def list_pretrained(
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the list (with URLs) as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write the list (with URLs) as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """The released checkpoints i2i can load: the method each maps to, what it translates, licence, source."""
     from i2i_cli.pretrained import PRETRAINED
 
-    print_table("released checkpoints (i2i pretrained get NAME)", ["name", "method", "translates", "licence", "note"],
-                [(p.name, p.method, p.translates, p.licence, "import only: " + p.url if p.import_only else p.note)
-                 for p in PRETRAINED.values()])
+    print_records("released checkpoints (i2i pretrained get NAME)",
+                  [(p.name, [("method", p.method), ("translates", p.translates), ("licence", p.licence),
+                             ("url", p.url), *([("note", p.note)] if p.note else []),
+                             *([("get", "import only: download it, then `i2i pretrained import FILE --as "
+                                 f"{p.method}`")] if p.import_only else [])])
+                   for p in PRETRAINED.values()])
     if json_out:
         write_json(json_out, [{"name": p.name, "method": p.method, "url": p.url, "member": p.member,
                                "translates": p.translates, "licence": p.licence, "config": p.config,

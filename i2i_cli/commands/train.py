@@ -7,38 +7,56 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, fail, handle_errors, info, print_table, warn
+from i2i_cli.cli import (
+    CompileMode,
+    DataCache,
+    Direction,
+    NanPolicy,
+    Precision,
+    console,
+    device_option,
+    existing_path,
+    fail,
+    handle_errors,
+    info,
+    json_option,
+    known_method,
+    method_names,
+    print_table,
+    warn,
+)
 
 
 @handle_errors
 def train(
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Method: see `i2i methods`.")] = None,
-    data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset folder (see `i2i data check`).")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Method: see `i2i methods`.", callback=known_method, autocompletion=method_names)] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Dataset folder (see `i2i data check`).", callback=existing_path("folder", "pass the folder that holds train/ (check it with `i2i data check DIR`)"))] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder to write.")] = None,
     size: Annotated[int | None, typer.Option(help="Training crop size (load size scales with it).")] = None,
     steps: Annotated[int | None, typer.Option(help="Total iterations (instead of the method's epochs).")] = None,
     epochs: Annotated[float | None, typer.Option(help="Total epochs (default: the method's schedule).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", help="Global batch size.")] = None,
-    direction: Annotated[str | None, typer.Option(help="AtoB or BtoA.")] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (fp16: CUDA, with loss scaling).")] = "fp32",
-    config: Annotated[Path | None, typer.Option("--config", help="TOML file of option = value.")] = None,
+    direction: Annotated[Direction | None, typer.Option(help="Which side of the data is the source.")] = None,
+    device: Annotated[str, device_option()] = "auto",
+    precision: Annotated[Precision, typer.Option(help="fp16: CUDA, with loss scaling.")] = "fp32",
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file of option = value.", callback=existing_path("config file", "pass a TOML file of option = value"))] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override an option: key=value (repeatable).")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (data order, init, augmentation).")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run (and replace an existing --json file).")] = False,
     workers: Annotated[int, typer.Option(help="Data loader worker processes.")] = 0,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: 5 per run).")] = 0,
+    keep: Annotated[int, typer.Option(min=0, help="Checkpoints kept: the newest N (0: all).")] = 2,
     sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: 10 per run).")] = 0,
     log_every: Annotated[int, typer.Option(help="Log losses every N steps.")] = 10,
-    nan_policy: Annotated[str, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
+    nan_policy: Annotated[NanPolicy, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels-last memory format.")] = False,
     compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the networks where supported.")] = False,
-    compile_mode: Annotated[str, typer.Option(help="torch.compile mode: default, reduce-overhead, max-autotune.")] = "default",
+    compile_mode: Annotated[CompileMode, typer.Option(help="torch.compile mode.")] = "default",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of pretrained weight files (as I2I_WEIGHTS_DIR): VGG16 for F/LSeSim, DRN-D-22 for the segmenter.")] = None,
-    data_cache: Annotated[str, typer.Option("--data-cache", help="Keep decoded images: auto (memory if they fit a quarter of the RAM, else disk), memory, disk, off.")] = "auto",
+    data_cache: Annotated[DataCache, typer.Option("--data-cache", help="Keep decoded images: auto (memory if they fit a quarter of the RAM, else disk), memory, disk, off.")] = "auto",
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result summary as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write the result summary as JSON")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
     explicit = {"size": size, "batch_size": batch_size, "direction": direction}
@@ -59,7 +77,7 @@ def train(
 
     options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
                            precision=precision, resume=resume, overwrite=overwrite, workers=workers,
-                           save_every=save_every, sample_every=sample_every, log_every=log_every,
+                           save_every=save_every, keep=keep, sample_every=sample_every, log_every=log_every,
                            nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
                            compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir,
                            data_cache=data_cache)

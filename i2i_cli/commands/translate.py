@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from i2i_cli.cli import (
+    Blend,
+    Direction,
+    Precision,
+    device_option,
+    existing_path,
     handle_errors,
     info,
+    json_option,
     print_problems,
     print_table,
     progress_bar,
@@ -26,28 +32,28 @@ STYLE = "Multi-domain (StarGAN v2)"
 
 @handle_errors
 def translate(
-    source: Annotated[Path, typer.Argument(help="An image or a folder of images (searched recursively).")],
+    source: Annotated[Path, typer.Argument(help="An image or a folder of images (searched recursively).", callback=existing_path("image or folder", "pass an image or a folder of images"))],
     out: Annotated[Path, typer.Argument(help="Output folder (names and sub-folders are kept, PNG).")],
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).")] = None,
-    direction: Annotated[str, typer.Option(help="AtoB or BtoA (two-sided methods).")] = "AtoB",
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).", callback=existing_path("run, checkpoint or .onnx file", "pass a run folder of `i2i train`, a checkpoint in it, or an .onnx file of `i2i export`"))] = None,
+    direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     resize: Annotated[int | None, typer.Option(help="Resize the shorter side to N first (output keeps N unless --keep-size).")] = None,
     keep_size: Annotated[bool, typer.Option("--keep-size", help="With --resize: scale each output back to its input's size.")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (and an existing --json file).")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip outputs that exist (default); --no-skip-existing makes an existing output an error.")] = True,
-    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", rich_help_panel=SPEED)] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or fp16 (PyTorch runs).", rich_help_panel=SPEED)] = "fp32",
+    device: Annotated[str, device_option(rich_help_panel=SPEED)] = "auto",
+    precision: Annotated[Precision, typer.Option(help="PyTorch runs (fp16: CUDA).", rich_help_panel=SPEED)] = "fp32",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass (same-size images).", rich_help_panel=SPEED)] = 1,
     threads: Annotated[int, typer.Option(help="Decode/encode threads.", rich_help_panel=SPEED)] = 4,
     tile: Annotated[int, typer.Option(help="Translate images larger than this in overlapping tiles (0: off).", rich_help_panel=SPEED)] = 0,
     overlap: Annotated[int, typer.Option(help="Tile overlap in pixels.", rich_help_panel=SPEED)] = 32,
-    blend: Annotated[str, typer.Option(help="Tile seam weights: linear or cosine ramps.", rich_help_panel=SPEED)] = "linear",
+    blend: Annotated[Blend, typer.Option(help="Tile seam weights: linear or cosine ramps.", rich_help_panel=SPEED)] = "linear",
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")] = None,
-    style_ref: Annotated[Path | None, typer.Option("--style-ref", help="A reference image, or a folder of them.", rich_help_panel=STYLE)] = None,
+    style_ref: Annotated[Path | None, typer.Option("--style-ref", help="A reference image, or a folder of them.", rich_help_panel=STYLE, callback=existing_path("reference image or folder", "pass a reference image or a folder of them (one sub-folder per domain)"))] = None,
     domain: Annotated[str | None, typer.Option(help="The target domain (else inferred from the reference's folder).", rich_help_panel=STYLE)] = None,
     num_styles: Annotated[int, typer.Option("--num-styles", help="Latent-guided: outputs per input.", rich_help_panel=STYLE)] = 1,
     seed: Annotated[int, typer.Option(help="Latent-guided: seed of the style codes.", rich_help_panel=STYLE)] = 0,
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Attention methods: also write NAME__mask.png.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write a summary as JSON.")] = None,
+    json_out: Annotated[Path | None, json_option("Write a summary as JSON")] = None,
 ) -> None:
     """Translate every image in SOURCE into OUT; bad files are listed at the end and the others still translated."""
     from i2i_cli.errors import ConfigError

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import console, handle_errors, print_table, progress_bar
+from i2i_cli.cli import console, handle_errors, print_records, print_table, progress_bar
 
 weights_app = typer.Typer(help="Pretrained weights: list, download, path, verify.", no_args_is_help=True)
 
@@ -15,14 +15,15 @@ weights_app = typer.Typer(help="Pretrained weights: list, download, path, verify
 @handle_errors
 def list_weights() -> None:
     """Every pretrained network: file, where it is (override folder, cache, or missing), URL."""
-    from i2i_cli.weights import REGISTRY, cache_dir, status
+    from i2i_cli.weights import REGISTRY, cache_dir, status, torch_cache_dir
 
-    rows = []
+    records = []
     for name, e in REGISTRY.items():
         where, path = status(name)
-        rows.append((name, e.filename, where if path is None else f"{where}: {path}", e.sha256 or "unpublished", e.url))
-    print_table(f"weights (cache: {cache_dir()}; override folder: I2I_WEIGHTS_DIR)",
-                ["name", "file", "status", "sha256", "URL"], rows)
+        records.append((name, [("file", e.filename), ("status", where if path is None else f"{where}: {path}"),
+                               ("sha256", e.sha256 or "unpublished"), ("url", e.url), ("use", e.purpose)]))
+    print_records(f"weights (cache: {cache_dir()}; also read from {torch_cache_dir()}; override folder: "
+                  "I2I_WEIGHTS_DIR)", records)
 
 
 @weights_app.command("download")

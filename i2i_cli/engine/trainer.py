@@ -10,6 +10,7 @@ backward pass; each rank loads its share of every global batch; only rank 0 writ
 from __future__ import annotations
 
 import copy
+import html
 import json
 import math
 import os
@@ -38,6 +39,7 @@ from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.pretrained import load_pretrained_modules
 from i2i_cli.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from i2i_cli.fsutil import atomic_write_text
+from i2i_cli.run_report import loss_curves_svg
 from models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
 
 # Options that may differ between a run and its resumption (they don't change what is being trained).
@@ -300,40 +302,14 @@ class EMA:
 
 
 def sample_grid(rows: dict[str, torch.Tensor]) -> np.ndarray:
-    """Rows of images (N, 3, H, W) in [-1, 1] -> one uint8 image, a row per name."""
-    lines = []
-    for images in rows.values():
+    """Rows of images (N, 3, H, W) in [-1, 1] -> one uint8 image, a row per name, the name at its left."""
+    from i2i_cli.figure import labelled_rows
+
+    strips = []
+    for name, images in rows.items():
         imgs = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().byte()
-        lines.append(torch.cat(list(imgs), dim=2))
-    width = max(line.shape[2] for line in lines)
-    lines = [torch.nn.functional.pad(line, (0, width - line.shape[2])) for line in lines]
-    return torch.cat(lines, dim=1).permute(1, 2, 0).numpy()
-
-
-def loss_curves_svg(history: list[dict[str, Any]], width: int = 640, height: int = 240) -> str:
-    if not history:
-        return ""
-    names = sorted({k for h in history for k in h["losses"]})
-    steps = [h["step"] for h in history]
-    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"]
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20 * len(names)}">']
-    smin, smax = min(steps), max(max(steps), min(steps) + 1)
-    for i, name in enumerate(names):
-        values = [(h["step"], h["losses"][name]) for h in history if name in h["losses"]]
-        finite = [v for _, v in values if math.isfinite(v)]
-        if not finite:
-            continue
-        lo, hi = min(finite), max(max(finite), min(finite) + 1e-8)
-        pts = " ".join(
-            f"{(s - smin) / (smax - smin) * (width - 20) + 10:.1f},{height - 10 - (v - lo) / (hi - lo) * (height - 20):.1f}"
-            for s, v in values if math.isfinite(v)
-        )
-        colour = colours[i % len(colours)]
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{pts}"/>')
-        parts.append(f'<text x="10" y="{height + 15 + 20 * i}" fill="{colour}" font-size="13">{name}: '
-                     f'{finite[-1]:.4g} (range {lo:.3g}..{hi:.3g}, each curve scaled to its range)</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
+        strips.append((name, torch.cat(list(imgs), dim=2).permute(1, 2, 0).numpy()))
+    return labelled_rows(strips)
 
 
 def write_report(run_dir: Path, title: str) -> Path:
@@ -341,14 +317,19 @@ def write_report(run_dir: Path, title: str) -> Path:
     history = read_metrics(run_dir)
     samples = sorted((run_dir / "samples").glob("*.png"), reverse=True) if (run_dir / "samples").is_dir() else []
     extra = run_dir / "report_extra.html"
-    body = [f"<h1>{title}</h1>", f"<p>{run_dir.resolve()}</p>", "<h2>Loss curves</h2>", loss_curves_svg(history)]
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(str(run_dir.resolve()))}</p>",
+            "<h2>Loss curves</h2>", "<p>Weighted loss terms as logged in metrics.jsonl, each on its own scale.</p>",
+            loss_curves_svg(history)]
     if extra.is_file():
         body.append(extra.read_text())
-    body.append("<h2>Samples</h2>")
+    body.append("<h2>Samples</h2><p>The same fixed training images at each step; each row is named on its left."
+                "</p>")
     for sample in samples[:20]:
-        body.append(f'<h3>{sample.stem}</h3><img src="samples/{sample.name}" style="image-rendering:pixelated;max-width:100%">')
-    html = "<!doctype html><meta charset='utf-8'><title>{}</title><body style='font-family:sans-serif'>{}</body>"
-    atomic_write_text(run_dir / "index.html", html.format(title, "\n".join(body)))
+        step = sample.stem.removeprefix("step_").lstrip("0") or "0"
+        body.append(f'<h3>step {step}</h3><img src="samples/{sample.name}" alt="samples at step {step}" '
+                    'style="image-rendering:pixelated;max-width:100%">')
+    page = "<!doctype html><meta charset='utf-8'><title>{}</title><body style='font-family:sans-serif'>{}</body>"
+    atomic_write_text(run_dir / "index.html", page.format(html.escape(title), "\n".join(body)))
     return run_dir / "index.html"
 
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import GanMode, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
 from models.image_pool import ImagePool, load_pools, pools_state
 from models.losses.adversarial import GANLoss
 from models.networks.attention import (
@@ -42,7 +42,7 @@ class AGCycleGANConfig(MethodConfig):
     ndf: int = 64
     n_blocks: int = 9
     attention_ngf: int = 32
-    gan_mode: str = "lsgan"
+    gan_mode: GanMode = "lsgan"
     lambda_cycle: float = 10.0
     pool_size: int = 50
     switch_epoch: int = 30  # of `epochs`: then attention is frozen and D sees only the attended foreground

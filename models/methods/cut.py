@@ -9,7 +9,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import (
+    GanMode,
+    InitType,
+    LossDict,
+    MethodConfig,
+    Norm,
+    OptimizerSpec,
+    Phase,
+    Progress,
+    TranslationMethod,
+)
 from models.draws import draw
 from models.losses.adversarial import GANLoss
 from models.losses.patchnce import patch_nce
@@ -23,15 +33,15 @@ from models.networks.resnet import ResnetGenerator
 class CUTConfig(MethodConfig):
     epochs: int = 400  # 200 constant + 200 decay (the reference's CUT defaults)
     decay_epochs: int = 200
-    init_type: str = "xavier"
+    init_type: InitType = "xavier"
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 9
     n_layers_D: int = 3
-    norm: str = "instance"
+    norm: Norm = "instance"
     antialias: bool = True  # blur Downsample in G's encoder and in D (the reference's default)
     antialias_up: bool = True  # blur Upsample + conv in G's decoder instead of transposed convolutions
-    gan_mode: str = "lsgan"
+    gan_mode: GanMode = "lsgan"
     lambda_GAN: float = 1.0
     lambda_NCE: float = 1.0
     nce_idt: bool = True  # PatchNCE also between real B and G(real B)

@@ -10,7 +10,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import (
+    GanMode,
+    LossDict,
+    MethodConfig,
+    Norm,
+    OptimizerSpec,
+    Phase,
+    Progress,
+    TranslationMethod,
+)
 from models.image_pool import ImagePool, load_pools, pools_state
 from models.losses.adversarial import GANLoss
 from models.networks.common import init_weights
@@ -24,9 +33,9 @@ class CycleGANConfig(MethodConfig):
     ndf: int = 64
     n_blocks: int = 9  # resnet_9blocks
     n_layers_D: int = 3
-    norm: str = "instance"
+    norm: Norm = "instance"
     dropout: bool = False
-    gan_mode: str = "lsgan"
+    gan_mode: GanMode = "lsgan"
     lambda_A: float = 10.0  # cycle A -> B -> A
     lambda_B: float = 10.0  # cycle B -> A -> B
     lambda_identity: float = 0.5  # identity loss weight, relative to the cycle weights

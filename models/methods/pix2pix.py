@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import DataSpec, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import (
+    DataSpec,
+    GanMode,
+    LossDict,
+    MethodConfig,
+    Norm,
+    OptimizerSpec,
+    Phase,
+    Progress,
+    TranslationMethod,
+)
 from models.losses.adversarial import GANLoss
 from models.networks.common import init_weights, with_per_image_batchnorm
 from models.networks.patchgan import PatchDiscriminator
@@ -22,14 +32,14 @@ class Pix2PixConfig(MethodConfig):
     ngf: int = 64
     ndf: int = 64
     n_layers_D: int = 3  # 3 = 70x70 PatchGAN
-    norm: str = "batch"
+    norm: Norm = "batch"
     dropout: bool = True  # dropout 0.5 in the three inner decoder blocks during training
     num_downs: int = 0  # U-Net levels; 0 = log2(size), i.e. unet_256 at 256 px
-    gan_mode: str = "vanilla"
+    gan_mode: GanMode = "vanilla"
     lambda_L1: float = 100.0
     # Inference as the reference test script: BatchNorm uses each image's own statistics (the network is
     # left in training mode at batch 1); "running" uses the running averages (the reference's --eval).
-    inference_norm: str = "per_image"
+    inference_norm: Literal["per_image", "running"] = "per_image"
     test_dropout: bool = False  # the paper keeps dropout at test time as noise; off for deterministic output
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -39,8 +39,8 @@ class SegmenterConfig(MethodConfig):
     load_height: int = 0  # and this height; 0 with load_size set: keep the aspect ratio
     random_scale: float = 0.0  # > 0: scale each image by a factor in [1/s, s] before cropping (segment.py)
     flip: bool = True
-    label_side: str = "auto"  # photo | label datasets: auto, left or right (pix2pix cityscapes: right)
-    label_format: str = "auto"  # auto | trainid | cityscapes-id | color (as `i2i eval fcn --label-format`)
+    label_side: Literal["auto", "left", "right"] = "auto"  # photo | label datasets: auto, left or right (pix2pix cityscapes: right)
+    label_format: Literal["auto", "trainid", "cityscapes-id", "color"] = "auto"  # auto | trainid | cityscapes-id | color (as `i2i eval fcn --label-format`)
     palette: str = ""  # file of one 'r g b' per class for colour label maps (default: Cityscapes colours)
     palette_colors: tuple[int, ...] = ()  # filled from `palette` when training starts (flat r, g, b)
     n_classes: int = 19
@@ -59,7 +59,7 @@ class SegmenterConfig(MethodConfig):
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    lr_mode: str = "step"  # step: lr * 0.1^(epoch // step_epochs) | poly: lr * (1 - step / total)^poly_power
+    lr_mode: Literal["step", "poly"] = "step"  # step: lr * 0.1^(epoch // step_epochs) | poly: lr * (1 - step / total)^poly_power
     poly_power: float = 0.9
     step_epochs: int = 100
 

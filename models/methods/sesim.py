@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import (
+    GanMode,
+    InitType,
+    LossDict,
+    MethodConfig,
+    Norm,
+    OptimizerSpec,
+    Phase,
+    Progress,
+    TranslationMethod,
+)
 from models.image_pool import ImagePool, load_pools, pools_state
 from models.losses.adversarial import GANLoss
 from models.losses.spatial_correlative import (
@@ -39,15 +49,15 @@ class FSeSimConfig(MethodConfig):
     lr: float = 1e-4
     epochs: int = 400  # n_epochs 200 + n_epochs_decay 200 (the official defaults)
     decay_epochs: int = 200
-    init_type: str = "xavier"
+    init_type: InitType = "xavier"
     init_gain: float = 0.02
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 9
     n_layers_D: int = 3
-    norm: str = "instance"
+    norm: Norm = "instance"
     antialias: bool = True  # CUT's blur down/up-sampling in G and D (the official code's default)
-    gan_mode: str = "lsgan"
+    gan_mode: GanMode = "lsgan"
     pool_size: int = 50
     lambda_spatial: float = 10.0
     lambda_spatial_idt: float = 0.0  # spatial loss between B and G(B)
@@ -55,13 +65,13 @@ class FSeSimConfig(MethodConfig):
     layers: str = "relu3_1,relu4_1,relu4_3"  # the official attn_layers 4,7,9
     num_patches: int = 256  # query locations per layer (<= 0: every location)
     patch_size: int = 64  # window of the maps; 64 covers every VGG map of a 256 crop (global maps)
-    loss_mode: str = "cos"  # cos | l1
+    loss_mode: Literal["cos", "l1"] = "cos"  # cos | l1
     use_norm: bool = False  # cosine self-similarities; off: tanh(dot / 10) of features / sqrt(C) (official default)
     top_fraction: float = 0.25  # compare only the target's top similarities (the official top quarter)
     learned_head: bool = False  # LSeSim (--learned_attn)
     augment: bool = False  # colour-jittered A and B in the head's InfoNCE (--augment)
     nce_T: float = 0.07
-    head_init_type: str = "normal"  # the official head is initialised normal(0, 0.02) whatever init_type says
+    head_init_type: InitType = "normal"  # the official head is initialised normal(0, 0.02) whatever init_type says
     head_init_gain: float = 0.02
 
 

@@ -17,7 +17,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import DataSpec, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import (
+    DataSpec,
+    InitType,
+    LossDict,
+    MethodConfig,
+    OptimizerSpec,
+    Phase,
+    Progress,
+    TranslationMethod,
+)
 from models.losses.adversarial import gan_loss
 from models.networks.common import init_weights
 from models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
@@ -42,7 +51,7 @@ class StarGANv2Config(MethodConfig):
     beta1: float = 0.0
     beta2: float = 0.99
     weight_decay: float = 1e-4
-    init_type: str = "kaiming"
+    init_type: InitType = "kaiming"
     init_gain: float = 0.02
     style_dim: int = 64
     latent_dim: int = 16
