@@ -161,6 +161,10 @@ class Generator(nn.Module):
         if w_hpf > 0:
             self.hpf = HighPass(w_hpf)
 
+    def release_buffers(self) -> dict[str, torch.Tensor]:
+        """Fixed buffers the reference's state_dicts hold and i2i's do not: {key: the value they must have}."""
+        return {"hpf.filter": self.hpf.filter} if self.w_hpf > 0 else {}
+
     def forward(self, x: torch.Tensor, s: torch.Tensor,
                 masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         use_skips = masks is not None and self.w_hpf > 0
