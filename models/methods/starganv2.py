@@ -117,6 +117,8 @@ class StarGANv2(TranslationMethod):
 
     def _source_masks(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]
                       ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.config.w_hpf <= 0:
+            return None
         if "masks" not in cache:  # once per iteration, as the reference
             cache["masks"] = self.face_masks(batch["x"])
         return cache["masks"]

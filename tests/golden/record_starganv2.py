@@ -113,7 +113,7 @@ def _nets(model: Any, w_hpf: float) -> dict[str, torch.nn.Module]:
             "mapping_network": model.MappingNetwork(LATENT_DIM, STYLE_DIM, DOMAINS),
             "style_encoder": model.StyleEncoder(size, STYLE_DIM, DOMAINS, MAX_CONV_DIM),
             "discriminator": model.Discriminator(size, DOMAINS, MAX_CONV_DIM)}
-    for k, (name, net) in enumerate(nets.items()):
+    for k, net in enumerate(nets.values()):  # seeds SEED + 0 .. 3 in this order
         net.load_state_dict(seeded_fill(net.state_dict(), SEED + k))
     return nets
 

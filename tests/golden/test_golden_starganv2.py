@@ -18,8 +18,20 @@ from models.base import Progress
 from models.methods.starganv2 import StarGANv2, StarGANv2Config
 from models.networks.fan import FAN, masks_from_heatmaps
 from tests.golden.golden_fixtures import assert_adam_step_close, assert_close, load_fixture
-from tests.golden.record_starganv2 import (DIM_IN, FAN_GAIN, LATENT_DIM, MAX_CONV_DIM, SEED, SIZE, STYLE_DIM, inputs,
-                                           mapping_subset, seeded_fill, stand_in_masks, synthetic_heatmaps)
+from tests.golden.record_starganv2 import (
+    DIM_IN,
+    FAN_GAIN,
+    LATENT_DIM,
+    MAX_CONV_DIM,
+    SEED,
+    SIZE,
+    STYLE_DIM,
+    inputs,
+    mapping_subset,
+    seeded_fill,
+    stand_in_masks,
+    synthetic_heatmaps,
+)
 
 FIXTURE = load_fixture("starganv2")
 NETS = {"generator": "G", "mapping_network": "F", "style_encoder": "E", "discriminator": "D"}
