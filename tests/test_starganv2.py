@@ -461,6 +461,7 @@ def test_a_release_with_another_filter_or_without_wing_is_refused(tmp_path, monk
         pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run", sets, ["f", "m"])
 
 
+@pytest.mark.slow  # exporting the FAN with the generator takes minutes on a CPU
 def test_the_masked_generator_exports_to_onnx_with_the_fan_inside(tmp_path, wing_dir, monkeypatch):
     from i2i_cli import pretrained
     from i2i_cli.export import export_onnx
