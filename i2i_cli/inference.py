@@ -442,7 +442,7 @@ class StyledTranslator:
         self.loaded = loaded
         self.device = device
         self.precision = precision
-        self.net = loaded.method.G
+        self.net = loaded.method.styled_generator()  # with the face masks inside where the model uses them
         self.style = style.to(device)
         self.size_multiple = loaded.method.size_multiple
         self.min_size = loaded.method.min_size

@@ -8,6 +8,8 @@ prefix is removed, InstanceNorm running statistics / counters that old releases 
 module at that path is an InstanceNorm (the reference's `__patch_instance_norm_state_dict`), and a BatchNorm
 step counter missing from a pre-PyTorch-0.4 file is set to 0 (what PyTorch's loader does). Everything
 else must match exactly: `load_state_dict(strict)` semantics, any missing/unexpected key or shape is an error.
+Fixed buffers a release saves and i2i computes (StarGAN v2's high-pass `hpf.filter`, named by the network's
+`release_buffers()`) are checked against their expected value and not loaded.
 Files are read with torch.load(weights_only=True). None of the hosts publish hashes: the sha256 of the file
 that was converted is recorded in the run's config.json (train.imported_sha256).
 
@@ -33,7 +35,7 @@ from i2i_cli.config import apply_values, parse_set
 from i2i_cli.download import download, sha256_file
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.errors import CheckpointError, ConfigError, I2IError
-from i2i_cli.weights import i2i_home, load_state_dict
+from i2i_cli.weights import i2i_home, load_state_dict, resolve
 
 JZ = "http://efrosgans.eecs.berkeley.edu"
 JZ_LICENCE = "BSD (junyanz/pytorch-CycleGAN-and-pix2pix)"
@@ -121,8 +123,8 @@ def _build_registry() -> dict[str, Pretrained]:
             ("afhq", ("cat", "dog", "wild"), 2.0, 0.0, "https://www.dropbox.com/s/etwm810v25h42sn/100000_nets_ema.ckpt?dl=1"),
             ("celeba_hq", ("female", "male"), 1.0, 1.0,
              "https://www.dropbox.com/s/96fmei6c93o8b8t/100000_nets_ema.ckpt?dl=1")):
-        note = "" if not hpf else ("w_hpf 1: the reference adds FAN face-mask high-pass skips; i2i runs it without "
-                                   "them (outputs differ from the paper's)")
+        note = "" if not hpf else ("w_hpf 1: FAN face-mask high-pass skips; needs the 'wing' weights (wing.ckpt, "
+                                   "fetched first)")
         entries.append(Pretrained(f"starganv2_{data}", "starganv2", url, f"starganv2_{data}_100000_nets_ema.ckpt",
                                   SG2_LICENCE, f"any of {', '.join(domains)} -> any other (reference or latent style)",
                                   {"size": 256, "style_dim": 64, "latent_dim": 16, "max_conv_dim": 512,
@@ -174,6 +176,13 @@ def load_official(module: nn.Module, state: Any, what: str, hint: str = DEFAULT_
         raise CheckpointError(f"{what}: not a state_dict of tensors; check --as (StarGAN v2 files hold several "
                               "networks: --as starganv2)")
     cleaned = official_keys_cleaned(state, module)
+    fixed = module.release_buffers() if hasattr(module, "release_buffers") else {}
+    for key, value in fixed.items():
+        if key in cleaned:
+            saved = cleaned.pop(key)
+            if saved.shape != value.shape or not torch.allclose(saved.float(), value.float().cpu(), atol=1e-6):
+                raise CheckpointError(f"{what}: '{key}' is {saved.flatten().tolist()[:9]}, not the fixed "
+                                      f"{value.flatten().tolist()[:9]}; {hint}")
     expected = module.state_dict()
     missing = [k for k in expected if k not in cleaned]
     unexpected = [k for k in cleaned if k not in expected]
@@ -205,6 +214,11 @@ def convert(state: dict[str, Any], method_name: str, *, overrides: dict[str, Any
             domains: list[str] | None = None, what: str = "checkpoint") -> Any:
     """An i2i method holding the official weights. Networks a release lacks (discriminators, CUT's netF, the
     second CycleGAN generator) keep their initialisation; inference does not use them."""
+    return load_release(build_method(method_name, overrides, domains), state, what)
+
+
+def build_method(method_name: str, overrides: dict[str, Any] | None = None, domains: list[str] | None = None) -> Any:
+    """The i2i method a release of `method_name` converts into (initial weights)."""
     from models import registry
 
     if method_name not in OFFICIAL_PARTS:
@@ -212,7 +226,19 @@ def convert(state: dict[str, Any], method_name: str, *, overrides: dict[str, Any
         raise ConfigError(f"--as {method_name}: no released checkpoint layout is known for it (known: {known})")
     cls = registry.method_class(method_name)
     config = apply_values(cls.config_class(), overrides or {}, "--set")
-    method = cls(config, domains=domains)
+    return cls(config, domains=domains)
+
+
+def require_inference_weights(method: Any) -> None:
+    """Fetch (or refuse, offline, with where to put it) the fixed networks the converted run will translate
+    with, e.g. StarGAN v2 CelebA-HQ's wing.ckpt, before the release is downloaded or converted."""
+    for name in method.inference_weights().values():
+        resolve(name)
+
+
+def load_release(method: Any, state: dict[str, Any], what: str) -> Any:
+    """Load a release's networks (OFFICIAL_PARTS) into `method` strictly."""
+    method_name = method.name
     for part, attribute in OFFICIAL_PARTS[method_name].items():
         if part and (not isinstance(state, dict) or part not in state):
             have = ", ".join(map(str, state)) if isinstance(state, dict) and len(state) < 10 else "other keys"
@@ -245,8 +271,9 @@ def import_file(file: str | os.PathLike[str], method_name: str, out: str | os.Pa
     path = Path(file)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
-    state = load_state_dict(path)
-    method = convert(state, method_name, overrides=parse_set(sets or []), domains=domains, what=str(path))
+    method = build_method(method_name, parse_set(sets or []), domains)
+    require_inference_weights(method)
+    method = load_release(method, load_state_dict(path), str(path))
     provenance = {"imported_from": str(path), "imported_sha256": sha256_file(path)}
     return write_run(method, Path(out), provenance, _directions(method_name))
 
@@ -276,6 +303,8 @@ def get(name: str, out: str | os.PathLike[str] | None = None, progress: Progress
     target = Path(out) if out else Path("runs") / name
     if target.exists() and any(target.iterdir()):
         raise ConfigError(f"{target} exists and is not empty: choose another --out or remove it")
+    method = build_method(e.method, dict(e.config), list(e.domains) or None)
+    require_inference_weights(method)
     file = fetch(e, progress)
     if e.member:
         from i2i_cli.archive import read_member
@@ -285,8 +314,7 @@ def get(name: str, out: str | os.PathLike[str] | None = None, progress: Progress
     else:
         data = file.read_bytes()
         what = str(file)
-    state = _load_bytes(data, what)
-    method = convert(state, e.method, overrides=dict(e.config), domains=list(e.domains) or None, what=what)
+    method = load_release(method, _load_bytes(data, what), what)
     provenance = {"imported_from": e.url + (f"#{e.member}" if e.member else ""), "pretrained": e.name,
                   "imported_sha256": hashlib.sha256(data).hexdigest(), "licence": e.licence, "translates": e.translates}
     return write_run(method, target, provenance, _directions(e.method))

@@ -64,6 +64,23 @@ REGISTRY: dict[str, WeightsEntry] = {
             "BSD-3-Clause",
         ),
         WeightsEntry(
+            "wing",
+            "wing.ckpt",
+            # StarGAN v2's download.sh (`bash download.sh wing`), its ?dl=0 page link as a direct download
+            "https://www.dropbox.com/s/tjxpypwpt38926e/wing.ckpt?dl=1",
+            None,
+            "FAN face-landmark network (98 WFLW landmarks): StarGAN v2 CelebA-HQ's face masks (w_hpf 1)",
+            "CC BY-NC 4.0 (clovaai/stargan-v2's release)",
+        ),
+        WeightsEntry(
+            "celeba_lm_mean",
+            "celeba_lm_mean.npz",
+            "https://www.dropbox.com/s/91fth49gyb7xksk/celeba_lm_mean.npz?dl=1",
+            None,
+            "CelebA-HQ mean face landmarks (StarGAN v2): the target of `i2i data align-faces`",
+            "CC BY-NC 4.0 (clovaai/stargan-v2's release)",
+        ),
+        WeightsEntry(
             "inception_fid",
             "inception-2015-12-05.pt",
             "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",

@@ -162,6 +162,11 @@ class TranslationMethod(nn.Module, metaclass=ABCMeta):
         """
         return {}
 
+    def inference_weights(self) -> dict[str, str]:
+        """The part of pretrained_weights() that translation needs too (e.g. StarGAN v2's face-landmark FAN);
+        loaded with a run for inference, export and evaluation."""
+        return {}
+
     def frozen_modules(self) -> list[str]:
         """Attribute names of fixed pretrained networks (e.g. VGG) that are neither trained nor saved."""
         return []

@@ -94,6 +94,7 @@ def test_key_names_and_shapes_are_the_official_ones():
 
 
 def _tiny_method(**extra):
+    extra.setdefault("fan_width", 16)  # a small stand-in FAN where w_hpf > 0
     return StarGANv2(tiny_config("starganv2", **extra), domains=["day", "dusk", "night"])
 
 
@@ -162,11 +163,12 @@ def test_high_pass_skips_change_the_output_only_when_masks_are_given():
     assert method.size_multiple == 2 ** 3  # log2(64) - 4 + 1 down-sampling blocks
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     style = method.style_from_latent(torch.randn(1, method.latent_dim), torch.tensor([1]))
-    plain = method.translate(x, style=style)
+    plain = method.G(x, style)
     masks = (torch.rand(1, 1, 64, 64), torch.rand(1, 1, 64, 64))
     assert (method.translate(x, style=style, masks=masks) - plain).abs().mean() > 1e-4
-    with pytest.raises(ValueError, match="w_hpf=0"):
-        method.phases(Progress())
+    # without given masks, translation computes the FAN's own: the same as passing them
+    own = method.fan.face_masks(x)
+    assert torch.equal(method.translate(x, style=style), method.G(x, style, own))
 
 
 def test_export_modules_are_pure_copies_of_the_networks():
@@ -273,20 +275,202 @@ def test_starganv2_resumes_exactly(datasets, tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a), file
 
 
-def test_a_high_pass_release_imports_strictly(tmp_path):
-    """The CelebA-HQ release (w_hpf 1) has one more down/up pair and no filter key: it loads with --set w_hpf=1."""
-    from i2i_cli import pretrained
+# --- CelebA-HQ setting: FAN face masks and high-pass skips -------------------------------------------------
 
+def stand_in_wing(path, width: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A wing.ckpt in the release layout ({'state_dict': ...}, with a second stack the reference ignores)."""
+    from models.networks.fan import FAN
+
+    torch.manual_seed(seed)
+    fan = FAN(width)
+    state = fan.state_dict()
+    for key, value in state.items():  # non-trivial BatchNorm statistics, so eval-mode normalisation matters
+        if key.endswith("running_var"):
+            state[key] = torch.rand_like(value) + 0.5
+        elif key.endswith("running_mean"):
+            state[key] = 0.1 * torch.randn_like(value)
+    extra = {"m1.b1_4.conv1.weight": torch.zeros(1), "l1.weight": torch.zeros(1)}
+    torch.save({"state_dict": {**state, **extra}}, path)
+    return state
+
+
+def test_the_fan_has_the_release_key_layout_and_ignores_other_stacks(tmp_path):
+    from models.networks.fan import FAN
+
+    with torch.device("meta"):
+        state = FAN().state_dict()
+    # facts of the reference's FAN (core/wing.py): CoordConv adds 3 channels, one hour-glass of depth 4
+    assert state["conv1.conv.weight"].shape == (64, 6, 7, 7)
+    assert state["m0.coordconv.conv.weight"].shape == (256, 259, 1, 1)
+    assert state["conv2.downsample.2.weight"].shape == (128, 64, 1, 1) and "conv3.downsample.0.weight" not in state
+    assert state["m0.b2_plus_1.conv3.weight"].shape == (64, 64, 3, 3) and state["l0.weight"].shape == (99, 256, 1, 1)
+    assert {f"m0.b{b}_{level}.bn1.weight" for b in (1, 2, 3) for level in range(1, 5)} <= set(state)
+    saved = stand_in_wing(tmp_path / "wing.ckpt")
+    fan = FAN(16)
+    fan.load_pretrained_state_dict(torch.load(tmp_path / "wing.ckpt", weights_only=True))
+    assert all(torch.equal(fan.state_dict()[k], v) for k, v in saved.items())
+    with pytest.raises(KeyError, match="missing l0.weight"):
+        fan.load_pretrained_state_dict({k: v for k, v in saved.items() if k != "l0.weight"})
+    fan.train()
+    assert not fan.training and not any(p.requires_grad for p in fan.parameters())  # fixed BatchNorm statistics
+
+
+def _blob(channel: int, row: int = 128, col: int = 128) -> torch.Tensor:
+    """Heat maps with one Gaussian peak in `channel`, every other map flat (cut by the 0.1 threshold)."""
+    maps = torch.zeros(1, 98, 256, 256)
+    grid = torch.arange(256).float()
+    maps[0, channel] = torch.exp(-((grid[:, None] - row) ** 2 + (grid[None, :] - col) ** 2) / 50)
+    return maps
+
+
+def test_masks_have_the_reference_shape_range_and_landmark_groups():
+    from models.networks.fan import FAN, masks_from_heatmaps
+
+    torch.manual_seed(0)
+    whole, inner = FAN(16).face_masks(torch.rand(2, 3, 48, 80) * 2 - 1)  # any image size: resized to 256
+    assert whole.shape == inner.shape == (2, 1, 256, 256)
+    assert 0 <= float(whole.min()) and float(whole.max()) <= 1 and 0 <= float(inner.min()) and float(inner.max()) <= 1
+    eye_centre, chin, outer_line, nose_tip = 96, 10, 2, 51
+    whole, inner = masks_from_heatmaps(_blob(eye_centre))
+    assert whole[0, 0, 128, 128] > 0.99 and inner[0, 0, 128, 128] > 0.99  # eyes are in both masks
+    whole, inner = masks_from_heatmaps(_blob(chin))
+    assert whole[0, 0, 128, 128] > 0.99 and inner.max() == 0  # the chin only in the first
+    whole, inner = masks_from_heatmaps(_blob(outer_line))
+    assert whole.max() == 0 and inner.max() == 0  # the outer face line is dropped
+    whole, _ = masks_from_heatmaps(_blob(nose_tip + 1, row=128))  # the nose below its tip moves up 4 rows
+    assert whole[0, 0, 124, 128] > 0.99 and whole[0, 0, 128, 128] < 0.9
+
+
+def test_the_masked_generator_equals_a_direct_functional_recomputation():
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    g = Generator(64, 16, 32, dim_in=16, w_hpf=2.0).eval()
+    x, s = torch.rand(1, 3, 64, 64) * 2 - 1, torch.randn(1, 16)
+    masks = (torch.rand(1, 1, 256, 256), torch.rand(1, 1, 256, 256))
+    laplacian = torch.tensor([[-1.0, -1, -1], [-1, 8, -1], [-1, -1, -1]]) / 2.0
+    h, features = g.from_rgb(x), {}
+    for block in g.encode:
+        features.setdefault(h.shape[2], h)
+        h = block(h)
+    for block in g.decode:
+        h = block(h, s)
+        size = h.shape[2]
+        if size in (32, 64, 128):
+            mask = F.interpolate(masks[0] if size == 32 else masks[1], size=size, mode="bilinear")
+            skip = mask * features[size]
+            h = h + F.conv2d(skip, laplacian.expand(skip.shape[1], 1, 3, 3), padding=1, groups=skip.shape[1])
+    expected = g.to_rgb(h)
+    assert torch.allclose(g(x, s, masks), expected, atol=1e-6)
+    assert not torch.allclose(g(x, s), expected, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def wing_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("wing")
+    stand_in_wing(folder / "wing.ckpt")
+    return folder
+
+
+HPF_SETS = ["w_hpf=1", "fan_width=16"]
+
+
+def test_w_hpf_trains_with_a_frozen_fan_that_is_not_saved(datasets, wing_dir, tmp_path):
+    out = tmp_path / "celeba"
+    config = tiny_config("starganv2", w_hpf=1.0, fan_width=16)
+    train("starganv2", config, TrainOptions(data=datasets["domains"], out=out, steps=2, device="cpu",
+                                            weights_dir=wing_dir))
+    ckpt = latest_checkpoint(out)
+    for file in ("weights.safetensors", "ema.safetensors"):
+        assert not [k for k in load_tensors(ckpt / file) if k.startswith("fan.")], file
+    method = StarGANv2(config, domains=["a", "b", "c"])
+    assert not {id(p) for p in method.fan.parameters()} & {id(p) for spec in method.optimizers()
+                                                          for group in spec.param_groups for p in group["params"]}
+    import os
+
+    os.environ["I2I_WEIGHTS_DIR"] = str(wing_dir)
+    try:
+        loaded = load_for_inference(out).method
+    finally:
+        del os.environ["I2I_WEIGHTS_DIR"]
+    saved = torch.load(wing_dir / "wing.ckpt", weights_only=True)["state_dict"]
+    assert all(torch.equal(loaded.fan.state_dict()[k], saved[k]) for k in loaded.fan.state_dict())  # not trained
+
+
+def test_a_missing_wing_ckpt_is_one_line_before_any_work(datasets, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--model", "starganv2", "--data", str(datasets["domains"]), "--out",
+                                 str(out), "--steps", "1", "--device", "cpu", "--set", "w_hpf=1"])
+    assert result.exit_code == 2, result.output
+    assert "wing.ckpt" in result.output and "I2I_WEIGHTS_DIR" in result.output
+    assert not out.exists()
+
+
+def _release(tmp_path, filter_value: torch.Tensor | None = None):
+    """A w_hpf=1 *_nets_ema.ckpt as the reference saves it: its generator holds the high-pass filter buffer."""
     torch.manual_seed(0)
     nets = {"generator": Generator(32, 16, 32, dim_in=16, w_hpf=1.0), "mapping_network": MappingNetwork(8, 16, 2, 32),
             "style_encoder": StyleEncoder(32, 16, 2, 32, dim_in=16)}
-    torch.save({k: v.state_dict() for k, v in nets.items()}, tmp_path / "100000_nets_ema.ckpt")
-    sets = ["w_hpf=1", "size=32", "style_dim=16", "latent_dim=8", "mapping_dim=32", "max_conv_dim=32", "dim_in=16"]
+    state = {k: v.state_dict() for k, v in nets.items()}
+    laplacian = torch.tensor([[-1.0, -1, -1], [-1, 8, -1], [-1, -1, -1]])
+    state["generator"]["hpf.filter"] = laplacian if filter_value is None else filter_value
+    torch.save(state, tmp_path / "100000_nets_ema.ckpt")
+    return nets
+
+
+def test_the_imported_high_pass_release_translates_with_the_fan_masks(tmp_path, wing_dir, monkeypatch):
+    from i2i_cli import pretrained
+    from models.networks.fan import FAN
+
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(wing_dir))
+    nets = _release(tmp_path)
+    sets = [*HPF_SETS, "size=32", "style_dim=16", "latent_dim=8", "mapping_dim=32", "max_conv_dim=32", "dim_in=16"]
     run = pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run", sets,
                                  ["female", "male"])
     method = load_for_inference(run).method
-    x, s = torch.rand(1, 3, 32, 32), torch.randn(1, 16)
-    assert torch.equal(method.translate(x, style=s), nets["generator"].eval()(x, s))
+    fan = FAN(16)
+    fan.load_pretrained_state_dict(torch.load(wing_dir / "wing.ckpt", weights_only=True))
+    x, s = torch.rand(1, 3, 32, 32) * 2 - 1, torch.randn(1, 16)
+    expected = nets["generator"].eval()(x, s, fan.face_masks(x))
+    assert torch.allclose(method.translate(x, style=s), expected, atol=1e-6)
+    # the CLI: latent-guided outputs of the imported run
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.fromarray(np.full((32, 32, 3), 90, np.uint8)).save(src / "face.png")
+    result = runner.invoke(app, ["translate", str(src), str(tmp_path / "out"), "--checkpoint", str(run),
+                                 "--domain", "male"])
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 1
     with pytest.raises(CheckpointError, match="not match"):  # without w_hpf the tree has one block less
         pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run2", sets[1:],
                                ["female", "male"])
+
+
+def test_a_release_with_another_filter_or_without_wing_is_refused(tmp_path, monkeypatch):
+    from i2i_cli import pretrained
+    from i2i_cli.errors import WeightsError
+
+    _release(tmp_path, filter_value=torch.ones(3, 3))
+    sets = [*HPF_SETS, "size=32", "style_dim=16", "latent_dim=8", "mapping_dim=32", "max_conv_dim=32", "dim_in=16"]
+    with pytest.raises(WeightsError, match="wing.ckpt"):  # offline and no wing.ckpt: refused before converting
+        pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run", sets, ["f", "m"])
+    assert not (tmp_path / "run").exists()
+    stand_in_wing(tmp_path / "wing.ckpt")
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(CheckpointError, match="hpf.filter"):
+        pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run", sets, ["f", "m"])
+
+
+@pytest.mark.slow  # exporting the FAN with the generator takes minutes on a CPU
+def test_the_masked_generator_exports_to_onnx_with_the_fan_inside(tmp_path, wing_dir, monkeypatch):
+    from i2i_cli import pretrained
+    from i2i_cli.export import export_onnx
+
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(wing_dir))
+    _release(tmp_path)
+    sets = [*HPF_SETS, "size=32", "style_dim=16", "latent_dim=8", "mapping_dim=32", "max_conv_dim=32", "dim_in=16"]
+    run = pretrained.import_file(tmp_path / "100000_nets_ema.ckpt", "starganv2", tmp_path / "run", sets,
+                                 ["female", "male"])
+    result = export_onnx(run, tmp_path / "g.onnx")
+    assert max(result.max_diff.values()) <= result.tolerance
+    assert any("generator" in k for k in result.max_diff)

@@ -8,10 +8,11 @@ from i2i_cli.errors import WeightsError
 from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 
 
-def load_pretrained_modules(method, weights_dir: str | os.PathLike[str] | None = None) -> list[ResolvedWeights]:
-    """Resolve and load every module of `method.pretrained_weights()`; return what was used (for reports)."""
+def load_pretrained_modules(method, weights_dir: str | os.PathLike[str] | None = None,
+                            names: dict[str, str] | None = None) -> list[ResolvedWeights]:
+    """Resolve and load every module of `names` (default `method.pretrained_weights()`); return what was used."""
     used: list[ResolvedWeights] = []
-    for attribute, weights_name in method.pretrained_weights().items():
+    for attribute, weights_name in (method.pretrained_weights() if names is None else names).items():
         resolved = resolve(weights_name, weights_dir=weights_dir)
         module = getattr(method, attribute)
         try:

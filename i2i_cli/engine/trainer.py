@@ -40,6 +40,7 @@ from i2i_cli.engine.pretrained import load_pretrained_modules
 from i2i_cli.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from i2i_cli.fsutil import atomic_write_text
 from i2i_cli.run_report import loss_curves_svg
+from i2i_cli.weights import resolve as resolve_weights
 from models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
 
 # Options that may differ between a run and its resumption (they don't change what is being trained).
@@ -399,7 +400,10 @@ class Trainer:
         wanted = cls.layout
         domains = layout.domains() if cls.multi_domain else ["A", "B"]
         self.config = prepare_config(self.config, layout, wanted)  # e.g. a palette file's colours into the config
-        spec_probe = cls(self.config, domains=domains).data_spec()
+        probe = cls(self.config, domains=domains)
+        for weights_name in probe.pretrained_weights().values():  # a missing file stops the run before any work
+            resolve_weights(weights_name, weights_dir=opts.weights_dir)
+        spec_probe = probe.data_spec()
         augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, spec_probe.random_resized_crop)
         dataset = build_dataset(layout, wanted, "train", augment_spec, direction=self.config.direction,
                                 domains=domains, cache=opts.cache, extra=spec_probe.extra)

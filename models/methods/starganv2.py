@@ -5,6 +5,11 @@ Written from the paper and the reference's facts (its code is CC BY-NC: read for
 One iteration, in the reference's order: D against latent-guided fakes, D against reference-guided fakes
 (non-saturating loss, R1 on the real images), G + mapping network + style encoder with latent codes, G alone
 with references. Batches: {"x" sources, "y" their domains, "ref"/"ref2" two references of "y_ref"}.
+
+w_hpf > 0 (the reference's CelebA-HQ setting) adds the FAN face-landmark network (frozen, loaded from the
+released wing.ckpt through the weights registry, never trained nor saved with the run): its masks of the source
+images drive the generator's high-pass skips for every fake, and the masks of the fake drive the cycle
+reconstruction, as the reference's compute_g_loss does.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ from models.base import (
 )
 from models.losses.adversarial import gan_loss
 from models.networks.common import init_weights
-from models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
+from models.networks.fan import FAN
+from models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, MaskedGenerator, StyleEncoder
 
 
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
@@ -65,9 +71,10 @@ class StarGANv2Config(MethodConfig):
     lambda_cyc: float = 1.0
     ema_beta: float = 0.999
     random_resized_crop: float = 0.5
-    # High-pass skip weight: 0 for AFHQ; the reference's CelebA-HQ model uses 1 with FAN face masks, which
-    # i2i lacks, so it can import and run such a model (without the skips) but not train one.
+    # High-pass skip weight: 0 for AFHQ; 1 for the reference's CelebA-HQ model, whose skips are masked by the
+    # FAN face-landmark network (weights 'wing', StarGAN v2's wing.ckpt).
     w_hpf: float = 0.0
+    fan_width: int = 256  # the FAN's width: 256 in the release (smaller only for tests' stand-ins)
 
 
 class StarGANv2(TranslationMethod):
@@ -91,6 +98,8 @@ class StarGANv2(TranslationMethod):
         for net in (self.G, self.F, self.E, self.D):
             # "kaiming" is the reference's He initialisation (fan_in, gain sqrt 2) with zero biases.
             init_weights(net, c.init_type, c.init_gain)
+        if c.w_hpf > 0:
+            self.fan = FAN(c.fan_width)  # weights from wing.ckpt (pretrained_weights); frozen, not saved
 
     @property
     def latent_dim(self) -> int:
@@ -101,6 +110,27 @@ class StarGANv2(TranslationMethod):
 
     def ema_networks(self) -> list[str]:
         return ["G", "F", "E"]
+
+    def pretrained_weights(self) -> dict[str, str]:
+        return {"fan": "wing"} if self.config.w_hpf > 0 else {}
+
+    def inference_weights(self) -> dict[str, str]:
+        return self.pretrained_weights()
+
+    def frozen_modules(self) -> list[str]:
+        return ["fan"] if self.config.w_hpf > 0 else []
+
+    def face_masks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The FAN's two masks of images x (w_hpf > 0), else None (no high-pass skips)."""
+        return self.fan.face_masks(x) if self.config.w_hpf > 0 else None
+
+    def _source_masks(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]
+                      ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if self.config.w_hpf <= 0:
+            return None
+        if "masks" not in cache:  # once per iteration, as the reference
+            cache["masks"] = self.face_masks(batch["x"])
+        return cache["masks"]
 
     def optimizers(self) -> list[OptimizerSpec]:
         c = self.config
@@ -135,7 +165,8 @@ class StarGANv2(TranslationMethod):
         loss_real = gan_loss(out.float(), True, "nonsaturating")
         loss_reg = r1_penalty(out, x)
         with torch.no_grad():
-            fake = self.G(batch["x"], self._target_style(batch, cache, guide, second=False))
+            fake = self.G(batch["x"], self._target_style(batch, cache, guide, second=False),
+                          self._source_masks(batch, cache))
         loss_fake = gan_loss(self.D(fake, batch["y_ref"]).float(), False, "nonsaturating")
         return {f"D_real_{guide}": loss_real, f"D_fake_{guide}": loss_fake, f"R1_{guide}": c.lambda_reg * loss_reg}
 
@@ -148,22 +179,20 @@ class StarGANv2(TranslationMethod):
     def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any], guide: str, lambda_ds: float) -> LossDict:
         c = self.config
         x, y, y_trg = batch["x"], batch["y"], batch["y_ref"]
+        masks = self._source_masks(batch, cache)
         s_trg = self._target_style(batch, cache, guide, second=False)
-        fake = self.G(x, s_trg)
+        fake = self.G(x, s_trg, masks)
         loss_adv = gan_loss(self.D(fake, y_trg).float(), True, "nonsaturating")
         loss_sty = (self.E(fake, y_trg) - s_trg).abs().mean()
         with torch.no_grad():  # the reference detaches the second output: no gradient reaches it
-            fake2 = self.G(x, self._target_style(batch, cache, guide, second=True))
+            fake2 = self.G(x, self._target_style(batch, cache, guide, second=True), masks)
         loss_ds = (fake - fake2).abs().float().mean()
         s_org = self.E(x, y)
-        loss_cyc = (self.G(fake, s_org) - x).abs().float().mean()
+        loss_cyc = (self.G(fake, s_org, self.face_masks(fake)) - x).abs().float().mean()
         return {f"G_adv_{guide}": loss_adv, f"G_sty_{guide}": c.lambda_sty * loss_sty,
                 f"G_ds_{guide}": -lambda_ds * loss_ds, f"G_cyc_{guide}": c.lambda_cyc * loss_cyc}
 
     def phases(self, progress: Progress) -> list[Phase]:
-        if self.config.w_hpf > 0:
-            raise ValueError("starganv2: training with w_hpf > 0 needs the FAN face-landmark masks, which i2i "
-                             "does not provide; train with --set w_hpf=0 (the AFHQ setting)")
         lambda_ds = self.lambda_ds_at(progress)
         # G_ref steps G only: freezing E and F there skips weight gradients nobody uses (the reference
         # computes and then discards them), without changing what G receives through E.
@@ -194,20 +223,27 @@ class StarGANv2(TranslationMethod):
                   masks: tuple[torch.Tensor, torch.Tensor] | None = None, **kwargs: Any) -> torch.Tensor:
         """x (N, 3, H, W) in [-1, 1], H and W multiples of size_multiple; style (N or 1, style_dim).
 
-        `masks` (w_hpf > 0 only): the two face heat maps the reference's high-pass skips use.
+        w_hpf > 0: the FAN's face masks of x drive the high-pass skips (given `masks` replace them) and images
+        of another size are resized to the training size and back (MaskedGenerator).
         """
         if style is None:
             raise ValueError("StarGAN v2 translates with a style code: style_from_reference or style_from_latent")
         if style.shape[0] == 1 and x.shape[0] > 1:
             style = style.expand(x.shape[0], -1)
+        if self.config.w_hpf > 0 and masks is None:
+            return self.styled_generator()(x, style)
         return self.G(x, style, masks)
+
+    def styled_generator(self) -> nn.Module:
+        """(image, style) -> image: the generator, with the FAN's masks computed inside when w_hpf > 0."""
+        return MaskedGenerator(self.G, self.fan) if self.config.w_hpf > 0 else self.G
 
     EXPORT_KINDS = ("generator", "style_encoder", "mapping")
 
     def export_module(self, direction: str = "AtoB", kind: str = "generator", **kwargs: Any) -> nn.Module:
-        """A copy of one network in eval mode: generator (x, style), style_encoder (ref, domain index),
-        mapping (z, domain index)."""
-        networks = {"generator": self.G, "style_encoder": self.E, "mapping": self.F}
+        """A copy of one network in eval mode: generator (x, style; with the FAN and its masks inside when
+        w_hpf > 0), style_encoder (ref, domain index), mapping (z, domain index)."""
+        networks = {"generator": self.styled_generator(), "style_encoder": self.E, "mapping": self.F}
         if kind not in networks:
             raise ValueError(f"starganv2 export kind '{kind}': choose one of {', '.join(self.EXPORT_KINDS)}")
         return copy.deepcopy(networks[kind]).eval()
@@ -215,6 +251,7 @@ class StarGANv2(TranslationMethod):
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, y_ref = batch["x"], batch["y_ref"]
         z = torch.randn(x.shape[0], self.config.latent_dim, device=x.device, generator=None)
+        masks = self.face_masks(x)
         return {"source": x, "reference": batch["ref"],
-                "reference-guided": self.G(x, self.style_from_reference(batch["ref"], y_ref)),
-                "latent-guided": self.G(x, self.style_from_latent(z, y_ref))}
+                "reference-guided": self.G(x, self.style_from_reference(batch["ref"], y_ref), masks),
+                "latent-guided": self.G(x, self.style_from_latent(z, y_ref), masks)}

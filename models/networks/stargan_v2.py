@@ -7,9 +7,10 @@ Written from the paper and the facts of the official module tree (attribute name
 
 The generator also has the reference's high-pass skip path (w_hpf > 0, its CelebA-HQ setting): one more
 down/up-sampling pair, decoder blocks without their identity shortcut, and, when face masks are given,
-high-pass-filtered encoder features added back at 32, 64 and 128 px. The masks come from a face-landmark
-network (FAN) that i2i does not ship; the filter is a non-persistent buffer, so it is not in the state_dict,
-as in the reference's checkpoints.
+high-pass-filtered encoder features added back at 32, 64 and 128 px. The masks come from the FAN face-landmark
+network (models/networks/fan.py); `MaskedGenerator` puts the two together. The filter is fixed, so it is a
+non-persistent buffer here; the reference registers it as a persistent one, and `release_buffers()` names it so
+that an import of the reference's state_dict can check its value instead of loading it.
 """
 
 from __future__ import annotations
@@ -115,7 +116,7 @@ class HighPass(nn.Module):
     def __init__(self, w_hpf: float) -> None:
         super().__init__()
         kernel = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, 8.0, -1.0], [-1.0, -1.0, -1.0]]) / w_hpf
-        # Not persistent: the reference keeps it outside the state_dict, so its checkpoints have no such key.
+        # Not persistent: it is a constant of w_hpf (the reference saves it; an import checks its value).
         self.register_buffer("filter", kernel, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,6 +161,10 @@ class Generator(nn.Module):
         if w_hpf > 0:
             self.hpf = HighPass(w_hpf)
 
+    def release_buffers(self) -> dict[str, torch.Tensor]:
+        """Fixed buffers the reference's state_dicts hold and i2i's do not: {key: the value they must have}."""
+        return {"hpf.filter": self.hpf.filter} if self.w_hpf > 0 else {}
+
     def forward(self, x: torch.Tensor, s: torch.Tensor,
                 masks: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         use_skips = masks is not None and self.w_hpf > 0
@@ -177,6 +182,30 @@ class Generator(nn.Module):
                 mask = F.interpolate(mask, size=x.shape[2], mode="bilinear")
                 x = x + self.hpf(mask * skips[x.shape[2]])
         return self.to_rgb(x)
+
+
+class MaskedGenerator(nn.Module):
+    """(image, style) -> image with the face masks computed inside: the CelebA-HQ (w_hpf > 0) generator as one
+    module, for translation and ONNX export.
+
+    Images of another size than the training size are resized to it (bilinear, antialiased, as the reference's
+    loader resizes every image to img_size) and the output is resized back: the skips sit at fixed feature sizes
+    (32, 64, 128 px of a 256 px image), so the generator only does what it learned at its own size."""
+
+    def __init__(self, generator: Generator, fan: nn.Module) -> None:
+        super().__init__()
+        self.generator, self.fan = generator, fan
+
+    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        size = self.generator.img_size
+        height, width = x.shape[2], x.shape[3]
+        resized = (height, width) != (size, size)
+        if resized:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        out = self.generator(x, s, self.fan.face_masks(x))
+        if resized:
+            out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        return out
 
 
 class MappingNetwork(nn.Module):
