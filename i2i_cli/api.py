@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from i2i_cli.data.images import is_image_file, list_images
 from i2i_cli.errors import ConfigError
 from i2i_cli.inference import (
     OnnxStyles,
@@ -124,11 +125,28 @@ class Translator:
     def translate_folder(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
                          style_ref: str | os.PathLike[str] | None = None, domain: str | None = None,
                          num_styles: int = 1, seed: int = 0, progress: ProgressFn | None = None,
-                         **options: Any) -> TranslateResult:
-        """Translate every image under `src` into `dst` as `i2i translate` does; `options` are its options
-        (batch_size, resize, keep_size, overwrite, skip_existing, threads, max_pixels, save_masks, tile,
-        overlap, blend). Bad files are listed in the result, not raised."""
+                         video_codec: str | None = None, crf: int = 18, **options: Any) -> TranslateResult:
+        """Translate every image (and video) under `src` into `dst` as `i2i translate` does; `options` are its
+        options (batch_size, resize, keep_size, overwrite, skip_existing, threads, max_pixels, save_masks, tile,
+        overlap, blend). Bad files are listed in the result, not raised. Videos (mp4, mov, mkv, webm, avi) keep
+        their frame rate, frame count, size and audio; `video_codec` (default H.264) and `crf` set the encoder."""
+        from i2i_cli.video import VideoOptions, list_videos
+
         opts = self.options(**options)
+        source = Path(src)
+        videos = list_videos(source) if source.exists() else []
+        if not videos:
+            return self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)
+        has_images = (source.is_dir() and bool(list_images(source))) or (source.is_file() and is_image_file(source))
+        result = (self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)
+                  if has_images else TranslateResult(device=self.device))
+        translator = self._translator(style_ref, domain, seed)  # one style for a whole video
+        video_options = VideoOptions(codec=video_codec, crf=crf, batch_size=opts.batch_size)
+        return _translate_videos(source, Path(dst), videos, translator, opts, video_options, result, progress)
+
+    def _translate_images(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], style_ref: Any,
+                          domain: str | None, num_styles: int, seed: int, progress: ProgressFn | None,
+                          opts: TranslateOptions) -> TranslateResult:
         if self._styles is not None:
             if style_ref is None and domain is None:
                 raise ConfigError(f"{self._styles.name} needs a target: a style reference (--style-ref / style_ref=) "
@@ -173,6 +191,44 @@ class Translator:
                               "for a latent-guided output")
         z = torch.randn(1, styles.latent_dim, generator=torch.Generator().manual_seed(seed))
         return styles.translator(styles.from_latent(z, _domain_index(styles, domain)))
+
+
+def _translate_videos(source: Path, dst: Path, videos: list[Path], translator: Any, opts: TranslateOptions,
+                      video_options: Any, result: TranslateResult, progress: ProgressFn | None) -> TranslateResult:
+    """Each video through `translator` (frames batched, as images are); progress counts frames."""
+    import time
+
+    from i2i_cli.errors import BadImageError
+    from i2i_cli.video import count_frames, translate_video, video_output_path
+
+    start = time.time()
+    totals = {v: count_frames(v) for v in videos}
+    total, done = sum(totals.values()), 0
+    for video in videos:
+        target = video_output_path(source, video, dst)
+        if target.resolve() == video.resolve():
+            raise ConfigError(f"{dst}: the output {target} would replace its input; choose another folder")
+        if target.exists() and not opts.overwrite:
+            if not opts.skip_existing:
+                raise ConfigError(f"{target}: exists; pass --overwrite to replace it")
+            result.skipped += 1
+            continue
+
+        def report(frames: int, offset: int = done) -> None:
+            if progress:
+                progress(offset + frames, max(total, offset + frames))
+
+        def run_batch(arrays: list[np.ndarray]) -> list[np.ndarray]:
+            return run_array(translator, arrays, opts.tile, opts.overlap, opts.blend)
+
+        try:
+            done += translate_video(video, target, run_batch, video_options, report, overwrite=opts.overwrite)
+            result.written.append(target)
+        except BadImageError as exc:
+            result.bad.append((str(video), exc.reason))
+            done += totals[video]
+    result.seconds += time.time() - start
+    return result
 
 
 def _as_array(image: Any) -> tuple[np.ndarray, str]:

@@ -22,11 +22,12 @@ if TYPE_CHECKING:
 
 SPEED = "Speed"
 STYLE = "Multi-domain (StarGAN v2)"
+VIDEO = "Video (PyAV: pip install 'i2i[video]')"
 
 
 @handle_errors
 def translate(
-    source: Annotated[Path, typer.Argument(help="An image or a folder of images (searched recursively).")],
+    source: Annotated[Path, typer.Argument(help="An image or video, or a folder of them (searched recursively).")],
     out: Annotated[Path, typer.Argument(help="Output folder (names and sub-folders are kept, PNG).")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).")] = None,
     direction: Annotated[str, typer.Option(help="AtoB or BtoA (two-sided methods).")] = "AtoB",
@@ -47,9 +48,11 @@ def translate(
     num_styles: Annotated[int, typer.Option("--num-styles", help="Latent-guided: outputs per input.", rich_help_panel=STYLE)] = 1,
     seed: Annotated[int, typer.Option(help="Latent-guided: seed of the style codes.", rich_help_panel=STYLE)] = 0,
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Attention methods: also write NAME__mask.png.")] = False,
+    video_codec: Annotated[str | None, typer.Option("--video-codec", help="Video files: the encoder (default libx264, H.264; libvpx-vp9 for .webm).", rich_help_panel=VIDEO)] = None,
+    crf: Annotated[int, typer.Option(help="Video files: constant rate factor (lower: better and bigger).", rich_help_panel=VIDEO)] = 18,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write a summary as JSON.")] = None,
 ) -> None:
-    """Translate every image in SOURCE into OUT; bad files are listed at the end and the others still translated."""
+    """Translate every image (and video: mp4, mov, mkv, webm, avi) in SOURCE into OUT; bad files are listed at the end and the others still translated."""
     from i2i_cli.api import Translator
     from i2i_cli.errors import ConfigError
 
@@ -75,7 +78,7 @@ def translate(
     with progress_bar("translate", None) as advance:
         result = translator.translate_folder(source, out, style_ref=style_ref, domain=domain, num_styles=num_styles,
                                              seed=seed, progress=lambda done, total: advance(0, completed=done, total=total),
-                                             **options)
+                                             video_codec=video_codec, crf=crf, **options)
     extra: dict[str, Any] = {"checkpoint": str(loaded.run_dir if loaded is not None else translator.path)}
     if not translator.multi_domain:
         extra["step"] = loaded.step if loaded is not None else None
