@@ -64,12 +64,24 @@ class TranslateResult:
 def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None, runs_root: Path = Path("runs")) -> tuple[Path, str]:
     """The run to use, and a note when it was chosen for the user (the newest under ./runs)."""
     if checkpoint is not None:
-        return Path(checkpoint), ""
+        return _local_checkpoint(checkpoint)
     newest = newest_run(runs_root)
     if newest is None:
         raise CheckpointError(f"no --checkpoint given and no trained run under {runs_root}/; pass --checkpoint RUN "
                               "(or train one: `i2i demo`)")
     return newest, f"no --checkpoint given: using the newest run, {newest}"
+
+
+def _local_checkpoint(checkpoint: str | os.PathLike[str]) -> tuple[Path, str]:
+    """A path as given; hf://owner/name[@rev] -> its snapshot folder in the Hugging Face cache, with a note."""
+    from i2i_cli.engine.checkpoint import parse_hub_reference, resolve_hub_path
+
+    reference = parse_hub_reference(checkpoint)
+    if reference is None:
+        return Path(checkpoint), ""
+    folder = resolve_hub_path(checkpoint)
+    repo, revision = reference
+    return folder, f"hf://{repo}{'@' + revision if revision else ''}: {folder}"
 
 
 class TorchTranslator:

@@ -30,6 +30,7 @@ COMMAND_MODULES: list[str] = [
     "methods",
     "weights",
     "pretrained",
+    "hub",
     "bench",
 ]
 

@@ -56,6 +56,7 @@ def train(
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of pretrained weight files (as I2I_WEIGHTS_DIR): VGG16 for F/LSeSim, DRN-D-22 for the segmenter.")] = None,
     data_cache: Annotated[DataCache, typer.Option("--data-cache", help="Keep decoded images: auto (memory if they fit a quarter of the RAM, else disk), memory, disk, off.")] = "auto",
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
+    log_to: Annotated[str, typer.Option("--log-to", help="Experiment trackers, comma-separated: tensorboard (default), wandb, mlflow (pip install 'i2i[trackers]'), or none.")] = "tensorboard",
     json_out: Annotated[Path | None, json_option("Write the result summary as JSON")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
@@ -73,14 +74,17 @@ def train(
         cfg = resolve_config(model, config_file=config, overrides=set_ or [], explicit=explicit)
     if nan_policy not in ("stop", "skip"):
         raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
+    from i2i_cli.engine.trackers import parse_log_to
     from i2i_cli.engine.trainer import TrainOptions
+
+    trackers = tuple(parse_log_to(log_to))
 
     options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
                            precision=precision, resume=resume, overwrite=overwrite, workers=workers,
                            save_every=save_every, keep=keep, sample_every=sample_every, log_every=log_every,
                            nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
                            compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir,
-                           data_cache=data_cache)
+                           data_cache=data_cache, log_to=trackers)
     result = run_with_progress(model, cfg, options)
     rows = [(k, v) for k, v in result.final_losses.items()]
     print_table(f"{model}: {result.steps} steps in {result.seconds:.1f} s", ["loss", "last value"], rows)

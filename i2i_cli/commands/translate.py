@@ -28,11 +28,12 @@ if TYPE_CHECKING:
 
 SPEED = "Speed"
 STYLE = "Multi-domain (StarGAN v2)"
+VIDEO = "Video (PyAV: pip install 'i2i[video]')"
 
 
 @handle_errors
 def translate(
-    source: Annotated[Path, typer.Argument(help="An image or a folder of images (searched recursively).", callback=existing_path("image or folder", "pass an image or a folder of images"))],
+    source: Annotated[Path, typer.Argument(help="An image or video, or a folder of them (searched recursively).", callback=existing_path("image, video or folder", "pass an image, a video or a folder of them"))],
     out: Annotated[Path, typer.Argument(help="Output folder (names and sub-folders are kept, PNG).")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).", callback=existing_path("run, checkpoint or .onnx file", "pass a run folder of `i2i train`, a checkpoint in it, or an .onnx file of `i2i export`"))] = None,
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
@@ -53,48 +54,41 @@ def translate(
     num_styles: Annotated[int, typer.Option("--num-styles", help="Latent-guided: outputs per input.", rich_help_panel=STYLE)] = 1,
     seed: Annotated[int, typer.Option(help="Latent-guided: seed of the style codes.", rich_help_panel=STYLE)] = 0,
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Attention methods: also write NAME__mask.png.")] = False,
+    video_codec: Annotated[str | None, typer.Option("--video-codec", help="Video files: the encoder (default libx264, H.264; libvpx-vp9 for .webm).", rich_help_panel=VIDEO)] = None,
+    crf: Annotated[int, typer.Option(help="Video files: constant rate factor (lower: better and bigger).", rich_help_panel=VIDEO)] = 18,
     json_out: Annotated[Path | None, json_option("Write a summary as JSON")] = None,
 ) -> None:
-    """Translate every image in SOURCE into OUT; bad files are listed at the end and the others still translated."""
+    """Translate every image (and video: mp4, mov, mkv, webm, avi) in SOURCE into OUT; bad files are listed at the end and the others still translated."""
+    from i2i_cli.api import Translator
     from i2i_cli.errors import ConfigError
-    from i2i_cli.inference import TranslateOptions, load_translator, resolve_checkpoint, translate_folder
 
     if direction not in ("AtoB", "BtoA"):
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
     if keep_size and not resize:
         raise ConfigError("--keep-size goes with --resize N (without --resize outputs already keep their size)")
-    options = TranslateOptions(direction=direction, device=device, precision=precision, batch_size=batch_size,
-                               resize=resize, keep_size=keep_size, overwrite=overwrite, skip_existing=skip_existing,
-                               threads=threads, max_pixels=max_pixels, save_masks=save_masks, tile=tile,
-                               overlap=overlap, blend=blend)
-    if style_ref is not None or domain is not None:
-        from i2i_cli.inference import load_styles, translate_with_styles
-
-        run, note = resolve_checkpoint(checkpoint)
-        if note:
-            info(note)
-        styles = load_styles(run, device, precision)
-        info(f"{styles.name} from {run} on {styles.device}")
-        with progress_bar("translate", None) as advance:
-            result = translate_with_styles(source, out, styles, style_ref=style_ref, domain=domain,
-                                           num_styles=num_styles, seed=seed, options=options,
-                                           progress=lambda done, total: advance(0, completed=done, total=total))
-        _report(result, out, json_out, {"checkpoint": str(run)})
-        return
-    translator, note = load_translator(checkpoint, direction, device, precision)
-    if note:
-        info(note)
-    if save_masks and getattr(translator, "mask_net", None) is None:
-        raise ConfigError("--save-masks: this model has no attention masks (agcyclegan has them)")
-    loaded = getattr(translator, "loaded", None)
-    if loaded is not None:
+    # the same Translator as the Python API (i2i_cli.load): one code path for both
+    translator = Translator(checkpoint, device, direction=direction, precision=precision)
+    if translator.note:
+        info(translator.note)
+    options = dict(batch_size=batch_size, resize=resize, keep_size=keep_size, overwrite=overwrite,
+                   skip_existing=skip_existing, threads=threads, max_pixels=max_pixels, save_masks=save_masks,
+                   tile=tile, overlap=overlap, blend=blend)
+    loaded = translator.loaded
+    if translator.multi_domain:
+        info(f"{translator.name} from {translator.path} on {translator.device}")
+    elif loaded is not None:
         info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
              f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
+    else:
+        info(f"ONNX Runtime on {translator.device}")
     with progress_bar("translate", None) as advance:
-        result = translate_folder(source, out, translator, options,
-                                  progress=lambda done, total: advance(0, completed=done, total=total))
-    _report(result, out, json_out, {"checkpoint": str(loaded.run_dir if loaded else checkpoint),
-                                    "step": loaded.step if loaded else None})
+        result = translator.translate_folder(source, out, style_ref=style_ref, domain=domain, num_styles=num_styles,
+                                             seed=seed, progress=lambda done, total: advance(0, completed=done, total=total),
+                                             video_codec=video_codec, crf=crf, **options)
+    extra: dict[str, Any] = {"checkpoint": str(loaded.run_dir if loaded is not None else translator.path)}
+    if not translator.multi_domain:
+        extra["step"] = loaded.step if loaded is not None else None
+    _report(result, out, json_out, extra)
 
 
 def _report(result: TranslateResult, out: Path, json_out: Path | None, extra: dict[str, Any]) -> None:

@@ -31,6 +31,8 @@ LATEST_FILE = "latest.json"
 WEIGHTS_FILE = "weights.safetensors"
 EMA_FILE = "ema.safetensors"
 STATE_FILE = "state.pt"
+HUB_WEIGHTS_FILE = "model.safetensors"  # a Hub-layout folder: config.json + model.safetensors + README.md
+HUB_PREFIX = "hf://"
 
 
 @dataclass
@@ -256,8 +258,13 @@ class LoadedModel:
 
 
 def find_run(path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(run_dir, checkpoint folder) for a run folder, a checkpoint folder or a weights file inside one."""
-    p = Path(path)
+    """(run_dir, checkpoint folder) for a run folder, a checkpoint folder or a weights file inside one.
+
+    A Hub-layout folder (or an hf://owner/name reference, fetched into the Hugging Face cache) is its own
+    run and checkpoint."""
+    p = resolve_hub_path(path)
+    if is_hub_folder(p):
+        return p, p
     if not p.exists():
         raise CheckpointError(f"{p}: no such run or checkpoint; pass a folder written by `i2i train`")
     if p.is_file():
@@ -275,6 +282,8 @@ def find_run(path: str | os.PathLike[str]) -> tuple[Path, Path]:
 def load_for_inference(path: str | os.PathLike[str], device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedModel:
     """Rebuild a run's method from config.json and load its newest weights (EMA copies where present)."""
     run_dir, ckpt = find_run(path)
+    if is_hub_folder(ckpt):
+        return _load_hub_folder(ckpt, device)
     run_config = read_run_config(run_dir)
     method = build_method(run_config, source=str(run_dir / CONFIG_FILE))
     if method.inference_weights():  # fixed networks translation needs (StarGAN v2's FAN), from the registry
@@ -300,3 +309,91 @@ def newest_run(root: Path = Path("runs")) -> Path | None:
     if not runs:
         return None
     return max(runs, key=lambda p: (p / LATEST_FILE).stat().st_mtime if (p / LATEST_FILE).exists() else 0)
+
+
+# --- Hub-layout folders and hf:// references ---------------------------------------------------------
+
+
+def is_hub_folder(path: Path) -> bool:
+    """config.json (an i2i run config) next to model.safetensors (the inference weights), as `i2i hub push` writes."""
+    return path.is_dir() and (path / CONFIG_FILE).is_file() and (path / HUB_WEIGHTS_FILE).is_file()
+
+
+def parse_hub_reference(value: str | os.PathLike[str]) -> tuple[str, str | None] | None:
+    """(repo id, revision) of hf://owner/name[@revision]; None for anything else.
+
+    A typer Path option turns hf://x into hf:/x, so both spellings are accepted."""
+    text = os.fspath(value)
+    for prefix in (HUB_PREFIX, "hf:/"):
+        if text.startswith(prefix):
+            reference = text[len(prefix):].strip("/")
+            repo, _, revision = reference.partition("@")
+            if repo.count("/") != 1 or not all(repo.split("/")):
+                raise CheckpointError(f"{text}: a Hub checkpoint is hf://OWNER/NAME or hf://OWNER/NAME@REVISION")
+            return repo, revision or None
+    return None
+
+
+def resolve_hub_path(value: str | os.PathLike[str]) -> Path:
+    """A local path unchanged; hf://owner/name[@rev] -> its snapshot folder in the Hugging Face cache.
+
+    huggingface_hub resolves it (its cache, HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN or the saved login)."""
+    reference = parse_hub_reference(value)
+    if reference is None:
+        return Path(value)
+    repo, revision = reference
+    from i2i_cli.extras import require_extra
+
+    require_extra("huggingface_hub", "hub", "hf:// checkpoints")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    name = f"{HUB_PREFIX}{repo}" + (f"@{revision}" if revision else "")
+    try:
+        folder = Path(snapshot_download(repo, revision=revision, repo_type="model"))
+    except RevisionNotFoundError:
+        raise CheckpointError(f"{name}: the repo has no revision {revision!r}; check the branch, tag or commit") from None
+    except (RepositoryNotFoundError, GatedRepoError):
+        raise CheckpointError(f"{name}: no such model repo, or it is private or gated and no token with access "
+                              "was sent; check the name, then log in with `hf auth login` or set HF_TOKEN") from None
+    except LocalEntryNotFoundError:
+        raise CheckpointError(f"{name}: not in the Hugging Face cache and the Hub cannot be reached (offline: "
+                              "HF_HUB_OFFLINE=1 or no network); run once online to cache it") from None
+    except HfHubHTTPError as exc:
+        raise CheckpointError(f"{name}: the Hub refused the download ({str(exc).splitlines()[0][:200]})") from None
+    if not is_hub_folder(folder):
+        raise CheckpointError(f"{name}: not an i2i model repo (no {CONFIG_FILE} + {HUB_WEIGHTS_FILE}); push one "
+                              "with `i2i hub push RUN OWNER/NAME`")
+    return folder
+
+
+def _load_hub_folder(folder: Path, device: str | torch.device) -> LoadedModel:
+    """A Hub-layout folder: the inference weights only (EMA already applied), no trainer state."""
+    run_config = read_run_config(folder)
+    method = build_method(run_config, source=str(folder / CONFIG_FILE))
+    tensors = load_tensors(folder / HUB_WEIGHTS_FILE)
+    missing, unexpected = method.load_state_dict(tensors, strict=False)
+    needed = set(inference_state_keys(method))
+    if unexpected or needed & set(missing):
+        raise CheckpointError(f"{folder / HUB_WEIGHTS_FILE}: weights do not fit this {method.name} configuration "
+                              f"(missing {sorted(needed & set(missing))[:5]}, unexpected {unexpected[:5]})")
+    method.to(device).eval()
+    extra = json.loads((folder / CONFIG_FILE).read_text()).get("i2i_checkpoint", {})
+    return LoadedModel(method, run_config, folder, folder, int(extra.get("step", 0)), bool(extra.get("used_ema", False)))
+
+
+def is_training_only(name: str) -> bool:
+    """Discriminators (D, D_A, D_B) only train: the inference weights leave them out."""
+    return name == "D" or name.startswith("D_")
+
+
+def inference_state_keys(method: Any) -> list[str]:
+    """The saved weights translation needs: every network except the discriminators and frozen modules."""
+    frozen = tuple(name + "." for name in method.frozen_modules())
+    return [k for k in method.saved_state_dict() if not k.startswith(frozen) and not is_training_only(k.split(".")[0])]

@@ -37,6 +37,7 @@ from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.pretrained import load_pretrained_modules
+from i2i_cli.engine.trackers import Trackers, check_trackers, open_trackers
 from i2i_cli.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
 from i2i_cli.fsutil import atomic_write_text
 from i2i_cli.run_report import loss_curves_svg
@@ -47,7 +48,7 @@ from models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
 RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
                          "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision",
                          "total_steps", "fused_optimizer", "cudnn_benchmark", "compile_mode", "sync_batchnorm",
-                         "data_cache"}
+                         "data_cache", "log_to"}
 
 
 @dataclass
@@ -76,6 +77,7 @@ class TrainOptions:
     weights_dir: Path | None = None
     sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA, several processes)
     data_cache: str = "auto"  # where decoded images are kept: auto | memory | disk | off (see decoded_cache)
+    log_to: tuple[str, ...] = ("tensorboard",)  # experiment trackers: tensorboard, wandb, mlflow (engine/trackers.py)
 
 
 @dataclass
@@ -389,6 +391,7 @@ class Trainer:
 
     def run(self) -> TrainResult:
         opts = self.options
+        check_trackers(list(opts.log_to))  # a missing tracker package is a one-line error before any work
         out = Path(opts.out)
         device = resolve_device(opts.device)
         precision = resolve_precision(opts.precision, device)
@@ -472,7 +475,7 @@ class Trainer:
 
         sampler = StepSampler(len(dataset), self.config.batch_size, opts.seed, start, total, world.rank, world.size)
         loader = self._loader(dataset, sampler, device)
-        writer = self._tensorboard(out, start) if world.is_main else None
+        writer = self._trackers(out, start, run_config) if world.is_main else None
         sample_batch = self._sample_batch(dataset, device)
         sample_every = opts.sample_every or max(1, total // 10)
         save_every = opts.save_every or max(1, total // 5)
@@ -641,6 +644,8 @@ class Trainer:
         method.train(was_training)
         path = out / "samples" / f"step_{step:08d}.png"
         save_image(sample_grid(rows), path, overwrite=True)
+        if getattr(self, "_writer", None) is not None:
+            self._writer.add_sample(path, step)
         self.emit(TrainEvent("sample", step, path=path))
 
     def _checkpoint(self, out: Path, run_config: ckpt.RunConfig, method: TranslationMethod, ema: EMA | None,
@@ -679,11 +684,10 @@ class Trainer:
         self.bad_files = set(state.get("bad_files", []))
         return int(state["step"])
 
-    @staticmethod
-    def _tensorboard(out: Path, start: int) -> Any:
-        from torch.utils.tensorboard import SummaryWriter
-
-        return SummaryWriter(log_dir=str(out / "tb"), purge_step=start if start else None)
+    def _trackers(self, out: Path, start: int, run_config: ckpt.RunConfig) -> Trackers:
+        """TensorBoard and/or wandb / MLflow behind SummaryWriter's add_scalar + close (and add_sample)."""
+        self._writer = open_trackers(list(self.options.log_to), out, start, run_config.to_json())
+        return self._writer
 
 
 def train(method_name: str, config: MethodConfig, options: TrainOptions, on_event: EventFn | None = None) -> TrainResult:
