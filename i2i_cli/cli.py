@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.table import Table
 
@@ -61,6 +62,49 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red line naming the problem and the fix; return the Exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code)
+
+
+_CHOICE_MESSAGE = re.compile(r"^(?:Value error, )?'(?P<value>.*)' is not one of (?P<choices>.*?)\.?$", re.S)
+
+
+def usage_error_line(exc: Any) -> str:
+    """click's usage errors (a bad choice, a missing argument, an unknown option) as one line naming the option,
+    the value and the fix, instead of its framed multi-line box."""
+    message = exc.format_message()
+    param = getattr(exc, "param", None)
+    names = getattr(exc, "param_hint", None) or (param.opts[0] if param is not None and getattr(param, "opts", None) else None)
+    if isinstance(names, (list, tuple)):
+        names = " / ".join(names)
+    choice = _CHOICE_MESSAGE.match(getattr(exc, "message", "") or "")
+    if names and choice:
+        allowed = ", ".join(c.strip().strip("'") for c in choice["choices"].split(","))
+        close = difflib.get_close_matches(choice["value"], [c.strip().strip("'") for c in choice["choices"].split(",")], 1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"{str(names).strip(chr(39))} {choice['value']}: choose {allowed}{hint}"
+    command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "i2i"
+    return f"{message.rstrip('.')} (see `{command} --help`)"
+
+
+class OneLineUsageErrors(typer.core.TyperGroup):
+    """The root command group: click's usage errors become the same one red line as every other error."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.core._click.exceptions.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(exc.exit_code)
+        except typer.core._click.exceptions.ClickException as exc:
+            err_console.print(f"[bold red]error:[/] {usage_error_line(exc)}", soft_wrap=True, markup=True,
+                              highlight=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("[bold red]error:[/] aborted", soft_wrap=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def warn(message: str) -> None:

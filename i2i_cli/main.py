@@ -8,9 +8,11 @@ from typing import Annotated
 import typer
 
 from i2i_cli import __version__
+from i2i_cli.cli import OneLineUsageErrors
 
 app = typer.Typer(
     name="i2i",
+    cls=OneLineUsageErrors,
     help="Image-to-image translation: train GAN translators, translate folders, export to ONNX, evaluate, analyse.",
     no_args_is_help=True,
     add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
