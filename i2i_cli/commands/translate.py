@@ -57,6 +57,11 @@ def translate(
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
     if keep_size and not resize:
         raise ConfigError("--keep-size goes with --resize N (without --resize outputs already keep their size)")
+    from i2i_cli.fsutil import check_output_file, check_output_folder
+
+    check_output_folder(out, "OUT")  # a file, a folder under a file, a read-only place: refused before the model loads
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     options = TranslateOptions(direction=direction, device=device, precision=precision, batch_size=batch_size,
                                resize=resize, keep_size=keep_size, overwrite=overwrite, skip_existing=skip_existing,
                                threads=threads, max_pixels=max_pixels, save_masks=save_masks, tile=tile,
