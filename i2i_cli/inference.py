@@ -444,6 +444,16 @@ def _onnx_session(path: Path, device: str) -> tuple[Any, dict[str, str]]:
     return session, metadata
 
 
+def onnx_relative_direction(metadata: dict[str, str], default: str) -> str:
+    """An export's direction relative to its run's training (what --direction means): its metadata records the
+    dataset's names (`direction`) and the training direction (`trained_direction`; files from before it was
+    recorded hold the relative direction and no `trained_direction`)."""
+    if "direction" not in metadata:
+        return default
+    trained = metadata.get("trained_direction", "AtoB")
+    return "AtoB" if metadata["direction"] == trained else "BtoA"
+
+
 class OnnxTranslator:
     """An exported .onnx file in ONNX Runtime (CUDA provider when a GPU is present, else CPU).
 
@@ -466,9 +476,11 @@ class OnnxTranslator:
         self.input_name = image.name
         self.style_name = inputs[1].name if style is not None else ""
         self.style = style
-        if self.metadata.get("direction", direction) != direction:
-            raise ConfigError(f"{path} was exported for {self.metadata['direction']}; export again with "
-                              f"--direction {direction}")
+        exported = onnx_relative_direction(self.metadata, direction)
+        if exported != direction:
+            raise ConfigError(f"{path} translates {self.metadata['direction']} of its dataset (the run was trained "
+                              f"{self.metadata.get('trained_direction', 'AtoB')}), the reverse of --direction "
+                              f"{direction}: translate with --direction {exported}, or export again with --direction {direction}")
         self.size_multiple = int(self.metadata.get("size_multiple", 1))
         self.min_size = int(self.metadata.get("min_size", 1))
         dims = image.shape[2:4]
