@@ -39,10 +39,14 @@ def train(
     data_cache: Annotated[str, typer.Option("--data-cache", help="Keep decoded images: auto (memory if they fit a quarter of the RAM, else disk), memory, disk, off.")] = "auto",
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result summary as JSON.")] = None,
+    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
     explicit = {"size": size, "batch_size": batch_size, "direction": direction}
     _check_outputs(out, json_out, resume)
+    from i2i_cli.data.images import set_max_pixels
+
+    set_max_pixels(max_pixels)
     if resume and out is not None and (model is None or data is None) and config is None:
         model, data, cfg, planned = _saved_run(out, model, data, set_ or [], explicit)
         if steps is None and epochs is None:

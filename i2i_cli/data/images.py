@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from i2i_cli.errors import BadImageError
+from i2i_cli.errors import BadImageError, ConfigError
 from i2i_cli.fsutil import TEMP_MARKER, atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
@@ -38,7 +38,7 @@ def set_max_pixels(limit: int | None) -> None:
     loader workers): what a command's --max-pixels does. None leaves the default as it is."""
     if limit is not None:
         if limit < 0:
-            raise ValueError("the pixel limit must be 0 (no limit) or positive")
+            raise ConfigError(f"--max-pixels {limit}: pass 0 (no limit) or a positive number of pixels")
         os.environ["I2I_MAX_PIXELS"] = str(limit)
 
 
