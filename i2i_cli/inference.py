@@ -261,8 +261,8 @@ def refuse_collisions(claims: list[tuple[str, Path]]) -> None:
     if clashes:
         listed = "; ".join(f"{path} from {' and '.join(who)}" for path, who in list(clashes.items())[:5])
         more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
-        raise ConfigError(f"{len(clashes)} output name(s) would be written by two inputs: {listed}{more}; "
-                          "rename those inputs (nothing was written)")
+        raise ConfigError(f"{len(clashes)} output file(s) would each be written twice: {listed}{more}; rename the "
+                          "inputs (or references) involved; nothing was written")
 
 
 def output_claims(names: dict[Path, Path], save_masks: bool = False, label: str = "") -> list[tuple[str, Path]]:
@@ -288,7 +288,7 @@ def check_tile_options(translator: Any, tile: int, overlap: int, blend: str) -> 
         return
     multiple = getattr(translator, "size_multiple", 1)
     if tile < 0 or tile % multiple or overlap >= tile or overlap < 0:
-        fit = max(multiple, tile - tile % multiple)
+        fit = -(-max(tile, overlap + 1) // multiple) * multiple  # the next multiple that also exceeds the overlap
         raise ConfigError(f"--tile {tile}: must be a multiple of {multiple} for this network (e.g. --tile {fit}) "
                           f"and larger than --overlap {overlap}")
     if blend not in ("linear", "cosine"):
