@@ -276,11 +276,22 @@ def output_claims(names: dict[Path, Path], save_masks: bool = False, label: str 
     return claims
 
 
-def check_outputs(source: Path, out: Path, translator: Any, opts: TranslateOptions) -> None:
-    """Everything about OUT and the tile options that would fail later, refused before any image is read."""
-    _refuse_output_in_input(source, out)
-    check_output_folder(out, "OUT")
-    check_tile_options(translator, opts.tile, opts.overlap, opts.blend)
+def check_translation(source: str | os.PathLike[str], out: str | os.PathLike[str], opts: TranslateOptions,
+                      translator: Any = None, tags: tuple[str, ...] | list[str] = ("",)) -> None:
+    """Everything that would fail later, refused before any image is read: OUT (not the input folder, a
+    writable folder), the tile options for `translator`, and the output names of every input under every tag
+    (style), masks included."""
+    src, dst = Path(source), Path(out)
+    _refuse_output_in_input(src, dst)
+    check_output_folder(dst, "OUT")
+    if translator is not None:
+        check_tile_options(translator, opts.tile, opts.overlap, opts.blend)
+    files = input_files(src)
+    claims: list[tuple[str, Path]] = []
+    for tag in tags:
+        claims += output_claims(output_names(src, files, dst, tag), opts.save_masks,
+                                f" with style {tag}" if tag else "")
+    refuse_collisions(claims)
 
 
 def check_tile_options(translator: Any, tile: int, overlap: int, blend: str) -> None:
@@ -362,10 +373,9 @@ def translate_folder(
     """Translate every image under `source` into `out` (names and sub-folders kept, PNG)."""
     opts = options or TranslateOptions()
     src, dst = Path(source), Path(out)
-    check_outputs(src, dst, translator, opts)
+    check_translation(src, dst, opts, translator, (opts.tag,))
     files = input_files(src)
     names = output_names(src, files, dst, opts.tag)
-    refuse_collisions(output_claims(names, opts.save_masks))
     start = time.time()
     result = TranslateResult(device=str(getattr(translator, "device", "")))
     remove_stale_temporaries(dst)
@@ -639,16 +649,11 @@ def reference_tags(style_ref: Path, refs: list[Path]) -> list[str]:
     return ["-".join(rel.parts) if stems.count(stem) > 1 else stem for rel, stem in zip(relative, stems)]
 
 
-def check_style_outputs(source: Path, out: Path, tags: list[str], opts: TranslateOptions) -> None:
-    """Every output of every style, checked together before any style runs: no two may share a file."""
-    _refuse_output_in_input(source, out)
-    check_output_folder(out, "OUT")
-    files = input_files(source)
-    claims: list[tuple[str, Path]] = []
-    for tag in tags:
-        claims += output_claims(output_names(source, files, out, tag), opts.save_masks,
-                                f" with style {tag}" if tag else "")
-    refuse_collisions(claims)
+def style_tags(style_ref: Path | None, domain: str | None, num_styles: int = 1) -> list[str]:
+    """The TAG of NAME__TAG.png for each style translate_with_styles renders, in order."""
+    if style_ref is not None:
+        return reference_tags(Path(style_ref), _reference_files(Path(style_ref)))
+    return [f"{domain}{k}" if num_styles > 1 else "" for k in range(num_styles)]
 
 
 def translate_with_styles(
@@ -676,8 +681,8 @@ def translate_with_styles(
     styles: list[tuple[str, torch.Tensor]] = []
     if style_ref is not None:
         refs = _reference_files(Path(style_ref))
-        tags = reference_tags(Path(style_ref), refs)
-        check_style_outputs(Path(source), Path(out), tags, opts)
+        tags = style_tags(Path(style_ref), domain)
+        check_translation(source, out, opts, tags=tags)  # every output of every style, before any style runs
         for ref, tag in zip(refs, tags):
             target = domain or (ref.parent.name if ref.parent.name in model.domains else None)
             if target is None:
@@ -692,8 +697,8 @@ def translate_with_styles(
             raise ConfigError(f"{model.name} needs a target: --style-ref IMAGE|DIR, or --domain D "
                               f"({', '.join(model.domains)}) for latent-guided outputs")
         index = _domain_index(model, domain)
-        tags = [f"{domain}{k}" if num_styles > 1 else "" for k in range(num_styles)]
-        check_style_outputs(Path(source), Path(out), tags, opts)
+        tags = style_tags(None, domain, num_styles)
+        check_translation(source, out, opts, tags=tags)
         generator = torch.Generator().manual_seed(seed)
         for tag in tags:
             z = torch.randn(1, model.latent_dim, generator=generator)

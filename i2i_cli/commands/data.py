@@ -29,7 +29,9 @@ def synth(
 ) -> None:
     """Write a procedural synthetic dataset in one of the standard layouts (no download)."""
     from i2i_cli.data.synth import synthesize
+    from i2i_cli.fsutil import check_output_folder
 
+    check_output_folder(out, "OUT")
     with progress_bar(f"synth {name}", None, transient=True) as advance:
         result = synthesize(name, out, layout, size=size, n_train=n_train, n_test=n_test, n_val=n_val,
                             n_domains=domains, seed=seed, overwrite=overwrite,

@@ -51,7 +51,13 @@ def translate(
 ) -> None:
     """Translate every image in SOURCE into OUT; bad files are listed at the end and the others still translated."""
     from i2i_cli.errors import ConfigError
-    from i2i_cli.inference import TranslateOptions, load_translator, resolve_checkpoint, translate_folder
+    from i2i_cli.inference import (
+        TranslateOptions,
+        check_translation,
+        load_translator,
+        resolve_checkpoint,
+        translate_folder,
+    )
 
     if direction not in ("AtoB", "BtoA"):
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
@@ -67,12 +73,13 @@ def translate(
                                threads=threads, max_pixels=max_pixels, save_masks=save_masks, tile=tile,
                                overlap=overlap, blend=blend)
     if style_ref is not None or domain is not None:
-        from i2i_cli.inference import load_styles, translate_with_styles
+        from i2i_cli.inference import check_translation, load_styles, style_tags, translate_with_styles
 
         run, note = resolve_checkpoint(checkpoint)
         if note:
             info(note)
         styles = load_styles(run, device, precision)
+        check_translation(source, out, options, tags=style_tags(style_ref, domain, num_styles))
         info(f"{styles.name} from {run} on {styles.device}")
         with progress_bar("translate", None) as advance:
             result = translate_with_styles(source, out, styles, style_ref=style_ref, domain=domain,
@@ -89,6 +96,7 @@ def translate(
     if loaded is not None:
         info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
              f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
+    check_translation(source, out, options, translator)  # before the progress bar: a refusal is one line
     with progress_bar("translate", None) as advance:
         result = translate_folder(source, out, translator, options,
                                   progress=lambda done, total: advance(0, completed=done, total=total))
