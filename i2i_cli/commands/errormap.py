@@ -46,6 +46,8 @@ def errormap(
     _check_outputs(out, json_out, pairs is not None, overwrite)
     if aligned is not None and misalign != "given-whole":
         raise ConfigError("--aligned goes with --misalign given-whole (the whole of Y is the misaligned target)")
+    if other is not None and misalign not in ("half", "other"):
+        raise ConfigError(f"--other goes with --misalign half or other (--misalign {misalign} shifts nothing in)")
     device = str(resolve_device(device))
     context = {"device": device, "weights_dir": weights_dir, "checkpoint": checkpoint}
     names = parse_csv(losses) or ["l1", "perceptual", "patchnce", "fsesim"]
