@@ -64,10 +64,10 @@ def evaluate(
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
     if ctx.invoked_subcommand is not None:
         return
+    from i2i_cli.data.images import set_max_pixels
     from i2i_cli.errors import ConfigError
     from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders, evaluate_run
     from i2i_cli.evaluation.multidomain import MultiDomainOptions, task_table
-    from i2i_cli.data.images import set_max_pixels
     from i2i_cli.fsutil import check_output_file
 
     set_max_pixels(max_pixels)
@@ -123,8 +123,8 @@ def fcn(
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """FCN-score: segment generated photos and compare with the label maps (pixel acc, class acc, mIoU)."""
-    from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn
     from i2i_cli.data.images import set_max_pixels
+    from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn
     from i2i_cli.fsutil import check_output_file
 
     set_max_pixels(max_pixels)

@@ -23,9 +23,8 @@ def export(
 ) -> None:
     """Export to ONNX (dynamic batch/height/width, metadata embedded) and check parity in ONNX Runtime."""
     from i2i_cli.export import export_onnx
-    from i2i_cli.inference import resolve_checkpoint
-
     from i2i_cli.fsutil import check_output_file
+    from i2i_cli.inference import resolve_checkpoint
 
     check_output_file(out, "--out", overwrite=overwrite)  # before the (slow) export, not after it
     if json_out is not None:
