@@ -15,6 +15,7 @@ import torch
 
 from i2i_cli.data.images import is_image_file, list_images
 from i2i_cli.errors import ConfigError
+from i2i_cli.fsutil import check_output_folder
 from i2i_cli.inference import (
     OnnxStyles,
     OnnxTranslator,
@@ -134,6 +135,7 @@ class Translator:
 
         opts = self.options(**options)
         source = Path(src)
+        check_output_folder(Path(dst), "dst")  # images and videos alike: a writable folder, before any work
         videos = list_videos(source) if source.exists() else []
         if not videos:
             return self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)

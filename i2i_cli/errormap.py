@@ -279,7 +279,7 @@ def _resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, misalign: str = "half",
                  other: np.ndarray | None = None, names: tuple[str, str] = ("x", "y"),
-                 device: torch.device | str = "cpu") -> PairResult:
+                 device: torch.device | str = "cpu", aligned: np.ndarray | None = None) -> PairResult:
     """Error maps of every loss between x and y (or the half-misaligned y), with the separation."""
     if min(x.shape[:2]) < MIN_FEATURE_SIDE and any(m.name != "l1" for m in mappers):
         from i2i_cli.errors import BadImageError
@@ -290,31 +290,67 @@ def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, mis
     y = _resize_to(y, (x.shape[1], x.shape[0]))
     if other is not None:
         other = _resize_to(other, (x.shape[1], x.shape[0]))
-    if misalign not in ("half", "none"):
-        raise ConfigError(f"--misalign {misalign}: choose half, other (with --other IMAGE) or none")
+    if misalign not in PAIR_MODES:
+        raise ConfigError(f"--misalign {misalign}: choose {', '.join(MISALIGN_MODES)}")
+    if misalign == "given-whole" and aligned is None:
+        raise ConfigError("--misalign given-whole: pass --aligned IMAGE, the target aligned with x (Y is the "
+                          "misaligned one)")
     target = misaligned_target(y, other) if misalign == "half" else y
     tx, ty = _tensor(x).to(device), _tensor(target).to(device)
     h, w = x.shape[:2]
     result = PairResult(names[0], names[1], target, x)
     for mapper in mappers:
-        with torch.no_grad():
-            raw = mapper.fn(tx, ty).float()
-        full = F.interpolate(raw[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+        full = _full_map(mapper, tx, ty, (h, w))
         loss = LossResult(mapper.name, full, float(full.mean()), note=mapper.note)
-        if misalign == "half":
-            loss.aligned = float(full[:, : w // 2].mean())
-            loss.misaligned = float(full[:, w // 2 :].mean())
+        loss.aligned, loss.misaligned = _columns(full, misalign)
+        if misalign == "given-whole":
+            reference = _resize_to(aligned, (w, h))  # type: ignore[arg-type]
+            loss.aligned = float(_full_map(mapper, tx, _tensor(reference).to(device), (h, w)).mean())
         result.losses.append(loss)
     return result
+
+
+def _full_map(mapper: LossMapper, x: torch.Tensor, y: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    with torch.no_grad():
+        raw = mapper.fn(x, y).float()
+    return F.interpolate(raw[None, None], size=size, mode="bilinear", align_corners=False)[0, 0].cpu().numpy()
+
+
+def _columns(full: np.ndarray, misalign: str) -> tuple[float | None, float | None]:
+    """(aligned, misaligned) mean error of a map for the mode: which part of the target is misaligned."""
+    half = full.shape[1] // 2
+    left, right = float(full[:, :half].mean()), float(full[:, half:].mean())
+    if misalign in ("half", "given-right"):
+        return left, right
+    if misalign == "given-left":
+        return right, left
+    if misalign == "given-whole":
+        return None, float(full.mean())  # the aligned mean comes from the --aligned target
+    return None, None
+
+
+# What each --misalign mode means. half/other build the misaligned target; the given-* modes say what is
+# already misaligned in the target as given (so it is not shifted a second time).
+MISALIGN_MODES = {
+    "half": "the target's right half shifted by a quarter width (or --other's right half)",
+    "other": "with --pairs: the next pair's right half; with one pair: --other's right half",
+    "none": "the target as it is, no aligned/misaligned columns",
+    "given-right": "the target's right half is already misaligned (left aligned): nothing is shifted",
+    "given-left": "the target's left half is already misaligned (right aligned): nothing is shifted",
+    "given-whole": "the whole target is the misaligned case; --aligned IMAGE is the aligned one",
+}
+PAIR_MODES = ("half", "none", "given-right", "given-left", "given-whole")
 
 
 def figure(result: PairResult, misalign: str) -> np.ndarray:
     """One PNG: x, y (or the misaligned target), then a heat map per loss with its colour bar and mean."""
     from i2i_cli.figure import grid, heatmap_panel, panel
 
+    subtitles = {"half": "left: aligned, right: shifted", "given-right": "left: aligned, right: misaligned (given)",
+                 "given-left": "left: misaligned (given), right: aligned", "given-whole": "misaligned (given)"}
     panels = [panel(result.source, f"x: {Path(result.x).name}"),
               panel(result.target, "target: y | misaligned" if misalign == "half" else f"y: {Path(result.y).name}",
-                    "left: aligned, right: shifted" if misalign == "half" else "")]
+                    subtitles.get(misalign, ""))]
     for loss in result.losses:
         subtitle = f"mean {loss.mean:.4g}"
         if loss.ratio is not None:
@@ -338,7 +374,29 @@ def pairs_in(folder: Path) -> list[tuple[Path, Path]]:
     images = list_images(folder)
     if not images:
         raise I2IError(f"{folder}: no pairs; expected x/ and y/ sub-folders with the same names, or A|B images")
+    refuse_single_images(folder, images)
     return [(p, p) for p in images]
+
+
+def refuse_single_images(folder: Path, images: list[Path]) -> None:
+    """Without x/ and y/, every image must be an A|B pair: twice as wide as tall (one pixel of slack for odd
+    widths). Ordinary images would be cut into two unrelated halves and read as pairs."""
+    from i2i_cli.data.images import image_size
+    from i2i_cli.errors import BadImageError
+
+    single = []
+    for path in images:
+        try:
+            width, height = image_size(path)
+        except BadImageError:
+            continue  # listed as unreadable when the pair is loaded
+        if width not in (2 * height, 2 * height + 1):
+            single.append((path, width, height))
+    if single:
+        path, width, height = single[0]
+        raise I2IError(f"--pairs {folder}: {path} is {width}x{height}, not an A|B pair (twice as wide as tall), "
+                       f"and {len(single)} of {len(images)} images are not; put the sources in {folder}/x/ and the "
+                       f"targets in {folder}/y/ (same names), or pass two images: i2i errormap X Y")
 
 
 def load_pair(x_path: Path, y_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -388,8 +446,11 @@ def analyse_folder(folder: str | os.PathLike[str], mappers: list[LossMapper], *,
     if existing and not overwrite:
         raise I2IError(f"{existing[0]} exists ({len(existing)} figure(s) in {figures} would be replaced); "
                        "pass --overwrite or choose another --out folder")
-    if misalign not in ("half", "other", "none"):
-        raise ConfigError(f"--misalign {misalign}: choose half, other or none")
+    if misalign == "given-whole":
+        raise ConfigError("--misalign given-whole takes one pair (i2i errormap X Y --aligned Y0); with --pairs use "
+                          "given-right or given-left")
+    if misalign not in MISALIGN_MODES:
+        raise ConfigError(f"--misalign {misalign}: choose {', '.join(MISALIGN_MODES)}")
     if misalign == "other" and len(pairs) < 2:
         raise ConfigError(f"--misalign other: {root} has one pair; it needs two or more (or use --misalign half)")
     results, bad = [], []
@@ -397,12 +458,12 @@ def analyse_folder(folder: str | os.PathLike[str], mappers: list[LossMapper], *,
         try:
             x, y = load_pair(x_path, y_path)
             other = load_pair(*pairs[i % len(pairs)])[1] if misalign == "other" else None
-            result = analyse_pair(x, y, mappers, misalign="none" if misalign == "none" else "half", other=other,
-                                  names=(str(x_path), str(y_path)), device=device)
+            mode = "half" if misalign == "other" else misalign
+            result = analyse_pair(x, y, mappers, misalign=mode, other=other, names=(str(x_path), str(y_path)),
+                                  device=device)
             results.append(result)
             if targets:
-                save_image(figure(result, "none" if misalign == "none" else "half"), targets[i - 1],
-                           overwrite=overwrite)
+                save_image(figure(result, mode), targets[i - 1], overwrite=overwrite)
         except BadImageError as exc:
             bad.append((exc.path, exc.reason))
         if progress:

@@ -99,12 +99,21 @@ def companion_paths(main: Path) -> dict[str, Path]:
     return {kind: main.with_name(stem + suffix) for kind, suffix in COMPANIONS.items()}
 
 
+def dataset_direction(trained: str, direction: str) -> str:
+    """What an export of `--direction direction` translates, in the dataset's own A/B names. `--direction` is
+    relative to training (AtoB: the way the run was trained, BtoA: the reverse), and a run trained BtoA has
+    its source on the dataset's B side, so its default export translates B to A."""
+    return trained if direction == "AtoB" else ("AtoB" if trained == "BtoA" else "BtoA")
+
+
 def _metadata(loaded: LoadedModel, direction: str, fp16: bool, opset: int, extra: dict[str, str]) -> dict[str, str]:
     method = loaded.method
+    trained = str(loaded.run_config.config.get("direction", "AtoB"))
     return {
         "i2i_version": __version__,
         "method": method.name,
-        "direction": direction,
+        "direction": dataset_direction(trained, direction),
+        "trained_direction": trained,
         "domains": json.dumps(method.domains),
         "normalization": "[-1,1]",
         "size_multiple": str(method.size_multiple),

@@ -1,6 +1,9 @@
 """Safe file writing: every file i2i writes goes to a temporary name in the same folder, then is renamed.
 
 A reader (or a run killed half-way) therefore never sees a half-written output, checkpoint or report.
+Temporaries are created with mode 0666 minus the umask, as `open()` would, so outputs get the modes users
+expect (0644 under umask 022), not mkstemp's 0600. `check_output_folder` / `check_output_file` refuse an
+output that cannot be written before any work starts.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,11 +46,9 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
         raise OutputExistsError(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_MARKER + target.name + ".", dir=target.parent)
-        os.close(fd)
+        tmp = create_temporary(target.parent, TEMP_MARKER + target.name + ".")
     except OSError as exc:
         raise _disk_error(target, exc) from exc
-    tmp = Path(tmp_name)
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -60,6 +61,20 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def create_temporary(folder: Path, prefix: str) -> Path:
+    """A new empty file `folder/prefix<random>`, created exclusively with mode 0666 & ~umask (the kernel applies
+    the umask, so nothing process-wide is read or changed)."""
+    for _ in range(100):
+        candidate = folder / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(folder))
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = True) -> None:
@@ -93,3 +108,62 @@ def remove_stale_temporaries(folder: Path) -> int:
         except OSError:
             pass
     return count
+
+
+# --- checking outputs before the work ------------------------------------------------------------------------
+
+
+def _nearest_existing(path: Path) -> Path:
+    """`path` itself or its closest ancestor that exists (what a later mkdir(parents=True) would write into)."""
+    current = path.absolute()
+    while not current.exists() and current != current.parent:
+        current = current.parent
+    return current
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """None when a file can be created in `folder`, else the reason. os.access alone is not enough: it says yes
+    to root on a read-only folder's permissions but not on a read-only file system, so a real file is tried."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "permission denied"
+    try:
+        probe = create_temporary(folder, TEMP_MARKER + "probe.")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    probe.unlink()
+    return None
+
+
+def _refuse_under_file(path: Path, option: str, existing: Path) -> None:
+    if not existing.is_dir():
+        raise I2IError(f"{option} {path}: {existing} is a file, so nothing can be written under it; "
+                       f"choose another {option}")
+
+
+def check_output_folder(path: str | os.PathLike[str], option: str) -> None:
+    """Refuse, before any work, an output folder that is a file, lies under a file, or cannot be written.
+
+    Nothing is created: a missing folder is checked through its closest existing ancestor."""
+    folder = Path(path)
+    existing = _nearest_existing(folder)
+    if existing == folder.absolute() and not existing.is_dir():
+        raise I2IError(f"{option} {folder}: is a file, not a folder; choose a folder (it is made if missing)")
+    _refuse_under_file(folder, option, existing)
+    reason = _probe_writable(existing)
+    if reason:
+        raise I2IError(f"{option} {folder}: cannot write in {existing} ({reason}); choose a writable folder")
+
+
+def check_output_file(path: str | os.PathLike[str], option: str, *, overwrite: bool = True) -> None:
+    """Refuse, before any work, an output file that is a folder, lies under a file, cannot be written, or
+    exists when `overwrite` is False."""
+    file = Path(path)
+    if file.is_dir():
+        raise I2IError(f"{option} {file}: is a folder; name a file to write (e.g. {file / 'out.json'})")
+    if file.exists() and not overwrite:
+        raise OutputExistsError(file)
+    existing = _nearest_existing(file.parent)
+    _refuse_under_file(file, option, existing)
+    reason = _probe_writable(existing)
+    if reason:
+        raise I2IError(f"{option} {file}: cannot write in {existing} ({reason}); choose a writable place")

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from i2i_cli.data.images import is_image_file, list_images, load_image, save_image
-from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference, newest_run
+from i2i_cli.engine.checkpoint import LoadedModel, is_finished, load_for_inference, newest_run, run_progress
 from i2i_cli.engine.device import resolve_device, resolve_precision
 from i2i_cli.errors import BadImageError, CheckpointError, ConfigError, I2IError
-from i2i_cli.fsutil import remove_stale_temporaries
+from i2i_cli.fsutil import check_output_folder, remove_stale_temporaries
 
 ProgressFn = Callable[[int, int], None]
 
@@ -69,6 +69,16 @@ def resolve_checkpoint(checkpoint: str | os.PathLike[str] | None, runs_root: Pat
     if newest is None:
         raise CheckpointError(f"no --checkpoint given and no trained run under {runs_root}/; pass --checkpoint RUN "
                               "(or train one: `i2i demo`)")
+    finished = newest if is_finished(newest) else newest_run(runs_root, finished_only=True)
+    if finished is None:
+        step, planned = run_progress(newest)
+        raise CheckpointError(f"no --checkpoint given, and the newest run under {runs_root}/, {newest}, is at step "
+                              f"{step} of {planned} (still training, or stopped): pass --checkpoint {newest} to use "
+                              "it as it is")
+    if finished != newest:
+        step, planned = run_progress(newest)
+        return finished, (f"no --checkpoint given: using the newest finished run, {finished} ({newest} is at step "
+                          f"{step} of {planned}; pass --checkpoint {newest} to use it)")
     return newest, f"no --checkpoint given: using the newest run, {newest}"
 
 
@@ -240,10 +250,95 @@ def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap:
     return [np.ascontiguousarray(o) for o in out]
 
 
-def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: str = "") -> Path:
+def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: str = "", keep_extension: bool = False
+                ) -> Path:
+    """OUT/<relative folder>/NAME[__tag].png; with keep_extension NAME keeps the input's extension (a.webp.png)."""
     relative = file.relative_to(source) if source.is_dir() else Path(file.name)
-    name = relative.stem + (f"__{tag}" if tag else "") + suffix
-    return out / relative.parent / name
+    stem = relative.name if keep_extension else relative.stem
+    return out / relative.parent / (stem + (f"__{tag}" if tag else "") + suffix)
+
+
+# --- output names: every output has its own file, checked before any work ----------------------------------
+
+
+def mask_path(target: Path) -> Path:
+    return target.with_name(target.stem + "__mask.png")
+
+
+def output_names(source: Path, files: list[Path], out: Path, tag: str = "") -> dict[Path, Path]:
+    """Each input's output path. Inputs that would share one (a.png and a.webp -> a.png) keep their extension
+    in the name: a.png stays a.png, a.webp becomes a.webp.png; any other input's keeps its plain name."""
+    plain = {file: output_path(source, file, out, tag=tag) for file in files}
+    claims: dict[Path, list[Path]] = {}
+    for file, target in plain.items():
+        claims.setdefault(target, []).append(file)
+    names = dict(plain)
+    for owners in claims.values():
+        if len(owners) > 1:
+            for file in owners:
+                if file.suffix != ".png":
+                    names[file] = output_path(source, file, out, tag=tag, keep_extension=True)
+    return names
+
+
+def find_collisions(claims: list[tuple[str, Path]]) -> dict[Path, list[str]]:
+    """Output paths claimed by more than one (owner, path) pair: {path: owners}. Owners are what writes the file
+    (an input, an input with a style, a video frame); any writer of several outputs checks them all here."""
+    owners: dict[Path, list[str]] = {}
+    for owner, path in claims:
+        owners.setdefault(path, []).append(owner)
+    return {path: who for path, who in owners.items() if len(who) > 1}
+
+
+def refuse_collisions(claims: list[tuple[str, Path]]) -> None:
+    """A one-line error listing the outputs that two inputs would write (nothing is written)."""
+    clashes = find_collisions(claims)
+    if clashes:
+        listed = "; ".join(f"{path} from {' and '.join(who)}" for path, who in list(clashes.items())[:5])
+        more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
+        raise ConfigError(f"{len(clashes)} output file(s) would each be written twice: {listed}{more}; rename the "
+                          "inputs (or references) involved; nothing was written")
+
+
+def output_claims(names: dict[Path, Path], save_masks: bool = False, label: str = "") -> list[tuple[str, Path]]:
+    """(owner, output) for every file a translation of `names` writes, masks included."""
+    claims = []
+    for file, target in names.items():
+        owner = f"{file}{label}"
+        claims.append((owner, target))
+        if save_masks:
+            claims.append((f"{owner} (mask)", mask_path(target)))
+    return claims
+
+
+def check_translation(source: str | os.PathLike[str], out: str | os.PathLike[str], opts: TranslateOptions,
+                      translator: Any = None, tags: tuple[str, ...] | list[str] = ("",)) -> None:
+    """Everything that would fail later, refused before any image is read: OUT (not the input folder, a
+    writable folder), the tile options for `translator`, and the output names of every input under every tag
+    (style), masks included."""
+    src, dst = Path(source), Path(out)
+    _refuse_output_in_input(src, dst)
+    check_output_folder(dst, "OUT")
+    if translator is not None:
+        check_tile_options(translator, opts.tile, opts.overlap, opts.blend)
+    files = input_files(src)
+    claims: list[tuple[str, Path]] = []
+    for tag in tags:
+        claims += output_claims(output_names(src, files, dst, tag), opts.save_masks,
+                                f" with style {tag}" if tag else "")
+    refuse_collisions(claims)
+
+
+def check_tile_options(translator: Any, tile: int, overlap: int, blend: str) -> None:
+    if not tile:
+        return
+    multiple = getattr(translator, "size_multiple", 1)
+    if tile < 0 or tile % multiple or overlap >= tile or overlap < 0:
+        fit = -(-max(tile, overlap + 1) // multiple) * multiple  # the next multiple that also exceeds the overlap
+        raise ConfigError(f"--tile {tile}: must be a multiple of {multiple} for this network (e.g. --tile {fit}) "
+                          f"and larger than --overlap {overlap}")
+    if blend not in ("linear", "cosine"):
+        raise ConfigError(f"--blend {blend}: choose linear or cosine")
 
 
 def input_files(source: Path) -> list[Path]:
@@ -313,13 +408,15 @@ def translate_folder(
     """Translate every image under `source` into `out` (names and sub-folders kept, PNG)."""
     opts = options or TranslateOptions()
     src, dst = Path(source), Path(out)
-    _refuse_output_in_input(src, dst)
+    check_translation(src, dst, opts, translator, (opts.tag,))
+    files = input_files(src)
+    names = output_names(src, files, dst, opts.tag)
     start = time.time()
     result = TranslateResult(device=str(getattr(translator, "device", "")))
     remove_stale_temporaries(dst)
     todo = []
-    for file in shard(input_files(src)):
-        target = output_path(src, file, dst, tag=opts.tag)
+    for file in shard(files):
+        target = names[file]
         if target.exists() and target.resolve() == file.resolve():
             raise ConfigError(f"{target}: the output would replace its own input; choose another OUT")
         if target.exists() and not opts.overwrite:
@@ -363,8 +460,7 @@ def translate_folder(
                     size = original_sizes.pop(path) if opts.keep_size and opts.resize else None
                     pending.append(writers.submit(write, output, target, size))
                     if masks:
-                        mask_path = target.with_name(target.stem + "__mask.png")
-                        pending.append(writers.submit(write, masks[i], mask_path, size))
+                        pending.append(writers.submit(write, masks[i], mask_path(target), size))
                     result.written.append(target)
                 while len(pending) > queue_limit:
                     pending.pop(0).result()
@@ -393,6 +489,16 @@ def _onnx_session(path: Path, device: str) -> tuple[Any, dict[str, str]]:
     return session, metadata
 
 
+def onnx_relative_direction(metadata: dict[str, str], default: str) -> str:
+    """An export's direction relative to its run's training (what --direction means): its metadata records the
+    dataset's names (`direction`) and the training direction (`trained_direction`; files from before it was
+    recorded hold the relative direction and no `trained_direction`)."""
+    if "direction" not in metadata:
+        return default
+    trained = metadata.get("trained_direction", "AtoB")
+    return "AtoB" if metadata["direction"] == trained else "BtoA"
+
+
 class OnnxTranslator:
     """An exported .onnx file in ONNX Runtime (CUDA provider when a GPU is present, else CPU).
 
@@ -415,9 +521,11 @@ class OnnxTranslator:
         self.input_name = image.name
         self.style_name = inputs[1].name if style is not None else ""
         self.style = style
-        if self.metadata.get("direction", direction) != direction:
-            raise ConfigError(f"{path} was exported for {self.metadata['direction']}; export again with "
-                              f"--direction {direction}")
+        exported = onnx_relative_direction(self.metadata, direction)
+        if exported != direction:
+            raise ConfigError(f"{path} translates {self.metadata['direction']} of its dataset (the run was trained "
+                              f"{self.metadata.get('trained_direction', 'AtoB')}), the reverse of --direction "
+                              f"{direction}: translate with --direction {exported}, or export again with --direction {direction}")
         self.size_multiple = int(self.metadata.get("size_multiple", 1))
         self.min_size = int(self.metadata.get("min_size", 1))
         dims = image.shape[2:4]
@@ -564,6 +672,25 @@ def _reference_files(style_ref: Path) -> list[Path]:
     return [style_ref]
 
 
+def reference_tags(style_ref: Path, refs: list[Path]) -> list[str]:
+    """The name part of each reference in NAME__TAG.png: its path inside --style-ref DIR, folders joined by "-"
+    (val/cat/0000.png -> cat-0000), so references that share a file name in different domain folders give
+    different outputs; references sharing a stem in one folder keep their extension (0000.jpg). A single
+    reference file: no tag."""
+    if not style_ref.is_dir():
+        return [""]
+    relative = [ref.relative_to(style_ref) for ref in refs]
+    stems = ["-".join(rel.with_suffix("").parts) for rel in relative]
+    return ["-".join(rel.parts) if stems.count(stem) > 1 else stem for rel, stem in zip(relative, stems)]
+
+
+def style_tags(style_ref: Path | None, domain: str | None, num_styles: int = 1) -> list[str]:
+    """The TAG of NAME__TAG.png for each style translate_with_styles renders, in order."""
+    if style_ref is not None:
+        return reference_tags(Path(style_ref), _reference_files(Path(style_ref)))
+    return [f"{domain}{k}" if num_styles > 1 else "" for k in range(num_styles)]
+
+
 def translate_with_styles(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -589,7 +716,9 @@ def translate_with_styles(
     styles: list[tuple[str, torch.Tensor]] = []
     if style_ref is not None:
         refs = _reference_files(Path(style_ref))
-        for ref in refs:
+        tags = style_tags(Path(style_ref), domain)
+        check_translation(source, out, opts, tags=tags)  # every output of every style, before any style runs
+        for ref, tag in zip(refs, tags):
             target = domain or (ref.parent.name if ref.parent.name in model.domains else None)
             if target is None:
                 raise ConfigError(f"--style-ref {ref}: cannot tell its domain from its folder; pass --domain "
@@ -597,16 +726,18 @@ def translate_with_styles(
             index = _domain_index(model, target)
             array = load_image(ref, max_pixels=opts.max_pixels)
             x = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)
-            styles.append((ref.stem if len(refs) > 1 or Path(style_ref).is_dir() else "", model.from_reference(x, index)))
+            styles.append((tag, model.from_reference(x, index)))
     else:
         if domain is None:
             raise ConfigError(f"{model.name} needs a target: --style-ref IMAGE|DIR, or --domain D "
                               f"({', '.join(model.domains)}) for latent-guided outputs")
         index = _domain_index(model, domain)
+        tags = style_tags(None, domain, num_styles)
+        check_translation(source, out, opts, tags=tags)
         generator = torch.Generator().manual_seed(seed)
-        for k in range(num_styles):
+        for tag in tags:
             z = torch.randn(1, model.latent_dim, generator=generator)
-            styles.append((f"{domain}{k}" if num_styles > 1 else "", model.from_latent(z, index)))
+            styles.append((tag, model.from_latent(z, index)))
     total = TranslateResult(device=str(model.device))
     for k, (tag, style) in enumerate(styles):
         def report(done: int, count: int, offset: int = k) -> None:

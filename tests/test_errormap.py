@@ -157,3 +157,81 @@ def test_a_missing_image_or_existing_figure_is_named_before_any_network_loads(tm
     result = runner.invoke(app, ["errormap", str(image), str(image), "--out", str(tmp_path / "f.png")])
     assert result.exit_code == 2 and "--overwrite" in result.output
     assert (tmp_path / "f.png").read_bytes() == b"the user's figure"
+
+
+# --- issue 20: ordinary images are not pairs; targets that are already misaligned --------------------------
+
+
+def test_pairs_of_ordinary_images_are_refused_in_one_line(tmp_path):
+    """A folder of ordinary images (no x/, y/; not twice as wide as tall) was split into halves: '12 pairs'."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for k in range(3):
+        Image.new("RGB", (48, 40), (k, 2 * k, 3 * k)).save(folder / f"p{k}.png")
+    result = CliRunner().invoke(app, ["errormap", "--pairs", str(folder), "--losses", "l1"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "48x40, not an A|B pair" in line and "3 of 3" in line and "x/" in line
+
+
+def test_side_by_side_pairs_are_still_read(tmp_path):
+    folder = tmp_path / "ab"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        Image.fromarray(rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+    result = CliRunner().invoke(app, ["errormap", "--pairs", str(folder), "--losses", "l1"])
+    assert result.exit_code == 0, result.output
+    assert "2 pairs" in result.output
+
+
+def _x_y(seed: int = 0, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    x = np.clip(y.astype(int) + rng.integers(-20, 20, y.shape), 0, 255).astype(np.uint8)
+    return x, y
+
+
+def test_a_target_misaligned_on_its_right_half_is_not_shifted_again():
+    """y_half.png (already misaligned) was shifted a second time by --misalign half."""
+    x, y = _x_y()
+    mappers = build_mappers(["l1"], {})
+    y_half = misaligned_target(y)
+    built = analyse_pair(x, y, mappers, misalign="half").losses[0]
+    given = analyse_pair(x, y_half, mappers, misalign="given-right").losses[0]
+    assert given.aligned == pytest.approx(built.aligned) and given.misaligned == pytest.approx(built.misaligned)
+    assert given.ratio > 1.5  # the shifted half differs, the aligned one barely does
+    twice = analyse_pair(x, y_half, mappers, misalign="half").losses[0]
+    assert twice.misaligned != pytest.approx(given.misaligned)  # what the default did: a second shift
+    mirrored = analyse_pair(x[:, ::-1].copy(), y_half[:, ::-1].copy(), mappers, misalign="given-left").losses[0]
+    assert mirrored.aligned == pytest.approx(given.aligned) and mirrored.misaligned == pytest.approx(given.misaligned)
+
+
+def test_a_wholly_misaligned_target_takes_its_aligned_column_from_the_aligned_image(tmp_path):
+    x, y = _x_y(1)
+    shifted = np.roll(y, 12, axis=1)
+    for name, array in (("x", x), ("y", y), ("y_shifted", shifted)):
+        save_image(array, tmp_path / f"{name}.png")
+    runner = CliRunner()
+    out, report = tmp_path / "fig.png", tmp_path / "m.json"
+    result = runner.invoke(app, ["errormap", str(tmp_path / "x.png"), str(tmp_path / "y_shifted.png"),
+                                 "--misalign", "given-whole", "--aligned", str(tmp_path / "y.png"), "--losses", "l1",
+                                 "--out", str(out), "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    l1 = json.loads(report.read_text())["losses"]["l1"]
+    expected_aligned = float(np.abs(x.astype(float) - y).mean() / 255)
+    expected_misaligned = float(np.abs(x.astype(float) - shifted).mean() / 255)
+    assert l1["aligned"] == pytest.approx(expected_aligned, abs=1e-4)
+    assert l1["misaligned"] == pytest.approx(expected_misaligned, abs=1e-4)
+    missing = runner.invoke(app, ["errormap", str(tmp_path / "x.png"), str(tmp_path / "y_shifted.png"),
+                                  "--misalign", "given-whole", "--losses", "l1", "--out", str(tmp_path / "f2.png")])
+    assert missing.exit_code == 2 and "--aligned" in missing.output and not (tmp_path / "f2.png").exists()
+
+
+def test_errormap_outputs_are_checked_before_the_maps(tmp_path):
+    x, y = _x_y(2)
+    save_image(x, tmp_path / "x.png")
+    save_image(y, tmp_path / "y.png")
+    result = CliRunner().invoke(app, ["errormap", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--losses", "l1",
+                                      "--out", str(tmp_path / "x.png" / "fig.png")])
+    assert result.exit_code == 2 and "is a file" in result.output

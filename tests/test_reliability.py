@@ -168,3 +168,156 @@ def test_kill_9_during_translate_leaves_only_complete_files_and_a_rerun_finishes
     assert rerun.returncode == 0, rerun.stderr
     assert all(file.stat().st_mtime_ns == stamp for file, stamp in before.items())  # kept, not redone
     assert len(list(out.glob("*.png"))) == 150 and not list(out.glob(".i2i-tmp-*"))
+
+
+# --- issue 20: outputs checked before the work, file modes, finished runs, Pillow's guard ------------------
+
+from typer.testing import CliRunner  # noqa: E402
+
+from i2i_cli.main import app  # noqa: E402
+
+runner = CliRunner()
+TINY_TRAIN = ["--model", "pix2pix", "--size", "32", "--set", "ngf=8", "--set", "ndf=8", "--device", "cpu"]
+
+
+@pytest.mark.parametrize("case", ["out_is_file", "out_under_file", "json_is_folder"])
+def test_train_refuses_outputs_it_cannot_write_in_one_line_before_any_work(datasets, tmp_path, case):
+    """`train --out FILE` said "unexpected NotADirectoryError" after building the data and the model."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    out, extra = {"out_is_file": (blocker, []), "out_under_file": (blocker / "run", []),
+                  "json_is_folder": (tmp_path / "run", ["--json", str(tmp_path)])}[case]
+    result = runner.invoke(app, ["train", *TINY_TRAIN, "--data", str(datasets["aligned"]), "--out", str(out),
+                                 "--steps", "1", *extra])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert "\n" not in line and "unexpected" not in line and ("--out" in line or "--json" in line)
+    assert blocker.read_text() == "mine" and not (tmp_path / "run").exists()
+
+
+def test_the_writability_probe_is_a_real_write(tmp_path, monkeypatch):
+    """Root passes os.access on a read-only folder, so the check also creates (and removes) a file; a folder
+    where that creation fails is refused whoever runs the test."""
+    from i2i_cli import fsutil
+
+    def refuse(folder, prefix):
+        raise PermissionError(13, "Permission denied", str(folder))
+
+    monkeypatch.setattr(fsutil, "create_temporary", refuse)
+    with pytest.raises(I2IError, match="cannot write in .*Permission denied"):
+        fsutil.check_output_folder(tmp_path / "new" / "run", "--out")
+    monkeypatch.undo()
+    fsutil.check_output_folder(tmp_path / "new" / "run", "--out")
+    assert list(tmp_path.iterdir()) == []  # the probe left nothing, and nothing was created
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a 0555 folder, so there is nothing to refuse")
+def test_train_under_a_read_only_folder_is_refused_before_any_work(datasets, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        result = runner.invoke(app, ["train", *TINY_TRAIN, "--data", str(datasets["aligned"]),
+                                     "--out", str(locked / "run"), "--steps", "1"])
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 2 and "cannot write" in result.output and "unexpected" not in result.output
+
+
+def _modes(folder) -> dict[str, int]:
+    return {p.relative_to(folder).as_posix(): p.stat().st_mode & 0o777 for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_file_written_follows_the_umask(datasets, tmp_path, umask):
+    """Atomic writes went through mkstemp: PNGs, config.json, weights, index.html, .onnx were 0600 whatever the
+    umask (colleagues could not read them)."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.new("RGB", (32, 32), (9, 99, 199)).save(src / "a.png")
+    previous = os.umask(umask)
+    try:
+        trained = runner.invoke(app, ["train", *TINY_TRAIN, "--data", str(datasets["aligned"]), "--out",
+                                      str(tmp_path / "run"), "--steps", "1", "--json", str(tmp_path / "t.json")])
+        translated = runner.invoke(app, ["translate", "-c", str(tmp_path / "run"), str(src), str(tmp_path / "out"),
+                                         "--json", str(tmp_path / "s.json")])
+        exported = runner.invoke(app, ["export", "-c", str(tmp_path / "run"), "--out", str(tmp_path / "m.onnx")])
+    finally:
+        os.umask(previous)
+    assert trained.exit_code == 0 and translated.exit_code == 0 and exported.exit_code == 0, exported.output
+    modes = _modes(tmp_path)
+    for name in ("run/config.json", "run/index.html", "run/latest.json", "out/a.png", "t.json", "s.json", "m.onnx"):
+        assert name in modes, name
+    assert any(n.endswith("weights.safetensors") for n in modes)
+    src_modes = {n for n in modes if n.startswith("in/")}
+    wrong = {n: oct(m) for n, m in modes.items() if m != 0o666 & ~umask and n not in src_modes}
+    assert not wrong
+
+
+def test_resume_of_a_finished_run_says_so_and_how_to_extend_it(datasets, tmp_path):
+    """`--resume` of a finished run printed "12 steps in 0.1 s" and an empty table."""
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", *TINY_TRAIN, "--data", str(datasets["aligned"]), "--out", str(run),
+                               "--steps", "2"]).exit_code == 0
+    before = (run / "latest.json").read_text()
+    for extra in ([], ["--steps", "2"], ["--steps", "1"]):
+        result = runner.invoke(app, ["train", "--out", str(run), "--resume", "--device", "cpu", *extra])
+        assert result.exit_code == 2, result.output
+        assert "is finished (2 of" in result.output and "--resume --steps 3" in result.output
+    assert (run / "latest.json").read_text() == before
+    extended = runner.invoke(app, ["train", "--out", str(run), "--resume", "--device", "cpu", "--steps", "3"])
+    assert extended.exit_code == 0, extended.output
+    assert json.loads((run / "latest.json").read_text())["step"] == 3
+
+
+def test_importing_i2i_leaves_pillows_guard_alone_and_i2i_keeps_its_own_limit(tmp_path, monkeypatch):
+    code = ("import PIL.Image as I; before = I.MAX_IMAGE_PIXELS; import i2i_cli.main, i2i_cli.data.images, "
+            "i2i_cli.inference; print(I.MAX_IMAGE_PIXELS == before and before is not None)")
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert shown.stdout.strip() == "True", shown.stderr
+    from PIL import Image
+
+    from i2i_cli.data.images import load_image
+
+    Image.new("RGB", (60, 50)).save(tmp_path / "big.png")  # 3,000 px
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # another library's strict guard (bomb past 2,000 px)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(tmp_path / "big.png")  # Pillow's guard still works for other code
+    assert load_image(tmp_path / "big.png", max_pixels=10_000).shape == (50, 60, 3)  # i2i's limit decides
+    with pytest.raises(I2IError, match="--max-pixels"):
+        load_image(tmp_path / "big.png", max_pixels=2_000)
+
+
+@pytest.mark.parametrize("command", [["train"], ["translate"], ["eval"], ["eval", "fcn"], ["errormap"],
+                                     ["data", "check"]])
+def test_every_command_that_decodes_images_offers_max_pixels(command):
+    help_text = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"}).output
+    assert "--max-pixels" in help_text
+
+
+def test_max_pixels_reaches_the_decoding_of_a_command(datasets, tmp_path, monkeypatch):
+    monkeypatch.setenv("I2I_MAX_PIXELS", "0")  # restored after the test: --max-pixels sets it for the workers
+    result = runner.invoke(app, ["data", "check", str(datasets["aligned"]), "--max-pixels", "100"])
+    assert "past the limit of 100" in result.output and "--max-pixels" in result.output
+    assert os.environ["I2I_MAX_PIXELS"] == "100"
+
+
+def test_npy_label_files_are_named_as_unread_with_the_formats_that_are(tmp_path):
+    import numpy as np
+
+    from i2i_cli.errors import DataError
+    from i2i_cli.evaluation.fcn_score import match_labels
+
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "labels").mkdir()
+    np.save(tmp_path / "labels" / "0001.npy", np.zeros((4, 4), dtype=np.int64))
+    with pytest.raises(DataError, match=r"found only \.npy files, which are not read.*png"):
+        match_labels(tmp_path / "fake", tmp_path / "labels")
+
+
+def test_methods_show_suggests_the_close_name():
+    result = runner.invoke(app, ["methods", "show", "cyclegann"])
+    assert result.exit_code == 2 and "did you mean cyclegan" in result.output

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -168,3 +170,154 @@ def test_tiled_output_equals_untiled_away_from_seams_for_a_convolutional_net(ble
     assert (tiled - whole)[..., 2:-2, 2:-2].abs().max() < 1e-3
     as_uint8 = run_array(Conv(), [image], tile=64, overlap=16, blend=blend)[0]
     assert as_uint8.shape == image.shape
+
+
+# --- issue 20: output names, outputs checked before the work, which run is used ---------------------------
+
+
+def _noise(seed: int, size: int = 32) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def test_inputs_sharing_a_stem_get_distinct_outputs_and_true_counts(run, tmp_path):
+    """a.png and a.webp both mapped to a.png: one was lost (with --overwrite) or the run stopped on its own file."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _noise(1).save(src / "a.png")
+    _noise(2).save(src / "a.webp", lossless=True)
+    _noise(3).save(src / "b.jpg")
+    for flags in ([], ["--overwrite"]):
+        out = tmp_path / f"out{len(flags)}"
+        result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(out), "--device", "cpu",
+                                     "--json", str(tmp_path / f"s{len(flags)}.json"), *flags])
+        assert result.exit_code == 0, result.output
+        assert _files(out) == ["a.png", "a.webp.png", "b.png"]
+        summary = json.loads((tmp_path / f"s{len(flags)}.json").read_text())
+        assert len(summary["written"]) == 3 and summary["skipped"] == 0
+    # the two outputs are the translations of their own inputs, not one file twice
+    assert not np.array_equal(load_image(out / "a.png"), load_image(out / "a.webp.png"))
+    again = runner.invoke(app, ["translate", "-c", str(run), str(src), str(out), "--device", "cpu"])
+    assert again.exit_code == 0 and "skipped" in again.output
+
+
+def test_names_that_still_clash_are_refused_with_the_list_before_any_work(run, tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("a.png", "a.webp", "a.webp.png"):  # a.webp -> a.webp.png, which a.webp.png also writes
+        _noise(len(name)).save(src / name)
+    result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "a.webp.png" in line and "a.webp and" in line and "written twice" in line
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_style_references_in_domain_folders_sharing_file_names_give_one_output_each(tmp_path):
+    """AFHQ's val/<domain>/0000.png: every output was NAME__0000.png, 3 of 6 written, 3 'skipped' by the run."""
+    run = make_run(tmp_path / "sg", "starganv2")
+    refs, src = tmp_path / "val", tmp_path / "src"
+    for k, domain in enumerate(("cat", "dog", "wild")):
+        (refs / domain).mkdir(parents=True)
+        _noise(10 + k).save(refs / domain / "0000.png")
+    src.mkdir()
+    _noise(20).save(src / "x.png")
+    _noise(21).save(src / "y.png")
+    result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "out"), "--style-ref",
+                                 str(refs), "--device", "cpu", "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 0, result.output
+    assert _files(tmp_path / "out") == [f"{n}__{d}-0000.png" for n in ("x", "y") for d in ("cat", "dog", "wild")]
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert len(summary["written"]) == 6 and summary["skipped"] == 0
+
+
+@pytest.mark.parametrize("case", ["file", "under_file", "json_dir"])
+def test_translate_refuses_unwritable_outputs_before_translating(run, tmp_path, case):
+    src = tmp_path / "in"
+    src.mkdir()
+    _noise(1).save(src / "a.png")
+    blocker = tmp_path / "taken.txt"
+    blocker.write_text("mine")
+    out, extra = {"file": (blocker, []), "under_file": (blocker / "sub", []),
+                  "json_dir": (tmp_path / "out", ["--json", str(tmp_path)])}[case]
+    result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(out), *extra])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "(step 1" not in result.output  # before the model loads
+    assert blocker.read_text() == "mine" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder; the probe is then right to pass")
+def test_translate_into_a_read_only_folder_is_refused_before_translating(run, tmp_path):
+    src, locked = tmp_path / "in", tmp_path / "locked"
+    src.mkdir()
+    locked.mkdir()
+    _noise(1).save(src / "a.png")
+    locked.chmod(0o555)
+    try:
+        result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(locked / "out")])
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 2 and "cannot write" in result.output
+
+
+def test_a_tile_that_does_not_fit_the_network_is_refused_before_any_image(run, tmp_path):
+    """--tile 500 on a network needing multiples of 32 was accepted until an image was larger than 500."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _noise(1).save(src / "small.png")  # smaller than the tile: it used to be translated without a word
+    result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "out"), "--tile", "500"])
+    assert result.exit_code == 2, result.output
+    assert "--tile 500" in result.output and "--tile 512" in result.output
+    assert not (tmp_path / "out" / "small.png").exists()
+
+
+def test_checkpoint_that_is_a_file_names_the_file_and_says_what_a_checkpoint_is(tmp_path):
+    _noise(1).save(tmp_path / "single.png")
+    result = runner.invoke(app, ["translate", "-c", str(tmp_path / "single.png"), str(tmp_path / "single.png"),
+                                 str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "single.png: a file, not an i2i checkpoint" in result.output and "config.json" in result.output
+    assert "'.'" not in result.output
+
+
+def test_without_checkpoint_a_run_still_training_is_not_picked(run, tmp_path, monkeypatch):
+    import shutil
+    import time
+
+    from i2i_cli.engine.checkpoint import read_run_config, write_run_config
+
+    runs = tmp_path / "runs"
+    finished = make_run(runs / "done", "pix2pix")
+    time.sleep(0.05)
+    training = make_run(runs / "busy", "pix2pix")  # newer, but at step 1 of 100
+    config = read_run_config(training)
+    config.train["total_steps"] = 100
+    write_run_config(training, config)
+    src = tmp_path / "in"
+    src.mkdir()
+    _noise(1).save(src / "a.png")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["translate", str(src), str(tmp_path / "o"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert f"newest finished run, {Path('runs') / 'done'}" in result.output and "step 1 of 100" in result.output
+    shutil.rmtree(finished)
+    alone = runner.invoke(app, ["translate", str(src), str(tmp_path / "o2")])
+    assert alone.exit_code == 2 and "step 1 of 100" in alone.output and "--checkpoint" in alone.output
+
+
+def test_a_run_trained_btoa_exports_saying_btoa_and_translates_from_its_onnx(tmp_path):
+    from i2i_cli.export import read_metadata
+
+    run = make_run(tmp_path / "b2a", "pix2pix", direction="BtoA")
+    result = runner.invoke(app, ["export", "-c", str(run), "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(tmp_path / "m.onnx")
+    assert meta["direction"] == "BtoA" and meta["trained_direction"] == "BtoA"
+    assert "BtoA" in result.output and "AtoB" not in result.output
+    src = tmp_path / "in"
+    src.mkdir()
+    _noise(1).save(src / "a.png")
+    translated = runner.invoke(app, ["translate", "-c", str(tmp_path / "m.onnx"), str(src), str(tmp_path / "o")])
+    assert translated.exit_code == 0, translated.output
+    reverse = runner.invoke(app, ["translate", "-c", str(tmp_path / "m.onnx"), str(src), str(tmp_path / "o2"),
+                                  "--direction", "BtoA"])
+    assert reverse.exit_code == 2 and "translates BtoA of its dataset" in reverse.output

@@ -39,7 +39,9 @@ def synth(
 ) -> None:
     """Write a procedural synthetic dataset in one of the standard layouts (no download)."""
     from i2i_cli.data.synth import synthesize
+    from i2i_cli.fsutil import check_output_folder
 
+    check_output_folder(out, "OUT")
     with progress_bar(f"synth {name}", None, transient=True) as advance:
         result = synthesize(name, out, layout, size=size, n_train=n_train, n_test=n_test, n_val=n_val,
                             n_domains=domains, seed=seed, overwrite=overwrite,
@@ -54,9 +56,16 @@ def check(
     decode: Annotated[bool, typer.Option(help="Decode every image to find unreadable ones.")] = True,
     json_out: Annotated[Path | None, json_option("Write the report as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
+    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """Say which layout a folder has, how many images each split holds, and list every unreadable file."""
     from i2i_cli.data.check import check_dataset
+    from i2i_cli.data.images import set_max_pixels
+    from i2i_cli.fsutil import check_output_file
+
+    set_max_pixels(max_pixels)
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the metrics, not after them
 
     with progress_bar("checking", None, transient=True) as advance:
         report = check_dataset(folder, decode=decode,

@@ -29,19 +29,28 @@ def errormap(
     json_out: Annotated[Path | None, json_option("Write every number as JSON")] = None,
     losses: Annotated[str | None, typer.Option(help="Comma-separated: l1, perceptual, patchnce, fsesim, lsesim (default: all that apply).")] = None,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="An lsesim run (learned head) or a cut/fastcut run (its PatchNCE).")] = None,
-    misalign: Annotated[str, typer.Option(help="half: the target's right half shifted by a quarter width (or --other's); other (--pairs): the next pair's right half; none.")] = "half",
+    misalign: Annotated[str, typer.Option(help="half: the target's right half shifted by a quarter width (or --other's); other (--pairs): the next pair's right half; none; given-right / given-left: that half of the target is already misaligned (nothing shifted); given-whole: the whole target is misaligned, --aligned is the aligned one.")] = "half",
     other: Annotated[Path | None, typer.Option(help="Take the misaligned right half from this image instead of a shift.")] = None,
+    aligned: Annotated[Path | None, typer.Option("--aligned", help="With --misalign given-whole: the target aligned with X (Y is the misaligned one).")] = None,
     pairs: Annotated[Path | None, typer.Option("--pairs", help="Folder of pairs: x/ and y/ (same names), or A|B images.", callback=existing_path("folder", "pass a folder with x/ and y/ (same names) or A|B images"))] = None,
     device: Annotated[str, device_option()] = "auto",
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (VGG16).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing figure (and an existing --json file).")] = False,
+    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """Error map per loss between X and Y, upsampled to the image size, with the aligned/misaligned separation."""
-    from i2i_cli.data.images import load_image, save_image
+    from i2i_cli.data.images import load_image, save_image, set_max_pixels
     from i2i_cli.engine.device import resolve_device
     from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, figure
     from i2i_cli.errors import ConfigError
+    from i2i_cli.fsutil import check_output_file
 
+    set_max_pixels(max_pixels)
+    _check_outputs(out, json_out, pairs is not None, overwrite)
+    if aligned is not None and misalign != "given-whole":
+        raise ConfigError("--aligned goes with --misalign given-whole (the whole of Y is the misaligned target)")
+    if other is not None and misalign not in ("half", "other"):
+        raise ConfigError(f"--other goes with --misalign half or other (--misalign {misalign} shifts nothing in)")
     device = str(resolve_device(device))
     context = {"device": device, "weights_dir": weights_dir, "checkpoint": checkpoint}
     names = parse_csv(losses) or ["l1", "perceptual", "patchnce", "fsesim"]
@@ -74,21 +83,45 @@ def errormap(
         if other is None:
             raise ConfigError("--misalign other: pass --other IMAGE for a single pair (or use --pairs DIR)")
         misalign = "half"
+    if misalign == "given-whole" and aligned is None:
+        raise ConfigError("--misalign given-whole: pass --aligned IMAGE, the target aligned with X (Y is the "
+                          "misaligned one)")
     target = out or Path(f"errormap_{x.stem}_{y.stem}.png")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} already exists: pass --overwrite to replace it, or --out another file")
-    images = load_image(x), load_image(y), load_image(other) if other else None  # bad files fail before VGG loads
+    check_output_file(target, "--out")
+    # bad files fail before VGG loads
+    images = load_image(x), load_image(y), load_image(other) if other else None, load_image(aligned) if aligned else None
     mappers = build_mappers(names, context)
     result = analyse_pair(images[0], images[1], mappers, misalign=misalign, other=images[2], names=(str(x), str(y)),
-                          device=device)
+                          device=device, aligned=images[3])
     rows = [(r.name, r.mean, r.aligned if r.aligned is not None else "-", r.misaligned if r.misaligned is not None else "-",
              r.ratio if r.ratio is not None else "-") for r in result.losses]
-    print_table(f"error maps: {x.name} vs {y.name}" + (" (right half misaligned)" if misalign == "half" else ""),
-                ["loss", "mean", "aligned half", "misaligned half", "separation"], rows)
+    print_table(f"error maps: {x.name} vs {y.name}{TITLES.get(misalign, '')}",
+                ["loss", "mean", "aligned", "misaligned", "separation"], rows)
     save_image(figure(result, misalign), target, overwrite=overwrite)
     console.print(f"figure: {target}")
     if json_out:
-        write_json(json_out, {**result.to_json(), "misalign": misalign, "other": str(other) if other else None})
+        write_json(json_out, {**result.to_json(), "misalign": misalign, "other": str(other) if other else None,
+                              "aligned": str(aligned) if aligned else None})
+
+
+TITLES = {"half": " (right half shifted: misaligned)", "given-right": " (right half misaligned, as given)",
+          "given-left": " (left half misaligned, as given)",
+          "given-whole": " (misaligned: Y as given; aligned: --aligned)"}
+
+
+def _check_outputs(out: Path | None, json_out: Path | None, folder: bool, overwrite: bool) -> None:
+    """--out (a figure, or with --pairs a folder of figures) and --json: writable, refused before any work."""
+    from i2i_cli.fsutil import check_output_file, check_output_folder
+
+    if out is not None:
+        if folder:
+            check_output_folder(out, "--out")
+        else:
+            check_output_file(out, "--out")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
 
 
 def register(app: typer.Typer) -> None:

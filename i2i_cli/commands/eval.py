@@ -70,13 +70,20 @@ def evaluate(
     fcn_convention: Annotated[Literal["pix2pix", "drn"], typer.Option("--fcn-convention", help="FCN-score (--segmenter, or a segmenter run): pix2pix (absent classes count 0) or drn (skipped, as CUT / F-LSeSim).")] = "pix2pix",
     json_out: Annotated[Path | None, json_option("Write metrics and protocol as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
+    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
     if ctx.invoked_subcommand is not None:
         return
+    from i2i_cli.data.images import set_max_pixels
     from i2i_cli.errors import ConfigError
     from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders, evaluate_run
     from i2i_cli.evaluation.multidomain import MultiDomainOptions, task_table
+    from i2i_cli.fsutil import check_output_file
+
+    set_max_pixels(max_pixels)
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the metrics, not after them
 
     options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
                           batch_size, device, weights_dir, image_size=image_size, segmenter=segmenter,
@@ -128,9 +135,16 @@ def fcn(
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of weight files (as I2I_WEIGHTS_DIR).")] = None,
     json_out: Annotated[Path | None, json_option("Write scores, per-class values and protocol as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
+    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """FCN-score: segment generated photos and compare with the label maps (pixel acc, class acc, mIoU)."""
+    from i2i_cli.data.images import set_max_pixels
     from i2i_cli.evaluation.fcn_score import FcnOptions, evaluate_fcn
+    from i2i_cli.fsutil import check_output_file
+
+    set_max_pixels(max_pixels)
+    if json_out is not None:
+        check_output_file(json_out, "--json")  # before the metrics, not after them
 
     options = FcnOptions(classes, segmenter, resolution, label_format, palette, device, weights_dir, convention)
     with progress_bar("fcn-score", None, transient=True) as advance:

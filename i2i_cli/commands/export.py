@@ -32,8 +32,12 @@ def export(
 ) -> None:
     """Export to ONNX (dynamic batch/height/width, metadata embedded) and check parity in ONNX Runtime."""
     from i2i_cli.export import export_onnx
+    from i2i_cli.fsutil import check_output_file
     from i2i_cli.inference import resolve_checkpoint
 
+    check_output_file(out, "--out", overwrite=overwrite)  # before the (slow) export, not after it
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     run, note = resolve_checkpoint(checkpoint)
     if note:
         console.print(note)
@@ -43,7 +47,7 @@ def export(
     print_table(f"parity with PyTorch in ONNX Runtime ({result.provider}), tolerance {result.tolerance:g}",
                 ["input", "max |onnx - torch|"], list(result.max_diff.items()))
     files = ", ".join(str(p) for p in result.files)
-    console.print(f"wrote {files} ({result.metadata['method']}, {result.metadata['direction']}, size multiple "
+    console.print(f"wrote {files} ({result.metadata['method']}, {result.metadata['direction']} in the dataset's names, size multiple "
                   f"{result.metadata['size_multiple']}); use it with: i2i translate --checkpoint {result.path} IN/ OUT/"
                   + (" --style-ref REF (or --domain D)" if len(result.files) > 1 else ""))
     if json_out:

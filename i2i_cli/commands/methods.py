@@ -41,7 +41,12 @@ def show(name: Annotated[str, typer.Argument(help="Method name.")],
     try:
         cls = registry.method_class(name)
     except KeyError:
-        raise ConfigError(f"unknown method '{name}'; known: {', '.join(registry.list_methods())}") from None
+        import difflib
+
+        known = registry.list_methods()
+        close = difflib.get_close_matches(name.lower(), known, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ConfigError(f"unknown method '{name}'; {hint}known: {', '.join(known)}") from None
     defaults = cls.config_class()
     if json_out:
         from i2i_cli.cli import dump_json_stdout

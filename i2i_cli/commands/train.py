@@ -58,9 +58,14 @@ def train(
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
     log_to: Annotated[str, typer.Option("--log-to", help="Experiment trackers, comma-separated: tensorboard (default), wandb, mlflow (pip install 'i2i[trackers]'), or none.")] = "tensorboard",
     json_out: Annotated[Path | None, json_option("Write the result summary as JSON")] = None,
+    max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
     explicit = {"size": size, "batch_size": batch_size, "direction": direction}
+    _check_outputs(out, json_out, resume)
+    from i2i_cli.data.images import set_max_pixels
+
+    set_max_pixels(max_pixels)
     if resume and out is not None and (model is None or data is None) and config is None:
         model, data, cfg, planned = _saved_run(out, model, data, set_ or [], explicit)
         if steps is None and epochs is None:
@@ -72,6 +77,8 @@ def train(
         from i2i_cli.config import resolve_config
 
         cfg = resolve_config(model, config_file=config, overrides=set_ or [], explicit=explicit)
+    if resume and out is not None:
+        _refuse_finished(out, steps, epochs)
     if nan_policy not in ("stop", "skip"):
         raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
     from i2i_cli.engine.trackers import parse_log_to
@@ -99,6 +106,29 @@ def train(
         write_json(json_out, {"run": str(result.run_dir), "steps": result.steps, "losses": result.final_losses,
                               "seconds": result.seconds, "bad_files": result.bad_files})
 
+
+def _check_outputs(out: Path | None, json_out: Path | None, resume: bool) -> None:
+    """--out must be (or become) a writable folder and --json a writable file: refused before any work."""
+    from i2i_cli.fsutil import check_output_file, check_output_folder
+
+    if out is not None:
+        check_output_folder(out, "--out")
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+
+
+def _refuse_finished(out: Path, steps: int | None, epochs: float | None) -> None:
+    """`--resume` of a run whose last checkpoint is at (or past) the steps it would train to: say so, and how to
+    extend it, instead of "N steps in 0.1 s" and an empty table."""
+    from i2i_cli.engine.checkpoint import is_run_dir, run_progress
+
+    if not is_run_dir(out):
+        return  # the trainer says "nothing to resume"
+    step, planned = run_progress(out)
+    target = steps if steps is not None else (planned if epochs is None else None)
+    if target is not None and step >= target:
+        raise fail(f"--resume: {out} is finished ({step} of {target} steps done); to train further pass a larger "
+                   f"total, e.g. --resume --steps {step + max(step // 2, 1)} (--steps counts from the run's start)")
 
 def _saved_run(out: Path, model: str | None, data: Path | None, overrides: list[str],
                explicit: dict) -> tuple[str, Path, object, int | None]:

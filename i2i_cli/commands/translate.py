@@ -66,6 +66,11 @@ def translate(
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
     if keep_size and not resize:
         raise ConfigError("--keep-size goes with --resize N (without --resize outputs already keep their size)")
+    from i2i_cli.fsutil import check_output_file, check_output_folder
+
+    check_output_folder(out, "OUT")  # a file, a folder under a file, a read-only place: refused before the model loads
+    if json_out is not None:
+        check_output_file(json_out, "--json")
     # the same Translator as the Python API (i2i_cli.load): one code path for both
     translator = Translator(checkpoint, device, direction=direction, precision=precision)
     if translator.note:

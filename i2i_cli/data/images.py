@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,14 +17,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from i2i_cli.errors import BadImageError
+from i2i_cli.errors import BadImageError, ConfigError
 from i2i_cli.fsutil import TEMP_MARKER, atomic_path
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own bomb error threshold (2x its warning limit)
 
-# We enforce our own limit (with a message naming the option) instead of Pillow's global one.
-Image.MAX_IMAGE_PIXELS = None
+# i2i enforces its own limit (with a message naming the option) and leaves Pillow's global one
+# (Image.MAX_IMAGE_PIXELS) as the process has it: other code in the process keeps Pillow's guard. Only an image
+# past Pillow's limit that i2i's limit allows is opened without Pillow's check (`_open_past_pillow_limit`).
 
 # Pillow warns about recoverable oddities of single files (corrupt EXIF, palette transparency, truncated
 # metadata); i2i decodes each file or reports it as bad itself. One filter, installed once: a
@@ -35,6 +37,41 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 def max_pixels_default() -> int:
     value = os.environ.get("I2I_MAX_PIXELS")
     return int(value) if value else DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Make `limit` the default of every later decode in this process and in the processes it starts (data
+    loader workers): what a command's --max-pixels does. None leaves the default as it is."""
+    if limit is not None:
+        if limit < 0:
+            raise ConfigError(f"--max-pixels {limit}: pass 0 (no limit) or a positive number of pixels")
+        os.environ["I2I_MAX_PIXELS"] = str(limit)
+
+
+def _open_past_pillow_limit(data: bytes) -> Image.Image:
+    """Open `data` the way Image.open does, minus Pillow's process-wide size check: each registered format's
+    factory in turn. Called only for an image i2i's own limit has already allowed."""
+    Image.init()
+    prefix = data[:16]
+    for name in Image.ID:
+        factory, accept = Image.OPEN[name]
+        accepted = accept(prefix) if accept else True
+        if not accepted or isinstance(accepted, str):  # a string is Pillow's "looks like it, but" message
+            continue
+        try:
+            return factory(io.BytesIO(data), "")
+        except (SyntaxError, IndexError, TypeError, struct.error):
+            continue
+    raise UnidentifiedImageError("cannot identify image file")
+
+
+def _open(data: bytes) -> Image.Image:
+    """Image.open; an image past Pillow's own bomb limit is opened without it, so that i2i's limit (checked by
+    the caller on the header size, with a message naming --max-pixels) decides."""
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        return _open_past_pillow_limit(data)
 
 
 def is_image_file(path: Path) -> bool:
@@ -77,6 +114,14 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
+def _open_file(path: Path) -> Image.Image:
+    """Image.open of a file (header only), without Pillow's process-wide bomb check (see `_open`)."""
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError:
+        return _open_past_pillow_limit(path.read_bytes())
+
+
 def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
     """Decode `path` into an RGB uint8 array (H, W, 3). Raises BadImageError naming the file and the reason."""
     limit = max_pixels_default() if max_pixels is None else max_pixels
@@ -88,7 +133,7 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     if not data:
         raise BadImageError(file, "empty file (0 bytes); delete or replace it")
     try:
-        img = Image.open(io.BytesIO(data))
+        img = _open(data)
         width, height = img.size
         if limit and width * height > limit:
             raise BadImageError(
@@ -112,7 +157,7 @@ def load_label_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
     palette ("P") files, whose raw indices are the classes; ((H, W, 3) uint8, "color") for colour maps."""
     file = Path(path)
     try:
-        img = Image.open(file)
+        img = _open_file(file)
         img.load()
     except FileNotFoundError as exc:
         raise BadImageError(file, "no such file") from exc
@@ -126,7 +171,7 @@ def load_label_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(width, height) after EXIF orientation, read from the header only."""
     try:
-        with Image.open(path) as img:
+        with _open_file(Path(path)) as img:
             width, height = img.size
             orientation = img.getexif().get(0x0112, 1)
     except (OSError, UnidentifiedImageError, ValueError) as exc:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from i2i_cli.data.images import list_images, load_label_image
-from i2i_cli.errors import BadImageError, ConfigError
+from i2i_cli.data.images import IMAGE_EXTENSIONS, list_images, load_label_image
+from i2i_cli.errors import BadImageError, ConfigError, DataError
 
 CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
                       "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
@@ -154,6 +154,12 @@ def match_labels(images: Path, labels: Path) -> tuple[list[tuple[Path, Path]], l
         for key in (rel.with_name(strip_suffix(rel.name, LABEL_SUFFIXES)).as_posix(), rel.name):
             if key not in ranked or rank < ranked[key][0]:
                 ranked[key] = (rank, file)
+    if not ranked:
+        others = sorted({f.suffix.lower() or f.name for f in labels.rglob("*") if f.is_file()})
+        found = f"found only {', '.join(others[:5])} files, which are not read" if others else "it holds no files"
+        raise DataError(f"--labels {labels}: no label images ({found}); label maps are read from image files "
+                        f"({', '.join(e.lstrip('.') for e in IMAGE_EXTENSIONS)}): save them as PNG (one class "
+                        "index per pixel, or colours)")
     keyed = {key: file for key, (_, file) in ranked.items()}
     pairs, missing = [], []
     for file in list_images(images):

@@ -145,10 +145,13 @@ def _safetensors_metadata(run_config: RunConfig, step: int) -> dict[str, str]:
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     # safetensors refuses tensors that share storage; contiguous copies keep the file self-contained.
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path), metadata=metadata)
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
+    # written with open(), not safetensors.save_file (which leaves the file at 0600): the mode follows the umask
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def save_checkpoint(
@@ -257,18 +260,23 @@ class LoadedModel:
     used_ema: bool
 
 
+WHAT_A_CHECKPOINT_IS = ("a checkpoint is a run folder written by `i2i train` (it holds config.json), a "
+                        "checkpoints/step_N folder or weights.safetensors inside one, or an .onnx file from `i2i export`")
+
+
 def find_run(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     """(run_dir, checkpoint folder) for a run folder, a checkpoint folder or a weights file inside one.
 
     A Hub-layout folder (or an hf://owner/name reference, fetched into the Hugging Face cache) is its own
     run and checkpoint."""
-    p = resolve_hub_path(path)
-    if is_hub_folder(p):
-        return p, p
-    if not p.exists():
-        raise CheckpointError(f"{p}: no such run or checkpoint; pass a folder written by `i2i train`")
-    if p.is_file():
-        p = p.parent
+    given = resolve_hub_path(path)
+    if is_hub_folder(given):
+        return given, given
+    if not given.exists():
+        raise CheckpointError(f"{given}: no such run or checkpoint; {WHAT_A_CHECKPOINT_IS}")
+    p = given.parent if given.is_file() else given
+    if given.is_file() and given.name not in (WEIGHTS_FILE, EMA_FILE, STATE_FILE, CONFIG_FILE, LATEST_FILE, "meta.json"):
+        raise CheckpointError(f"{given}: a file, not an i2i checkpoint; {WHAT_A_CHECKPOINT_IS}")
     if is_run_dir(p):
         ckpt = latest_checkpoint(p)
         if ckpt is None:
@@ -276,7 +284,7 @@ def find_run(path: str | os.PathLike[str]) -> tuple[Path, Path]:
         return p, ckpt
     if (p / WEIGHTS_FILE).is_file() and is_run_dir(p.parent.parent):
         return p.parent.parent, p
-    raise CheckpointError(f"{p}: not an i2i run (no {CONFIG_FILE}); pass a folder written by `i2i train`")
+    raise CheckpointError(f"{given}: not an i2i run (no {CONFIG_FILE}); {WHAT_A_CHECKPOINT_IS}")
 
 
 def load_for_inference(path: str | os.PathLike[str], device: str | torch.device = "cpu", use_ema: bool = True) -> LoadedModel:
@@ -297,15 +305,42 @@ def load_for_inference(path: str | os.PathLike[str], device: str | torch.device 
         method.load_state_dict(ema, strict=False)
         used_ema = True
     method.to(device).eval()
-    step = int(json.loads((ckpt / "meta.json").read_text()).get("step", 0)) if (ckpt / "meta.json").is_file() else 0
+    step = checkpoint_step(ckpt)
     return LoadedModel(method, run_config, run_dir, ckpt, step, used_ema)
 
 
-def newest_run(root: Path = Path("runs")) -> Path | None:
-    """The most recently updated run folder under `root` (for commands given no --checkpoint)."""
+def checkpoint_step(ckpt_dir: Path) -> int:
+    meta = ckpt_dir / "meta.json"
+    try:
+        return int(json.loads(meta.read_text()).get("step", 0)) if meta.is_file() else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def run_progress(run_dir: Path) -> tuple[int, int | None]:
+    """(step of the newest complete checkpoint, planned total steps or None when the run records none, as
+    imported and pretrained runs do)."""
+    latest = latest_checkpoint(run_dir)
+    step = checkpoint_step(latest) if latest is not None else 0
+    try:
+        planned = read_run_config(run_dir).train.get("total_steps")
+    except CheckpointError:
+        planned = None
+    return step, int(planned) if planned else None
+
+
+def is_finished(run_dir: Path) -> bool:
+    step, planned = run_progress(run_dir)
+    return planned is None or step >= planned
+
+
+def newest_run(root: Path = Path("runs"), finished_only: bool = False) -> Path | None:
+    """The most recently updated run folder under `root` (for commands given no --checkpoint); with
+    `finished_only`, the newest whose last checkpoint reached its planned steps."""
     if not root.is_dir():
         return None
-    runs = [p for p in root.iterdir() if p.is_dir() and is_run_dir(p) and latest_checkpoint(p) is not None]
+    runs = [p for p in root.iterdir() if p.is_dir() and is_run_dir(p) and latest_checkpoint(p) is not None
+            and (not finished_only or is_finished(p))]
     if not runs:
         return None
     return max(runs, key=lambda p: (p / LATEST_FILE).stat().st_mtime if (p / LATEST_FILE).exists() else 0)
