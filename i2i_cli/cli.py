@@ -77,8 +77,9 @@ def usage_error_line(exc: Any) -> str:
         names = " / ".join(names)
     choice = _CHOICE_MESSAGE.match(getattr(exc, "message", "") or "")
     if names and choice:
-        allowed = ", ".join(c.strip().strip("'") for c in choice["choices"].split(","))
-        close = difflib.get_close_matches(choice["value"], [c.strip().strip("'") for c in choice["choices"].split(",")], 1)
+        options = [c.strip().strip("'") for c in choice["choices"].split(",")]
+        allowed = f"{', '.join(options[:-1])} or {options[-1]}" if len(options) > 1 else options[0]
+        close = difflib.get_close_matches(choice["value"], options, 1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         return f"{str(names).strip(chr(39))} {choice['value']}: choose {allowed}{hint}"
     command = exc.ctx.command_path if getattr(exc, "ctx", None) is not None else "i2i"
@@ -135,7 +136,7 @@ def existing_path(what: str, fix: str) -> Callable[..., Any]:
     """A typer callback refusing a path that does not exist, when parsed: the answer comes before torch loads."""
 
     def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
-        if value is None or ctx.resilient_parsing or Path(value).exists():
+        if value is None or ctx.resilient_parsing or Path(value).exists() or str(value).startswith("hf:"):
             return value
         name = param.opts[0] if param.opts and param.opts[0].startswith("-") else (param.name or "").upper()
         hint = _close_names(Path(value))

@@ -50,7 +50,7 @@ def test_help_lists_the_choices(command, option, choices):
 
 def test_a_value_outside_the_choices_is_refused_when_parsed(tmp_path):
     result = _cli("translate", str(tmp_path), str(tmp_path / "out"), "--blend", "gaussian")
-    assert result.exit_code == 2 and "'gaussian' is not one of 'linear', 'cosine'" in _flat(result.output)
+    assert result.exit_code == 2 and "--blend gaussian: choose linear or cosine" in _flat(result.output)
     result = _cli("train", "--model", "pix2pix", "--data", str(tmp_path), "--out", str(tmp_path / "r"),
                   "--device", "gpu")
     assert result.exit_code == 2 and "--device gpu: not a device; use auto, cpu, cuda or cuda:N" in result.output
@@ -126,7 +126,7 @@ def test_the_json_rule_is_checked_before_the_work(datasets, tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["train", "--model", "pix2pix", "--data", "missing/", "--out", "r"], "--data missing: no such folder"),
-    (["translate", "missing/", "out/"], "SOURCE missing: no such image or folder"),
+    (["translate", "missing/", "out/"], "SOURCE missing: no such image, video or folder"),
     (["train", "--model", "pix2pixx", "--data", ".", "--out", "r"], "(did you mean pix2pix?)"),
     (["train", "--mdoel", "pix2pix"], "No such option"),
 ])

@@ -249,10 +249,10 @@ def test_eval_fcn_names_its_convention_lists_absent_classes_and_warns(tmp_path):
     reports = {}
     for convention in ("pix2pix", "drn"):
         result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--segmenter",
-                                          str(seg), "--convention", convention, "--json", str(tmp_path / "f.json")])
+                                          str(seg), "--convention", convention, "--json", str(tmp_path / f"{convention}.json")])
         assert result.exit_code == 0, result.output
         assert "14 of the 19 classes (--classes 19) never occur in the labels" in " ".join(result.output.split())
-        reports[convention] = json.loads((tmp_path / "f.json").read_text())
+        reports[convention] = json.loads((tmp_path / f"{convention}.json").read_text())
     five = expected[:5, :5]
     assert math.isclose(reports["drn"]["mean_iou"], fcn_score.scores(five, "drn")["mean_iou"])
     assert math.isclose(reports["pix2pix"]["mean_iou"], fcn_score.scores(five, "pix2pix")["mean_iou"] * 5 / 19)
@@ -267,7 +267,7 @@ def test_eval_fcn_names_its_convention_lists_absent_classes_and_warns(tmp_path):
     assert result.exit_code == 0 and "never occur" not in result.output  # every class occurs: no warning
     result = CliRunner().invoke(app, ["eval", "fcn", "--fake", str(fake), "--labels", str(labels), "--segmenter",
                                       str(seg), "--convention", "cut"])
-    assert result.exit_code == 2 and "--convention cut: choose pix2pix, drn" in result.output
+    assert result.exit_code == 2 and "--convention cut: choose pix2pix or drn" in result.output
 
 
 def test_confusion_ignores_labels_past_the_class_count_and_counts_foreign_predictions_as_wrong():

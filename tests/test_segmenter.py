@@ -325,7 +325,7 @@ def test_gan_options_the_segmenter_does_not_use_are_hidden_and_refused():
     defaults = json.loads(result.output)["defaults"]
     assert defaults["momentum"] == 0.9 and defaults["lr_mode"] == "step"
     assert not {"beta1", "beta2", "direction", "init_type"} & set(defaults)
-    result = runner.invoke(app, ["train", "--model", "segmenter", "--data", "x", "--out", "y", "--set", "beta1=0.1"])
+    result = runner.invoke(app, ["train", "--model", "segmenter", "--data", ".", "--out", "y", "--set", "beta1=0.1"])
     assert result.exit_code == 2 and "'beta1' is not used by this method" in result.output
 
 

@@ -84,7 +84,7 @@ def test_train_without_data_says_what_to_pass():
         (["--model", "nope"], "unknown model 'nope'"),
         (["--set", "lambda_l1=3"], "did you mean lambda_L1"),
         (["--set", "lambda_L1=abc"], "expected float"),
-        (["--direction", "sideways"], "Invalid value for '--direction'"),
+        (["--direction", "sideways"], "choose AtoB or BtoA"),
     ],
 )
 def test_bad_options_are_one_line_errors(args, expected, datasets, tmp_path):
