@@ -31,6 +31,7 @@ from i2i_cli.inference import (
     resolve_checkpoint,
     run_array,
     run_tiled,
+    skip_existing_output,
     translate_folder,
     translate_with_styles,
 )
@@ -208,11 +209,7 @@ def _translate_videos(source: Path, dst: Path, videos: list[Path], translator: A
     total, done = sum(totals.values()), 0
     for video in videos:
         target = video_output_path(source, video, dst)
-        if target.resolve() == video.resolve():
-            raise ConfigError(f"{dst}: the output {target} would replace its input; choose another folder")
-        if target.exists() and not opts.overwrite:
-            if not opts.skip_existing:
-                raise ConfigError(f"{target}: exists; pass --overwrite to replace it")
+        if skip_existing_output(video, target, opts):
             result.skipped += 1
             continue
 

@@ -311,6 +311,20 @@ def output_claims(names: dict[Path, Path], save_masks: bool = False, label: str 
     return claims
 
 
+def skip_existing_output(source: Path, target: Path, opts: TranslateOptions) -> bool:
+    """Whether an output that is already there is skipped (--skip-existing); refused when it is the input itself,
+    or when it exists and neither --overwrite nor --skip-existing allows going on. Images and videos alike."""
+    if not target.exists():
+        return False
+    if target.resolve() == source.resolve():
+        raise ConfigError(f"{target}: the output would replace its own input; choose another OUT")
+    if opts.overwrite:
+        return False
+    if not opts.skip_existing:
+        raise I2IError(f"{target} already exists: pass --overwrite to replace it (or keep --skip-existing)")
+    return True
+
+
 def check_translation(source: str | os.PathLike[str], out: str | os.PathLike[str], opts: TranslateOptions,
                       translator: Any = None, tags: tuple[str, ...] | list[str] = ("",)) -> None:
     """Everything that would fail later, refused before any image is read: OUT (not the input folder, a
@@ -417,11 +431,7 @@ def translate_folder(
     todo = []
     for file in shard(files):
         target = names[file]
-        if target.exists() and target.resolve() == file.resolve():
-            raise ConfigError(f"{target}: the output would replace its own input; choose another OUT")
-        if target.exists() and not opts.overwrite:
-            if not opts.skip_existing:
-                raise I2IError(f"{target} already exists: pass --overwrite to replace it (or keep --skip-existing)")
+        if skip_existing_output(file, target, opts):
             result.skipped += 1
             continue
         todo.append((file, target))
