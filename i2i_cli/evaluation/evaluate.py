@@ -10,14 +10,11 @@ from typing import Any
 
 import torch
 
-from i2i_cli.download import sha256_file
 from i2i_cli.errors import ConfigError
 from i2i_cli.evaluation import fid_kid
 from i2i_cli.evaluation.fcn_score import check_convention
-from i2i_cli.evaluation.lpips_metric import build_lpips, linear_heads_file, paired_lpips
+from i2i_cli.evaluation.metrics import FolderMetric, MetricContext, metric_class, metric_names, value_keys
 from i2i_cli.evaluation.report import EvalResult, Protocol
-
-METRICS = ("fid", "kid", "lpips")
 
 
 @dataclass
@@ -46,78 +43,44 @@ class EvalOptions:
         self.device = str(resolve_device(self.device))
 
 
-def _check_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], needs_two: bool) -> None:
-    """Refuse a missing folder, or one with fewer than 2 images for FID/KID, before any network is loaded."""
+def _check_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
+                   metrics: list[type[FolderMetric]]) -> None:
+    """Refuse a missing folder, or one with fewer images than a metric needs, before any network is loaded."""
     from i2i_cli.data.images import list_images
     from i2i_cli.errors import DataError
 
+    fewest = max(metrics, key=lambda m: m.min_images)
     for flag, folder in (("--real", Path(real)), ("--fake", Path(fake))):
         if not folder.is_dir():
             raise DataError(f"{flag} {folder}: not a folder")
-        if needs_two and (count := len(list_images(folder))) < 2:
-            raise DataError(f"{flag} {folder}: {count} image(s); FID and KID need at least 2 per folder (thousands "
-                            "for a stable number), or pass --metrics lpips")
+        if fewest.min_images > 1 and (count := len(list_images(folder))) < fewest.min_images:
+            raise DataError(f"{flag} {folder}: {count} image(s); {fewest.needs} at least {fewest.min_images} per "
+                            "folder (thousands for a stable number), or pass --metrics lpips")
+
+
+def requested_metrics(names: tuple[str, ...]) -> list[type[FolderMetric]]:
+    """The registered metrics `names` asks for, in registry order; unknown names are a ConfigError."""
+    known = metric_names()
+    unknown = [m for m in names if m not in known]
+    if unknown or not names:
+        raise ConfigError(f"--metrics: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
+    return [metric_class(name) for name in known if name in names]
 
 
 def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], options: EvalOptions,
                      progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
-    """FID / KID (clean-fid protocols) and paired LPIPS between two folders, with their protocol."""
-    unknown = [m for m in options.metrics if m not in METRICS]
-    if unknown or not options.metrics:
-        raise ConfigError(f"--metrics: unknown {', '.join(unknown) or '(none)'}; choose from {', '.join(METRICS)}")
+    """The requested folder metrics (FID / KID with clean-fid's protocols, paired LPIPS, ...: see
+    i2i_cli.evaluation.metrics) between two folders, with their protocol."""
+    metrics = requested_metrics(options.metrics)
     if options.kid_subsets < 1 or options.kid_subset_size < 2 or options.batch_size < 1:
         raise ConfigError("--kid-subsets must be >= 1, --kid-subset-size >= 2 and --batch-size >= 1")
-    _check_folders(real, fake, needs_two="fid" in options.metrics or "kid" in options.metrics)
-    device = torch.device(options.device)
-    values: dict[str, float | None] = {"fid": None, "kid_mean": None, "kid_std": None, "lpips": None}
+    _check_folders(real, fake, metrics)
     protocol = Protocol(real=str(Path(real).resolve()), fake=str(Path(fake).resolve()))
-    bad: list[tuple[str, str]] = []
-    if "fid" in options.metrics or "kid" in options.metrics:
-        model, weights = fid_kid.inception(options.mode, device, options.weights_dir)
-        protocol.add_weights("inception", weights)
-        image_size = options.image_size or fid_kid.STARGAN_V2_SIZE
-        protocol.set_fid_mode(options.mode, image_size)
-        feats = {}
-        for name, folder in (("real", real), ("fake", fake)):
-            feats[name], skipped = fid_kid.folder_features(
-                folder, model, options.mode, batch_size=options.batch_size, device=device, threads=options.threads,
-                progress=(lambda d, t, n=name: progress(f"features {n}", d, t)) if progress else None,
-                image_size=image_size)
-            bad += skipped
-        protocol.n_real, protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
-        if note := fid_kid.few_images_warning(protocol.n_real, protocol.n_fake, feats["real"].shape[1]):
-            protocol.update({"warnings": [*protocol.extra.get("warnings", []), note]})
-        if "fid" in options.metrics:
-            if progress:
-                progress(f"FID ({options.fid_sqrt})", 0, 1)
-            values["fid"] = fid_kid.fid_from_features(feats["real"], feats["fake"], options.fid_sqrt, options.mode)
-            protocol.update({"fid_sqrt": {"method": options.fid_sqrt,
-                                          "formula": fid_kid.FID_SQRT_PROTOCOL[options.fid_sqrt]}})
-        if "kid" in options.metrics:
-            mean, std, m = fid_kid.kid_from_features(feats["real"], feats["fake"], options.kid_subsets,
-                                                     options.kid_subset_size, options.seed)
-            values["kid_mean"], values["kid_std"] = mean, std
-            protocol.kid = {"subsets": options.kid_subsets, "subset_size": m, "seed": options.seed,
-                            "rng": "numpy.random.RandomState(seed); fake subset drawn before real, as clean-fid",
-                            "kernel": "(x.y/d + 1)^3, d = feature size; unbiased MMD^2; std over subsets"}
-            protocol.seeds["kid"] = options.seed
-    warnings: list[str] = []
-    if "lpips" in options.metrics:
-        model, weights = build_lpips(options.lpips_net, device, options.weights_dir)
-        protocol.add_weights("lpips_backbone", weights)
-        heads = linear_heads_file(options.lpips_net)
-        paired = paired_lpips(real, fake, model, device, (lambda d, t: progress("lpips", d, t)) if progress else None)
-        values["lpips"] = paired.mean
-        bad += paired.bad
-        protocol.lpips = {"kind": "paired (output vs ground truth with the same name)", "net": options.lpips_net,
-                          "version": "0.1", "pairs": len(paired.scores), "input_range": "[-1,1]",
-                          "unmatched_fakes": paired.unmatched,
-                          "linear_heads": {"file": f"lpips/weights/v0.1/{heads.name}", "sha256": sha256_file(heads)}}
-        if paired.unmatched:
-            shown = ", ".join(paired.unmatched[:5]) + (", ..." if len(paired.unmatched) > 5 else "")
-            warnings.append(f"paired LPIPS: {len(paired.unmatched)} file(s) of {fake} have no namesake in {real} and "
-                            f"were not scored ({shown}); the JSON lists them under protocol.lpips.unmatched_fakes")
-    return EvalResult(values, protocol, bad, warnings)
+    ctx = MetricContext(Path(real), Path(fake), options, torch.device(options.device), protocol, progress,
+                        values=value_keys())
+    for metric in metrics:
+        metric().compute(ctx)
+    return EvalResult(ctx.values, protocol, ctx.bad, ctx.warnings)
 
 
 def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathLike[str] | None,

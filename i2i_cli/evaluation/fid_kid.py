@@ -20,6 +20,7 @@ import torch
 
 from i2i_cli.data.images import list_images, load_image
 from i2i_cli.errors import BadImageError, ConfigError, DataError, I2IError, WeightsError
+from i2i_cli.evaluation.metrics import FolderMetric, MetricContext
 from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 
 MODES = ("clean", "legacy_tensorflow", "legacy_pytorch", "stargan_v2")
@@ -323,3 +324,62 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, su
         b = (x @ y.T / d + 1) ** 3
         values.append(((a.sum() - np.diag(a).sum()) / (m - 1) - b.sum() * 2 / m) / m)
     return float(np.mean(values)), float(np.std(values)), m
+
+
+def _shared_features(ctx: MetricContext) -> dict[str, np.ndarray]:
+    """Inception features of both folders, computed once per evaluation for FID and KID."""
+    if "inception_features" in ctx.shared:
+        return ctx.shared["inception_features"]
+    options = ctx.options
+    model, weights = inception(options.mode, ctx.device, options.weights_dir)
+    ctx.protocol.add_weights("inception", weights)
+    image_size = options.image_size or STARGAN_V2_SIZE
+    ctx.protocol.set_fid_mode(options.mode, image_size)
+    feats = {}
+    for name, folder in (("real", ctx.real), ("fake", ctx.fake)):
+        feats[name], skipped = folder_features(
+            folder, model, options.mode, batch_size=options.batch_size, device=ctx.device, threads=options.threads,
+            progress=ctx.report(f"features {name}"), image_size=image_size)
+        ctx.bad += skipped
+    ctx.protocol.n_real, ctx.protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
+    if note := few_images_warning(ctx.protocol.n_real, ctx.protocol.n_fake, feats["real"].shape[1]):
+        ctx.protocol.update({"warnings": [*ctx.protocol.extra.get("warnings", []), note]})
+    ctx.shared["inception_features"] = feats
+    return feats
+
+
+class FidMetric(FolderMetric):
+    """Fréchet Inception distance, clean-fid's protocols (or StarGAN v2's with --mode stargan_v2)."""
+
+    name = "fid"
+    keys = ("fid",)
+    min_images = 2
+    needs = "FID and KID need"
+
+    def compute(self, ctx: MetricContext) -> None:
+        feats = _shared_features(ctx)
+        sqrt = ctx.options.fid_sqrt
+        if ctx.progress:
+            ctx.progress(f"FID ({sqrt})", 0, 1)
+        ctx.values["fid"] = fid_from_features(feats["real"], feats["fake"], sqrt, ctx.options.mode)
+        ctx.protocol.update({"fid_sqrt": {"method": sqrt, "formula": FID_SQRT_PROTOCOL[sqrt]}})
+
+
+class KidMetric(FolderMetric):
+    """Kernel Inception distance on the same features, seeded subsets as clean-fid draws them."""
+
+    name = "kid"
+    keys = ("kid_mean", "kid_std")
+    min_images = 2
+    needs = "FID and KID need"
+
+    def compute(self, ctx: MetricContext) -> None:
+        feats = _shared_features(ctx)
+        options = ctx.options
+        mean, std, m = kid_from_features(feats["real"], feats["fake"], options.kid_subsets, options.kid_subset_size,
+                                         options.seed)
+        ctx.values["kid_mean"], ctx.values["kid_std"] = mean, std
+        ctx.protocol.kid = {"subsets": options.kid_subsets, "subset_size": m, "seed": options.seed,
+                            "rng": "numpy.random.RandomState(seed); fake subset drawn before real, as clean-fid",
+                            "kernel": "(x.y/d + 1)^3, d = feature size; unbiased MMD^2; std over subsets"}
+        ctx.protocol.seeds["kid"] = options.seed

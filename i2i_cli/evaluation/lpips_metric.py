@@ -16,7 +16,9 @@ import numpy as np
 import torch
 
 from i2i_cli.data.images import list_images, load_image
+from i2i_cli.download import sha256_file
 from i2i_cli.errors import BadImageError, ConfigError, I2IError, WeightsError
+from i2i_cli.evaluation.metrics import FolderMetric, MetricContext
 from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 
 BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
@@ -187,3 +189,28 @@ def diversity_lpips_folder(root: str | os.PathLike[str], model: torch.nn.Module,
             tasks.setdefault(task, []).append(outputs)
     mean, per_task = diversity_lpips_tasks(tasks, model)
     return mean, per_task, bad
+
+
+class PairedLpipsMetric(FolderMetric):
+    """LPIPS between each generated image and its ground truth of the same name (paired data only)."""
+
+    name = "lpips"
+    keys = ("lpips",)
+
+    def compute(self, ctx: MetricContext) -> None:
+        net = ctx.options.lpips_net
+        model, weights = build_lpips(net, ctx.device, ctx.options.weights_dir)
+        ctx.protocol.add_weights("lpips_backbone", weights)
+        heads = linear_heads_file(net)
+        paired = paired_lpips(ctx.real, ctx.fake, model, ctx.device, ctx.report("lpips"))
+        ctx.values["lpips"] = paired.mean
+        ctx.bad += paired.bad
+        ctx.protocol.lpips = {"kind": "paired (output vs ground truth with the same name)", "net": net,
+                              "version": "0.1", "pairs": len(paired.scores), "input_range": "[-1,1]",
+                              "unmatched_fakes": paired.unmatched,
+                              "linear_heads": {"file": f"lpips/weights/v0.1/{heads.name}", "sha256": sha256_file(heads)}}
+        if paired.unmatched:
+            shown = ", ".join(paired.unmatched[:5]) + (", ..." if len(paired.unmatched) > 5 else "")
+            ctx.warnings.append(f"paired LPIPS: {len(paired.unmatched)} file(s) of {ctx.fake} have no namesake in "
+                                f"{ctx.real} and were not scored ({shown}); the JSON lists them under "
+                                "protocol.lpips.unmatched_fakes")
