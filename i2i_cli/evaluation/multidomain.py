@@ -93,6 +93,35 @@ def _generator(seed: int, guidance: str, task_number: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
+@dataclass
+class _Scorers:
+    """The evaluation's networks, their device and FID resize, and the files skipped along the way."""
+
+    lpips: torch.nn.Module
+    inception: fid_kid.FeatureFn
+    device: torch.device
+    fid_size: int
+    options: Any  # an EvalOptions
+    bad: list[tuple[str, str]]
+
+    def features(self, folder: Path) -> np.ndarray:
+        o = self.options
+        found, skipped = fid_kid.folder_features(folder, self.inception, o.mode, batch_size=o.batch_size,
+                                                 device=self.device, threads=o.threads, image_size=self.fid_size)
+        self.bad.extend(skipped)
+        return found
+
+
+def _scorers(options: Any, fid_size: int, protocol: Protocol) -> _Scorers:
+    device = torch.device(options.device)
+    lpips_model, lpips_weights = build_lpips(options.lpips_net, device, options.weights_dir)
+    inception, inception_weights = fid_kid.inception(options.mode, device, options.weights_dir)
+    protocol.set_fid_mode(options.mode, fid_size)
+    protocol.add_weights("inception", inception_weights)
+    protocol.add_weights("lpips_backbone", lpips_weights)
+    return _Scorers(lpips_model, inception, device, fid_size, options, [])
+
+
 def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md: MultiDomainOptions,
                          progress: Progress | None = None) -> EvalResult:
     """Translate every task K times per input under each guidance, then FID per task and LPIPS diversity.
@@ -108,33 +137,37 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
     if missing:
         raise DataError(f"{layout.root}: no images of domain(s) {', '.join(missing)} in {evaluation}/ or "
                         f"{reference}/; the run's domains are {', '.join(domains)}")
-    styles = TorchStyles(loaded, options.device)
     size = int(loaded.run_config.config.get("size", 256))
-    fid_size = options.image_size or size
-    device = torch.device(options.device)
-    lpips_model, lpips_weights = build_lpips(options.lpips_net, device, options.weights_dir)
-    inception, inception_weights = fid_kid.inception(options.mode, device, options.weights_dir)
     protocol = Protocol(real=str(layout.root), fake=str(work))
-    protocol.set_fid_mode(options.mode, fid_size)
-    protocol.add_weights("inception", inception_weights)
-    protocol.add_weights("lpips_backbone", lpips_weights)
-
+    scorers = _scorers(options, options.image_size or size, protocol)
     pairs = [(s, t) for t in domains for s in domains if s != t]  # the reference's order: by target, then source
     tasks = [_Task(g, s, t, n) for g in md.guidance for n, (s, t) in enumerate(pairs)]
+    values, counts = _score_tasks(TorchStyles(loaded, options.device), tasks, layout, (evaluation, reference),
+                                  domains, md, size, work, scorers, progress)
+    for guidance in md.guidance:
+        for metric in ("fid", "lpips"):
+            per_task = [values[f"{metric}_{guidance}_{s}2{t}"] for s, t in pairs]
+            values[f"{metric}_{guidance}_mean"] = float(np.mean(per_task))
+    averaging = "stargan_v2" if options.mode == "stargan_v2" else "per_input"
+    protocol.lpips = _lpips_protocol(averaging, options.lpips_net, md.val_batch_size)
+    protocol.seeds["multidomain"] = md.seed
+    protocol.update(_task_protocol(pairs, domains, md, (evaluation, reference), counts, size))
+    _record_fid_sqrt(protocol, options, counts)
+    return EvalResult(values, protocol, list(dict.fromkeys(scorers.bad)))
+
+
+def _score_tasks(styles: Any, tasks: list[_Task], layout: Any, splits: tuple[str, str], domains: list[str],
+                 md: MultiDomainOptions, size: int, work: Path, scorers: _Scorers, progress: Progress | None
+                 ) -> tuple[dict[str, float | None], dict[str, dict[str, dict[str, int]]]]:
+    """Each task's outputs written and scored: FID against the target's `reference` split, LPIPS diversity."""
+    evaluation, reference = splits
     sources = layout.splits[evaluation]
+    options = scorers.options
     averaging = "stargan_v2" if options.mode == "stargan_v2" else "per_input"
     total, done = sum(len(sources[task.source]) for task in tasks), 0
     values: dict[str, float | None] = {}
-    bad: list[tuple[str, str]] = []
     counts: dict[str, dict[str, dict[str, int]]] = {g: {} for g in md.guidance}
     real_features: dict[str, np.ndarray] = {}
-
-    def features(folder: Path) -> np.ndarray:
-        found, skipped = fid_kid.folder_features(folder, inception, options.mode, batch_size=options.batch_size,
-                                                 device=device, threads=options.threads, image_size=fid_size)
-        bad.extend(skipped)
-        return found
-
     for task in tasks:
         folder = work / task.guidance / task.name
 
@@ -143,25 +176,25 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
                 progress(f"{task.guidance} {task.name}", start + n, total)
 
         distances, written = _translate_task(styles, task, sources[task.source], sources[task.target],
-                                             domains.index(task.target), md, size, folder, lpips_model, device,
-                                             bad, step)
+                                             domains.index(task.target), md, size, folder, scorers.lpips,
+                                             scorers.device, scorers.bad, step)
         diversity = average_diversity(distances, averaging, md.val_batch_size)
         done += len(sources[task.source])
         if task.target not in real_features:
-            real_features[task.target] = features(layout.root / reference / task.target)
+            real_features[task.target] = scorers.features(layout.root / reference / task.target)
         values[f"fid_{task.guidance}_{task.name}"] = fid_kid.fid_from_features(
-            real_features[task.target], features(folder), options.fid_sqrt, options.mode)
+            real_features[task.target], scorers.features(folder), options.fid_sqrt, options.mode)
         values[f"lpips_{task.guidance}_{task.name}"] = diversity
         counts[task.guidance][task.name] = {"inputs": written // md.outputs_per_input, "outputs": written,
-                             "fid_reference_images": int(real_features[task.target].shape[0])}
-    for guidance in md.guidance:
-        for metric in ("fid", "lpips"):
-            per_task = [values[f"{metric}_{guidance}_{s}2{t}"] for s, t in pairs]
-            values[f"{metric}_{guidance}_mean"] = float(np.mean(per_task))
+                                            "fid_reference_images": int(real_features[task.target].shape[0])}
+    return values, counts
 
-    protocol.lpips = _lpips_protocol(averaging, options.lpips_net, md.val_batch_size)
-    protocol.seeds["multidomain"] = md.seed
-    protocol.update({
+
+def _task_protocol(pairs: list[tuple[str, str]], domains: list[str], md: MultiDomainOptions,
+                   splits: tuple[str, str], counts: dict[str, dict[str, dict[str, int]]], size: int
+                   ) -> dict[str, Any]:
+    evaluation, reference = splits
+    return {
         "tasks": [f"{s}2{t}" for s, t in pairs], "guidance": list(md.guidance), "domains": domains,
         "outputs_per_input": md.outputs_per_input, "lpips_pairs_per_input": md.outputs_per_input
         * (md.outputs_per_input - 1) // 2, "evaluation_split": evaluation, "fid_reference_split": reference,
@@ -172,9 +205,7 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
         "references": f"target-domain images of {evaluation}/: K distinct ones per input, drawn at random (a new "
                       "permutation when K exceeds the images)",
         "rng": "torch.Generator per (guidance, task) seeded with numpy SeedSequence([seed, guidance index, "
-               "task index]); latent codes and reference draws in input order"})
-    _record_fid_sqrt(protocol, options, counts)
-    return EvalResult(values, protocol, list(dict.fromkeys(bad)))
+               "task index]); latent codes and reference draws in input order"}
 
 
 def _lpips_protocol(averaging: str, net: str, batch_size: int) -> dict[str, Any]:
