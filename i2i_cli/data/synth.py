@@ -171,40 +171,61 @@ def synthesize(
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise DataError(f"{root} exists and is not empty: pass --overwrite to write into it, or choose another OUT")
     rng = np.random.default_rng(seed)
-    write = _writer(root, overwrite)
-    counts: dict[str, int] = {}
-    splits = [("train", n_train), ("test", n_test), ("val", n_val)]
+    splits = [(split, n) for split, n in (("train", n_train), ("test", n_test), ("val", n_val)) if n > 0]
     total = sum(n for _, n in splits) * (n_domains if layout == "domains" else 1)
-    done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress:
-            progress(done, total)
-
+    draw = _Drawing(_writer(root, overwrite), rng, size, total, progress)
+    counts: dict[str, int] = {}
     for split, n in splits:
-        if n <= 0:
-            continue
-        if layout == "aligned":
-            for i in range(n):
-                scene = draw_scene(size, rng)
-                pair = np.concatenate([label_image(scene), render_photo(scene, "day", rng)], axis=1)
-                write(pair, Path(split) / f"{i:05d}.png")
-                tick()
-            counts[split] = n
-        elif layout == "unaligned":
-            # A and B come from different scenes: there is no pairing to exploit.
-            for i in range(n):
-                write(label_image(draw_scene(size, rng)), Path(f"{split}A") / f"{i:05d}.png")
-                write(render_photo(draw_scene(size, rng), "day", rng), Path(f"{split}B") / f"{i:05d}.png")
-                tick()
-            counts[f"{split}A"] = counts[f"{split}B"] = n
+        if layout == "domains":
+            # multi-domain data is train/ + val/ (StarGAN v2): the test images go to val/ unless val/ is asked for
+            _write_domains(draw, "val" if split == "test" and n_val <= 0 else split, n, n_domains, counts)
         else:
-            split_name = "val" if split == "test" and n_val <= 0 else split
-            for style in style_names(n_domains):
-                for i in range(n):
-                    write(render_photo(draw_scene(size, rng), style, rng), Path(split_name) / style / f"{i:05d}.png")
-                    tick()
-                counts[f"{split_name}/{style}"] = counts.get(f"{split_name}/{style}", 0) + n
+            _LAYOUT_WRITERS[layout](draw, split, n, counts)
     return SynthResult(root, layout, counts)
+
+
+@dataclass
+class _Drawing:
+    """Where images go, the random stream, their size, and progress over `total` images."""
+
+    write: Callable[[np.ndarray, Path], None]
+    rng: np.random.Generator
+    size: int
+    total: int
+    progress: Callable[[int, int], None] | None
+    done: int = 0
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total)
+
+
+def _write_aligned(draw: _Drawing, split: str, n: int, counts: dict[str, int]) -> None:
+    for i in range(n):
+        scene = draw_scene(draw.size, draw.rng)
+        draw.write(np.concatenate([label_image(scene), render_photo(scene, "day", draw.rng)], axis=1),
+                   Path(split) / f"{i:05d}.png")
+        draw.tick()
+    counts[split] = n
+
+
+def _write_unaligned(draw: _Drawing, split: str, n: int, counts: dict[str, int]) -> None:
+    # A and B come from different scenes: there is no pairing to exploit.
+    for i in range(n):
+        draw.write(label_image(draw_scene(draw.size, draw.rng)), Path(f"{split}A") / f"{i:05d}.png")
+        draw.write(render_photo(draw_scene(draw.size, draw.rng), "day", draw.rng), Path(f"{split}B") / f"{i:05d}.png")
+        draw.tick()
+    counts[f"{split}A"] = counts[f"{split}B"] = n
+
+
+def _write_domains(draw: _Drawing, split: str, n: int, n_domains: int, counts: dict[str, int]) -> None:
+    for style in style_names(n_domains):
+        for i in range(n):
+            draw.write(render_photo(draw_scene(draw.size, draw.rng), style, draw.rng), Path(split) / style / f"{i:05d}.png")
+            draw.tick()
+        counts[f"{split}/{style}"] = counts.get(f"{split}/{style}", 0) + n
+
+
+_LAYOUT_WRITERS: dict[str, Callable[[_Drawing, str, int, dict[str, int]], None]] = {
+    "aligned": _write_aligned, "unaligned": _write_unaligned}
