@@ -77,16 +77,17 @@ def evaluate(
         return
     from i2i_cli.data.images import set_max_pixels
     from i2i_cli.errors import ConfigError
-    from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders, evaluate_run
-    from i2i_cli.evaluation.multidomain import MultiDomainOptions, task_table
+    from i2i_cli.evaluation.evaluate import EvalOptions, evaluate_folders
+    from i2i_cli.evaluation.multidomain import MultiDomainOptions
     from i2i_cli.fsutil import check_output_file
 
     set_max_pixels(max_pixels)
     if json_out is not None:
         check_output_file(json_out, "--json")  # before the metrics, not after them
 
-    options = EvalOptions(tuple(parse_csv(metrics)), mode, lpips_net, kid_subsets, kid_subset_size, seed,
-                          batch_size, device, weights_dir, image_size=image_size, segmenter=segmenter,
+    options = EvalOptions(metrics=tuple(parse_csv(metrics)), mode=mode, lpips_net=lpips_net,
+                          kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed, batch_size=batch_size,
+                          device=device, weights_dir=weights_dir, image_size=image_size, segmenter=segmenter,
                           fcn_convention=fcn_convention, fid_sqrt=fid_sqrt)
     if (real is None) != (fake is None):
         raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
@@ -95,28 +96,36 @@ def evaluate(
     with progress_bar("eval", None, transient=True) as advance:
         report = lambda stage, d, t: advance(0, completed=d, total=t, status=stage)  # noqa: E731
         if real is None:
-            from i2i_cli.inference import resolve_checkpoint
-
-            checkpoint, note = resolve_checkpoint(checkpoint)
-            if note:
-                info(note)
-            multidomain = MultiDomainOptions(tuple(parse_csv(guidance)), outputs_per_input, seed)
-            result, work = evaluate_run(checkpoint, data, options, out, report, multidomain)
-            if "tasks" in result.protocol.extra:
-                _report(result, f"{len(result.protocol.extra['tasks'])} tasks of {result.protocol.extra['checkpoint']}"
-                        f" ({result.protocol.mode} FID vs {result.protocol.extra['fid_reference_split']}/, LPIPS "
-                        f"diversity of {outputs_per_input} outputs per input; translations in {work})", json_out,
-                        task_table(result))
-                return
-            if result.protocol.extra.get("evaluated") == "segmenter":  # its own accuracy on held-out label maps
-                _report(result, f"{result.protocol.extra['checkpoint']} segmenting {result.protocol.real} "
-                        f"({result.protocol.fcn['images']} photos, {result.protocol.fcn['convention']} convention; "
-                        f"predictions in {work / 'predictions'})", json_out)
-                return
-            real, fake = Path(result.protocol["real"]), work / "fake"
+            multidomain = MultiDomainOptions(guidance=tuple(parse_csv(guidance)), outputs_per_input=outputs_per_input,
+                                             seed=seed)
+            result, title, table = _evaluate_checkpoint(checkpoint, data, options, out, report, multidomain)
         else:
             result = evaluate_folders(real, fake, options, progress=report)
-    _report(result, f"{fake} vs {real} ({result.protocol.mode or 'paired'})", json_out)
+            title, table = f"{fake} vs {real} ({result.protocol.mode or 'paired'})", None
+    _report(result, title, json_out, table)
+
+
+def _evaluate_checkpoint(checkpoint: Path | None, data: Path | None, options: Any, out: Path | None, report: Any,
+                         multidomain: Any) -> tuple[Any, str, tuple[list[str], list[list[Any]]] | None]:
+    """`i2i eval --checkpoint RUN`: translate its test split and evaluate; the result, its title and table."""
+    from i2i_cli.evaluation.evaluate import evaluate_run
+    from i2i_cli.evaluation.multidomain import task_table
+    from i2i_cli.inference import resolve_checkpoint
+
+    checkpoint, note = resolve_checkpoint(checkpoint)
+    if note:
+        info(note)
+    result, work = evaluate_run(checkpoint, data, options, out, report, multidomain)
+    extra = result.protocol.extra
+    if "tasks" in extra:
+        return result, (f"{len(extra['tasks'])} tasks of {extra['checkpoint']} ({result.protocol.mode} FID vs "
+                        f"{extra['fid_reference_split']}/, LPIPS diversity of {multidomain.outputs_per_input} outputs "
+                        f"per input; translations in {work})"), task_table(result)
+    if extra.get("evaluated") == "segmenter":  # its own accuracy on held-out label maps
+        return result, (f"{extra['checkpoint']} segmenting {result.protocol.real} ({result.protocol.fcn['images']} "
+                        f"photos, {result.protocol.fcn['convention']} convention; predictions in "
+                        f"{work / 'predictions'})"), None
+    return result, f"{work / 'fake'} vs {Path(result.protocol['real'])} ({result.protocol.mode or 'paired'})", None
 
 
 @eval_app.command("fcn")
@@ -146,7 +155,8 @@ def fcn(
     if json_out is not None:
         check_output_file(json_out, "--json")  # before the metrics, not after them
 
-    options = FcnOptions(classes, segmenter, resolution, label_format, palette, device, weights_dir, convention)
+    options = FcnOptions(n_classes=classes, segmenter=segmenter, resolution=resolution, label_format=label_format,
+                         palette=palette, device=device, weights_dir=weights_dir, convention=convention)
     with progress_bar("fcn-score", None, transient=True) as advance:
         result = evaluate_fcn(fake, labels, options, real,
                               lambda stage, d, t: advance(0, completed=d, total=t, status=stage))
