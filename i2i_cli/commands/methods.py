@@ -37,6 +37,7 @@ def show(name: Annotated[str, typer.Argument(help="Method name.")],
 
     from i2i_cli.errors import ConfigError
     from models import registry
+    from models.option_help import option_help
 
     try:
         cls = registry.method_class(name)
@@ -48,19 +49,21 @@ def show(name: Annotated[str, typer.Argument(help="Method name.")],
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise ConfigError(f"unknown method '{name}'; {hint}known: {', '.join(known)}") from None
     defaults = cls.config_class()
+    helps = option_help(cls.config_class)
     if json_out:
         from i2i_cli.cli import dump_json_stdout
 
         dump_json_stdout({"method": name, "paper": cls.paper, "code": cls.code,
-                          "defaults": {f.name: getattr(defaults, f.name) for f in defaults.options()}})
+                          "defaults": {f.name: getattr(defaults, f.name) for f in defaults.options()},
+                          "help": {f.name: helps.get(f.name, "") for f in defaults.options()}})
         return
     console.print(f"[bold]{name}[/]: {cls.summary}")
     console.print(f"paper: {cls.paper}")
     if cls.code:
         console.print(f"official code: {cls.code}")
     console.print(f"data layout: {cls.layout}; override any option with --set key=value or --config FILE.toml")
-    print_table(f"{name} defaults", ["option", "default"],
-                [(f.name, getattr(defaults, f.name)) for f in defaults.options()])
+    print_table(f"{name} defaults", ["option", "default", "what it does"],
+                [(f.name, getattr(defaults, f.name), helps.get(f.name, "")) for f in defaults.options()])
 
 
 def register(app: typer.Typer) -> None:
