@@ -11,7 +11,6 @@ there (a single top-level folder lifted, macOS metadata dropped) and only then r
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -175,11 +174,3 @@ def download_dataset(name: str, root: str | os.PathLike[str] = "datasets", *, ur
         archive.unlink()
     detected, counts = _detect(target)
     return DownloadedDataset(name, target, digest, e.layout, detected, counts)
-
-
-def read_source(folder: str | os.PathLike[str]) -> dict[str, object]:
-    """The provenance record written next to a downloaded dataset."""
-    path = Path(folder) / SOURCE_FILE
-    if not path.is_file():
-        raise I2IError(f"{path}: no provenance record (the folder was not made by `i2i data download`)")
-    return json.loads(path.read_text())

@@ -12,7 +12,7 @@ import errno
 import json
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -88,12 +88,6 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, overwrite: boo
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, overwrite: bool = True) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", overwrite=overwrite)
-
-
-def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[Path], None], *, overwrite: bool = True) -> None:
-    """Call writer(tmp_path) and move the result onto `path` atomically."""
-    with atomic_path(path, overwrite=overwrite) as tmp:
-        writer(tmp)
 
 
 def remove_stale_temporaries(folder: Path) -> int:

@@ -15,8 +15,8 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 # Width-like options shrunk for every method that has them, so each trains in seconds on a CPU.
 TINY_VALUES: dict[str, Any] = {
     "ngf": 8, "ndf": 8, "netF_nc": 16, "num_patches": 16, "max_conv_dim": 32, "style_dim": 16, "latent_dim": 8,
-    "mapping_dim": 32, "dim_in": 16, "n_blocks": 2, "attention_ngf": 8, "head_channels": 8, "num_samples": 16,
-    "base_channels": 4, "pretrained_backbone": False,
+    "mapping_dim": 32, "dim_in": 16, "n_blocks": 2, "attention_ngf": 8, "base_channels": 4,
+    "pretrained_backbone": False,
 }
 TINY_SIZE = 32
 
