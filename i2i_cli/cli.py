@@ -167,7 +167,7 @@ def known_method(value: str | None) -> str | None:
     if value not in names:
         close = difflib.get_close_matches(value, names, n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
-        raise fail(f"--model {value}: unknown model '{value}'{hint}; known: {', '.join(names)}")
+        raise fail(f"--model {value}: unknown method '{value}'{hint}; known: {', '.join(names)}")
     return value
 
 

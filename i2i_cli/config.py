@@ -127,7 +127,7 @@ def resolve_config(
     try:
         cls = registry.method_class(method)
     except KeyError:
-        raise ConfigError(f"unknown model '{method}'; known: {', '.join(registry.list_methods())}") from None
+        raise ConfigError(f"unknown method '{method}'; known: {', '.join(registry.list_methods())}") from None
     config = cls.config_class()
     default_size, default_load = config.size, config.load_size
     if config_file is not None:

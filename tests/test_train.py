@@ -81,7 +81,7 @@ def test_train_without_data_says_what_to_pass():
 @pytest.mark.parametrize(
     "args, expected",
     [
-        (["--model", "nope"], "unknown model 'nope'"),
+        (["--model", "nope"], "unknown method 'nope'"),
         (["--set", "lambda_l1=3"], "did you mean lambda_L1"),
         (["--set", "lambda_L1=abc"], "expected float"),
         (["--direction", "sideways"], "choose AtoB or BtoA"),
