@@ -233,7 +233,7 @@ def _saved_pixels(aligned: np.ndarray) -> np.ndarray:
 def resize_like_reference(image: np.ndarray, size: int) -> np.ndarray:
     from PIL import Image
 
-    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    return np.array(Image.fromarray(image).resize((size, size), Image.BILINEAR))
 
 
 def align_image(image: np.ndarray, fan: Any, mean_landmarks: np.ndarray, size: int) -> np.ndarray:
