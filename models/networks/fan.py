@@ -11,6 +11,9 @@ extra stacks are ignored, as the reference's loader ignores them.
 into two masks in [0, 1], (N, 1, 256, 256): the whole face (eyes, nose, mouth, chin, brows) for the generator's
 32 px skip and the eyes-and-nose one for its 64 and 128 px skips. Nothing checks that the image is a face: on
 any other image the network still finds 98 maxima and the masks follow them.
+
+`landmarks(x)` is the reference's `get_landmark` (used by `i2i data align-faces`, i2i_cli/face_align.py): the
+peaks of the raw 64 px heat maps, as its `get_preds_fromhm` places them, scaled to the input's pixels.
 """
 
 from __future__ import annotations
