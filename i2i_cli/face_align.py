@@ -239,8 +239,6 @@ def resize_like_reference(image: np.ndarray, size: int) -> np.ndarray:
 def align_image(image: np.ndarray, fan: Any, mean_landmarks: np.ndarray, size: int) -> np.ndarray:
     """uint8 (H, W, 3) photo -> uint8 (size, size, 3) aligned face; `mean_landmarks` (98, 2) float32 in 256 px
     coordinates (celeba_lm_mean.npz's 'mean'); `fan` a models.networks.fan.FAN with its weights loaded."""
-    import torch
-
     x = _to_unit_tensor(resize_like_reference(image, size))
     device = next(fan.parameters()).device
     points = fan.landmarks(x.to(device))[0].cpu().numpy().astype(np.float32)
@@ -248,9 +246,7 @@ def align_image(image: np.ndarray, fan: Any, mean_landmarks: np.ndarray, size: i
     pixels = ((x[0].permute(1, 2, 0).numpy() * np.float32(0.5) + np.float32(0.5)) * np.float32(255)).astype(np.uint8)
     padded, points = pad_mirror(pixels, points)
     reference = (mean_landmarks * np.float32(size / MEAN_SIZE)).astype(np.float32)
-    with torch.no_grad():
-        aligned = warp_lanczos4(padded, landmarks_to_matrix(points, reference), size)
-    return _saved_pixels(aligned)
+    return _saved_pixels(warp_lanczos4(padded, landmarks_to_matrix(points, reference), size))
 
 
 # --- a folder --------------------------------------------------------------------------------------------------
@@ -336,6 +332,17 @@ def load_fan(path: Path, device: str) -> Any:
     return fan.to(device).eval()
 
 
+def _weights(name: str, weights_dir: str | os.PathLike[str] | None) -> Any:
+    """The resolved file; missing with an explicit --weights-dir, the message points there rather than the cache."""
+    from i2i_cli import weights
+
+    if weights_dir is not None and weights.status(name, weights_dir)[0] == "missing" and weights.offline():
+        e = weights.entry(name)
+        raise WeightsError(f"weights '{name}' ({e.filename}) are not in --weights-dir {weights_dir}; download {e.url} "
+                           f"and place it at {Path(weights_dir) / e.filename} (or set I2I_WEIGHTS_DIR to the folder holding it)")
+    return weights.resolve(name, weights_dir=weights_dir)
+
+
 def align_faces(inputs: str | os.PathLike[str], out_dir: str | os.PathLike[str], options: AlignOptions | None = None,
                 progress: ProgressFn | None = None) -> AlignReport:
     """Align every photo of `inputs` (a folder, searched recursively, or one image) into `out_dir` under the same
@@ -344,13 +351,12 @@ def align_faces(inputs: str | os.PathLike[str], out_dir: str | os.PathLike[str],
     from i2i_cli.data.images import load_image, save_image
     from i2i_cli.engine.device import resolve_device
     from i2i_cli.fsutil import check_output_folder
-    from i2i_cli.weights import resolve
 
     opts = options or AlignOptions()
     if opts.size < 64:
         raise ConfigError(f"--size {opts.size}: too small for the landmark network; use 64 or more (256: CelebA-HQ)")
-    wing = resolve("wing", weights_dir=opts.weights_dir)
-    mean_file = resolve("celeba_lm_mean", weights_dir=opts.weights_dir)
+    wing = _weights("wing", opts.weights_dir)
+    mean_file = _weights("celeba_lm_mean", opts.weights_dir)
     source, target = Path(inputs), Path(out_dir)
     pairs = _plan(source, target, opts.overwrite)
     check_output_folder(target, "OUT")

@@ -94,7 +94,7 @@ def test_missing_weights_are_one_line_before_any_image_is_read_or_out_made(photo
     out = tmp_path / "aligned"
     result = _align(photos, out, partial)
     assert result.exit_code == 2, result.output
-    assert missing in result.output and "I2I_WEIGHTS_DIR" in result.output
+    assert missing in result.output and str(partial / missing) in result.output.replace("\n", "")
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
 
@@ -125,3 +125,9 @@ def test_fan_landmarks_scale_the_heat_map_peaks_to_the_input_size():
     points = fan.landmarks(torch.zeros(2, 3, 128, 128))
     assert points.shape == (2, 98, 2)
     assert torch.equal(points[0, 0], torch.tensor([7.5 * 2, 5.5 * 2]))
+
+
+def test_missing_weights_without_weights_dir_name_the_cache_and_the_variable(photos, tmp_path):
+    result = runner.invoke(app, ["data", "align-faces", str(photos), str(tmp_path / "out"), "--device", "cpu"])
+    assert result.exit_code == 2 and "wing.ckpt" in result.output and "I2I_WEIGHTS_DIR" in result.output
+    assert not (tmp_path / "out").exists()
