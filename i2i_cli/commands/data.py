@@ -9,6 +9,7 @@ import typer
 
 from i2i_cli.cli import (
     console,
+    device_option,
     existing_path,
     handle_errors,
     json_option,
@@ -20,7 +21,7 @@ from i2i_cli.cli import (
 )
 from i2i_cli.commands.data_download import add_download_commands
 
-data_app = typer.Typer(help="Datasets: synthesise, check, download.", no_args_is_help=True)
+data_app = typer.Typer(help="Datasets: synthesise, check, download, align faces.", no_args_is_help=True)
 
 
 @data_app.command("synth")
@@ -92,8 +93,38 @@ def check(
         raise typer.Exit(1)
 
 
+@data_app.command("align-faces")
+@handle_errors
+def align_faces_command(
+    inputs: Annotated[Path, typer.Argument(metavar="IN", help="Folder of face photos (searched recursively) or one photo.",
+                                           callback=existing_path("IN", "pass a folder of face photos"))],
+    out: Annotated[Path, typer.Argument(metavar="OUT", help="Folder for the aligned faces (same relative names).")],
+    size: Annotated[int, typer.Option(help="Output size in pixels (256: StarGAN v2 CelebA-HQ at 256 px).")] = 256,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing files in OUT (and --json).")] = False,
+    device: Annotated[str, device_option()] = "auto",
+    weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder holding wing.ckpt and celeba_lm_mean.npz.")] = None,
+    json_out: Annotated[Path | None, json_option("Write the report as JSON")] = None,
+) -> None:
+    """Align face photos as StarGAN v2's CelebA-HQ images are (its align mode: FAN landmarks onto the CelebA-HQ
+    mean face), so that a CelebA-HQ model can translate them."""
+    from i2i_cli.face_align import AlignOptions, align_faces
+
+    options = AlignOptions(size=size, overwrite=overwrite, device=device, weights_dir=weights_dir)
+    with progress_bar("aligning", None, transient=True) as advance:
+        report = align_faces(inputs, out, options,
+                             progress=lambda done, total: advance(0, completed=done, total=total))
+    print_table(f"aligned faces in {report.out_dir}", ["written", "unreadable", "size"],
+                [(len(report.written), len(report.bad), f"{report.size}x{report.size}")])
+    if json_out:
+        write_json(json_out, report.to_json())
+    if report.bad:
+        print_problems(f"{len(report.bad)} unreadable file(s), skipped:", report.bad)
+        warn("fix or remove the files above and run again (aligned ones need --overwrite)")
+        raise typer.Exit(1)
+
+
 add_download_commands(data_app)  # `i2i data download`: i2i_cli/commands/data_download.py
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(data_app, name="data", help="Datasets: synthesise (`synth`), check a folder (`check`), download.")
+    app.add_typer(data_app, name="data", help="Datasets: synthesise (`synth`), check a folder (`check`), download, align faces.")

@@ -11,6 +11,9 @@ extra stacks are ignored, as the reference's loader ignores them.
 into two masks in [0, 1], (N, 1, 256, 256): the whole face (eyes, nose, mouth, chin, brows) for the generator's
 32 px skip and the eyes-and-nose one for its 64 and 128 px skips. Nothing checks that the image is a face: on
 any other image the network still finds 98 maxima and the masks follow them.
+
+`landmarks(x)` is the reference's `get_landmark` (used by `i2i data align-faces`, i2i_cli/face_align.py): the
+peaks of the raw 64 px heat maps, as its `get_preds_fromhm` places them, scaled to the input's pixels.
 """
 
 from __future__ import annotations
@@ -150,6 +153,38 @@ class FAN(nn.Module):
     @torch.no_grad()
     def face_masks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return masks_from_heatmaps(self.heatmaps(x))
+
+    @torch.no_grad()
+    def landmarks(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 98, 2) landmark (x, y) of images in [-1, 1] (square, any size), in the input's pixel coordinates
+        (pixel i spans [i, i + 1)), as the reference's get_landmark: the 64 px heat maps' peaks, see
+        `landmarks_from_heatmaps`, times size / 64 (the reference's integer size // 64: equal for multiples of 64)."""
+        small = F.interpolate(x, size=(FAN_SIZE, FAN_SIZE), mode="bilinear", align_corners=False)
+        maps = self(small * 0.5 + 0.5)[:, :-1]
+        return landmarks_from_heatmaps(maps.float()) * (x.shape[-1] / maps.shape[-1])
+
+
+def landmarks_from_heatmaps(maps: torch.Tensor) -> torch.Tensor:
+    """(N, L, H, W) heat maps -> (N, L, 2) peak (x, y) in heat-map pixels, the reference's get_preds_fromhm:
+    the arg-max pixel's centre (column + 0.5, row + 0.5), moved a quarter pixel towards the larger neighbour in x
+    and in y (not at all on a tie, nor for a peak on the border: the reference's 0 < p < 63 test, kept literally,
+    so on maps other than 64 px it still reads 63)."""
+    n, count, height, width = maps.shape
+    flat = maps.reshape(n, count, height * width)
+    index = flat.argmax(dim=2)
+    col, row = index % width, index // width
+    inner = (col > 0) & (col < 63) & (row > 0) & (row < 63)
+
+    def at(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        r, c = r.clamp(0, height - 1), c.clamp(0, width - 1)
+        return flat.gather(2, (r * width + c).unsqueeze(2)).squeeze(2)
+
+    dx = torch.sign(at(row, col + 1) - at(row, col - 1))
+    dy = torch.sign(at(row + 1, col) - at(row - 1, col))
+    zero = torch.zeros_like(dx)
+    x = col.to(maps.dtype) + 0.5 + 0.25 * torch.where(inner, dx, zero)
+    y = row.to(maps.dtype) + 0.5 + 0.25 * torch.where(inner, dy, zero)
+    return torch.stack([x, y], dim=2)
 
 
 # WFLW landmark groups the reference reshapes: (start, end, shift in rows at 256 px, exponent). A shift of N
