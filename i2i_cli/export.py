@@ -30,7 +30,7 @@ import torch
 
 from i2i_cli import __version__
 from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
-from i2i_cli.errors import BadImageError, ConfigError, I2IError
+from i2i_cli.errors import ConfigError, I2IError
 from i2i_cli.fsutil import atomic_path
 
 TOLERANCE = {False: 1e-4, True: 1e-2}  # fp32, fp16
@@ -130,7 +130,6 @@ def _metadata(loaded: LoadedModel, direction: str, fp16: bool, opset: int, extra
 def _real_input(loaded: LoadedModel, size: tuple[int, int], direction: str = "AtoB") -> torch.Tensor | None:
     """A real input image from the run's training data, if it is still there, resized to `size`: the source
     side of the export's direction. None when there is none readable (the random checks still run)."""
-    from i2i_cli.data.images import load_image
     from i2i_cli.data.layouts import detect_layout
 
     root = Path(loaded.run_config.data.get("root", "") or "/nonexistent")
@@ -140,24 +139,11 @@ def _real_input(loaded: LoadedModel, size: tuple[int, int], direction: str = "At
         layout = detect_layout(root)
     except I2IError:
         return None
-    split = next((s for s in ("train", "test", "val") if s in layout.splits), next(iter(layout.splits), None))
-    if split is None:
+    array = layout.parity_source(direction, loaded.run_config.config.get("direction", "AtoB"))
+    if array is None:
         return None
-    groups = layout.groups(split)
-    source = "B" if direction == "BtoA" else "A"
-    files = groups.get("AB") or groups.get(source) or next(iter(groups.values()), [])
-    run_direction = loaded.run_config.config.get("direction", "AtoB")
-    for file in files[:8]:  # a few tries: an unreadable image must not fail the export
-        try:
-            array = load_image(file)
-        except BadImageError:
-            continue
-        if "AB" in groups or loaded.run_config.data.get("layout") == "aligned":  # A | B pairs: the source half
-            half = array.shape[1] // 2
-            array = array[:, half: 2 * half] if run_direction == "BtoA" else array[:, :half]
-        x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
-        return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return None
+    x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def _images(shapes: list[tuple[int, int, int, int]]) -> dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABCMeta, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -60,6 +60,10 @@ class MethodConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def data_spec(self) -> DataSpec:
+        """What the training set needs from these options: a config says it, so no method is built to ask."""
+        return DataSpec()
 
     @classmethod
     def options(cls) -> list[dataclasses.Field[Any]]:
@@ -112,13 +116,26 @@ class Phase:
     frozen: tuple[str, ...] = ()
 
 
-@dataclass
-class DataSpec:
-    """What a method needs from the data layer."""
+@dataclass(frozen=True)
+class SegmentationData:
+    """What a segmenter's training set needs beyond the crop: how label maps are read and how photos are sized."""
 
-    layout: str  # aligned | unaligned | domains
+    label_side: str = "auto"  # photo | label files: which half is the label map (auto | left | right)
+    label_format: str = "auto"  # auto | trainid | cityscapes-id | color
+    palette_colors: tuple[int, ...] = ()  # flat r, g, b per class; empty: Cityscapes' colours
+    n_classes: int = 19
+    load_width: int = 0  # resize to this width first (0: keep; one of width / height 0 keeps the aspect ratio)
+    load_height: int = 0
+    crop_height: int = 0  # 0: square crops of the config's size
+    random_scale: float = 0.0  # > 0: scale by a factor in [1/s, s] before cropping
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a method's training set needs beyond its layout (TranslationMethod.accepts) and crop size."""
+
     random_resized_crop: float = 0.0  # probability (StarGAN v2)
-    extra: dict[str, Any] = field(default_factory=dict)
+    segmentation: SegmentationData | None = None  # photos + label maps (the segmenter)
 
 
 class TranslationMethod(nn.Module, metaclass=ABCMeta):
@@ -129,7 +146,12 @@ class TranslationMethod(nn.Module, metaclass=ABCMeta):
     summary: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     code: ClassVar[str] = ""  # the official repository the defaults come from
-    layout: ClassVar[str] = "unaligned"
+    # The dataset layouts (i2i_cli/data/layouts) it trains on; the first is the one whose batches it takes, the
+    # others can serve them (an aligned A | B set gives unpaired A and B images, or photos and label maps).
+    accepts: ClassVar[tuple[str, ...]] = ("unaligned", "aligned")
+    # How `i2i eval --checkpoint` scores a run: translate the test split and compare (translation), StarGAN v2's
+    # per-task protocol (multidomain), or segment held-out photos against their label maps (segmentation).
+    evaluation: ClassVar[Literal["translation", "multidomain", "segmentation"]] = "translation"
     two_sided: ClassVar[bool] = False  # translates both ways (--direction AtoB|BtoA at inference)
     multi_domain: ClassVar[bool] = False
     takes_style_reference: ClassVar[bool] = False
@@ -140,9 +162,6 @@ class TranslationMethod(nn.Module, metaclass=ABCMeta):
         self.domains = list(domains or ["A", "B"])
 
     # --- what the trainer needs --------------------------------------------------------------
-    def data_spec(self) -> DataSpec:
-        return DataSpec(layout=self.layout)
-
     @abstractmethod
     def optimizers(self) -> list[OptimizerSpec]:
         ...

@@ -145,7 +145,7 @@ class ThrowAway(TranslationMethod):
     summary = "test-only: two convolutions and an L1 loss"
     paper = "none"
     code = "none"
-    layout = "aligned"
+    accepts = ("aligned",)
 
     def __init__(self, config: ThrowAwayConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)

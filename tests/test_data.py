@@ -7,7 +7,6 @@ import json
 import torch
 from typer.testing import CliRunner
 
-from i2i_cli.data.build import build_dataset
 from i2i_cli.data.datasets import Augment, StepSampler
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.main import app
@@ -55,7 +54,7 @@ def test_domains_need_two_folders(tmp_path):
 
 def test_augmentation_is_a_function_of_the_seed_and_pairs_share_the_crop(datasets):
     layout = detect_layout(datasets["aligned"])
-    ds = build_dataset(layout, "aligned", "train", Augment(size=24, load_size=32, flip=True))
+    ds = layout.training_dataset("aligned", "train", Augment(size=24, load_size=32, flip=True))
     a1, a2 = ds[(0, 5)], ds[(0, 5)]
     assert torch.equal(a1["A"], a2["A"]) and a1["A"].shape == (3, 24, 24)
     assert any(not torch.equal(ds[(0, s)]["A"], a1["A"]) for s in range(6, 12))
@@ -81,7 +80,7 @@ def test_gpu_data_path_gives_the_same_batches_as_the_cpu_path(datasets):
 
     layout = detect_layout(datasets["unaligned"])
     spec = Augment(size=24, load_size=32, flip=True)
-    dataset = build_dataset(layout, "unaligned", "train", spec)
+    dataset = layout.training_dataset("unaligned", "train", spec)
     sampler = StepSampler(len(dataset), 3, seed=4, start_step=0, total_steps=4)
     device_batches = list(DeviceBatches(dataset, sampler, torch.device("cpu"), threads=2))
     for step, batch in enumerate(device_batches):

@@ -30,7 +30,7 @@ def test_method_trains_saves_and_reloads(name, datasets, fake_weights_dir, tmp_p
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(fake_weights_dir))
     cls = registry.method_class(name)
     config = tiny_config(name)
-    data = datasets[cls.layout]
+    data = datasets[cls.accepts[0]]
     result = train(name, config, TrainOptions(data=data, out=tmp_path / "run", steps=3, device="cpu", log_every=1))
 
     assert result.steps == 3

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from i2i_cli.data.build import build_dataset
 from i2i_cli.data.datasets import Augment
 from i2i_cli.data.labels import IGNORE
 from i2i_cli.data.layouts import detect_layout
@@ -20,6 +19,7 @@ from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import DataError
 from i2i_cli.evaluation.fcn_score import confusion, scores
 from i2i_cli.main import app
+from models.base import SegmentationData
 from models.methods.segmenter import Segmenter, poly_factor
 from models.networks.drn import DRN, DRNSeg, drn_d_22
 from tests.conftest import tiny_config
@@ -102,8 +102,8 @@ def test_folder_dataset_keeps_photo_and_label_aligned_through_crops_pads_and_fli
     root = _folder_dataset(tmp_path / "seg", [(40, 56), (24, 20), (36, 36)])
     layout = detect_layout(root)
     assert layout.kind == "segmentation"
-    dataset = build_dataset(layout, "segmentation", "train", Augment(32, 0, True, False),
-                            extra={"n_classes": 4, "crop_height": 24})
+    dataset = layout.training_dataset("segmentation", "train", Augment(32, 0, True, False),
+                            segmentation=SegmentationData(n_classes=4, crop_height=24))
     for index in range(len(dataset)):
         for seed in range(6):
             item = dataset[(index, seed)]
@@ -116,8 +116,8 @@ def test_folder_dataset_keeps_photo_and_label_aligned_through_crops_pads_and_fli
     assert (label[:, :6] == IGNORE).all() and (label[:, -6:] == IGNORE).all() and (label[:, 6:-6] != IGNORE).any()
     assert photo[:, :6].any() or photo[:, -6:].any()  # reflected content, not black
     assert len(dataset.cache) == 3 and dataset[(0, 0)]["label"].dtype == torch.int64
-    small = build_dataset(layout, "segmentation", "train", Augment(32, 0, True, False),
-                          extra={"n_classes": 4, "crop_height": 24})
+    small = layout.training_dataset("segmentation", "train", Augment(32, 0, True, False),
+                          segmentation=SegmentationData(n_classes=4, crop_height=24))
     small.cache_budget = 40 * 56 * 4  # room for the first pair only: the others are decoded on every use
     assert all(np.array_equal(small[(i, 3)]["label"], dataset[(i, 3)]["label"]) for i in range(3))
     assert list(small.cache) == [0] and small.cached_bytes <= small.cache_budget
@@ -125,7 +125,8 @@ def test_folder_dataset_keeps_photo_and_label_aligned_through_crops_pads_and_fli
 
 def test_aligned_dataset_finds_the_label_side_and_decodes_cityscapes_colours(datasets, tmp_path):
     layout = detect_layout(datasets["aligned"])  # synthetic scenes: label map | photo, Cityscapes colours
-    dataset = build_dataset(layout, "segmentation", "train", Augment(32, 0, False, False), extra={"n_classes": 19})
+    dataset = layout.training_dataset("segmentation", "train", Augment(32, 0, False, False),
+                                      segmentation=SegmentationData(n_classes=19))
     assert dataset.side == "left"
     label = dataset[(0, 0)]["label"]
     assert set(label.unique().tolist()) <= {0, 2, 6, 7, 8, 9, 10}  # road, building, light, sign, veg., terrain, sky
@@ -135,26 +136,26 @@ def test_aligned_dataset_finds_the_label_side_and_decodes_cityscapes_colours(dat
         pair = np.asarray(Image.open(file).convert("RGB"))
         half = pair.shape[1] // 2
         Image.fromarray(np.concatenate([pair[:, half:], pair[:, :half]], axis=1)).save(swapped / file.name)
-    flipped = build_dataset(detect_layout(swapped.parent), "segmentation", "train", Augment(32, 0, False, False),
-                            extra={"n_classes": 19})
+    flipped = detect_layout(swapped.parent).training_dataset("segmentation", "train", Augment(32, 0, False, False),
+                            segmentation=SegmentationData(n_classes=19))
     assert flipped.side == "right"
 
 
 def test_bad_label_maps_are_named_with_the_fix(tmp_path):
     root = _folder_dataset(tmp_path / "seg", [(32, 32), (32, 32)])
     Image.fromarray(np.full((32, 32), 3, dtype=np.uint8)).save(root / "labels" / "f1_gtFine_labelTrainIds.png")
-    dataset = build_dataset(detect_layout(root), "segmentation", "train", Augment(32, 0, False, False),
-                            extra={"n_classes": 3})
+    dataset = detect_layout(root).training_dataset("segmentation", "train", Augment(32, 0, False, False),
+                            segmentation=SegmentationData(n_classes=3))
     with pytest.raises(DataError, match=r"f1_gtFine_labelTrainIds\.png: label value 3 .*--set n_classes"):
         dataset.decoded(1)
     Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(root / "labels" / "f0_gtFine_labelTrainIds.png")
     with pytest.raises(DataError, match="label map is 16x16 but its photo"):
-        build_dataset(detect_layout(root), "segmentation", "train", Augment(32, 0, False, False),
-                      extra={"n_classes": 4}).decoded(0)
+        detect_layout(root).training_dataset("segmentation", "train", Augment(32, 0, False, False),
+                      segmentation=SegmentationData(n_classes=4)).decoded(0)
     (root / "labels" / "f1_gtFine_labelTrainIds.png").unlink()
     with pytest.raises(DataError, match="no label map of the same name"):
-        build_dataset(detect_layout(root), "segmentation", "train", Augment(32, 0, False, False),
-                      extra={"n_classes": 4})
+        detect_layout(root).training_dataset("segmentation", "train", Augment(32, 0, False, False),
+                      segmentation=SegmentationData(n_classes=4))
 
 
 # --- training, schedule, the FCN-score ----------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_defaults_are_the_reference_ones():
     assert (c.lambda_reg, c.lambda_sty, c.lambda_ds, c.lambda_cyc) == (1.0, 1.0, 1.0, 1.0)
     method = _tiny_method()
     assert method.ema_networks() == ["G", "F", "E"]
-    assert method.data_spec().layout == "domains" and method.data_spec().random_resized_crop == 0.5
+    assert method.accepts[0] == "domains" and method.config.data_spec().random_resized_crop == 0.5
 
 
 def test_high_pass_skips_change_the_output_only_when_masks_are_given():

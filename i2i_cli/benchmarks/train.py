@@ -182,7 +182,7 @@ def run_train_benchmark(
         config = dataclasses.replace(config, pretrained_backbone=False)
     from models import registry
 
-    layout = registry.method_class(model).layout
+    layout = registry.method_class(model).accepts[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="i2i-bench-") as tmp:
         data = _synthetic_data(layout, config.load_size or size, Path(tmp), images)

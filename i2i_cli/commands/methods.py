@@ -17,7 +17,7 @@ def method_rows() -> list[tuple[str, str, str]]:
     rows = []
     for name in registry.list_methods():
         cls = registry.method_class(name)
-        rows.append((name, cls.layout, cls.summary))
+        rows.append((name, cls.accepts[0], cls.summary))
     return rows
 
 
@@ -61,7 +61,7 @@ def show(name: Annotated[str, typer.Argument(help="Method name.")],
     console.print(f"paper: {cls.paper}")
     if cls.code:
         console.print(f"official code: {cls.code}")
-    console.print(f"data layout: {cls.layout}; override any option with --set key=value or --config FILE.toml")
+    console.print(f"data layout: {cls.accepts[0]}; override any option with --set key=value or --config FILE.toml")
     print_table(f"{name} defaults", ["option", "default", "what it does"],
                 [(f.name, getattr(defaults, f.name), helps.get(f.name, "")) for f in defaults.options()])
 

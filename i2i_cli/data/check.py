@@ -1,5 +1,5 @@
-"""`i2i data check`: a folder's layout, its counts per split, every unreadable image (and, for segmentation
-data, every photo without a label map)."""
+"""`i2i data check`: a folder's layout, its counts per split, every unreadable image, and what the layout's own
+check finds (for segmentation data: every photo without a label map)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from i2i_cli.data.images import load_image
-from i2i_cli.data.labels import match_labels
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.errors import BadImageError
 
@@ -34,13 +33,8 @@ class CheckReport:
 def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, int], None] | None = None) -> CheckReport:
     layout = detect_layout(folder)
     files = [f for groups in layout.splits.values() for group in groups.values() for f in group]
-    report = CheckReport(layout.root, layout.kind, layout.counts(),
-                         layout.domains() if layout.kind == "domains" else [])
-    if layout.kind == "segmentation":  # every photo needs its label map
-
-        for split in layout.splits:
-            base = layout.root / split if (layout.root / split).is_dir() else layout.root
-            report.unmatched += match_labels(base / "images", base / "labels")[1]
+    report = CheckReport(layout.root, layout.kind, layout.counts(), layout.domains() if layout.multi_domain else [],
+                         unmatched=layout.check())
     sizes: Counter[tuple[int, int]] = Counter()
     if decode:
         for i, path in enumerate(files, start=1):

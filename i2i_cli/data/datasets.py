@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,9 +21,11 @@ from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from i2i_cli.data.decoded_cache import DiskStore, MemoryStore
-from i2i_cli.data.images import load_image
-from i2i_cli.data.layouts import Layout
+from i2i_cli.data.images import load_image, split_halves
 from i2i_cli.errors import BadImageError, DataError
+
+if TYPE_CHECKING:  # the layouts build these datasets: a run-time import would be circular
+    from i2i_cli.data.layouts.base import Layout
 
 MAX_BAD_FRACTION = 0.01
 
@@ -131,10 +133,10 @@ def decode_part(key: ImageKey, size: int) -> np.ndarray:
     path, part = key
     array = load_image(path)
     if part != "whole":
-        half = array.shape[1] // 2
-        if half == 0:
+        left, right = split_halves(array)
+        if left.shape[1] == 0:
             raise BadImageError(path, "too narrow to hold A | B side by side")
-        array = np.ascontiguousarray(array[:, :half] if part == "left" else array[:, half : 2 * half])
+        array = np.ascontiguousarray(left if part == "left" else right)
     return _resize(array, size)
 
 
@@ -218,13 +220,9 @@ class UnalignedDataset(TrainDataset):
 
     def __init__(self, layout: Layout, split: str, spec: Augment, direction: str = "AtoB", cache: bool = True):
         super().__init__(layout, split, spec, cache)
-        groups = layout.groups(split)
-        if layout.kind == "aligned":
-            self.a: list[ImageKey] = [(p, "left") for p in groups["AB"]]
-            self.b: list[ImageKey] = [(p, "right") for p in groups["AB"]]
-        else:
-            self.a = [(p, "whole") for p in groups["A"]]
-            self.b = [(p, "whole") for p in groups["B"]]
+        self.a: list[ImageKey]
+        self.b: list[ImageKey]
+        self.a, self.b = layout.sides(split)
         if direction == "BtoA":
             self.a, self.b = self.b, self.a
 
@@ -268,13 +266,6 @@ class DomainDataset(TrainDataset):
         crops = [plan_crop(self.spec, self.spec.cache_size, rng) for _ in range(3)]
         images = {"x": ((path, "whole"), 0), "ref": ((ref_path, "whole"), 1), "ref2": ((ref2_path, "whole"), 2)}
         return ItemPlan(images, crops, {"y": label, "y_ref": ref_label})
-
-
-DATASETS: dict[str, type[TrainDataset]] = {
-    "aligned": AlignedDataset,
-    "unaligned": UnalignedDataset,
-    "domains": DomainDataset,
-}
 
 
 def first_readable_item(length: int, index: int, seed: int, make: Callable[[int, torch.Generator], dict[str, Any]],

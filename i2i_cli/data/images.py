@@ -193,6 +193,14 @@ def save_image(array: np.ndarray, path: str | os.PathLike[str], *, overwrite: bo
         img.save(tmp, format=fmt, **params)
 
 
+def split_halves(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An A | B image (H, W, 3) -> its (left, right) halves, each W // 2 wide (an odd last column is dropped).
+
+    Views, not copies: wrap them in np.ascontiguousarray where a contiguous array is needed."""
+    half = array.shape[1] // 2
+    return array[:, :half], array[:, half : 2 * half]
+
+
 def to_tensor(array: np.ndarray):  # -> torch.Tensor
     """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
     import torch

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,10 +26,13 @@ from PIL import Image
 
 from i2i_cli.data.datasets import Augment, first_readable_item
 from i2i_cli.data.decoded_cache import cache_budget_bytes
-from i2i_cli.data.images import load_image, load_label_image
+from i2i_cli.data.images import load_image, load_label_image, split_halves
 from i2i_cli.data.labels import IGNORE, LabelDecoder, colors_to_classes, match_labels, read_palette
-from i2i_cli.data.layouts import Layout
 from i2i_cli.errors import BadImageError, ConfigError, DataError
+from models.base import SegmentationData
+
+if TYPE_CHECKING:  # the layouts build these datasets: a run-time import would be circular
+    from i2i_cli.data.layouts.base import Layout
 
 EXACT_COLOUR = 12.0  # RGB distance under which a pixel "is" a palette colour (JPEG noise inside regions)
 MAX_UNKNOWN_COLOURS = 0.2  # more pixels than this far from every palette colour: the palette is wrong
@@ -66,10 +69,19 @@ def resolve_normalization(config: Any, layout: Layout) -> Any:
             raise DataError(f"{info}: mean and std need 3 values each, std > 0; fix or remove it")
     else:
         spec = Augment(config.size, 0, False, False)
-        extra = {"label_side": config.label_side, "label_format": config.label_format,
-                 "palette_colors": config.palette_colors, "n_classes": config.n_classes}
-        mean, std = photo_statistics(SegmentationDataset(layout, "train", spec, extra, cache=False))
+        wanted = config.data_spec().segmentation
+        labels = SegmentationData(label_side=wanted.label_side, label_format=wanted.label_format,
+                                  palette_colors=wanted.palette_colors, n_classes=wanted.n_classes)
+        mean, std = photo_statistics(SegmentationDataset(layout, "train", spec, labels, cache=False))
     return dataclasses.replace(config, mean=config.mean or mean, std=config.std or std)
+
+
+def prepare_segmenter_config(config: Any, layout: Layout) -> Any:
+    """A config whose data spec asks for photos + label maps with its palette colours and input mean / std
+    filled in (resolve_palette, resolve_normalization); any other config as it is."""
+    if config.data_spec().segmentation is None:
+        return config
+    return resolve_normalization(resolve_palette(config), layout)
 
 
 def photo_statistics(dataset: SegmentationDataset, limit: int = STATISTICS_IMAGES) -> tuple[tuple[float, ...], ...]:
@@ -117,8 +129,7 @@ def choose_label_side(files: list[Path], decoder: LabelDecoder) -> str:
             array = load_image(file)
         except BadImageError:
             continue
-        half = array.shape[1] // 2
-        for side, part in (("left", array[:, :half]), ("right", array[:, half: 2 * half])):
+        for side, part in zip(("left", "right"), split_halves(array)):
             score[side] += 1.0 if _grey(part) else known_colour_fraction(part, colours, EXACT_COLOUR)
     side = max(score, key=lambda k: score[k])
     if score[side] <= 2 * score["right" if side == "left" else "left"] or score[side] < 0.3:
@@ -133,25 +144,26 @@ class SegmentationDataset(torch.utils.data.Dataset):
 
     device_cacheable = False  # labels are not images: the trainer's GPU image cache does not apply
 
-    def __init__(self, layout: Layout, split: str, spec: Augment, extra: dict[str, Any], cache: bool = True) -> None:
+    def __init__(self, layout: Layout, split: str, spec: Augment, data: SegmentationData,
+                 cache: bool = True) -> None:
         self.layout = layout
-        self.crop = (int(extra.get("crop_height") or spec.size), spec.size)  # (h, w)
-        self.load = (int(extra.get("load_height", 0)), int(extra.get("load_width", 0)))
+        self.crop = (int(data.crop_height or spec.size), spec.size)  # (h, w)
+        self.load = (int(data.load_height), int(data.load_width))
         self.flip = spec.flip
-        self.random_scale = float(extra.get("random_scale", 0.0))
-        self.n_classes = int(extra.get("n_classes", 19))
-        self.decoder = decoder_for(extra.get("label_format", "auto"), extra.get("palette_colors", ()))
+        self.random_scale = float(data.random_scale)
+        self.n_classes = int(data.n_classes)
+        self.decoder = decoder_for(data.label_format, data.palette_colors)
         self.cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
         self.cache_budget = cache_budget_bytes()
         self.cached_bytes = 0
         groups = layout.groups(split)
-        if layout.kind == "segmentation":
+        if not layout.side_by_side:  # photos and label maps in their own folders
             self.pairs = self._matched(layout.root / split if (layout.root / split).is_dir() else layout.root)
             self.side = ""
         else:
             files = groups["AB"]
             self.pairs = [(f, f) for f in files]
-            side = extra.get("label_side", "auto")
+            side = data.label_side
             if side not in ("auto", "left", "right"):
                 raise ConfigError(f"--set label_side={side}: choose auto, left or right")
             self.side = choose_label_side(files, self.decoder) if side == "auto" else side
@@ -192,18 +204,15 @@ class SegmentationDataset(torch.utils.data.Dataset):
         photo_file = self.pairs[index][0]
         if not self.side:
             return load_image(photo_file)
-        whole = load_image(photo_file)
-        half = whole.shape[1] // 2
-        return whole[:, half: 2 * half] if self.side == "left" else whole[:, :half]
+        left, right = split_halves(load_image(photo_file))
+        return right if self.side == "left" else left
 
     def _decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         photo_file, label_file = self.pairs[index]
         if self.side:
-            whole = load_image(photo_file)
-            half = whole.shape[1] // 2
-            if half == 0:
+            left, right = split_halves(load_image(photo_file))
+            if left.shape[1] == 0:
                 raise BadImageError(photo_file, "too narrow to hold photo | label side by side")
-            left, right = whole[:, :half], whole[:, half: 2 * half]
             photo, label_rgb = (right, left) if self.side == "left" else (left, right)
             label = self._label(np.ascontiguousarray(label_rgb), "color", photo_file)
         else:

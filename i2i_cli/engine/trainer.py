@@ -26,7 +26,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from i2i_cli.data.build import build_dataset, prepare_config
 from i2i_cli.data.datasets import (
     MAX_BAD_FRACTION,
     Augment,
@@ -373,8 +372,7 @@ class Trainer:
         layout = detect_layout(self.options.data)
         from models import registry
 
-        wanted = registry.method_class(self.method_name).layout
-        require_layout(layout, wanted, self.method_name)
+        require_layout(layout, registry.method_class(self.method_name).accepts, self.method_name)
         return layout
 
     def _run_config(self, layout: Layout, total_steps: int) -> ckpt.RunConfig:
@@ -400,16 +398,15 @@ class Trainer:
         from models import registry
 
         cls = registry.method_class(self.method_name)
-        wanted = cls.layout
         domains = layout.domains() if cls.multi_domain else ["A", "B"]
-        self.config = prepare_config(self.config, layout, wanted)  # e.g. a palette file's colours into the config
+        self.config = layout.prepare(self.config)  # e.g. a palette file's colours into the config
         probe = cls(self.config, domains=domains)
         for weights_name in probe.pretrained_weights().values():  # a missing file stops the run before any work
             resolve_weights(weights_name, weights_dir=opts.weights_dir)
-        spec_probe = probe.data_spec()
-        augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, spec_probe.random_resized_crop)
-        dataset = build_dataset(layout, wanted, "train", augment_spec, direction=self.config.direction,
-                                domains=domains, cache=opts.cache, extra=spec_probe.extra)
+        wants = self.config.data_spec()
+        augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, wants.random_resized_crop)
+        dataset = layout.training_dataset(cls.accepts[0], "train", augment_spec, direction=self.config.direction,
+                                          domains=domains, cache=opts.cache, segmentation=wants.segmentation)
         if opts.cache and hasattr(dataset, "decoder") and hasattr(dataset, "all_keys"):
             self._choose_data_cache(dataset)
         if self.config.batch_size % world.size:

@@ -90,14 +90,11 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
     """Translate a run's test split and evaluate it: paired data -> FID/KID + LPIPS to the ground truth,
     unpaired -> FID/KID against the target domain's test images, multi-domain -> FID per task and LPIPS
     diversity (`multidomain`: a MultiDomainOptions, see i2i_cli.evaluation.multidomain); a segmenter run ->
-    pixel accuracy, class accuracy and mIoU on its held-out photos and label maps."""
-    import numpy as np
-
-    from i2i_cli.data.images import list_images, load_image, save_image
+    pixel accuracy, class accuracy and mIoU on its held-out photos and label maps. Which of these a run gets
+    is its method's `evaluation` (RUN_EVALUATIONS)."""
     from i2i_cli.data.layouts import detect_layout
     from i2i_cli.engine.checkpoint import load_for_inference
-    from i2i_cli.errors import DataError
-    from i2i_cli.inference import TorchTranslator, TranslateOptions, resolve_checkpoint, translate_folder
+    from i2i_cli.inference import resolve_checkpoint
 
     run, _ = resolve_checkpoint(checkpoint)
     loaded = load_for_inference(run)
@@ -106,58 +103,78 @@ def evaluate_run(checkpoint: str | os.PathLike[str] | None, data: str | os.PathL
     work = Path(out) if out else loaded.run_dir / "eval" / f"step_{loaded.step:08d}"
     # StarGAN v2's FID resizes to the run's img_size before 299 (its real images too)
     options = replace(options, image_size=options.image_size or int(loaded.run_config.config.get("size", 256)))
-    if loaded.method.multi_domain:
-        from i2i_cli.evaluation.multidomain import MultiDomainOptions, evaluate_multidomain
+    evaluate = RUN_EVALUATIONS[type(loaded.method).evaluation]
+    return evaluate(RunToEvaluate(loaded, layout, root, work), options, progress, multidomain), work
 
-        if layout.kind != "domains":
-            raise DataError(f"{root}: a {layout.kind} dataset; a {loaded.method.name} run needs one folder per domain "
-                            "(DIR/train/<domain>/, DIR/val/<domain>/)")
-        result = evaluate_multidomain(loaded, layout, work, options, multidomain or MultiDomainOptions(seed=options.seed),
-                                      progress)
-        result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
-                                "split_layout": layout.kind})
-        return result, work
-    if loaded.method.name == "segmenter":
-        from i2i_cli.evaluation.segmenter_run import evaluate_segmenter_run
 
-        result = evaluate_segmenter_run(loaded, layout, work, options.device, progress, options.fcn_convention)
-        result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
-                                "split_layout": layout.kind, "evaluated": "segmenter"})
-        return result, work
-    direction = loaded.run_config.config.get("direction", "AtoB")
-    metrics = _run_metrics(options.metrics, layout, root)
-    if layout.kind == "aligned":
-        split = "test" if "test" in layout.splits else "val" if "val" in layout.splits else None
-        if split is None:
-            raise DataError(f"{root}: no test/ or val/ split to evaluate on")
-        for file in list_images(root / split):
-            pair = load_image(file)
-            half = pair.shape[1] // 2
-            a, b = pair[:, :half], pair[:, half : 2 * half]
-            if direction == "BtoA":
-                a, b = b, a
-            save_image(np.ascontiguousarray(a), work / "inputs" / f"{file.stem}.png", overwrite=True)
-            save_image(np.ascontiguousarray(b), work / "real" / f"{file.stem}.png", overwrite=True)
-        real, inputs = work / "real", work / "inputs"
-    elif layout.kind == "unaligned":
-        src, tgt = ("testA", "testB") if direction == "AtoB" else ("testB", "testA")
-        if not (root / src).is_dir() or not (root / tgt).is_dir():
-            raise DataError(f"{root}: needs {src}/ and {tgt}/ to evaluate")
-        real, inputs = root / tgt, root / src
-    else:
-        raise DataError(f"{root}: a {layout.kind} dataset; pass --data with a test split")
-    if options.segmenter and layout.kind != "aligned":
+@dataclass
+class RunToEvaluate:
+    """A loaded run, the dataset it is evaluated on (`root`, detected as `layout`) and its working folder."""
+
+    loaded: Any
+    layout: Any
+    root: Path
+    work: Path
+
+    def stamp(self, result: EvalResult, **more: Any) -> EvalResult:
+        """The result with the run, step and data it came from in its protocol."""
+        result.protocol.update({"checkpoint": str(self.loaded.run_dir), "step": self.loaded.step,
+                                "data": str(self.root), "split_layout": self.layout.kind, **more})
+        return result
+
+
+def _evaluate_multidomain(run: RunToEvaluate, options: EvalOptions, progress: Callable[[str, int, int], None] | None,
+                          multidomain: Any) -> EvalResult:
+    """StarGAN v2's protocol: FID per (source, target) task and the LPIPS diversity."""
+    from i2i_cli.errors import DataError
+    from i2i_cli.evaluation.multidomain import MultiDomainOptions, evaluate_multidomain
+
+    if not run.layout.multi_domain:
+        raise DataError(f"{run.root}: a {run.layout.kind} dataset; a {run.loaded.method.name} run needs one folder "
+                        "per domain (DIR/train/<domain>/, DIR/val/<domain>/)")
+    result = evaluate_multidomain(run.loaded, run.layout, run.work, options,
+                                  multidomain or MultiDomainOptions(seed=options.seed), progress)
+    return run.stamp(result)
+
+
+def _evaluate_segmenter(run: RunToEvaluate, options: EvalOptions, progress: Callable[[str, int, int], None] | None,
+                        multidomain: Any) -> EvalResult:
+    """A segmenter's own accuracy on its held-out photos and label maps."""
+    from i2i_cli.evaluation.segmenter_run import evaluate_segmenter_run
+
+    result = evaluate_segmenter_run(run.loaded, run.layout, run.work, options.device, progress, options.fcn_convention)
+    return run.stamp(result, evaluated="segmenter")
+
+
+def _evaluate_translation(run: RunToEvaluate, options: EvalOptions, progress: Callable[[str, int, int], None] | None,
+                          multidomain: Any) -> EvalResult:
+    """The test split translated (the layout says from which folder, and whether there is a ground truth), then
+    FID / KID (and LPIPS where paired, the FCN-score with --segmenter) against the real images."""
+    from i2i_cli.inference import TorchTranslator, TranslateOptions, translate_folder
+
+    direction = run.loaded.run_config.config.get("direction", "AtoB")
+    metrics = _run_metrics(options.metrics, run.layout, run.root)
+    inputs, real, paired = run.layout.evaluation_inputs(run.work, direction)
+    if options.segmenter and not paired:
         raise ConfigError(f"--segmenter: the FCN-score needs each output's label map, so a paired (aligned) labels -> "
-                          f"photo run; {root} is {layout.kind} (use `i2i eval fcn --fake OUT --labels LABELS`)")
-    translator = TorchTranslator(loaded, direction="AtoB", device=options.device)
-    translate_folder(inputs, work / "fake", translator, TranslateOptions(overwrite=True, device=options.device),
+                          f"photo run; {run.root} is {run.layout.kind} (use `i2i eval fcn --fake OUT --labels LABELS`)")
+    translator = TorchTranslator(run.loaded, direction="AtoB", device=options.device)
+    translate_folder(inputs, run.work / "fake", translator, TranslateOptions(overwrite=True, device=options.device),
                      (lambda d, t: progress("translate", d, t)) if progress else None)
-    result = evaluate_folders(real, work / "fake", EvalOptions(**{**options.__dict__, "metrics": metrics}), progress)
+    result = evaluate_folders(real, run.work / "fake", EvalOptions(**{**options.__dict__, "metrics": metrics}),
+                              progress)
     if options.segmenter:
-        _add_fcn_score(result, work, options, progress)
-    result.protocol.update({"checkpoint": str(loaded.run_dir), "step": loaded.step, "data": str(root),
-                            "split_layout": layout.kind, "direction": direction})
-    return result, work
+        _add_fcn_score(result, run.work, options, progress)
+    return run.stamp(result, direction=direction)
+
+
+RunEvaluation = Callable[[RunToEvaluate, EvalOptions, Callable[[str, int, int], None] | None, Any], EvalResult]
+# TranslationMethod.evaluation -> how its runs are scored
+RUN_EVALUATIONS: dict[str, RunEvaluation] = {
+    "translation": _evaluate_translation,
+    "multidomain": _evaluate_multidomain,
+    "segmentation": _evaluate_segmenter,
+}
 
 
 def _run_metrics(asked: tuple[str, ...], layout: Any, root: Path) -> tuple[str, ...]:

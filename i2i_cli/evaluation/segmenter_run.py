@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from i2i_cli.data.build import build_dataset
 from i2i_cli.data.datasets import Augment
 from i2i_cli.data.images import save_image
 from i2i_cli.data.labels import CITYSCAPES_CLASSES
@@ -32,8 +31,8 @@ def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "
     if split is None:
         raise DataError(f"{layout.root}: no val/ or test/ split to evaluate the segmenter on; add one "
                         "(DIR/val/images + DIR/val/labels, or val/ with photo | label images) or pass --data DIR")
-    extra = method.data_spec().extra
-    dataset = build_dataset(layout, "segmentation", split, Augment(0, 0, False, False), extra=extra, cache=False)
+    dataset = layout.training_dataset("segmentation", split, Augment(0, 0, False, False), cache=False,
+                                      segmentation=method.config.data_spec().segmentation)
     n = method.config.n_classes
     matrix = np.zeros((n, n + 1), dtype=np.int64)
     bad: list[tuple[str, str]] = []

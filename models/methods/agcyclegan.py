@@ -56,7 +56,7 @@ class AGCycleGAN(TranslationMethod):
     paper = ("Mejjati, Richardt, Tompkin, Cosker, Kim. Unsupervised Attention-guided Image-to-Image Translation. "
              "NeurIPS 2018")
     code = "https://github.com/AlamiMejjati/Unsupervised-Attention-guided-Image-to-Image-Translation"
-    layout = "unaligned"
+    accepts = ("unaligned", "aligned")
     two_sided = True
 
     def __init__(self, config: AGCycleGANConfig, domains: list[str] | None = None) -> None:

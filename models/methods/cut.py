@@ -72,7 +72,7 @@ class CUT(TranslationMethod):
     paper = ("Park, Efros, Zhang, Zhu. Contrastive Learning for Unpaired Image-to-Image Translation. "
              "ECCV 2020")
     code = "https://github.com/taesungp/contrastive-unpaired-translation"
-    layout = "unaligned"
+    accepts = ("unaligned", "aligned")
 
     def __init__(self, config: CUTConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)

@@ -52,7 +52,7 @@ class CycleGAN(TranslationMethod):
     paper = ("Zhu, Park, Isola, Efros. Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial "
              "Networks. ICCV 2017")
     code = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
-    layout = "unaligned"
+    accepts = ("unaligned", "aligned")
     two_sided = True
 
     def __init__(self, config: CycleGANConfig, domains: list[str] | None = None) -> None:

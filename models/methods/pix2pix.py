@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.base import (
-    DataSpec,
     GanMode,
     LossDict,
     MethodConfig,
@@ -49,7 +48,7 @@ class Pix2Pix(TranslationMethod):
     summary = "Paired translation: U-Net generator, 70x70 PatchGAN conditioned on the input, L1 x100"
     paper = "Isola, Zhu, Zhou, Efros. Image-to-Image Translation with Conditional Adversarial Networks. CVPR 2017"
     code = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
-    layout = "aligned"
+    accepts = ("aligned",)
 
     def __init__(self, config: Pix2PixConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
@@ -59,9 +58,6 @@ class Pix2Pix(TranslationMethod):
         init_weights(self.G, config.init_type, config.init_gain)
         init_weights(self.D, config.init_type, config.init_gain)
         self.gan = GANLoss(config.gan_mode)
-
-    def data_spec(self) -> DataSpec:
-        return DataSpec(layout="aligned")
 
     def optimizers(self) -> list[OptimizerSpec]:
         c = self.config

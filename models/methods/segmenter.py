@@ -18,7 +18,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import DataSpec, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import (
+    DataSpec,
+    LossDict,
+    MethodConfig,
+    OptimizerSpec,
+    Phase,
+    Progress,
+    SegmentationData,
+    TranslationMethod,
+)
 from models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRN_D_22_LAYERS, DRNSeg
 
 IGNORE_INDEX = 255
@@ -63,6 +72,12 @@ class SegmenterConfig(MethodConfig):
     poly_power: float = 0.9
     step_epochs: int = 100
 
+    def data_spec(self) -> DataSpec:
+        return DataSpec(segmentation=SegmentationData(
+            label_side=self.label_side, label_format=self.label_format, palette_colors=self.palette_colors,
+            n_classes=self.n_classes, load_width=self.load_size, load_height=self.load_height,
+            crop_height=self.crop_height, random_scale=self.random_scale))
+
 
 class Segmenter(TranslationMethod):
     name = "segmenter"
@@ -70,7 +85,8 @@ class Segmenter(TranslationMethod):
     summary = "Semantic segmenter (DRN-D-22) on real photos + label maps: the FCN-score's --segmenter"
     paper = "Yu, Koltun, Funkhouser. Dilated Residual Networks. CVPR 2017"
     code = "https://github.com/fyu/drn"
-    layout = "segmentation"
+    accepts = ("segmentation", "aligned")
+    evaluation = "segmentation"
 
     def __init__(self, config: SegmenterConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
@@ -98,13 +114,6 @@ class Segmenter(TranslationMethod):
         return torch.tensor(rows, dtype=torch.float32) / 127.5 - 1
 
     # --- training ---------------------------------------------------------------------------------
-    def data_spec(self) -> DataSpec:
-        c = self.config
-        return DataSpec(layout="segmentation", extra={
-            "label_side": c.label_side, "label_format": c.label_format, "palette_colors": c.palette_colors,
-            "n_classes": c.n_classes, "load_width": c.load_size, "load_height": c.load_height,
-            "crop_height": c.crop_height, "random_scale": c.random_scale})
-
     def pretrained_weights(self) -> dict[str, str]:
         return {"net": "drn_d_22"} if self.config.pretrained_backbone else {}
 

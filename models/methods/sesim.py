@@ -87,7 +87,7 @@ class FSeSim(TranslationMethod):
     summary = "Unpaired, one-sided: spatially-correlative loss on fixed VGG16 self-similarities (x10), LSGAN"
     paper = "Zheng, Cham, Cai. The Spatially-Correlative Loss for Various Image Translation Tasks. CVPR 2021"
     code = "https://github.com/lyndonzheng/F-LSeSim"
-    layout = "unaligned"
+    accepts = ("unaligned", "aligned")
 
     def __init__(self, config: FSeSimConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)

@@ -76,6 +76,9 @@ class StarGANv2Config(MethodConfig):
     w_hpf: float = 0.0
     fan_width: int = 256  # the FAN's width: 256 in the release (smaller only for tests' stand-ins)
 
+    def data_spec(self) -> DataSpec:
+        return DataSpec(random_resized_crop=self.random_resized_crop)
+
 
 class StarGANv2(TranslationMethod):
     name = "starganv2"
@@ -83,7 +86,8 @@ class StarGANv2(TranslationMethod):
     summary = "Multi-domain, multi-modal: AdaIN generator, mapping network, style encoder, multi-head D, R1"
     paper = "Choi, Uh, Yoo, Ha. StarGAN v2: Diverse Image Synthesis for Multiple Domains. CVPR 2020"
     code = "https://github.com/clovaai/stargan-v2 (CC BY-NC; facts only)"
-    layout = "domains"
+    accepts = ("domains",)
+    evaluation = "multidomain"
     multi_domain = True
     takes_style_reference = True
 
@@ -104,9 +108,6 @@ class StarGANv2(TranslationMethod):
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
-
-    def data_spec(self) -> DataSpec:
-        return DataSpec(layout="domains", random_resized_crop=self.config.random_resized_crop)
 
     def ema_networks(self) -> list[str]:
         return ["G", "F", "E"]
