@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i2i_cli.data.images import list_images, load_image, save_image
+from i2i_cli.data.images import list_images, load_image, save_image, split_halves
 from i2i_cli.data.synth import synthesize
 from i2i_cli.engine.checkpoint import load_for_inference
 from i2i_cli.engine.trainer import TrainEvent, TrainOptions, read_metrics, train
@@ -43,10 +43,9 @@ class DemoResult:
 def _split_pairs(test_dir: Path, inputs: Path, targets: Path) -> list[str]:
     names = []
     for file in list_images(test_dir):
-        pair = load_image(file)
-        half = pair.shape[1] // 2
-        save_image(np.ascontiguousarray(pair[:, :half]), inputs / file.name, overwrite=True)
-        save_image(np.ascontiguousarray(pair[:, half : 2 * half]), targets / file.name, overwrite=True)
+        source, target = split_halves(load_image(file))
+        save_image(np.ascontiguousarray(source), inputs / file.name, overwrite=True)
+        save_image(np.ascontiguousarray(target), targets / file.name, overwrite=True)
         names.append(file.name)
     return names
 

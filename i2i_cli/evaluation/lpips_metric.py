@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from i2i_cli.data.images import list_images, load_image
+from i2i_cli.data.images import list_images, load_image, to_tensor
 from i2i_cli.download import sha256_file
 from i2i_cli.errors import BadImageError, ConfigError, I2IError, WeightsError
 from i2i_cli.evaluation.metrics import FolderMetric, MetricContext
@@ -50,10 +50,6 @@ def build_lpips(net: str = "alex", device: torch.device | str = "cpu",
         mapped[key] = source[tv_key]
     model.net.load_state_dict(mapped)
     return model.to(device).eval(), weights
-
-
-def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
 
 
 @dataclass
@@ -94,7 +90,8 @@ def paired_lpips(real: str | os.PathLike[str], fake: str | os.PathLike[str], mod
             bad.append((str(f), f"size {b.shape[1]}x{b.shape[0]} differs from {r} ({a.shape[1]}x{a.shape[0]})"))
             continue
         with torch.no_grad():
-            scores[str(f.relative_to(fake_dir))] = float(model(_tensor(a).to(device), _tensor(b).to(device)))
+            distance = model(to_tensor(a)[None].to(device), to_tensor(b)[None].to(device))
+            scores[str(f.relative_to(fake_dir))] = float(distance)
         if progress:
             progress(i, len(pairs))
     if not scores:
@@ -181,7 +178,7 @@ def diversity_lpips_folder(root: str | os.PathLike[str], model: torch.nn.Module,
         outputs = []
         for file in files:
             try:
-                outputs.append(_tensor(load_image(file)).to(device))
+                outputs.append(to_tensor(load_image(file))[None].to(device))
             except BadImageError as exc:
                 bad.append((exc.path, exc.reason))
         task = folder.parent.relative_to(base).as_posix() if folder != base else "."
