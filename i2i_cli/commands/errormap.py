@@ -41,7 +41,7 @@ def errormap(
     """Error map per loss between X and Y, upsampled to the image size, with the aligned/misaligned separation."""
     from i2i_cli.data.images import load_image, save_image, set_max_pixels
     from i2i_cli.engine.device import resolve_device
-    from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, figure
+    from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, default_losses, figure
     from i2i_cli.errors import ConfigError
     from i2i_cli.fsutil import check_output_file
 
@@ -53,12 +53,7 @@ def errormap(
         raise ConfigError(f"--other goes with --misalign half or other (--misalign {misalign} shifts nothing in)")
     device = str(resolve_device(device))
     context = {"device": device, "weights_dir": weights_dir, "checkpoint": checkpoint}
-    names = parse_csv(losses) or ["l1", "perceptual", "patchnce", "fsesim"]
-    if losses is None and checkpoint is not None:
-        from i2i_cli.errormap import _run_method_name
-
-        if _run_method_name(checkpoint) == "lsesim":
-            names.append("lsesim")
+    names = parse_csv(losses) or default_losses(checkpoint)
     if pairs is not None:
         if not pairs.is_dir():
             raise ConfigError(f"--pairs {pairs}: not a folder; pass a folder with x/ and y/ (same names) or A|B images")
