@@ -25,6 +25,7 @@ from i2i_cli.inference import (
     TranslateOptions,
     TranslateResult,
     _domain_index,
+    _no_styles,
     _onnx_session,
     _prepare,
     pad_to_multiple,
@@ -35,6 +36,7 @@ from i2i_cli.inference import (
     translate_folder,
     translate_with_styles,
 )
+from models.base import StyleSource
 
 Image = TypeVar("Image")  # a PIL image, a uint8 (H, W, 3) array or a float (N, 3, H, W) tensor: what goes in comes out
 
@@ -66,7 +68,7 @@ class Translator:
             from i2i_cli.engine.checkpoint import load_for_inference
 
             loaded = load_for_inference(path, device="cpu")
-            if loaded.method.takes_style_reference:
+            if isinstance(loaded.method, StyleSource):
                 self._styles = TorchStyles(loaded, device, precision)
             else:
                 self._single = TorchTranslator(loaded, direction, device, precision)
@@ -175,7 +177,7 @@ class Translator:
     def _refuse_styles(self, style_ref: Any, domain: str | None) -> None:
         if style_ref is not None or domain is not None:
             name = self.loaded.method.name if self.loaded is not None else "this model"
-            raise ConfigError(f"{name} takes no style reference or domain; models that do: starganv2")
+            raise ConfigError(_no_styles(name))
 
     def _translator(self, style_ref: Any, domain: str | None, seed: int) -> Any:
         """The single translator, or a multi-domain model's generator with the style the caller asked for."""

@@ -113,143 +113,107 @@ def _perceptual(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
     return perceptual_map(fx, fy)
 
 
-
-
 def _patchnce(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
     from models.losses.location_maps import patchnce_map
 
     return patchnce_map(fx, fy)
 
 
-def _run(context: dict[str, Any], wanted: tuple[str, ...], loss: str) -> Any:
-    """The method of --checkpoint, checked to be one that has the learned pieces `loss` needs."""
-    if context.get("checkpoint") is None:
-        raise ConfigError(f"--losses {loss}: pass --checkpoint RUN of a {' or '.join(wanted)} run")
-    if "run" not in context:
-        from i2i_cli.engine.checkpoint import load_for_inference
+def _provided(checkpoint: Any) -> tuple[str, tuple[str, ...]]:
+    """(method name, the loss maps its class declares) of the run at `checkpoint`, read from its config."""
+    from i2i_cli.engine.checkpoint import find_run, read_run_config
+    from models import registry
+    from models.base import LossMaps
 
-        context["run"] = load_for_inference(context["checkpoint"], device=context.get("device", "cpu")).method
-    method = context["run"]
-    if method.name not in wanted:
-        raise ConfigError(f"--losses {loss}: --checkpoint is a {method.name} run; it needs a {' or '.join(wanted)} run")
-    return method
-
-
-def _sesim_options(method: Any | None) -> dict[str, Any]:
-    """The spatially-correlative loss's options: an fsesim/lsesim run's own, else the official FSeSim defaults."""
-    from models.methods.sesim import FSeSimConfig
-
-    c = method.config if method is not None else FSeSimConfig()
-    return {"patch_size": c.patch_size, "mode": c.loss_mode, "use_norm": c.use_norm, "top_fraction": c.top_fraction}
+    name = read_run_config(find_run(checkpoint)[0]).method
+    try:
+        cls = registry.method_class(name)
+    except KeyError:
+        return name, ()
+    return name, cls.loss_map_names if issubclass(cls, LossMaps) else ()
 
 
-def _sesim_note(options: dict[str, Any]) -> str:
-    similarity = "cosine" if options["use_norm"] else "tanh(dot/10)"
-    return f"{similarity}, top {options['top_fraction']:g}, {options['mode']}, window {options['patch_size']}"
+def default_losses(checkpoint: Any = None) -> list[str]:
+    """The losses `i2i errormap` draws without --losses: the fixed ones, then those only --checkpoint's run has."""
+    names = ["l1", "perceptual", "patchnce", "fsesim"]
+    if checkpoint is not None:
+        names += [n for n in _provided(checkpoint)[1] if n not in names]
+    return names
 
 
-def _layer_maps(feats_x: list[torch.Tensor], feats_y: list[torch.Tensor], options: dict[str, Any]) -> torch.Tensor:
-    """The spatially-correlative distance of every location per layer, brought to the finest layer, averaged."""
-    from models.losses.spatial_correlative import spatial_correlative_map
+def _run_map(context: dict[str, Any], loss: str) -> LossMapper | None:
+    """`loss` with --checkpoint's trained pieces (the run's method gives it), or None when it has none."""
+    from models.base import LossMaps
 
-    size = feats_x[0].shape[-2:]
-    maps = [F.interpolate(spatial_correlative_map(fx.float(), fy.float(), **options)[None], size=size,
-                          mode="bilinear", align_corners=False)[0, 0] for fx, fy in zip(feats_x, feats_y)]
-    return torch.stack(maps).mean(0)
-
-
-def _sesim_run(context: dict[str, Any]) -> Any | None:
-    run = context.get("checkpoint")
-    if run is None or _run_method_name(run) not in ("fsesim", "lsesim"):
+    checkpoint = context.get("checkpoint")
+    if checkpoint is None or loss not in _provided(checkpoint)[1]:
         return None
-    return _run(context, ("fsesim", "lsesim"), "fsesim")
+    if "run_maps" not in context:
+        from i2i_cli.engine.checkpoint import load_for_inference
+        from i2i_cli.engine.pretrained import load_pretrained_modules
+
+        method = load_for_inference(checkpoint, device=context.get("device", "cpu")).method
+        assert isinstance(method, LossMaps)  # its class declares the loss (_provided)
+        load_pretrained_modules(method, context.get("weights_dir"))  # the fixed networks its maps read (VGG16)
+        context["run_maps"] = method.loss_maps(Path(str(checkpoint)).name)
+    found = context["run_maps"].get(loss)
+    return LossMapper(loss, found.fn, found.note) if found is not None else None
+
+
+def _methods_giving(loss: str) -> list[str]:
+    from models import registry
+    from models.base import LossMaps
+
+    classes = {n: registry.method_class(n) for n in registry.list_methods()}
+    return [n for n, cls in classes.items() if issubclass(cls, LossMaps) and loss in cls.loss_map_names]
+
+
+def _needs_a_run(loss: str) -> Callable[[dict[str, Any]], LossMapper]:
+    """A loss that exists only with a trained run: the error naming the methods that have it."""
+
+    def factory(context: dict[str, Any]) -> LossMapper:
+        wanted = " or ".join(_methods_giving(loss))
+        if context.get("checkpoint") is None:
+            raise ConfigError(f"--losses {loss}: pass --checkpoint RUN of a {wanted} run")
+        name = _provided(context["checkpoint"])[0]
+        raise ConfigError(f"--losses {loss}: --checkpoint is a {name} run; it needs a {wanted} run")
+
+    return factory
 
 
 def _fsesim_mapper(context: dict[str, Any]) -> LossMapper:
-    """FSeSim: fixed VGG16 self-similarities, every location a query, the training loss's options."""
+    """FSeSim without a run: fixed VGG16 self-similarities, every location a query, the official options."""
+    from models.losses.spatial_correlative import layers_map
+    from models.methods.sesim import FSeSimConfig
+
     vgg = _vgg(context)
-    options = _sesim_options(_sesim_run(context))
+    c = FSeSimConfig()
+    similarity = "cosine" if c.use_norm else "tanh(dot/10)"
+    note = f"{similarity}, top {c.top_fraction:g}, {c.loss_mode}, window {c.patch_size}"
 
     def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         fx, fy = vgg(x), vgg(y)
-        return _layer_maps([fx[n] for n in FEATURE_LAYERS], [fy[n] for n in FEATURE_LAYERS], options)
+        return layers_map([fx[n] for n in FEATURE_LAYERS], [fy[n] for n in FEATURE_LAYERS], c.patch_size,
+                          c.loss_mode, c.use_norm, c.top_fraction)
 
-    return LossMapper("fsesim", mapper, f"VGG16 {'/'.join(FEATURE_LAYERS)}, {_sesim_note(options)}")
-
-
-def _lsesim_mapper(context: dict[str, Any]) -> LossMapper:
-    """The learned self-similarity of an lsesim run: its VGG16 layers through its trained head."""
-    from i2i_cli.engine.pretrained import load_pretrained_modules
-
-    method = _run(context, ("lsesim",), "lsesim")
-    if "lsesim_vgg" not in context:
-        load_pretrained_modules(method, context.get("weights_dir"))
-        context["lsesim_vgg"] = True
-    options = _sesim_options(method)
-
-    def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return _layer_maps(method._features(x), method._features(y), options)
-
-    return LossMapper("lsesim", mapper,
-                      f"learned head of {Path(str(context['checkpoint'])).name}, {_sesim_note(options)}")
+    return LossMapper("fsesim", mapper, f"VGG16 {'/'.join(FEATURE_LAYERS)}, {note}")
 
 
-def _cut_patchnce_mapper(context: dict[str, Any]) -> LossMapper:
-    """PatchNCE with a CUT/FastCUT run's own encoder layers and MLP heads (queries from y, keys from x)."""
-    from models.losses.location_maps import patchnce_map
-
-    method = _run(context, ("cut", "fastcut"), "patchnce")
-
-    def project(feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        out = []
-        for i, f in enumerate(feats):
-            n, c, h, w = f.shape
-            mlp = getattr(method.F, f"mlp_{i}")
-            out.append(mlp(f.permute(0, 2, 3, 1).reshape(-1, c)).reshape(n, h, w, -1).permute(0, 3, 1, 2))
-        return out
-
-    def mapper(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        keys, queries = project(method.G.encode(x, method.layers)), project(method.G.encode(y, method.layers))
-        size = max((k.shape[-2:] for k in keys), key=lambda s: s[0] * s[1])
-        maps = [F.interpolate(patchnce_map(q, k, method.config.nce_T)[None, None], size=size, mode="bilinear",
-                              align_corners=False)[0, 0] for q, k in zip(queries, keys)]
-        return torch.stack(maps).mean(0)
-
-    return LossMapper("patchnce", mapper, f"encoder + MLP of {Path(str(context['checkpoint'])).name}")
-
-
-def _patchnce_factory(context: dict[str, Any]) -> LossMapper:
-    run = context.get("checkpoint")
-    if run is not None and _run_method_name(run) in ("cut", "fastcut"):
-        return _cut_patchnce_mapper(context)
-    return _feature_mapper("patchnce", _patchnce, "VGG16 features, T 0.07")(context)
-
-
-def _run_method_name(run: Any) -> str:
-    from i2i_cli.engine.checkpoint import find_run, read_run_config
-
-    return read_run_config(find_run(run)[0]).method
-
-
+# Each loss without a run's own pieces; a run whose method gives a loss of that name (LossMaps) replaces it.
 MAPPERS: dict[str, Callable[[dict[str, Any]], LossMapper]] = {
     "l1": lambda ctx: LossMapper("l1", l1_map, "pixel L1, mean over RGB"),
     "perceptual": _feature_mapper("perceptual", _perceptual, "VGG16 relu3_1/4_1/4_3"),
-    "patchnce": _patchnce_factory,
+    "patchnce": _feature_mapper("patchnce", _patchnce, "VGG16 features, T 0.07"),
     "fsesim": _fsesim_mapper,
-    "lsesim": _lsesim_mapper,
+    "lsesim": _needs_a_run("lsesim"),
 }
-DEFAULT_LOSSES = ("l1", "perceptual", "patchnce", "fsesim")
-
-
-def register_mapper(name: str, factory: Callable[[dict[str, Any]], LossMapper]) -> None:
-    MAPPERS[name] = factory
 
 
 def build_mappers(names: list[str], context: dict[str, Any]) -> list[LossMapper]:
     unknown = [n for n in names if n not in MAPPERS]
     if unknown:
         raise ConfigError(f"--losses: unknown {', '.join(unknown)}; choose from {', '.join(MAPPERS)}")
-    return [MAPPERS[n](context) for n in names]
+    return [_run_map(context, n) or MAPPERS[n](context) for n in names]
 
 
 def misaligned_target(y: np.ndarray, other: np.ndarray | None = None) -> np.ndarray:

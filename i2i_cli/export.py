@@ -32,6 +32,7 @@ from i2i_cli import __version__
 from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
 from i2i_cli.errors import ConfigError, I2IError
 from i2i_cli.fsutil import atomic_path
+from models.base import StyleSource
 
 TOLERANCE = {False: 1e-4, True: 1e-2}  # fp32, fp16
 DEFAULT_OPSET = 18  # the lowest opset the dynamo exporter writes natively
@@ -186,9 +187,10 @@ class _PerDomainHeads(torch.nn.Module):
 
 def _style_graphs(loaded: LoadedModel, h: int, w: int, static: bool) -> list[_Graph]:
     """StarGAN v2: the generator (image, style), the style encoder (reference, domain), the mapping (z, domain)."""
-    method: Any = loaded.method
+    method = loaded.method
+    assert isinstance(method, StyleSource)  # export_onnx asks for style graphs only then
     auto = torch.export.Dim.AUTO
-    size, n_domains, style_dim = method.config.size, len(method.domains), method.config.style_dim
+    size, n_domains, style_dim = method.style_size, len(method.domains), method.style_dim
     generator = torch.Generator().manual_seed(1)
 
     def styles(n: int) -> torch.Tensor:
@@ -204,13 +206,16 @@ def _style_graphs(loaded: LoadedModel, h: int, w: int, static: bool) -> list[_Gr
     image.dynamic.append({0: auto})
     image.checks = {k: (v[0], styles(v[0].shape[0])) for k, v in image.checks.items()}
     refs = _images([(2, 3, size, size), (3, 3, size, size)])
-    encoder = _Graph("style_encoder", _PerDomainHeads(method.export_module(kind="style_encoder"), flatten=True),
+    # the parity reference is each network's own forward; the exported graph picks its head with gather
+    networks = method.style_networks()
+    encoder = _Graph("style_encoder", _PerDomainHeads(networks["style_encoder"], flatten=True),
                      (torch.rand(2, 3, size, size) * 2 - 1, domains(2)), ["reference", "domain"],
-                     [{0: auto}, {0: auto}], {k: (v, domains(v.shape[0])) for k, v in refs.items()}, method.E)
+                     [{0: auto}, {0: auto}], {k: (v, domains(v.shape[0])) for k, v in refs.items()},
+                     networks["style_encoder"])
     z = {f"random z {n}": torch.randn(n, method.latent_dim, generator=generator) for n in (2, 3)}
-    mapping = _Graph("mapping", _PerDomainHeads(method.export_module(kind="mapping"), flatten=False),
+    mapping = _Graph("mapping", _PerDomainHeads(networks["mapping"], flatten=False),
                      (torch.randn(2, method.latent_dim), domains(2)), ["z", "domain"],
-                     [{0: auto}, {0: auto}], {k: (v, domains(v.shape[0])) for k, v in z.items()}, method.F)
+                     [{0: auto}, {0: auto}], {k: (v, domains(v.shape[0])) for k, v in z.items()}, networks["mapping"])
     return [image, encoder, mapping]
 
 
@@ -294,7 +299,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
         raise ConfigError(f"--out {target}: name the file *.onnx")
     loaded = load_for_inference(checkpoint, device="cpu")
     method = loaded.method
-    styled = method.takes_style_reference
+    styled = isinstance(method, StyleSource)
     targets = {"generator": target, **(companion_paths(target) if styled else {})}
     for path in targets.values():
         if path.exists() and not overwrite:
@@ -311,10 +316,10 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     graphs = _style_graphs(loaded, h, w, static_size is not None) if styled else \
         [_image_graph(loaded, direction, h, w, static_size is not None)]
     extra = {}
-    if styled:
+    if isinstance(method, StyleSource):
         extra = {"companions": json.dumps({k: p.name for k, p in targets.items() if k != "generator"}),
-                 "style_size": str(method.config.size), "latent_dim": str(method.latent_dim),
-                 "style_dim": str(method.config.style_dim)}
+                 "style_size": str(method.style_size), "latent_dim": str(method.latent_dim),
+                 "style_dim": str(method.style_dim)}
     metadata = _metadata(loaded, "AtoB" if styled else direction, fp16, opset, extra)
     result = ExportResult(target, metadata, tolerance=TOLERANCE[fp16], files=list(targets.values()))
     with contextlib.ExitStack() as stack:

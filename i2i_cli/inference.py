@@ -24,6 +24,7 @@ from i2i_cli.engine.checkpoint import LoadedModel, is_finished, load_for_inferen
 from i2i_cli.engine.device import resolve_device, resolve_precision
 from i2i_cli.errors import BadImageError, CheckpointError, ConfigError, I2IError
 from i2i_cli.fsutil import check_output_folder, remove_stale_temporaries
+from models.base import AttentionMasks, StyleSource
 
 ProgressFn = Callable[[int, int], None]
 
@@ -99,7 +100,7 @@ class TorchTranslator:
 
     def __init__(self, loaded: LoadedModel, direction: str = "AtoB", device: str = "auto", precision: str = "fp32") -> None:
         method = loaded.method
-        if method.takes_style_reference:
+        if isinstance(method, StyleSource):
             raise ConfigError(f"{loaded.run_dir} is a multi-domain {method.name} run: pass --style-ref or --domain")
         if direction == "BtoA" and not method.two_sided:
             raise ConfigError(f"--direction BtoA: {method.name} translates one way only (it was trained "
@@ -111,7 +112,8 @@ class TorchTranslator:
         self.precision = resolve_precision(precision, self.device)
         self.loaded = loaded
         self.net = method.export_module(direction=direction).to(self.device).eval()
-        self.mask_net = getattr(self.net, "attention", None)  # attention-guided methods expose their mask
+        self.mask_net = (method.mask_module(direction).to(self.device).eval() if isinstance(method, AttentionMasks)
+                         else None)
         self.size_multiple = method.size_multiple
         self.min_size = method.min_size
 
@@ -435,6 +437,14 @@ def translate_folder(
             result.skipped += 1
             continue
         todo.append((file, target))
+    _translate_files(todo, translator, opts, result, progress)
+    result.seconds = time.time() - start
+    return result
+
+
+def _translate_files(todo: list[tuple[Path, Path]], translator: Any, opts: TranslateOptions, result: TranslateResult,
+                     progress: ProgressFn | None) -> None:
+    """Each (input, output) of `todo` translated and written, decoding and encoding in threads; into `result`."""
     targets = dict(todo)
     original_sizes: dict[Path, tuple[int, int]] = {}  # (width, height) before --resize, for --keep-size
 
@@ -479,8 +489,6 @@ def translate_folder(
                 progress(done, len(todo))
         for future in pending:
             future.result()
-    result.seconds = time.time() - start
-    return result
 
 
 def _onnx_session(path: Path, device: str) -> tuple[Any, dict[str, str]]:
@@ -587,6 +595,8 @@ class TorchStyles:
     """Style codes and styled translators from a multi-domain run (PyTorch)."""
 
     def __init__(self, loaded: LoadedModel, device: str = "auto", precision: str = "fp32") -> None:
+        if not isinstance(loaded.method, StyleSource):
+            raise ConfigError(_no_styles(loaded.method.name))
         self.loaded, self.method = loaded, loaded.method
         self.name, self.domains = self.method.name, list(self.method.domains)
         self.device = resolve_device(device)
@@ -649,7 +659,11 @@ class OnnxStyles:
 def _style_methods() -> list[str]:
     from models import registry
 
-    return [n for n in registry.list_methods() if registry.method_class(n).takes_style_reference]
+    return [n for n in registry.list_methods() if issubclass(registry.method_class(n), StyleSource)]
+
+
+def _no_styles(name: str) -> str:
+    return f"{name} takes no style reference or domain; models that do: {', '.join(_style_methods())}"
 
 
 def load_styles(checkpoint: str | os.PathLike[str] | Path, device: str = "auto", precision: str = "fp32"
@@ -658,11 +672,7 @@ def load_styles(checkpoint: str | os.PathLike[str] | Path, device: str = "auto",
     path = Path(checkpoint)
     if path.suffix == ".onnx":
         return OnnxStyles(path, device)
-    loaded = load_for_inference(path, device="cpu")
-    if not loaded.method.takes_style_reference:
-        raise ConfigError(f"{loaded.method.name} takes no style reference or domain; models that do: "
-                          f"{', '.join(_style_methods())}")
-    return TorchStyles(loaded, device, precision)
+    return TorchStyles(load_for_inference(path, device="cpu"), device, precision)
 
 
 def _domain_index(method: Any, name: str) -> int:
@@ -701,6 +711,40 @@ def style_tags(style_ref: Path | None, domain: str | None, num_styles: int = 1) 
     return [f"{domain}{k}" if num_styles > 1 else "" for k in range(num_styles)]
 
 
+def _reference_styles(model: TorchStyles | OnnxStyles, style_ref: Path, domain: str | None,
+                      source: str | os.PathLike[str], out: str | os.PathLike[str], opts: TranslateOptions
+                      ) -> list[tuple[str, torch.Tensor]]:
+    """(tag, style code) of each reference; every output of every style checked before any style runs."""
+    refs = _reference_files(style_ref)
+    tags = style_tags(style_ref, domain)
+    check_translation(source, out, opts, tags=tags)
+    styles = []
+    for ref, tag in zip(refs, tags):
+        target = domain or (ref.parent.name if ref.parent.name in model.domains else None)
+        if target is None:
+            raise ConfigError(f"--style-ref {ref}: cannot tell its domain from its folder; pass --domain "
+                              f"({', '.join(model.domains)})")
+        index = _domain_index(model, target)
+        array = load_image(ref, max_pixels=opts.max_pixels)
+        x = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+        styles.append((tag, model.from_reference(x, index)))
+    return styles
+
+
+def _latent_styles(model: TorchStyles | OnnxStyles, domain: str | None, num_styles: int, seed: int,
+                   source: str | os.PathLike[str], out: str | os.PathLike[str], opts: TranslateOptions
+                   ) -> list[tuple[str, torch.Tensor]]:
+    """(tag, style code) of num_styles latent codes drawn from a CPU generator seeded with `seed`."""
+    if domain is None:
+        raise ConfigError(f"{model.name} needs a target: --style-ref IMAGE|DIR, or --domain D "
+                          f"({', '.join(model.domains)}) for latent-guided outputs")
+    index = _domain_index(model, domain)
+    tags = style_tags(None, domain, num_styles)
+    check_translation(source, out, opts, tags=tags)
+    generator = torch.Generator().manual_seed(seed)
+    return [(tag, model.from_latent(torch.randn(1, model.latent_dim, generator=generator), index)) for tag in tags]
+
+
 def translate_with_styles(
     source: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -719,35 +763,11 @@ def translate_with_styles(
     come from a CPU generator seeded with `seed`, so both give the same outputs for the same seed."""
     opts = options or TranslateOptions()
     if isinstance(model, LoadedModel):
-        if not model.method.takes_style_reference:
-            raise ConfigError(f"{model.method.name} takes no style reference or domain; models that do: "
-                              f"{', '.join(_style_methods())}")
         model = TorchStyles(model, opts.device, opts.precision)
-    styles: list[tuple[str, torch.Tensor]] = []
     if style_ref is not None:
-        refs = _reference_files(Path(style_ref))
-        tags = style_tags(Path(style_ref), domain)
-        check_translation(source, out, opts, tags=tags)  # every output of every style, before any style runs
-        for ref, tag in zip(refs, tags):
-            target = domain or (ref.parent.name if ref.parent.name in model.domains else None)
-            if target is None:
-                raise ConfigError(f"--style-ref {ref}: cannot tell its domain from its folder; pass --domain "
-                                  f"({', '.join(model.domains)})")
-            index = _domain_index(model, target)
-            array = load_image(ref, max_pixels=opts.max_pixels)
-            x = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)
-            styles.append((tag, model.from_reference(x, index)))
+        styles = _reference_styles(model, Path(style_ref), domain, source, out, opts)
     else:
-        if domain is None:
-            raise ConfigError(f"{model.name} needs a target: --style-ref IMAGE|DIR, or --domain D "
-                              f"({', '.join(model.domains)}) for latent-guided outputs")
-        index = _domain_index(model, domain)
-        tags = style_tags(None, domain, num_styles)
-        check_translation(source, out, opts, tags=tags)
-        generator = torch.Generator().manual_seed(seed)
-        for tag in tags:
-            z = torch.randn(1, model.latent_dim, generator=generator)
-            styles.append((tag, model.from_latent(z, index)))
+        styles = _latent_styles(model, domain, num_styles, seed, source, out, opts)
     total = TranslateResult(device=str(model.device))
     for k, (tag, style) in enumerate(styles):
         def report(done: int, count: int, offset: int = k) -> None:

@@ -3,7 +3,7 @@
 Each official file is a state_dict of the reference's module tree, and i2i's networks follow those trees on
 purpose (pix2pix U-Net `model.model.N...`, JZ/CUT ResnetGenerator `model.N...`, StarGAN v2 generator /
 mapping_network / style_encoder), so the conversion is an explicit map from the official dict's parts to our
-attributes (OFFICIAL_PARTS) plus the clean-ups the reference's own loaders do: a DataParallel `module.`
+networks (the method's `release_parts()`, models/base.py OfficialRelease) plus the clean-ups the reference's own loaders do: a DataParallel `module.`
 prefix is removed, InstanceNorm running statistics / counters that old releases carry are dropped when the
 module at that path is an InstanceNorm (the reference's `__patch_instance_norm_state_dict`), and a BatchNorm
 step counter missing from a pre-PyTorch-0.4 file is set to 0 (what PyTorch's loader does). Everything
@@ -13,8 +13,8 @@ Fixed buffers a release saves and i2i computes (StarGAN v2's high-pass `hpf.filt
 Files are read with torch.load(weights_only=True). None of the hosts publish hashes: the sha256 of the file
 that was converted is recorded in the run's config.json (train.imported_sha256).
 
-One-direction releases (every CycleGAN .pth is one generator) become a `cyclegan` run whose G_A holds the
-release and whose config.json lists `train.directions = ["AtoB"]`; inference refuses BtoA on it (G_B is
+One-direction releases (every CycleGAN .pth is one generator: the method's `release_directions`) become a
+`cyclegan` run whose G_A holds the release and whose config.json lists `train.directions = ["AtoB"]`; inference refuses BtoA on it (G_B is
 untrained). Translate, export and eval take the run like any other.
 """
 
@@ -36,6 +36,7 @@ from i2i_cli.download import download, sha256_file
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.errors import CheckpointError, ConfigError, I2IError
 from i2i_cli.weights import i2i_home, load_state_dict, resolve
+from models.base import OfficialRelease
 
 JZ = "http://efrosgans.eecs.berkeley.edu"
 JZ_LICENCE = "BSD (junyanz/pytorch-CycleGAN-and-pix2pix)"
@@ -44,16 +45,6 @@ SG2_LICENCE = "CC BY-NC 4.0 (clovaai/stargan-v2): non-commercial"
 FLSESIM_PAGE = "https://github.com/lyndonzheng/F-LSeSim"
 ProgressFn = Callable[[int, int | None], None]
 
-# official checkpoint part -> i2i attribute. "" is the whole file (a single network's state_dict).
-OFFICIAL_PARTS: dict[str, dict[str, str]] = {
-    "pix2pix": {"": "G"},  # JZ UnetGenerator: model.model.0 ... model.model.3 (nested UnetSkipConnectionBlock)
-    "cyclegan": {"": "G_A"},  # JZ ResnetGenerator: model.0 ... model.27 (resnet_9blocks)
-    "cut": {"": "G"},  # CUT ResnetGenerator with anti-aliased down/up-sampling (`filt` buffers included)
-    "fastcut": {"": "G"},
-    "fsesim": {"": "G"},  # F-LSeSim's netG is CUT's generator
-    "lsesim": {"": "G"},
-    "starganv2": {"generator": "G", "mapping_network": "F", "style_encoder": "E"},  # *_nets_ema.ckpt ('fan' unused)
-}
 INSTANCE_NORM_EXTRAS = ("running_mean", "running_var", "num_batches_tracked")
 # The reference code's whole training state: network name N (attribute `netN`, file `<epoch>_net_N.pth`) ->
 # i2i attribute. The module trees match, so each file loads strictly (load_official); CUT's netF is built
@@ -166,7 +157,6 @@ def official_keys_cleaned(state: dict[str, torch.Tensor], module: nn.Module) -> 
     return out
 
 
-HINTS = {"starganv2": "check --domains (one name per domain of the release, in order) and --set (size, w_hpf)"}
 DEFAULT_HINT = "check --as and --set (ngf, n_blocks, num_downs, antialias)"
 
 
@@ -221,9 +211,9 @@ def build_method(method_name: str, overrides: dict[str, Any] | None = None, doma
     """The i2i method a release of `method_name` converts into (initial weights)."""
     from models import registry
 
-    if method_name not in OFFICIAL_PARTS:
-        known = ", ".join(OFFICIAL_PARTS)
-        raise ConfigError(f"--as {method_name}: no released checkpoint layout is known for it (known: {known})")
+    known = [n for n in registry.list_methods() if issubclass(registry.method_class(n), OfficialRelease)]
+    if method_name not in known:
+        raise ConfigError(f"--as {method_name}: no released checkpoint layout is known for it (known: {', '.join(known)})")
     cls = registry.method_class(method_name)
     config = apply_values(cls.config_class(), overrides or {}, "--set")
     return cls(config, domains=domains)
@@ -236,16 +226,15 @@ def require_inference_weights(method: Any) -> None:
         resolve(name)
 
 
-def load_release(method: Any, state: dict[str, Any], what: str) -> Any:
-    """Load a release's networks (OFFICIAL_PARTS) into `method` strictly."""
-    method_name = method.name
-    for part, attribute in OFFICIAL_PARTS[method_name].items():
+def load_release(method: OfficialRelease, state: dict[str, Any], what: str) -> Any:
+    """Load a release's networks (the method's release_parts()) into `method` strictly."""
+    hint = method.release_hint or DEFAULT_HINT
+    for part, module in method.release_parts().items():
         if part and (not isinstance(state, dict) or part not in state):
             have = ", ".join(map(str, state)) if isinstance(state, dict) and len(state) < 10 else "other keys"
             raise CheckpointError(f"{what}: no '{part}' network (it has {have}); expected the reference's "
-                                  "*_nets_ema.ckpt for --as starganv2")
-        load_official(getattr(method, attribute), state[part] if part else state, f"{what} [{part or attribute}]",
-                      HINTS.get(method_name, DEFAULT_HINT))
+                                  f"*_nets_ema.ckpt for --as {getattr(method, 'name', '')}")
+        load_official(module, state[part] if part else state, f"{what} [{part or type(module).__name__}]", hint)
     return method
 
 
@@ -261,10 +250,6 @@ def write_run(method: Any, out: Path, provenance: dict[str, Any], directions: li
     return out
 
 
-def _directions(method_name: str) -> list[str]:
-    return ["AtoB"] if method_name == "cyclegan" else []
-
-
 def import_file(file: str | os.PathLike[str], method_name: str, out: str | os.PathLike[str],
                 sets: list[str] | None = None, domains: list[str] | None = None) -> Path:
     """Convert a local official checkpoint (.pth / .ckpt) into a run folder at `out`."""
@@ -275,7 +260,7 @@ def import_file(file: str | os.PathLike[str], method_name: str, out: str | os.Pa
     require_inference_weights(method)
     method = load_release(method, load_state_dict(path), str(path))
     provenance = {"imported_from": str(path), "imported_sha256": sha256_file(path)}
-    return write_run(method, Path(out), provenance, _directions(method_name))
+    return write_run(method, Path(out), provenance, list(method.release_directions))
 
 
 def _load_bytes(data: bytes, what: str) -> Any:
@@ -317,4 +302,4 @@ def get(name: str, out: str | os.PathLike[str] | None = None, progress: Progress
     method = load_release(method, _load_bytes(data, what), what)
     provenance = {"imported_from": e.url + (f"#{e.member}" if e.member else ""), "pretrained": e.name,
                   "imported_sha256": hashlib.sha256(data).hexdigest(), "licence": e.licence, "translates": e.translates}
-    return write_run(method, target, provenance, _directions(e.method))
+    return write_run(method, target, provenance, list(method.release_directions))

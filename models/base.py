@@ -12,6 +12,19 @@ optimizers, precision, EMA, distribution, files or devices: the trainer does, fr
 
 Batches are dicts of tensors already on the device, images as float (N, 3, H, W) in [-1, 1]:
 aligned layout: {"A", "B"}; unaligned: {"A", "B"}; domains: {"x", "y", "ref", "ref2", "y_ref"} (y: long labels).
+
+Optional hooks (the end of this file): pieces only some methods have. A method declares one by subclassing it
+next to TranslationMethod; the application checks `isinstance` and asks, and never reads a method's networks
+(`.G`, `.E`, `.F`), its private members, nor compares its name (tests/test_architecture.py):
+
+- `StyleSource`  multi-domain methods: styles from a reference image or a latent code, the styled generator,
+  and the style networks an ONNX export writes next to it (StarGAN v2);
+- `LossMaps`  per-location forms of the method's training loss with its trained pieces, for `i2i errormap`
+  (CUT's PatchNCE, F/LSeSim's spatially-correlative loss);
+- `OfficialRelease`  the parts of the reference implementation's released checkpoint: {part: module}, and the
+  directions a converted release translates, for `i2i pretrained`;
+- `SegmentationModel`  class logits and colourised label maps, for the FCN-score and a segmenter's own eval;
+- `AttentionMasks`  where the translation changes the image (attention-guided CycleGAN), for `--save-masks`.
 """
 
 from __future__ import annotations
@@ -240,3 +253,106 @@ def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
     for module in modules:
         for param in module.parameters():
             param.requires_grad_(flag)
+
+
+# --- optional hooks: pieces only some methods have (see the module docstring) ----------------------------------
+class StyleSource(metaclass=ABCMeta):
+    """A multi-domain method that translates with a style code, from a reference image or a latent code.
+
+    Domains are long tensors of indices into the method's `domains`, one per row."""
+
+    @property
+    @abstractmethod
+    def latent_dim(self) -> int:
+        """Length of the latent codes `style_from_latent` takes."""
+
+    @property
+    @abstractmethod
+    def style_dim(self) -> int:
+        """Length of a style code."""
+
+    @property
+    @abstractmethod
+    def style_size(self) -> int:
+        """The side references are resized to before the style encoder (the training size)."""
+
+    @abstractmethod
+    def style_from_reference(self, ref: Tensor, domain: Tensor) -> Tensor:
+        """(N, 3, H, W) references in [-1, 1] (any size) -> (N, style_dim) style codes in `domain`."""
+
+    @abstractmethod
+    def style_from_latent(self, z: Tensor, domain: Tensor) -> Tensor:
+        """(N, latent_dim) latent codes -> (N, style_dim) style codes in `domain`."""
+
+    @abstractmethod
+    def styled_generator(self) -> nn.Module:
+        """(image, style) -> image: what translation runs once the style is chosen."""
+
+    @abstractmethod
+    def style_networks(self) -> dict[str, nn.Module]:
+        """Copies in eval mode of {"style_encoder": (reference at style_size, domain) -> style,
+        "mapping": (z, domain) -> style}: what an ONNX export writes next to the generator."""
+
+
+@dataclass
+class LossMap:
+    """A per-location loss: fn(x, y), images (1, 3, H, W) in [-1, 1] -> errors (h, w) at the loss's own
+    resolution; `note` says what it is computed with (shown in the figure and the JSON)."""
+
+    fn: Callable[[Tensor, Tensor], Tensor]
+    note: str = ""
+
+
+class LossMaps(metaclass=ABCMeta):
+    """A method whose training loss has a per-location form drawn with its trained pieces (`i2i errormap`)."""
+
+    # the loss-map names loss_maps() gives, known from the class (before any weights load)
+    loss_map_names: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def loss_maps(self, weights: str = "") -> dict[str, LossMap]:
+        """{name in loss_map_names: LossMap}; `weights` names where the trained weights came from (for the
+        notes). Fixed pretrained networks (pretrained_weights()) must be loaded first."""
+
+
+class OfficialRelease(metaclass=ABCMeta):
+    """A method whose reference implementation publishes checkpoints that convert into its networks."""
+
+    # what a converted release translates ("AtoB" only for one-generator files); () = every direction
+    release_directions: ClassVar[tuple[str, ...]] = ()
+    # what to check when a release does not fit the networks built from the config ("" = the usual options)
+    release_hint: ClassVar[str] = ""
+
+    @abstractmethod
+    def release_parts(self) -> dict[str, nn.Module]:
+        """{part of the released file: the module its state_dict loads into}; part "" is the whole file."""
+
+
+class SegmentationModel(metaclass=ABCMeta):
+    """A method that predicts class maps (a segmenter for the FCN-score)."""
+
+    @property
+    @abstractmethod
+    def n_classes(self) -> int:
+        ...
+
+    @abstractmethod
+    def logits(self, x: Tensor) -> Tensor:
+        """(N, 3, H, W) photos in [-1, 1] -> (N, n_classes, H, W) logits."""
+
+    @abstractmethod
+    def colorize(self, classes: Tensor) -> Tensor:
+        """(N, H, W) class ids -> (N, 3, H, W) colours in [-1, 1]."""
+
+
+class AttentionMasks(metaclass=ABCMeta):
+    """A method that translates only where an attention network looks (`i2i translate --save-masks`)."""
+
+    @abstractmethod
+    def attention_mask(self, x: Tensor, direction: str = "AtoB") -> Tensor:
+        """(N, 3, H, W) in [-1, 1] -> (N, 1, H, W) in [0, 1]: where the translation in `direction` changes x."""
+
+    @abstractmethod
+    def mask_module(self, direction: str = "AtoB") -> nn.Module:
+        """attention_mask of `direction` as a pure image -> mask module (a copy in eval mode), as
+        export_module is for the translation."""

@@ -131,6 +131,83 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+# --- the application asks a method through its hooks (models/base.py) ------------------------------------
+NETWORK_ATTRIBUTES = ("G", "E", "F")
+NAME_HOLDERS = ("name", "method", "method_name")  # what a comparison with a method's name reads
+
+
+def _identifier(node: ast.AST) -> str:
+    """The name an expression ends with: `loaded.method` -> method, `f(x)` -> f, else ""."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _method_literals(node: ast.AST, methods: set[str]) -> list[str]:
+    """Registered method names written as string literals in `node` (a constant, tuple, list or set)."""
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+    return [i.value for i in items if isinstance(i, ast.Constant) and i.value in methods]
+
+
+def _reaches_into_a_method(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute) and _identifier(node.value) == "method":
+        if node.attr in NETWORK_ATTRIBUTES or (node.attr.startswith("_") and not node.attr.startswith("__")):
+            return f"reads .{node.attr} of a method"
+    return None
+
+
+def _compares_a_method_name(node: ast.AST, methods: set[str]) -> str | None:
+    if not isinstance(node, ast.Compare):
+        return None
+    sides = [node.left, *node.comparators]
+    if not any(_identifier(s) in NAME_HOLDERS or _identifier(s).endswith("_method_name") for s in sides):
+        return None
+    names = [n for s in sides for n in _method_literals(s, methods)]
+    return f"compares a method's name with {', '.join(names)}" if names else None
+
+
+def method_intrusions(source: str, filename: str, methods: set[str]) -> list[tuple[str, int, str]]:
+    """(file, line, what) for every read of a method's networks / private members, and every comparison of a
+    method's name with a registered method's name, in `source`."""
+    found = []
+    for node in ast.walk(ast.parse(source, filename)):
+        what = _reaches_into_a_method(node) or _compares_a_method_name(node, methods)
+        if what:
+            found.append((filename, node.lineno, what))
+    return sorted(found)
+
+
+def test_the_application_never_reads_a_methods_networks_nor_compares_its_name() -> None:
+    methods = set(registry.list_methods())
+    found = []
+    for path in sorted((ROOT / "i2i_cli").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative.startswith("i2i_cli/engine/"):  # the trainer and checkpoints own the networks
+            continue
+        found += method_intrusions(path.read_text(), relative, methods)
+    assert not found, "ask the method through a hook of models/base.py instead: " + "; ".join(
+        f"{file}:{line} {what}" for file, line, what in found)
+
+
+def test_the_intrusion_finder_finds_each_kind() -> None:
+    source = """
+def f(method, loaded, run_config, other):
+    a = method.G.encode(x)
+    b = loaded.method._features(x)
+    c = method.name == "cut"
+    d = run_config.method != "segmenter"
+    e = _run_method_name(run) in ("cut", "fastcut")
+    fine = (method.name, other.G, method.config, loaded.method.translate(x), other.name == "l1", method.__class__)
+"""
+    found = method_intrusions(source, "x.py", set(registry.list_methods()))
+    assert [line for _, line, _ in found] == [3, 4, 5, 6, 7]
+    assert "cut, fastcut" in found[-1][2] and ".G" in found[0][2]
+
+
 # --- adding a method is one file plus one registry line ------------------------------------------------------
 @dataclasses.dataclass
 class ThrowAwayConfig(MethodConfig):

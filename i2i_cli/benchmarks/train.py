@@ -25,6 +25,7 @@ import torch
 from i2i_cli.config import resolve_config
 from i2i_cli.engine.device import resolve_device
 from i2i_cli.engine.trainer import Trainer, TrainEvent, TrainOptions
+from models.base import StyleSource
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _time_translate(method: Any, device: torch.device, size: int, batch: int, se
                     repeats: int) -> list[float]:
     """Images/s of each timed forward of the method's inference network (what `i2i translate` and ONNX run)."""
     x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-    if method.takes_style_reference:
+    if isinstance(method, StyleSource):
         style = method.style_from_reference(x, torch.zeros(batch, dtype=torch.long, device=device))
         net = method.export_module(kind="generator").to(device)
         args: tuple[Any, ...] = (x, style)

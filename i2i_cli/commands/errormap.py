@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,7 +41,7 @@ def errormap(
     """Error map per loss between X and Y, upsampled to the image size, with the aligned/misaligned separation."""
     from i2i_cli.data.images import load_image, save_image, set_max_pixels
     from i2i_cli.engine.device import resolve_device
-    from i2i_cli.errormap import analyse_folder, analyse_pair, build_mappers, figure
+    from i2i_cli.errormap import analyse_pair, build_mappers, default_losses, figure
     from i2i_cli.errors import ConfigError
     from i2i_cli.fsutil import check_output_file
 
@@ -53,39 +53,16 @@ def errormap(
         raise ConfigError(f"--other goes with --misalign half or other (--misalign {misalign} shifts nothing in)")
     device = str(resolve_device(device))
     context = {"device": device, "weights_dir": weights_dir, "checkpoint": checkpoint}
-    names = parse_csv(losses) or ["l1", "perceptual", "patchnce", "fsesim"]
-    if losses is None and checkpoint is not None:
-        from i2i_cli.errormap import _run_method_name
-
-        if _run_method_name(checkpoint) == "lsesim":
-            names.append("lsesim")
+    names = parse_csv(losses) or default_losses(checkpoint)
     if pairs is not None:
         if not pairs.is_dir():
             raise ConfigError(f"--pairs {pairs}: not a folder; pass a folder with x/ and y/ (same names) or A|B images")
-        mappers = build_mappers(names, context)
-        with progress_bar("error maps", None, transient=True) as advance:
-            batch = analyse_folder(pairs, mappers, misalign=misalign, device=device, figures=out, overwrite=overwrite,
-                                   progress=lambda d, t: advance(0, completed=d, total=t))
-        average = batch.average()
-        print_table(f"{len(batch.pairs)} pairs in {pairs}: mean over pairs", ["loss", "mean error", "separation"],
-                    [(n, v["mean"], v["ratio"] if v["ratio"] is not None else "-") for n, v in average.items()])
-        if out is not None:
-            console.print(f"figures: {out}/ (one per pair)")
-        if batch.bad:
-            print_problems(f"{len(batch.bad)} file(s) skipped:", batch.bad)
-        if json_out:
-            write_json(json_out, {"average": average, "pairs": [p.to_json() for p in batch.pairs],
-                                  "bad": [{"file": f, "problem": r} for f, r in batch.bad], "misalign": misalign})
+        _errormap_folder(pairs, build_mappers(names, context), misalign=misalign, device=device, out=out,
+                         json_out=json_out, overwrite=overwrite)
         return
     if x is None or y is None:
         raise ConfigError("pass two images (i2i errormap x.png y.png) or --pairs DIR")
-    if misalign == "other":
-        if other is None:
-            raise ConfigError("--misalign other: pass --other IMAGE for a single pair (or use --pairs DIR)")
-        misalign = "half"
-    if misalign == "given-whole" and aligned is None:
-        raise ConfigError("--misalign given-whole: pass --aligned IMAGE, the target aligned with X (Y is the "
-                          "misaligned one)")
+    misalign = _single_pair_mode(misalign, other, aligned)
     target = out or Path(f"errormap_{x.stem}_{y.stem}.png")
     if target.exists() and not overwrite:
         raise ConfigError(f"{target} already exists: pass --overwrite to replace it, or --out another file")
@@ -104,6 +81,40 @@ def errormap(
     if json_out:
         write_json(json_out, {**result.to_json(), "misalign": misalign, "other": str(other) if other else None,
                               "aligned": str(aligned) if aligned else None})
+
+
+def _single_pair_mode(misalign: str, other: Path | None, aligned: Path | None) -> str:
+    """The --misalign mode of one pair ("other" takes --other's right half: "half" with it), or a one-line error."""
+    from i2i_cli.errors import ConfigError
+
+    if misalign == "other":
+        if other is None:
+            raise ConfigError("--misalign other: pass --other IMAGE for a single pair (or use --pairs DIR)")
+        return "half"
+    if misalign == "given-whole" and aligned is None:
+        raise ConfigError("--misalign given-whole: pass --aligned IMAGE, the target aligned with X (Y is the "
+                          "misaligned one)")
+    return misalign
+
+
+def _errormap_folder(pairs: Path, mappers: list[Any], *, misalign: str, device: str, out: Path | None,
+                     json_out: Path | None, overwrite: bool) -> None:
+    """--pairs: every pair's maps (a figure each with --out), the mean over pairs printed, JSON with --json."""
+    from i2i_cli.errormap import analyse_folder
+
+    with progress_bar("error maps", None, transient=True) as advance:
+        batch = analyse_folder(pairs, mappers, misalign=misalign, device=device, figures=out, overwrite=overwrite,
+                               progress=lambda d, t: advance(0, completed=d, total=t))
+    average = batch.average()
+    print_table(f"{len(batch.pairs)} pairs in {pairs}: mean over pairs", ["loss", "mean error", "separation"],
+                [(n, v["mean"], v["ratio"] if v["ratio"] is not None else "-") for n, v in average.items()])
+    if out is not None:
+        console.print(f"figures: {out}/ (one per pair)")
+    if batch.bad:
+        print_problems(f"{len(batch.bad)} file(s) skipped:", batch.bad)
+    if json_out:
+        write_json(json_out, {"average": average, "pairs": [p.to_json() for p in batch.pairs],
+                              "bad": [{"file": f, "problem": r} for f, r in batch.bad], "misalign": misalign})
 
 
 TITLES = {"half": " (right half shifted: misaligned)", "given-right": " (right half misaligned, as given)",

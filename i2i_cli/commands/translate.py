@@ -78,14 +78,8 @@ def translate(
     options = dict(batch_size=batch_size, resize=resize, keep_size=keep_size, overwrite=overwrite,
                    skip_existing=skip_existing, threads=threads, max_pixels=max_pixels, save_masks=save_masks,
                    tile=tile, overlap=overlap, blend=blend)
+    _announce(translator)
     loaded = translator.loaded
-    if translator.multi_domain:
-        info(f"{translator.name} from {translator.path} on {translator.device}")
-    elif loaded is not None:
-        info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
-             f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
-    else:
-        info(f"ONNX Runtime on {translator.device}")
     with progress_bar("translate", None) as advance:
         result = translator.translate_folder(source, out, style_ref=style_ref, domain=domain, num_styles=num_styles,
                                              seed=seed, progress=lambda done, total: advance(0, completed=done, total=total),
@@ -94,6 +88,18 @@ def translate(
     if not translator.multi_domain:
         extra["step"] = loaded.step if loaded is not None else None
     _report(result, out, json_out, extra)
+
+
+def _announce(translator: Any) -> None:
+    """One line: what translates (a run and its step, a multi-domain model, or an ONNX file) and where."""
+    loaded = translator.loaded
+    if translator.multi_domain:
+        info(f"{translator.name} from {translator.path} on {translator.device}")
+    elif loaded is not None:
+        info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
+             f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
+    else:
+        info(f"ONNX Runtime on {translator.device}")
 
 
 def _report(result: TranslateResult, out: Path, json_out: Path | None, extra: dict[str, Any]) -> None:

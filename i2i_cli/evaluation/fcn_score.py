@@ -48,6 +48,7 @@ from i2i_cli.data.labels import (
 from i2i_cli.errors import BadImageError, ConfigError, DataError, I2IError, WeightsError
 from i2i_cli.evaluation.report import EvalResult, Protocol
 from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
+from models.base import SegmentationModel
 
 
 # --- formulas ------------------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ def absent_warning(matrix: np.ndarray, names: list[str], convention: str, source
 
 # --- segmenters ----------------------------------------------------------------------------------------------
 @dataclass
-class Segmenter:
+class FcnSegmenter:
     """Labels one RGB uint8 image; `class_map` maps its classes to the label classes (IGNORE: none)."""
 
     name: str
@@ -154,7 +155,7 @@ TORCHVISION_SEGMENTERS = {"fcn_resnet50": "fcn_resnet50", "deeplabv3_resnet50": 
 
 
 def _torchvision_segmenter(name: str, n_classes: int, device: torch.device | str,
-                           weights_dir: str | os.PathLike[str] | None) -> Segmenter:
+                           weights_dir: str | os.PathLike[str] | None) -> FcnSegmenter:
     import torchvision
 
     weights = resolve(TORCHVISION_SEGMENTERS[name], weights_dir=weights_dir)
@@ -181,11 +182,11 @@ def _torchvision_segmenter(name: str, n_classes: int, device: torch.device | str
     else:
         raise ConfigError(f"--segmenter torchvision:{name} predicts the 21 VOC classes; use --classes 21 (VOC labels) "
                           "or 19 (Cityscapes: scored on person, car, bus, train, motorcycle, bicycle)")
-    return Segmenter(f"torchvision:{name}", 21, run, class_map, evaluated, weights,
+    return FcnSegmenter(f"torchvision:{name}", 21, run, class_map, evaluated, weights,
                      "RGB in [0, 1], ImageNet mean/std; COCO weights with the 21 VOC classes")
 
 
-def _torchscript_segmenter(path: Path, device: torch.device | str) -> Segmenter:
+def _torchscript_segmenter(path: Path, device: torch.device | str) -> FcnSegmenter:
     try:
         module = torch.jit.load(str(path), map_location=device).eval()
     except Exception as exc:  # noqa: BLE001 - any failure to parse is the file's fault
@@ -198,14 +199,14 @@ def _torchscript_segmenter(path: Path, device: torch.device | str) -> Segmenter:
     probe = run(torch.zeros(1, 3, 32, 32, device=device))
     if probe.dim() != 4:
         raise WeightsError(f"--segmenter {path}: must return (N, C, H, W) logits, returned {tuple(probe.shape)}")
-    return Segmenter(f"torchscript:{path.name}", int(probe.shape[1]), run, input_note="RGB in [0, 1]")
+    return FcnSegmenter(f"torchscript:{path.name}", int(probe.shape[1]), run, input_note="RGB in [0, 1]")
 
 
 DRN_CITYSCAPES = ("drn-cityscapes", "drn_d_22_cityscapes")
 
 
 def _drn_cityscapes_segmenter(n_classes: int, device: torch.device | str,
-                              weights_dir: str | os.PathLike[str] | None) -> Segmenter:
+                              weights_dir: str | os.PathLike[str] | None) -> FcnSegmenter:
     """fyu/drn's published DRN-D-22 Cityscapes segmenter (19 train ids), input normalised as it was trained."""
     from models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRNSeg
 
@@ -225,22 +226,22 @@ def _drn_cityscapes_segmenter(n_classes: int, device: torch.device | str,
     def run(x: torch.Tensor) -> torch.Tensor:
         return model((x - mean) / std)
 
-    return Segmenter("drn-cityscapes", 19, run, weights=weights,
+    return FcnSegmenter("drn-cityscapes", 19, run, weights=weights,
                      input_note="RGB in [0, 1], Cityscapes mean/std (fyu/drn info.json); DRN-D-22, output stride 8")
 
 
-def _run_segmenter(path: Path, n_classes: int, device: torch.device | str) -> Segmenter:
+def _run_segmenter(path: Path, n_classes: int, device: torch.device | str) -> FcnSegmenter:
     """A run of `i2i train --model segmenter`: its network on photos in [0, 1], its classes as the labels'."""
     from i2i_cli.engine.checkpoint import load_for_inference
 
     loaded = load_for_inference(path, device=device)
     method = loaded.method
-    if method.name != "segmenter":
+    if not isinstance(method, SegmentationModel):
         raise ConfigError(f"--segmenter {path}: a {method.name} run, not a segmenter; train one with "
                           "`i2i train --model segmenter --data DIR` (real photos + label maps)")
-    if method.config.n_classes != n_classes:
-        raise ConfigError(f"--segmenter {path} predicts {method.config.n_classes} classes but --classes is "
-                          f"{n_classes}; pass --classes {method.config.n_classes}")
+    if method.n_classes != n_classes:
+        raise ConfigError(f"--segmenter {path} predicts {method.n_classes} classes but --classes is "
+                          f"{n_classes}; pass --classes {method.n_classes}")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         return method.logits(x * 2 - 1)
@@ -249,7 +250,7 @@ def _run_segmenter(path: Path, n_classes: int, device: torch.device | str) -> Se
     from i2i_cli.engine.checkpoint import WEIGHTS_FILE
 
     weights_file = loaded.checkpoint / WEIGHTS_FILE
-    return Segmenter(f"run:{loaded.run_dir.name}@{loaded.step}", n_classes, run,
+    return FcnSegmenter(f"run:{loaded.run_dir.name}@{loaded.step}", n_classes, run,
                      input_note="RGB normalised with the run's mean/std",
                      record={"segmenter_checkpoint": str(weights_file.resolve()),
                              "segmenter_sha256": sha256_file(weights_file)})
@@ -267,7 +268,10 @@ def run_segmenter_defaults(spec: str) -> dict[str, Any]:
         run_config = read_run_config(run_dir)
     except I2IError:
         return {}
-    if run_config.method != "segmenter":
+    from models import registry
+
+    if run_config.method not in registry.list_methods() or \
+            not issubclass(registry.method_class(run_config.method), SegmentationModel):
         return {}
     config = run_config.config
     colors = config.get("palette_colors") or ()
@@ -276,7 +280,7 @@ def run_segmenter_defaults(spec: str) -> dict[str, Any]:
 
 
 def load_segmenter(spec: str, n_classes: int, device: torch.device | str = "cpu",
-                   weights_dir: str | os.PathLike[str] | None = None) -> Segmenter:
+                   weights_dir: str | os.PathLike[str] | None = None) -> FcnSegmenter:
     """`drn-cityscapes`, `torchvision:fcn_resnet50`, `torchvision:deeplabv3_resnet50` (or the bare names), a run
     of `i2i train --model segmenter`, or a TorchScript file."""
     name = spec.split(":", 1)[1] if spec.startswith("torchvision:") else spec
@@ -323,7 +327,7 @@ class FcnSet:
     bad: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _score_set(pairs: list[tuple[Path, Path]], segmenter: Segmenter, decoder: LabelDecoder, options: FcnOptions,
+def _score_set(pairs: list[tuple[Path, Path]], segmenter: FcnSegmenter, decoder: LabelDecoder, options: FcnOptions,
                resize_to: dict[Path, tuple[int, int]] | None = None,
                progress: Callable[[int, int], None] | None = None) -> FcnSet:
     n = options.n_classes

@@ -14,9 +14,10 @@ from i2i_cli.data.datasets import Augment
 from i2i_cli.data.images import save_image
 from i2i_cli.data.labels import CITYSCAPES_CLASSES
 from i2i_cli.engine.device import resolve_device
-from i2i_cli.errors import BadImageError, DataError
+from i2i_cli.errors import BadImageError, ConfigError, DataError
 from i2i_cli.evaluation.fcn_score import absent_warning, check_convention, class_report, confusion, scores
 from i2i_cli.evaluation.report import EvalResult, Protocol
+from models.base import SegmentationModel
 
 
 def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "cpu",
@@ -27,13 +28,16 @@ def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "
     `work`/predictions/. `convention`: the class means' (CONVENTIONS)."""
     check_convention(convention)
     method = loaded.method
+    if not isinstance(method, SegmentationModel):
+        raise ConfigError(f"{loaded.run_dir}: a {method.name} run, not a segmenter (train one with "
+                          "`i2i train --model segmenter`)")
     split = next((s for s in ("val", "test") if s in layout.splits), None)
     if split is None:
         raise DataError(f"{layout.root}: no val/ or test/ split to evaluate the segmenter on; add one "
                         "(DIR/val/images + DIR/val/labels, or val/ with photo | label images) or pass --data DIR")
     dataset = layout.training_dataset("segmentation", split, Augment(0, 0, False, False), cache=False,
                                       segmentation=method.config.data_spec().segmentation)
-    n = method.config.n_classes
+    n = method.n_classes
     matrix = np.zeros((n, n + 1), dtype=np.int64)
     bad: list[tuple[str, str]] = []
     model_device = resolve_device(device)

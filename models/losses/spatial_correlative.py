@@ -139,6 +139,17 @@ def spatial_correlative_map(feat_src: torch.Tensor, feat_tgt: torch.Tensor, patc
     return torch.cat(rows, dim=1).view(n, h, w)
 
 
+def layers_map(feats_src: list[torch.Tensor], feats_tgt: list[torch.Tensor], patch_size: int = 64, mode: str = "cos",
+               use_norm: bool = False, top_fraction: float = 0.25) -> torch.Tensor:
+    """(H, W) of the first image: spatial_correlative_map per layer (batch 1), each brought to the first layer's
+    size, averaged over layers (the error map of the loss over several layers)."""
+    size = feats_src[0].shape[-2:]
+    maps = [F.interpolate(spatial_correlative_map(s.float(), t.float(), patch_size, mode, use_norm, top_fraction)[None],
+                          size=size, mode="bilinear", align_corners=False)[0, 0]
+            for s, t in zip(feats_src, feats_tgt)]
+    return torch.stack(maps).mean(0)
+
+
 class LearnedSimilarityHead(nn.Module):
     """LSeSim's per-layer head: 1x1 conv -> ReLU -> 1x1 conv with max(32, C/4) channels (keys `heads.i.N`;
     the official code names them conv_i.N inside its loss module)."""

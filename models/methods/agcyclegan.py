@@ -19,7 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import GanMode, LossDict, MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
+from models.base import (
+    AttentionMasks,
+    GanMode,
+    LossDict,
+    MethodConfig,
+    OptimizerSpec,
+    Phase,
+    Progress,
+    TranslationMethod,
+)
 from models.image_pool import ImagePool, load_pools, pools_state
 from models.losses.adversarial import GANLoss
 from models.networks.attention import (
@@ -49,7 +58,7 @@ class AGCycleGANConfig(MethodConfig):
     mask_threshold: float = 0.1
 
 
-class AGCycleGAN(TranslationMethod):
+class AGCycleGAN(TranslationMethod, AttentionMasks):
     name = "agcyclegan"
     config_class = AGCycleGANConfig
     summary = "CycleGAN with an attention network per domain: only the attended region is translated"
@@ -154,6 +163,9 @@ class AGCycleGAN(TranslationMethod):
     def attention_mask(self, x: torch.Tensor, direction: str = "AtoB") -> torch.Tensor:
         """(N, 1, H, W) in [0, 1]: where the translation in `direction` changes the image."""
         return (self.Att_A if direction == "AtoB" else self.Att_B)(x)
+
+    def mask_module(self, direction: str = "AtoB") -> nn.Module:
+        return copy.deepcopy(self.Att_A if direction == "AtoB" else self.Att_B).eval()
 
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         a = batch["A"]

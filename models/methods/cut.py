@@ -7,14 +7,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from models.base import (
     GanMode,
     InitType,
     LossDict,
+    LossMap,
+    LossMaps,
     MethodConfig,
     Norm,
+    OfficialRelease,
     OptimizerSpec,
     Phase,
     Progress,
@@ -22,6 +26,7 @@ from models.base import (
 )
 from models.draws import draw
 from models.losses.adversarial import GANLoss
+from models.losses.location_maps import patchnce_map
 from models.losses.patchnce import patch_nce
 from models.networks.common import init_weights
 from models.networks.patch_sampler import PatchSampleMLP
@@ -61,7 +66,7 @@ class FastCUTConfig(CUTConfig):
     flip_equivariance: bool = True
 
 
-class CUT(TranslationMethod):
+class CUT(TranslationMethod, LossMaps, OfficialRelease):
     """Random draws of an iteration (models.draws, replayable through the phase cache): "flip" (FastCUT's
     flip-equivariance coin, bool), "patch_ids/NCE" and "patch_ids/NCE_Y" (per NCE layer, the sampled
     locations, LongTensor ids into H * W shared by the batch's images)."""
@@ -73,6 +78,7 @@ class CUT(TranslationMethod):
              "ECCV 2020")
     code = "https://github.com/taesungp/contrastive-unpaired-translation"
     accepts = ("unaligned", "aligned")
+    loss_map_names = ("patchnce",)
 
     def __init__(self, config: CUTConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
@@ -153,6 +159,29 @@ class CUT(TranslationMethod):
 
     def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
         return copy.deepcopy(self.G).eval()
+
+    def release_parts(self) -> dict[str, nn.Module]:
+        return {"": self.G}  # CUT's ResnetGenerator with anti-aliased down/up-sampling (`filt` buffers included)
+
+    def loss_maps(self, weights: str = "") -> dict[str, LossMap]:
+        """PatchNCE at every location with this run's encoder layers and MLP heads (queries from y, keys from x)."""
+        return {"patchnce": LossMap(self._patchnce_map, "encoder + MLP" + (f" of {weights}" if weights else ""))}
+
+    def _project(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every location of each layer through its MLP head (the patches the loss samples, all of them)."""
+        out = []
+        for i, f in enumerate(feats):
+            n, c, h, w = f.shape
+            mlp = getattr(self.F, f"mlp_{i}")
+            out.append(mlp(f.permute(0, 2, 3, 1).reshape(-1, c)).reshape(n, h, w, -1).permute(0, 3, 1, 2))
+        return out
+
+    def _patchnce_map(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        keys, queries = self._project(self.G.encode(x, self.layers)), self._project(self.G.encode(y, self.layers))
+        size = max((k.shape[-2:] for k in keys), key=lambda s: s[0] * s[1])
+        maps = [F.interpolate(patchnce_map(q, k, self.config.nce_T)[None, None], size=size, mode="bilinear",
+                              align_corners=False)[0, 0] for q, k in zip(queries, keys)]
+        return torch.stack(maps).mean(0)
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:

@@ -15,6 +15,7 @@ from models.base import (
     LossDict,
     MethodConfig,
     Norm,
+    OfficialRelease,
     OptimizerSpec,
     Phase,
     Progress,
@@ -42,7 +43,7 @@ class CycleGANConfig(MethodConfig):
     pool_size: int = 50
 
 
-class CycleGAN(TranslationMethod):
+class CycleGAN(TranslationMethod, OfficialRelease):
     """Random draws of an iteration (models.draws, replayable through the phase cache): "pool_B" and "pool_A",
     the picks of the pools of generated B (for D_A) and A (for D_B) images, see ImagePool.query_with_picks."""
 
@@ -133,6 +134,11 @@ class CycleGAN(TranslationMethod):
         if direction not in ("AtoB", "BtoA"):
             raise ValueError(f"direction must be AtoB or BtoA, not {direction!r}")
         return self.G_A if direction == "AtoB" else self.G_B
+
+    release_directions = ("AtoB",)  # every released .pth is one generator: G_A holds it, G_B stays untrained
+
+    def release_parts(self) -> dict[str, nn.Module]:
+        return {"": self.G_A}  # JZ ResnetGenerator: model.0 ... model.27 (resnet_9blocks)
 
     def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
         return copy.deepcopy(self.generator(direction)).eval()

@@ -15,6 +15,7 @@ from models.base import (
     LossDict,
     MethodConfig,
     Norm,
+    OfficialRelease,
     OptimizerSpec,
     Phase,
     Progress,
@@ -42,7 +43,7 @@ class Pix2PixConfig(MethodConfig):
     test_dropout: bool = False  # the paper keeps dropout at test time as noise; off for deterministic output
 
 
-class Pix2Pix(TranslationMethod):
+class Pix2Pix(TranslationMethod, OfficialRelease):
     name = "pix2pix"
     config_class = Pix2PixConfig
     summary = "Paired translation: U-Net generator, 70x70 PatchGAN conditioned on the input, L1 x100"
@@ -115,6 +116,9 @@ class Pix2Pix(TranslationMethod):
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:
         return self._inference_generator()(x)
+
+    def release_parts(self) -> dict[str, nn.Module]:
+        return {"": self.G}  # JZ UnetGenerator: model.model.0 ... (nested UnetSkipConnectionBlock)
 
     def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
         return self._inference_generator()

@@ -26,6 +26,7 @@ from models.base import (
     Phase,
     Progress,
     SegmentationData,
+    SegmentationModel,
     TranslationMethod,
 )
 from models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRN_D_22_LAYERS, DRNSeg
@@ -79,7 +80,7 @@ class SegmenterConfig(MethodConfig):
             crop_height=self.crop_height, random_scale=self.random_scale))
 
 
-class Segmenter(TranslationMethod):
+class Segmenter(TranslationMethod, SegmentationModel):
     name = "segmenter"
     config_class = SegmenterConfig
     summary = "Semantic segmenter (DRN-D-22) on real photos + label maps: the FCN-score's --segmenter"
@@ -131,6 +132,10 @@ class Segmenter(TranslationMethod):
         c = self.config
         return [OptimizerSpec("net", [{"params": self.net.trainable_parameters()}], c.lr, (0.9, 0.999),
                               weight_decay=c.weight_decay, kind="sgd", momentum=c.momentum, schedule=self._lr_factor)]
+
+    @property
+    def n_classes(self) -> int:
+        return self.config.n_classes
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Images in [-1, 1] -> the network's input (the training set's mean / std on RGB in [0, 1])."""

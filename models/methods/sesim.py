@@ -20,8 +20,11 @@ from models.base import (
     GanMode,
     InitType,
     LossDict,
+    LossMap,
+    LossMaps,
     MethodConfig,
     Norm,
+    OfficialRelease,
     OptimizerSpec,
     Phase,
     Progress,
@@ -34,6 +37,7 @@ from models.losses.spatial_correlative import (
     LearnedSimilarityHead,
     colour_jitter,
     compare_maps,
+    layers_map,
     sample_query_ids,
     similarity_infonce,
     similarity_maps,
@@ -81,13 +85,14 @@ class LSeSimConfig(FSeSimConfig):
     augment: bool = True
 
 
-class FSeSim(TranslationMethod):
+class FSeSim(TranslationMethod, LossMaps, OfficialRelease):
     name = "fsesim"
     config_class = FSeSimConfig
     summary = "Unpaired, one-sided: spatially-correlative loss on fixed VGG16 self-similarities (x10), LSGAN"
     paper = "Zheng, Cham, Cai. The Spatially-Correlative Loss for Various Image Translation Tasks. CVPR 2021"
     code = "https://github.com/lyndonzheng/F-LSeSim"
     accepts = ("unaligned", "aligned")
+    loss_map_names = ("fsesim",)
 
     def __init__(self, config: FSeSimConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
@@ -218,6 +223,32 @@ class FSeSim(TranslationMethod):
     def export_module(self, direction: str = "AtoB", **kwargs: Any) -> nn.Module:
         return copy.deepcopy(self.G).eval()
 
+    def release_parts(self) -> dict[str, nn.Module]:
+        return {"": self.G}  # F-LSeSim's netG is CUT's generator
+
+    # error maps -------------------------------------------------------------------------------------
+    def loss_maps(self, weights: str = "") -> dict[str, LossMap]:
+        """fsesim: the fixed VGG16 self-similarities with this run's options, every location a query; lsesim
+        (learned head): the same through the trained head. The VGG16 must be loaded (pretrained_weights)."""
+        c = self.config
+        similarity = "cosine" if c.use_norm else "tanh(dot/10)"
+        options = f"{similarity}, top {c.top_fraction:g}, {c.loss_mode}, window {c.patch_size}"
+        maps = {"fsesim": LossMap(lambda x, y: self._layers_map(self._vgg_features(x), self._vgg_features(y)),
+                                  f"VGG16 {'/'.join(self.layer_names)}, {options}")}
+        if c.learned_head:
+            head = "learned head" + (f" of {weights}" if weights else "")
+            maps["lsesim"] = LossMap(lambda x, y: self._layers_map(self._features(x), self._features(y)),
+                                     f"{head}, {options}")
+        return maps
+
+    def _vgg_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.vgg(x)
+        return [feats[n] for n in self.layer_names]
+
+    def _layers_map(self, feats_x: list[torch.Tensor], feats_y: list[torch.Tensor]) -> torch.Tensor:
+        c = self.config
+        return layers_map(feats_x, feats_y, c.patch_size, c.loss_mode, c.use_norm, c.top_fraction)
+
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str = "AtoB", **kwargs: Any) -> torch.Tensor:
         return self.G(x)
@@ -226,4 +257,5 @@ class FSeSim(TranslationMethod):
 class LSeSim(FSeSim):
     name = "lsesim"
     config_class = LSeSimConfig
+    loss_map_names = ("fsesim", "lsesim")
     summary = "FSeSim with a learned self-similarity head (its own InfoNCE with colour-jitter positives)"

@@ -27,9 +27,11 @@ from models.base import (
     InitType,
     LossDict,
     MethodConfig,
+    OfficialRelease,
     OptimizerSpec,
     Phase,
     Progress,
+    StyleSource,
     TranslationMethod,
 )
 from models.losses.adversarial import gan_loss
@@ -80,7 +82,7 @@ class StarGANv2Config(MethodConfig):
         return DataSpec(random_resized_crop=self.random_resized_crop)
 
 
-class StarGANv2(TranslationMethod):
+class StarGANv2(TranslationMethod, StyleSource, OfficialRelease):
     name = "starganv2"
     config_class = StarGANv2Config
     summary = "Multi-domain, multi-modal: AdaIN generator, mapping network, style encoder, multi-head D, R1"
@@ -108,6 +110,14 @@ class StarGANv2(TranslationMethod):
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def style_dim(self) -> int:
+        return self.config.style_dim
+
+    @property
+    def style_size(self) -> int:
+        return self.config.size
 
     def ema_networks(self) -> list[str]:
         return ["G", "F", "E"]
@@ -248,6 +258,15 @@ class StarGANv2(TranslationMethod):
         if kind not in networks:
             raise ValueError(f"starganv2 export kind '{kind}': choose one of {', '.join(self.EXPORT_KINDS)}")
         return copy.deepcopy(networks[kind]).eval()
+
+    def style_networks(self) -> dict[str, nn.Module]:
+        return {kind: self.export_module(kind=kind) for kind in ("style_encoder", "mapping")}
+
+    # the reference's *_nets_ema.ckpt ('fan' is the separate wing.ckpt)
+    release_hint = "check --domains (one name per domain of the release, in order) and --set (size, w_hpf)"
+
+    def release_parts(self) -> dict[str, nn.Module]:
+        return {"generator": self.G, "mapping_network": self.F, "style_encoder": self.E}
 
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, y_ref = batch["x"], batch["y_ref"]
