@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from i2i_cli.data.images import is_image_file, list_images
+from i2i_cli.data.images import is_image_file, list_images, to_tensor
 from i2i_cli.errors import ConfigError
 from i2i_cli.fsutil import check_output_folder
 from i2i_cli.inference import (
@@ -255,7 +255,7 @@ def _reference_tensor(ref: Any) -> torch.Tensor:
         array = load_image(Path(ref))
     else:
         array = np.array(_as_array(ref)[0])  # a writable copy: torch refuses to share read-only memory
-    return torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    return to_tensor(array)[None]
 
 
 def _run_tensor(translator: Any, x: torch.Tensor, tile: int, overlap: int, blend: str) -> torch.Tensor:

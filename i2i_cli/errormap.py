@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from i2i_cli.data.images import list_images, load_image
+from i2i_cli.data.images import list_images, load_image, to_tensor
 from i2i_cli.errors import ConfigError, I2IError
 
 # A loss map: images (1, 3, H, W) in [-1, 1] -> errors (h, w) at the loss's own resolution.
@@ -230,7 +230,7 @@ def misaligned_target(y: np.ndarray, other: np.ndarray | None = None) -> np.ndar
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1.0)
+    return to_tensor(array)[None]
 
 
 def _resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from i2i_cli import __version__
+from i2i_cli.data.images import to_tensor
 from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
 from i2i_cli.errors import ConfigError, I2IError
 from i2i_cli.fsutil import atomic_path
@@ -143,7 +144,7 @@ def _real_input(loaded: LoadedModel, size: tuple[int, int], direction: str = "At
     array = layout.parity_source(direction, loaded.run_config.config.get("direction", "AtoB"))
     if array is None:
         return None
-    x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+    x = to_tensor(array)[None]
     return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 

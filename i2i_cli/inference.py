@@ -19,7 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from i2i_cli.data.images import is_image_file, list_images, load_image, save_image
+from i2i_cli.data.images import (
+    is_image_file,
+    list_images,
+    load_image,
+    save_image,
+    to_tensor,
+    to_tensor_batch,
+    to_uint8_batch,
+)
 from i2i_cli.engine.checkpoint import LoadedModel, is_finished, load_for_inference, newest_run, run_progress
 from i2i_cli.engine.device import resolve_device, resolve_precision
 from i2i_cli.errors import BadImageError, CheckpointError, ConfigError, I2IError
@@ -125,7 +133,7 @@ class TorchTranslator:
 
 def run_masks(translator: Any, arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Attention masks (grey uint8, the input's size) of same-size uint8 arrays."""
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    x = to_tensor_batch(arrays)
     padded, (h, w) = pad_to_multiple(x, translator.size_multiple)
     with torch.no_grad():
         m = translator.mask_net(padded.to(translator.device))[..., :h, :w]
@@ -236,7 +244,7 @@ def translate_tiles(translator: Any, patches: list[torch.Tensor], per_forward: i
 def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap: int = 32,
               blend: str = "linear") -> list[np.ndarray]:
     """Translate same-size uint8 (H, W, 3) arrays; outputs have the inputs' size."""
-    x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+    x = to_tensor_batch(arrays)
     if tile and max(x.shape[-2:]) > tile:
         if tile % translator.size_multiple or overlap >= tile:
             raise ConfigError(f"--tile {tile} must be a multiple of {translator.size_multiple} and larger than "
@@ -244,12 +252,10 @@ def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap:
         if blend not in ("linear", "cosine"):
             raise ConfigError(f"--blend {blend}: choose linear or cosine")
         y = run_tiled(translator, x, tile, overlap, blend)
-        out = y.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).numpy()
-        return [np.ascontiguousarray(o) for o in out]
+        return to_uint8_batch(y)
     padded, (h, w) = pad_to_multiple(x, translator.size_multiple)
     y = translator(padded)[..., :h, :w]
-    out = y.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-    return [np.ascontiguousarray(o) for o in out]
+    return to_uint8_batch(y)
 
 
 def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: str = "", keep_extension: bool = False
@@ -726,7 +732,7 @@ def _reference_styles(model: TorchStyles | OnnxStyles, style_ref: Path, domain: 
                               f"({', '.join(model.domains)})")
         index = _domain_index(model, target)
         array = load_image(ref, max_pixels=opts.max_pixels)
-        x = torch.from_numpy(array).permute(2, 0, 1)[None].float().div(127.5).sub(1)
+        x = to_tensor(array)[None]
         styles.append((tag, model.from_reference(x, index)))
     return styles
 

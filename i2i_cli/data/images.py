@@ -11,14 +11,18 @@ import io
 import os
 import struct
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from i2i_cli.errors import BadImageError, ConfigError
 from i2i_cli.fsutil import TEMP_MARKER, atomic_path
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: reading images must not load it
+    import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif")
 DEFAULT_MAX_PIXELS = 178_956_970  # Pillow's own bomb error threshold (2x its warning limit)
@@ -201,14 +205,27 @@ def split_halves(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return array[:, :half], array[:, half : 2 * half]
 
 
-def to_tensor(array: np.ndarray):  # -> torch.Tensor
+def to_tensor(array: np.ndarray) -> torch.Tensor:
     """uint8 (H, W, 3) -> float32 (3, H, W) in [-1, 1]."""
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float().div(127.5).sub(1.0)
 
 
-def to_uint8(tensor) -> np.ndarray:
+def to_tensor_batch(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """Same-size uint8 (H, W, 3) arrays -> float32 (N, 3, H, W) in [-1, 1]."""
+    import torch
+
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float (3, H, W) in [-1, 1] -> uint8 (H, W, 3), rounded."""
     arr = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()
     return np.ascontiguousarray(arr)
+
+
+def to_uint8_batch(tensor: torch.Tensor) -> list[np.ndarray]:
+    """float (N, 3, H, W) in [-1, 1] -> N contiguous uint8 (H, W, 3) arrays, rounded."""
+    out = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(o) for o in out]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from i2i_cli.data.datasets import Augment
-from i2i_cli.data.images import save_image
+from i2i_cli.data.images import save_image, to_tensor, to_uint8
 from i2i_cli.data.labels import CITYSCAPES_CLASSES
 from i2i_cli.engine.device import resolve_device
 from i2i_cli.errors import BadImageError, ConfigError, DataError
@@ -49,12 +49,11 @@ def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "
         except BadImageError as exc:
             bad.append((exc.path, exc.reason))
             continue
-        x = torch.from_numpy(np.array(photo)).permute(2, 0, 1)[None].float().div(127.5).sub(1).to(model_device)
+        x = to_tensor(np.array(photo))[None].to(model_device)
         with torch.no_grad():
             predicted = method.logits(x).argmax(1)
         matrix += confusion(label, predicted[0].cpu().numpy().astype(np.int64), n)
-        drawn = method.colorize(predicted)[0].add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8)
-        save_image(drawn.permute(1, 2, 0).cpu().numpy(), work / "predictions" / f"{photo_file.stem}.png",
+        save_image(to_uint8(method.colorize(predicted)[0]), work / "predictions" / f"{photo_file.stem}.png",
                    overwrite=True)
         if progress:
             progress("segment", i + 1, len(dataset))
