@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from i2i_cli.data.images import list_images, load_image, to_tensor
+from i2i_cli.data.images import list_images, load_image, split_halves, to_tensor
 from i2i_cli.errors import ConfigError, I2IError
 
 # A loss map: images (1, 3, H, W) in [-1, 1] -> errors (h, w) at the loss's own resolution.
@@ -365,9 +365,8 @@ def refuse_single_images(folder: Path, images: list[Path]) -> None:
 
 def load_pair(x_path: Path, y_path: Path) -> tuple[np.ndarray, np.ndarray]:
     if x_path == y_path:  # an A | B side-by-side image
-        pair = load_image(x_path)
-        half = pair.shape[1] // 2
-        return np.ascontiguousarray(pair[:, :half]), np.ascontiguousarray(pair[:, half : 2 * half])
+        source, target = split_halves(load_image(x_path))
+        return np.ascontiguousarray(source), np.ascontiguousarray(target)
     return load_image(x_path), load_image(y_path)
 
 
