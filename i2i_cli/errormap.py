@@ -179,7 +179,7 @@ def _fsesim_mapper(context: dict[str, Any]) -> LossMapper:
 
 def _lsesim_mapper(context: dict[str, Any]) -> LossMapper:
     """The learned self-similarity of an lsesim run: its VGG16 layers through its trained head."""
-    from i2i_cli.engine.pretrained import load_pretrained_modules
+    from i2i_cli.engine.fixed_weights import load_pretrained_modules
 
     method = _run(context, ("lsesim",), "lsesim")
     if "lsesim_vgg" not in context:

@@ -295,7 +295,7 @@ def load_for_inference(path: str | os.PathLike[str], device: str | torch.device 
     run_config = read_run_config(run_dir)
     method = build_method(run_config, source=str(run_dir / CONFIG_FILE))
     if method.inference_weights():  # fixed networks translation needs (StarGAN v2's FAN), from the registry
-        from i2i_cli.engine.pretrained import load_pretrained_modules
+        from i2i_cli.engine.fixed_weights import load_pretrained_modules
 
         load_pretrained_modules(method, names=method.inference_weights())
     load_weights_into(method, load_tensors(ckpt / WEIGHTS_FILE), ckpt / WEIGHTS_FILE)
