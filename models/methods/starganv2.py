@@ -76,6 +76,12 @@ class StarGANv2Config(MethodConfig):
     w_hpf: float = 0.0
     fan_width: int = 256  # the FAN's width: 256 in the release (smaller only for tests' stand-ins)
 
+    def total_iterations(self) -> int:
+        return self.total_iters
+
+    def ema_decay(self) -> float:
+        return self.ema_beta
+
 
 class StarGANv2(TranslationMethod):
     name = "starganv2"
