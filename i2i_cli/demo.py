@@ -13,11 +13,11 @@ import numpy as np
 from i2i_cli.data.images import list_images, load_image, save_image, split_halves
 from i2i_cli.data.synth import synthesize
 from i2i_cli.engine.checkpoint import load_for_inference
-from i2i_cli.engine.trainer import TrainEvent, TrainOptions, read_metrics, train
+from i2i_cli.engine.report import loss_curves_svg, read_metrics
+from i2i_cli.engine.trainer import TrainEvent, TrainOptions, train
 from i2i_cli.errors import ConfigError
 from i2i_cli.fsutil import atomic_write_text
 from i2i_cli.inference import TorchTranslator, TranslateOptions, translate_folder
-from i2i_cli.run_report import loss_curves_svg
 
 StageFn = Callable[[str], None]
 

@@ -150,7 +150,7 @@ def _run_map(context: dict[str, Any], loss: str) -> LossMapper | None:
         return None
     if "run_maps" not in context:
         from i2i_cli.engine.checkpoint import load_for_inference
-        from i2i_cli.engine.pretrained import load_pretrained_modules
+        from i2i_cli.engine.fixed_weights import load_pretrained_modules
 
         method = load_for_inference(checkpoint, device=context.get("device", "cpu")).method
         assert isinstance(method, LossMaps)  # its class declares the loss (_provided)

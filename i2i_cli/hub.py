@@ -73,7 +73,7 @@ def latest_eval_json(run_dir: Path) -> Path | None:
 
 def training_seconds(run_dir: Path) -> float:
     """Wall time trained, summed over resumed sessions (metrics.jsonl's time restarts at each resume)."""
-    from i2i_cli.engine.trainer import read_metrics
+    from i2i_cli.engine.report import read_metrics
 
     total, session = 0.0, 0.0
     for row in read_metrics(run_dir):

@@ -83,6 +83,19 @@ class MethodConfig:
         """The fields a user can set for this method."""
         return [f for f in dataclasses.fields(cls) if f.name not in cls.unused]
 
+    # --- what the trainer reads from every config (methods, not fields: `i2i methods show` lists fields) ---
+    # Options of this config that a resumed run may change (none by default: each changes what is trained).
+    resumable: ClassVar[tuple[str, ...]] = ()
+
+    def total_iterations(self) -> int:
+        """The schedule's length in iterations, for methods whose papers count iterations, not epochs (used
+        when `epochs` is 0 and no --steps / --epochs is given); 0: the schedule is in epochs."""
+        return 0
+
+    def ema_decay(self) -> float:
+        """Decay of the moving averages of `ema_networks()` (the weight kept of the average at each step)."""
+        return 0.999
+
 
 @dataclass
 class OptimizerSpec:

@@ -249,7 +249,7 @@ def test_lists_show_whole_urls_and_paths_on_a_narrow_terminal(command, tmp_path,
 def test_loss_curves_have_axes_a_legend_and_a_scale_per_term():
     import re
 
-    from i2i_cli.run_report import loss_curves_svg, nice_ticks
+    from i2i_cli.engine.report import loss_curves_svg, nice_ticks
 
     history = [{"step": s, "losses": {"G_L1": 40.0 - s / 10, "D_real": 0.5 - s / 1000}} for s in range(10, 210, 10)]
     svg = loss_curves_svg(history)
@@ -267,7 +267,7 @@ def test_sample_grid_rows_are_labelled():
     import numpy as np
     import torch
 
-    from i2i_cli.engine.trainer import sample_grid
+    from i2i_cli.engine.report import sample_grid
 
     rows = {"input": -torch.ones(2, 3, 32, 32), "output": torch.zeros(2, 3, 32, 32), "target": torch.ones(2, 3, 32, 32)}
     grid = sample_grid(rows)

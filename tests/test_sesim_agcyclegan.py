@@ -14,7 +14,7 @@ import torch
 import torchvision
 
 from i2i_cli.data.images import load_image
-from i2i_cli.engine.pretrained import load_pretrained_modules
+from i2i_cli.engine.fixed_weights import load_pretrained_modules
 from i2i_cli.errors import WeightsError
 from models.base import Progress, TranslationMethod
 from models.losses.spatial_correlative import (

@@ -8,8 +8,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from i2i_cli.engine.report import read_metrics
 from i2i_cli.engine.trackers import parse_log_to
-from i2i_cli.engine.trainer import TrainOptions, read_metrics, train
+from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import ConfigError
 from i2i_cli.main import app
 from tests.conftest import tiny_config

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -61,13 +61,32 @@ def train(
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
-    explicit = {"size": size, "batch_size": batch_size, "direction": direction}
     _check_outputs(out, json_out, resume)
     from i2i_cli.data.images import set_max_pixels
 
     set_max_pixels(max_pixels)
+    model, data, cfg, steps = _resolve_run(model, data, out, config, set_ or [], resume, steps, epochs,
+                                           {"size": size, "batch_size": batch_size, "direction": direction})
+    if nan_policy not in ("stop", "skip"):
+        raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
+    from i2i_cli.engine.trackers import parse_log_to
+    from i2i_cli.engine.trainer import TrainOptions
+
+    options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
+                           precision=precision, resume=resume, overwrite=overwrite, workers=workers,
+                           save_every=save_every, keep=keep, sample_every=sample_every, log_every=log_every,
+                           nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
+                           compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir,
+                           data_cache=data_cache, log_to=tuple(parse_log_to(log_to)))
+    _print_result(model, run_with_progress(model, cfg, options), json_out)
+
+
+def _resolve_run(model: str | None, data: Path | None, out: Path | None, config: Path | None, overrides: list[str],
+                 resume: bool, steps: int | None, epochs: float | None,
+                 explicit: dict[str, Any]) -> tuple[str, Path, Any, int | None]:
+    """The method, dataset, resolved config and steps: from the options, or from the run --resume continues."""
     if resume and out is not None and (model is None or data is None) and config is None:
-        model, data, cfg, planned = _saved_run(out, model, data, set_ or [], explicit)
+        model, data, cfg, planned = _saved_run(out, model, data, overrides, explicit)
         if steps is None and epochs is None:
             steps = planned  # continue to the run's planned end
     elif model is None or data is None or out is None:
@@ -76,23 +95,14 @@ def train(
     else:
         from i2i_cli.config import resolve_config
 
-        cfg = resolve_config(model, config_file=config, overrides=set_ or [], explicit=explicit)
+        cfg = resolve_config(model, config_file=config, overrides=overrides, explicit=explicit)
     if resume and out is not None:
         _refuse_finished(out, steps, epochs)
-    if nan_policy not in ("stop", "skip"):
-        raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
-    from i2i_cli.engine.trackers import parse_log_to
-    from i2i_cli.engine.trainer import TrainOptions
+    return model, data, cfg, steps
 
-    trackers = tuple(parse_log_to(log_to))
 
-    options = TrainOptions(data=data, out=out, steps=steps, epochs=epochs, seed=seed, device=device,
-                           precision=precision, resume=resume, overwrite=overwrite, workers=workers,
-                           save_every=save_every, keep=keep, sample_every=sample_every, log_every=log_every,
-                           nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
-                           compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir,
-                           data_cache=data_cache, log_to=trackers)
-    result = run_with_progress(model, cfg, options)
+def _print_result(model: str, result: Any, json_out: Path | None) -> None:  # result: TrainResult
+    """The last losses as a table, what was skipped, where the run and its report are; --json."""
     rows = [(k, v) for k, v in result.final_losses.items()]
     print_table(f"{model}: {result.steps} steps in {result.seconds:.1f} s", ["loss", "last value"], rows)
     if result.bad_files:

@@ -219,6 +219,11 @@ def to_tensor_batch(arrays: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 
+def uint8_tensor_to_signed(tensor: torch.Tensor) -> torch.Tensor:
+    """A uint8 image tensor (any shape, e.g. a collated (N, 3, H, W) batch on its device) -> float32 in [-1, 1]."""
+    return tensor.float().div_(127.5).sub_(1.0)
+
+
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     """float (3, H, W) in [-1, 1] -> uint8 (H, W, 3), rounded."""
     arr = tensor.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 
 from i2i_cli import __version__
-from i2i_cli.errors import CheckpointError
+from i2i_cli.errors import CheckpointError, ConfigError
 from i2i_cli.fsutil import TEMP_MARKER, atomic_write_json
 
 FORMAT_VERSION = 1
@@ -97,6 +98,69 @@ def read_run_config(run_dir: Path) -> RunConfig:
 
 def is_run_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file()
+
+
+# --- starting and resuming a run folder ------------------------------------------------------------
+
+# What i2i writes into a run folder: all that --overwrite removes (anything else there is the user's).
+RUN_FILES = ("checkpoints", "samples", "tb", "metrics.jsonl", "latest.json", "index.html", CONFIG_FILE)
+
+
+def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an --out that would lose work (another run, a folder that is not a run); with --overwrite, remove
+    only i2i's own files of an earlier run."""
+    if resume:
+        if not is_run_dir(out):
+            raise CheckpointError(f"{out}: nothing to resume (no config.json); drop --resume to start a new run")
+        return
+    if not out.exists() or not any(out.iterdir()):
+        return
+    if is_run_dir(out):
+        other = read_run_config(out).method
+        if not overwrite:
+            raise ConfigError(
+                f"{out} already holds a {other} run: pass --resume to continue it, --overwrite to start it again, "
+                "or choose another --out"
+            )
+        for name in RUN_FILES:
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+        return
+    if not overwrite:
+        raise ConfigError(f"{out} exists and is not an i2i run: choose another --out (or --overwrite to write into it)")
+
+
+def config_differences(saved: RunConfig, new: RunConfig, config_may_change: Iterable[str] = (),
+                       train_may_change: Iterable[str] = ()) -> list[str]:
+    """'key (old -> new)' for every option that differs, except those a resumed run may change."""
+    config_free, train_free = set(config_may_change), set(train_may_change)
+    diffs = []
+    if saved.method != new.method:
+        diffs.append(f"method ({saved.method} -> {new.method})")
+    for key in sorted(set(saved.config) | set(new.config)):
+        a, b = saved.config.get(key), new.config.get(key)
+        if isinstance(a, list):  # JSON has no tuples: a saved (1, 2) reads back as [1, 2]
+            a = tuple(a)
+        if isinstance(b, list):
+            b = tuple(b)
+        if key not in config_free and a != b:
+            diffs.append(f"{key} ({a} -> {b})")
+    for key in sorted(set(saved.train) | set(new.train)):
+        if key not in train_free and saved.train.get(key) != new.train.get(key):
+            diffs.append(f"{key} ({saved.train.get(key)} -> {new.train.get(key)})")
+    return diffs
+
+
+def refuse_changed_config(out: Path, new: RunConfig, config_may_change: Iterable[str] = (),
+                          train_may_change: Iterable[str] = ()) -> None:
+    """--resume with options that change what is trained: one line listing them, before any work."""
+    diffs = config_differences(read_run_config(out), new, config_may_change, train_may_change)
+    if diffs:
+        raise ConfigError(f"{out}: cannot resume, the config differs: {'; '.join(diffs)} "
+                          "(use the run's own options, or --overwrite to start again)")
 
 
 # --- building a method from a config ----------------------------------------------------------------
@@ -295,7 +359,7 @@ def load_for_inference(path: str | os.PathLike[str], device: str | torch.device 
     run_config = read_run_config(run_dir)
     method = build_method(run_config, source=str(run_dir / CONFIG_FILE))
     if method.inference_weights():  # fixed networks translation needs (StarGAN v2's FAN), from the registry
-        from i2i_cli.engine.pretrained import load_pretrained_modules
+        from i2i_cli.engine.fixed_weights import load_pretrained_modules
 
         load_pretrained_modules(method, names=method.inference_weights())
     load_weights_into(method, load_tensors(ckpt / WEIGHTS_FILE), ckpt / WEIGHTS_FILE)

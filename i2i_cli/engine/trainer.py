@@ -10,17 +10,16 @@ backward pass; each rank loads its share of every global batch; only rank 0 writ
 from __future__ import annotations
 
 import copy
-import html
+import functools
 import json
 import math
 import os
 import random
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, ClassVar
 
 import numpy as np
 import torch
@@ -32,22 +31,16 @@ from i2i_cli.data.datasets import (
     StepSampler,
     collate,
 )
+from i2i_cli.data.images import uint8_tensor_to_signed
 from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
-from i2i_cli.engine.pretrained import load_pretrained_modules
+from i2i_cli.engine.fixed_weights import load_pretrained_modules
+from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
 from i2i_cli.engine.trackers import Trackers, check_trackers, open_trackers
-from i2i_cli.errors import CheckpointError, ConfigError, DataError, TrainingDiverged
-from i2i_cli.fsutil import atomic_write_text
-from i2i_cli.run_report import loss_curves_svg
+from i2i_cli.errors import ConfigError, DataError, TrainingDiverged
 from i2i_cli.weights import resolve as resolve_weights
 from models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
-
-# Options that may differ between a run and its resumption (they don't change what is being trained).
-RESUMABLE_DIFFERENCES = {"steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep",
-                         "nan_policy", "resume", "overwrite", "cache", "compile", "channels_last", "precision",
-                         "total_steps", "fused_optimizer", "cudnn_benchmark", "compile_mode", "sync_batchnorm",
-                         "data_cache", "log_to"}
 
 
 @dataclass
@@ -77,6 +70,13 @@ class TrainOptions:
     sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA, several processes)
     data_cache: str = "auto"  # where decoded images are kept: auto | memory | disk | off (see decoded_cache)
     log_to: tuple[str, ...] = ("tensorboard",)  # experiment trackers: tensorboard, wandb, mlflow (engine/trackers.py)
+    # Options a resumed run may change: they don't change what is trained. total_steps is not an option but
+    # the plan they make, saved next to them in config.json.
+    resumable: ClassVar[tuple[str, ...]] = (
+        "steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep", "nan_policy",
+        "resume", "overwrite", "cache", "compile", "channels_last", "precision", "total_steps", "fused_optimizer",
+        "cudnn_benchmark", "compile_mode", "sync_batchnorm", "data_cache", "log_to",
+    )
 
 
 @dataclass
@@ -186,49 +186,6 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _prepare_out_dir(out: Path, method: str, resume: bool, overwrite: bool) -> None:
-    if resume:
-        if not ckpt.is_run_dir(out):
-            raise CheckpointError(f"{out}: nothing to resume (no config.json); drop --resume to start a new run")
-        return
-    if not out.exists() or not any(out.iterdir()):
-        return
-    if ckpt.is_run_dir(out):
-        other = ckpt.read_run_config(out).method
-        if not overwrite:
-            raise ConfigError(
-                f"{out} already holds a {other} run: pass --resume to continue it, --overwrite to start it again, "
-                "or choose another --out"
-            )
-        for name in ("checkpoints", "samples", "tb", "metrics.jsonl", "latest.json", "index.html", "config.json"):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-        return
-    if not overwrite:
-        raise ConfigError(f"{out} exists and is not an i2i run: choose another --out (or --overwrite to write into it)")
-
-
-def _config_differences(saved: ckpt.RunConfig, new: ckpt.RunConfig) -> list[str]:
-    diffs = []
-    if saved.method != new.method:
-        diffs.append(f"method ({saved.method} -> {new.method})")
-    for key in sorted(set(saved.config) | set(new.config)):
-        a, b = saved.config.get(key), new.config.get(key)
-        if isinstance(a, list):
-            a = tuple(a)
-        if isinstance(b, list):
-            b = tuple(b)
-        if a != b:
-            diffs.append(f"{key} ({a} -> {b})")
-    for key in sorted(set(saved.train) | set(new.train)):
-        if key not in RESUMABLE_DIFFERENCES and saved.train.get(key) != new.train.get(key):
-            diffs.append(f"{key} ({saved.train.get(key)} -> {new.train.get(key)})")
-    return diffs
-
-
 def _optimizer(spec: OptimizerSpec, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
     if spec.kind == "sgd":
         kwargs: dict[str, Any] = {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
@@ -300,58 +257,53 @@ class EMA:
             shadow.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
-# --- samples and reports ---------------------------------------------------------------------------
+# --- the plan and what is built from it ------------------------------------------------------------
 
 
-def sample_grid(rows: dict[str, torch.Tensor]) -> np.ndarray:
-    """Rows of images (N, 3, H, W) in [-1, 1] -> one uint8 image, a row per name, the name at its left."""
-    from i2i_cli.figure import labelled_rows
+@dataclass(frozen=True)
+class Plan:
+    """How long the run is and how often it logs, samples and saves: fixed before any network is built."""
 
-    strips = []
-    for name, images in rows.items():
-        imgs = images.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5).round().byte()
-        strips.append((name, torch.cat(list(imgs), dim=2).permute(1, 2, 0).numpy()))
-    return labelled_rows(strips)
-
-
-def write_report(run_dir: Path, title: str) -> Path:
-    """RUN/index.html: sample grids (newest first) and loss curves."""
-    history = read_metrics(run_dir)
-    samples = sorted((run_dir / "samples").glob("*.png"), reverse=True) if (run_dir / "samples").is_dir() else []
-    extra = run_dir / "report_extra.html"
-    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(str(run_dir.resolve()))}</p>",
-            "<h2>Loss curves</h2>", "<p>Weighted loss terms as logged in metrics.jsonl, each on its own scale.</p>",
-            loss_curves_svg(history)]
-    if extra.is_file():
-        body.append(extra.read_text())
-    body.append("<h2>Samples</h2><p>The same fixed training images at each step; each row is named on its left."
-                "</p>")
-    for sample in samples[:20]:
-        step = sample.stem.removeprefix("step_").lstrip("0") or "0"
-        body.append(f'<h3>step {step}</h3><img src="samples/{sample.name}" alt="samples at step {step}" '
-                    'style="image-rendering:pixelated;max-width:100%">')
-    page = "<!doctype html><meta charset='utf-8'><title>{}</title><body style='font-family:sans-serif'>{}</body>"
-    atomic_write_text(run_dir / "index.html", page.format(html.escape(title), "\n".join(body)))
-    return run_dir / "index.html"
+    total: int  # iterations from the run's start (a resumed run continues towards it)
+    steps_per_epoch: int
+    decay: int  # the last `decay` iterations decay the learning rate linearly to 0 (0: constant)
+    sample_every: int
+    save_every: int
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill: ignored, and dropped at the next resume
-    return rows
+def plan_run(config: MethodConfig, options: TrainOptions, n_items: int) -> Plan:
+    """--steps, else --epochs, else the method's schedule: in epochs, or in iterations where it has no epochs."""
+    steps_per_epoch = max(1, n_items // config.batch_size)
+    epochs = options.epochs if options.epochs is not None else config.epochs
+    iterations = config.total_iterations()
+    if options.steps is not None:
+        total = int(options.steps)
+    elif options.epochs is None and not config.epochs and iterations:
+        total = iterations
+    else:
+        total = max(1, round(epochs * steps_per_epoch))
+    decay = round(total * config.decay_epochs / config.epochs) if config.epochs else 0
+    return Plan(total, steps_per_epoch, decay, options.sample_every or max(1, total // 10),
+                options.save_every or max(1, total // 5))
 
 
-def _truncate_metrics(run_dir: Path, step: int) -> None:
-    """On resume, drop log lines past the checkpoint so no step is logged twice."""
-    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+@dataclass
+class Session:
+    """What the trainer built for one run: the loop reads everything from here."""
+
+    out: Path
+    device: torch.device
+    precision: Precision
+    world: World
+    dataset: Any
+    plan: Plan
+    run_config: ckpt.RunConfig
+    method: TranslationMethod
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, Any]
+    scaler: torch.amp.GradScaler
+    ema: EMA | None
+    start: int = 0  # iterations already done (a resumed run's last checkpoint)
 
 
 # --- the loop --------------------------------------------------------------------------------------
@@ -367,18 +319,21 @@ class Trainer:
         self.bad_files: set[str] = set()
         self.skipped_steps = 0
 
+    @functools.cached_property
+    def method_class(self) -> type[TranslationMethod]:
+        """The registry's class for the method: looked up once, when first needed."""
+        from models import registry
+
+        return registry.method_class(self.method_name)
+
     # setup pieces
     def _layout(self) -> Layout:
         layout = detect_layout(self.options.data)
-        from models import registry
-
-        require_layout(layout, registry.method_class(self.method_name).accepts, self.method_name)
+        require_layout(layout, self.method_class.accepts, self.method_name)
         return layout
 
     def _run_config(self, layout: Layout, total_steps: int) -> ckpt.RunConfig:
-        from models import registry
-
-        cls = registry.method_class(self.method_name)
+        cls = self.method_class
         domains = layout.domains() if cls.multi_domain else ["A", "B"]
         train = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self.options).items()
                  if k not in ("data", "out", "weights_dir")}
@@ -390,14 +345,19 @@ class Trainer:
     def run(self) -> TrainResult:
         opts = self.options
         check_trackers(list(opts.log_to))  # a missing tracker package is a one-line error before any work
-        out = Path(opts.out)
         device = resolve_device(opts.device)
         precision = resolve_precision(opts.precision, device)
         world = init_world(device)
-        layout = self._layout()
-        from models import registry
+        layout, domains, dataset = self._data(world)
+        plan = plan_run(self.config, opts, len(dataset))
+        session = self._build(Path(opts.out), device, precision, world, layout, domains, dataset, plan)
+        return self._loop(session)
 
-        cls = registry.method_class(self.method_name)
+    def _data(self, world: World) -> tuple[Layout, list[str], Any]:
+        """The layout, the method's domains and its training set (the config completed from the files)."""
+        opts = self.options
+        layout = self._layout()
+        cls = self.method_class
         domains = layout.domains() if cls.multi_domain else ["A", "B"]
         self.config = layout.prepare(self.config)  # e.g. a palette file's colours into the config
         probe = cls(self.config, domains=domains)
@@ -411,32 +371,39 @@ class Trainer:
             self._choose_data_cache(dataset)
         if self.config.batch_size % world.size:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
-        steps_per_epoch = max(1, len(dataset) // self.config.batch_size)
-        epochs = opts.epochs if opts.epochs is not None else self.config.epochs
-        iterations = getattr(self.config, "total_iters", 0)  # methods whose schedule counts iterations
-        if opts.steps is not None:
-            total = int(opts.steps)
-        elif opts.epochs is None and not self.config.epochs and iterations:
-            total = iterations
-        else:
-            total = max(1, round(epochs * steps_per_epoch))
-        decay = round(total * self.config.decay_epochs / self.config.epochs) if self.config.epochs else 0
+        return layout, domains, dataset
 
+    def _build(self, out: Path, device: torch.device, precision: Precision, world: World, layout: Layout,
+               domains: list[str], dataset: Any, plan: Plan) -> Session:
+        """The run folder checked, the method and its optimisation built, a resumed run's state restored."""
+        opts = self.options
         if world.is_main:
-            _prepare_out_dir(out, self.method_name, opts.resume, opts.overwrite)
-        run_config = self._run_config(layout, total)
+            ckpt.prepare_run_dir(out, opts.resume, opts.overwrite)
+        run_config = self._run_config(layout, plan.total)
         if opts.resume:
-            saved = ckpt.read_run_config(out)
-            diffs = _config_differences(saved, run_config)
-            if diffs:
-                raise ConfigError(f"{out}: cannot resume, the config differs: {'; '.join(diffs)} "
-                                  "(use the run's own options, or --overwrite to start again)")
+            ckpt.refuse_changed_config(out, run_config, type(self.config).resumable, TrainOptions.resumable)
+        method = self._method(device, world, domains)
+        specs = method.optimizers()
+        optimizers = {s.name: _optimizer(s, device, opts.fused_optimizer) for s in specs}
+        schedulers = {s.name: torch.optim.lr_scheduler.LambdaLR(optimizers[s.name], _lr_lambda(s, plan.total, plan.decay))
+                      for s in specs}
+        scaler = torch.amp.GradScaler(device.type, enabled=precision.uses_scaler)
+        ema = EMA(method, method.ema_networks(), self.config.ema_decay()) if method.ema_networks() else None
+        if opts.compile:
+            compile_networks(method, opts.compile_mode)
+        session = Session(out, device, precision, world, dataset, plan, run_config, method, optimizers, schedulers,
+                          scaler, ema)
+        session.start = self._open_run_dir(session)
+        return session
+
+    def _method(self, device: torch.device, world: World, domains: list[str]) -> TranslationMethod:
+        """The method with its fixed pretrained networks loaded, on the device."""
+        opts = self.options
         _seed_everything(opts.seed)  # the same initial weights on every rank
-        method = cls(self.config, domains=domains)
+        method = self.method_class(self.config, domains=domains)
         if world.size > 1:
             _seed_everything(opts.seed + world.rank)  # per-rank randomness (dropout, latent codes, pools)
-        pretrained = load_pretrained_modules(method, opts.weights_dir)
-        for used in pretrained:
+        for used in load_pretrained_modules(method, opts.weights_dir):
             if not used.verified:
                 self.emit(TrainEvent("warning", message=f"{used.name}: {used.path} {used.note}"))
         if opts.sync_batchnorm:
@@ -448,69 +415,56 @@ class Trainer:
             method.to(memory_format=torch.channels_last)
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = opts.cudnn_benchmark
-        specs = method.optimizers()
-        optimizers = {s.name: _optimizer(s, device, opts.fused_optimizer) for s in specs}
-        schedulers = {s.name: torch.optim.lr_scheduler.LambdaLR(optimizers[s.name], _lr_lambda(s, total, decay))
-                      for s in specs}
-        scaler = torch.amp.GradScaler(device.type, enabled=precision.uses_scaler)
-        ema = EMA(method, method.ema_networks(), getattr(self.config, "ema_beta", 0.999)) if method.ema_networks() else None
+        return method
 
-        if opts.compile:
-            compile_networks(method, opts.compile_mode)
+    def _open_run_dir(self, session: Session) -> int:
+        """A new run's config.json, or a resumed run's state (its log cut back to it); the step to start at."""
+        opts, out, is_main = self.options, session.out, session.world.is_main
         start = 0
         if opts.resume:
-            start = self._restore(out, method, optimizers, schedulers, scaler, ema)
-            if world.is_main:  # the run's plan is now this total (what a later bare `--resume` continues to)
+            start = self._restore(out, session.method, session.optimizers, session.schedulers, session.scaler,
+                                  session.ema)
+            if is_main:  # the run's plan is now this total (what a later bare `--resume` continues to)
                 saved = ckpt.read_run_config(out)
-                saved.train.update(steps=opts.steps, epochs=opts.epochs, total_steps=total)
+                saved.train.update(steps=opts.steps, epochs=opts.epochs, total_steps=session.plan.total)
                 ckpt.write_run_config(out, saved)
-        elif world.is_main:
+        elif is_main:
             out.mkdir(parents=True, exist_ok=True)
-            ckpt.write_run_config(out, run_config)
-        if world.is_main and opts.resume:
-            _truncate_metrics(out, start)
+            ckpt.write_run_config(out, session.run_config)
+        if is_main and opts.resume:
+            truncate_metrics(out, start)
+        return start
 
-        sampler = StepSampler(len(dataset), self.config.batch_size, opts.seed, start, total, world.rank, world.size)
+    def _loop(self, session: Session) -> TrainResult:
+        opts, out, world, plan, method = self.options, session.out, session.world, session.plan, session.method
+        dataset, device, total = session.dataset, session.device, session.plan.total
+        sampler = StepSampler(len(dataset), self.config.batch_size, opts.seed, session.start, total, world.rank,
+                              world.size)
         loader = self._loader(dataset, sampler, device)
-        writer = self._trackers(out, start, run_config) if world.is_main else None
+        writer = self._trackers(out, session.start, session.run_config) if world.is_main else None
         sample_batch = self._sample_batch(dataset, device)
-        sample_every = opts.sample_every or max(1, total // 10)
-        save_every = opts.save_every or max(1, total // 5)
-        self.emit(TrainEvent("start", start, total, message=f"{self.method_name} on {device} ({precision.name}), "
-                             f"{len(dataset)} images, {steps_per_epoch} steps/epoch"))
+        self.emit(TrainEvent("start", session.start, total, message=f"{self.method_name} on {device} "
+                             f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"))
         t0 = time.time()
         last_losses: dict[str, float] = {}
         metrics_file = (out / "metrics.jsonl").open("a") if world.is_main else None
-        step = start
         try:
-            for step, batch in enumerate(loader, start=start):
+            for step, batch in enumerate(loader, start=session.start):
                 self._track_bad(batch.pop("bad"), len(dataset))
                 batch = self._to_device(batch, device, opts.channels_last)
-                progress = Progress(step, total, step / steps_per_epoch, total / steps_per_epoch)
-                losses = self._iteration(method, batch, progress, optimizers, scaler, precision, world, step)
-                for scheduler in schedulers.values():
+                progress = Progress(step, total, step / plan.steps_per_epoch, total / plan.steps_per_epoch)
+                losses = self._iteration(method, batch, progress, session.optimizers, session.scaler,
+                                         session.precision, world, step)
+                for scheduler in session.schedulers.values():
                     scheduler.step()
                 if losses is None:
                     continue
-                if ema is not None:
-                    ema.update(method)
+                if session.ema is not None:
+                    session.ema.update(method)
                 last_losses = losses
-                done = step + 1
                 if world.is_main:
-                    if done % opts.log_every == 0 or done == total:
-                        lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
-                        row = {"step": done, "epoch": round(done / steps_per_epoch, 4), "lr": lr, "losses": losses,
-                               "time": round(time.time() - t0, 3)}
-                        metrics_file.write(json.dumps(row) + "\n")  # type: ignore[union-attr]
-                        metrics_file.flush()  # type: ignore[union-attr]
-                        for name, value in losses.items():
-                            writer.add_scalar(f"loss/{name}", value, done)  # type: ignore[union-attr]
-                        writer.add_scalar("lr", lr, done)  # type: ignore[union-attr]
-                    if done % sample_every == 0 or done == total:
-                        self._save_sample(out, method, sample_batch, done, ema)
-                    if done % save_every == 0 or done == total:
-                        self._checkpoint(out, run_config, method, ema, optimizers, schedulers, scaler, done)
-                self.emit(TrainEvent("step", done, total, losses))
+                    self._after_step(session, step + 1, losses, metrics_file, sample_batch, time.time() - t0)
+                self.emit(TrainEvent("step", step + 1, total, losses))
         finally:
             if metrics_file is not None:
                 metrics_file.close()
@@ -520,6 +474,25 @@ class Trainer:
             write_report(out, f"{self.method_name}: {out.name}")
         self.emit(TrainEvent("done", total, total, last_losses, path=out))
         return TrainResult(out, total, last_losses, time.time() - t0, sorted(self.bad_files), self.skipped_steps, method)
+
+    def _after_step(self, session: Session, done: int, losses: dict[str, float], metrics_file: IO[str],
+                    sample_batch: dict[str, torch.Tensor], seconds: float) -> None:
+        """Rank 0 after `done` iterations: the log line and tracker scalars, a sample grid, a checkpoint."""
+        plan, optimizers = session.plan, session.optimizers
+        if done % self.options.log_every == 0 or done == plan.total:
+            lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
+            row = {"step": done, "epoch": round(done / plan.steps_per_epoch, 4), "lr": lr, "losses": losses,
+                   "time": round(seconds, 3)}
+            metrics_file.write(json.dumps(row) + "\n")
+            metrics_file.flush()
+            for name, value in losses.items():
+                self._writer.add_scalar(f"loss/{name}", value, done)
+            self._writer.add_scalar("lr", lr, done)
+        if done % plan.sample_every == 0 or done == plan.total:
+            self._save_sample(session.out, session.method, sample_batch, done, session.ema)
+        if done % plan.save_every == 0 or done == plan.total:
+            self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
+                             session.schedulers, session.scaler, done)
 
     # one iteration
     def _iteration(self, method: TranslationMethod, batch: dict[str, torch.Tensor], progress: Progress,
@@ -617,7 +590,7 @@ class Trainer:
         for key, value in batch.items():
             value = value.to(device, non_blocking=True)
             if value.dtype == torch.uint8:
-                value = value.float().div_(127.5).sub_(1.0)
+                value = uint8_tensor_to_signed(value)
                 if channels_last:
                     value = value.contiguous(memory_format=torch.channels_last)
             moved[key] = value

@@ -81,6 +81,13 @@ class StarGANv2Config(MethodConfig):
     def data_spec(self) -> DataSpec:
         return DataSpec(random_resized_crop=self.random_resized_crop)
 
+    def total_iterations(self) -> int:
+        return self.total_iters
+
+    def ema_decay(self) -> float:
+        return self.ema_beta
+
+
 
 class StarGANv2(TranslationMethod, StyleSource, OfficialRelease):
     name = "starganv2"

@@ -1,14 +1,22 @@
-"""The run report's figures: loss curves as SVG (axes, ticks, legend, a scale per term), no plotting library.
+"""The run report, RUN/index.html: sample grids (newest first) and loss curves, and the metrics log it reads.
 
-Loss terms differ by orders of magnitude (G_L1 ~ 30 next to D_real ~ 0.3), so one shared y-axis would flatten
+Loss curves are SVG (axes, ticks, legend, a scale per term), no plotting library. Loss terms differ by orders of magnitude (G_L1 ~ 30 next to D_real ~ 0.3), so one shared y-axis would flatten
 all but one; each term gets its own small panel with its own labelled y-axis, all sharing the step axis.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import math
+from pathlib import Path
 from typing import Any
+
+import numpy as np
+import torch
+
+from i2i_cli.data.images import to_uint8_batch
+from i2i_cli.fsutil import atomic_write_text
 
 COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf"]
@@ -111,3 +119,56 @@ def loss_curves_svg(history: list[dict[str, Any]], columns: int = 3) -> str:
         parts += _panel(name, points, x_ticks, COLOURS[i % len(COLOURS)], origin)
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+# --- the page and its log ---------------------------------------------------------------------------
+
+
+def sample_grid(rows: dict[str, torch.Tensor]) -> np.ndarray:
+    """Rows of images (N, 3, H, W) in [-1, 1] -> one uint8 image, a row per name, the name at its left."""
+    from i2i_cli.figure import labelled_rows
+
+    strips = []
+    for name, images in rows.items():
+        strips.append((name, np.concatenate(to_uint8_batch(images), axis=1)))
+    return labelled_rows(strips)
+
+
+def write_report(run_dir: Path, title: str) -> Path:
+    """RUN/index.html: sample grids (newest first) and loss curves."""
+    history = read_metrics(run_dir)
+    samples = sorted((run_dir / "samples").glob("*.png"), reverse=True) if (run_dir / "samples").is_dir() else []
+    extra = run_dir / "report_extra.html"
+    body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(str(run_dir.resolve()))}</p>",
+            "<h2>Loss curves</h2>", "<p>Weighted loss terms as logged in metrics.jsonl, each on its own scale.</p>",
+            loss_curves_svg(history)]
+    if extra.is_file():
+        body.append(extra.read_text())
+    body.append("<h2>Samples</h2><p>The same fixed training images at each step; each row is named on its left."
+                "</p>")
+    for sample in samples[:20]:
+        step = sample.stem.removeprefix("step_").lstrip("0") or "0"
+        body.append(f'<h3>step {step}</h3><img src="samples/{sample.name}" alt="samples at step {step}" '
+                    'style="image-rendering:pixelated;max-width:100%">')
+    page = "<!doctype html><meta charset='utf-8'><title>{}</title><body style='font-family:sans-serif'>{}</body>"
+    atomic_write_text(run_dir / "index.html", page.format(html.escape(title), "\n".join(body)))
+    return run_dir / "index.html"
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill: ignored, and dropped at the next resume
+    return rows
+
+
+def truncate_metrics(run_dir: Path, step: int) -> None:
+    """On resume, drop log lines past the checkpoint so no step is logged twice."""
+    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= step]
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
