@@ -60,14 +60,14 @@ class MethodConfig:
     load_size: int = 286  # images are resized to this, then randomly cropped to `size` (0 = resize to `size`)
     flip: bool = True  # random horizontal flip
     direction: Direction = "AtoB"  # which side of the data is the source
-    batch_size: int = 1
+    batch_size: int = 1  # images per optimizer step, all processes together
     epochs: int = 200  # total epochs (constant lr, then linear decay)
     decay_epochs: int = 100  # the last `decay_epochs` decay the lr linearly to 0 (0 = constant lr)
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    init_type: InitType = "normal"
-    init_gain: float = 0.02
+    lr: float = 2e-4  # learning rate (the schedule scales it)
+    beta1: float = 0.5  # Adam's beta1
+    beta2: float = 0.999  # Adam's beta2
+    init_type: InitType = "normal"  # weight initialisation of the trained networks
+    init_gain: float = 0.02  # scale of that initialisation (the std for normal)
     # Options above that a method does not use (hidden by `i2i methods show`, refused by --set).
     unused: ClassVar[tuple[str, ...]] = ()
 

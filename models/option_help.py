@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import io
+import textwrap
 import tokenize
 from functools import cache
 
@@ -16,7 +17,7 @@ from functools import cache
 def _field_comments(cls: type) -> dict[str, str]:
     """{field: comment} for one class body: a trailing `# ...`, else the `#` lines right above the field."""
     try:
-        source = inspect.getsource(cls)
+        source = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):  # no source (e.g. a frozen app): options simply have no help
         return {}
     comments: dict[str, str] = {}

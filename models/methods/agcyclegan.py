@@ -47,15 +47,15 @@ class AGCycleGANConfig(MethodConfig):
     lr: float = 1e-4
     epochs: int = 100
     decay_epochs: int = 50  # linear decay over the second half
-    ngf: int = 32
-    ndf: int = 64
-    n_blocks: int = 9
-    attention_ngf: int = 32
-    gan_mode: GanMode = "lsgan"
-    lambda_cycle: float = 10.0
-    pool_size: int = 50
+    ngf: int = 32  # generator width (filters of its first layer)
+    ndf: int = 64  # discriminator width (filters of its first layer)
+    n_blocks: int = 9  # residual blocks in the generator
+    attention_ngf: int = 32  # attention network width
+    gan_mode: GanMode = "lsgan"  # adversarial loss (lsgan: least squares)
+    lambda_cycle: float = 10.0  # cycle-consistency weight
+    pool_size: int = 50  # past fakes kept to show D (0: only the newest)
     switch_epoch: int = 30  # of `epochs`: then attention is frozen and D sees only the attended foreground
-    mask_threshold: float = 0.1
+    mask_threshold: float = 0.1  # from switch_epoch on, mask values below this are dropped from what D sees
 
 
 class AGCycleGAN(TranslationMethod, AttentionMasks):

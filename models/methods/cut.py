@@ -39,31 +39,31 @@ class CUTConfig(MethodConfig):
     epochs: int = 400  # 200 constant + 200 decay (the reference's CUT defaults)
     decay_epochs: int = 200
     init_type: InitType = "xavier"
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    n_layers_D: int = 3
-    norm: Norm = "instance"
+    ngf: int = 64  # generator width (filters of its first layer)
+    ndf: int = 64  # discriminator width (filters of its first layer)
+    n_blocks: int = 9  # residual blocks in the generator
+    n_layers_D: int = 3  # PatchGAN depth: 3 = 70x70 patches
+    norm: Norm = "instance"  # normalisation layers: batch, instance or none
     antialias: bool = True  # blur Downsample in G's encoder and in D (the reference's default)
     antialias_up: bool = True  # blur Upsample + conv in G's decoder instead of transposed convolutions
-    gan_mode: GanMode = "lsgan"
-    lambda_GAN: float = 1.0
-    lambda_NCE: float = 1.0
+    gan_mode: GanMode = "lsgan"  # adversarial loss (lsgan: least squares)
+    lambda_GAN: float = 1.0  # adversarial loss weight
+    lambda_NCE: float = 1.0  # PatchNCE loss weight
     nce_idt: bool = True  # PatchNCE also between real B and G(real B)
-    nce_layers: str = "0,4,8,12,16"
-    nce_T: float = 0.07
-    num_patches: int = 256
-    netF_nc: int = 256
-    flip_equivariance: bool = False
+    nce_layers: str = "0,4,8,12,16"  # indices of the encoder layers whose features PatchNCE compares
+    nce_T: float = 0.07  # temperature of PatchNCE's softmax
+    num_patches: int = 256  # locations sampled per layer for PatchNCE
+    netF_nc: int = 256  # output width of the MLP projection heads
+    flip_equivariance: bool = False  # flip a batch at random and expect flipped features (FastCUT)
 
 
 @dataclass
 class FastCUTConfig(CUTConfig):
     epochs: int = 200  # 150 constant + 50 decay
     decay_epochs: int = 50
-    lambda_NCE: float = 10.0
+    lambda_NCE: float = 10.0  # PatchNCE loss weight
     nce_idt: bool = False
-    flip_equivariance: bool = True
+    flip_equivariance: bool = True  # flip a batch at random and expect flipped features (FastCUT)
 
 
 class CUT(TranslationMethod, LossMaps, OfficialRelease):

@@ -30,17 +30,17 @@ from models.networks.resnet import ResnetGenerator
 
 @dataclass
 class CycleGANConfig(MethodConfig):
-    ngf: int = 64
-    ndf: int = 64
+    ngf: int = 64  # generator width (filters of its first layer)
+    ndf: int = 64  # discriminator width (filters of its first layer)
     n_blocks: int = 9  # resnet_9blocks
-    n_layers_D: int = 3
-    norm: Norm = "instance"
-    dropout: bool = False
-    gan_mode: GanMode = "lsgan"
+    n_layers_D: int = 3  # PatchGAN depth: 3 = 70x70 patches
+    norm: Norm = "instance"  # normalisation layers: batch, instance or none
+    dropout: bool = False  # dropout 0.5 in the generator's residual blocks
+    gan_mode: GanMode = "lsgan"  # adversarial loss (lsgan: least squares)
     lambda_A: float = 10.0  # cycle A -> B -> A
     lambda_B: float = 10.0  # cycle B -> A -> B
     lambda_identity: float = 0.5  # identity loss weight, relative to the cycle weights
-    pool_size: int = 50
+    pool_size: int = 50  # past fakes kept to show D (0: only the newest)
 
 
 class CycleGAN(TranslationMethod, OfficialRelease):

@@ -29,14 +29,14 @@ from models.networks.unet import UnetGenerator
 
 @dataclass
 class Pix2PixConfig(MethodConfig):
-    ngf: int = 64
-    ndf: int = 64
+    ngf: int = 64  # generator width (filters of its first layer)
+    ndf: int = 64  # discriminator width (filters of its first layer)
     n_layers_D: int = 3  # 3 = 70x70 PatchGAN
-    norm: Norm = "batch"
+    norm: Norm = "batch"  # normalisation layers: batch, instance or none
     dropout: bool = True  # dropout 0.5 in the three inner decoder blocks during training
     num_downs: int = 0  # U-Net levels; 0 = log2(size), i.e. unet_256 at 256 px
-    gan_mode: GanMode = "vanilla"
-    lambda_L1: float = 100.0
+    gan_mode: GanMode = "vanilla"  # adversarial loss (vanilla: BCE on logits)
+    lambda_L1: float = 100.0  # weight of the L1 loss to the ground truth
     # Inference as the reference test script: BatchNorm uses each image's own statistics (the network is
     # left in training mode at batch 1); "running" uses the running averages (the reference's --eval).
     inference_norm: Literal["per_image", "running"] = "per_image"

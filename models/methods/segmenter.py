@@ -53,25 +53,25 @@ class SegmenterConfig(MethodConfig):
     label_format: Literal["auto", "trainid", "cityscapes-id", "color"] = "auto"  # auto | trainid | cityscapes-id | color (as `i2i eval fcn --label-format`)
     palette: str = ""  # file of one 'r g b' per class for colour label maps (default: Cityscapes colours)
     palette_colors: tuple[int, ...] = ()  # filled from `palette` when training starts (flat r, g, b)
-    n_classes: int = 19
+    n_classes: int = 19  # label classes (19: Cityscapes train ids)
     # Network: DRN-D-22 from ImageNet weights (drn_d_22-4bd2f8ea.pth, the weights registry), as segment.py does.
     base_channels: int = 16  # 16 = DRN-D-22; other widths cannot use the ImageNet file
-    pretrained_backbone: bool = True
+    pretrained_backbone: bool = True  # start from the ImageNet DRN-D-22 weights
     # Input normalisation (RGB in [0, 1]); empty: as segment.py, the dataset's info.json, else measured on its
     # training photos when training starts (Cityscapes: ~ fyu/drn's info.json). Saved with the run.
     mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()  # its std per channel (as mean)
     # Optimisation: fyu/drn's README command for DRN-D-22 (segment.py train --batch-size 32 --epochs 250
     # --lr 0.01 --momentum 0.9 --step 100; weight decay 1e-4); `lr_mode=poly` is its recipe for the best models.
     batch_size: int = 32
     epochs: int = 250
     decay_epochs: int = 0
     lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
+    momentum: float = 0.9  # SGD momentum
+    weight_decay: float = 1e-4  # SGD weight decay
     lr_mode: Literal["step", "poly"] = "step"  # step: lr * 0.1^(epoch // step_epochs) | poly: lr * (1 - step / total)^poly_power
-    poly_power: float = 0.9
-    step_epochs: int = 100
+    poly_power: float = 0.9  # exponent of the poly schedule
+    step_epochs: int = 100  # step schedule: lr x 0.1 every this many epochs
 
     def data_spec(self) -> DataSpec:
         return DataSpec(segmentation=SegmentationData(

@@ -55,15 +55,15 @@ class FSeSimConfig(MethodConfig):
     decay_epochs: int = 200
     init_type: InitType = "xavier"
     init_gain: float = 0.02
-    ngf: int = 64
-    ndf: int = 64
-    n_blocks: int = 9
-    n_layers_D: int = 3
-    norm: Norm = "instance"
+    ngf: int = 64  # generator width (filters of its first layer)
+    ndf: int = 64  # discriminator width (filters of its first layer)
+    n_blocks: int = 9  # residual blocks in the generator
+    n_layers_D: int = 3  # PatchGAN depth: 3 = 70x70 patches
+    norm: Norm = "instance"  # normalisation layers: batch, instance or none
     antialias: bool = True  # CUT's blur down/up-sampling in G and D (the official code's default)
-    gan_mode: GanMode = "lsgan"
-    pool_size: int = 50
-    lambda_spatial: float = 10.0
+    gan_mode: GanMode = "lsgan"  # adversarial loss (lsgan: least squares)
+    pool_size: int = 50  # past fakes kept to show D (0: only the newest)
+    lambda_spatial: float = 10.0  # spatially-correlative loss weight (A vs G(A))
     lambda_spatial_idt: float = 0.0  # spatial loss between B and G(B)
     lambda_identity: float = 0.0  # L1 between B and G(B)
     layers: str = "relu3_1,relu4_1,relu4_3"  # the official attn_layers 4,7,9
@@ -74,9 +74,9 @@ class FSeSimConfig(MethodConfig):
     top_fraction: float = 0.25  # compare only the target's top similarities (the official top quarter)
     learned_head: bool = False  # LSeSim (--learned_attn)
     augment: bool = False  # colour-jittered A and B in the head's InfoNCE (--augment)
-    nce_T: float = 0.07
+    nce_T: float = 0.07  # temperature of the learned head's InfoNCE (LSeSim)
     head_init_type: InitType = "normal"  # the official head is initialised normal(0, 0.02) whatever init_type says
-    head_init_gain: float = 0.02
+    head_init_gain: float = 0.02  # std of the head's normal initialisation
 
 
 @dataclass

@@ -53,26 +53,26 @@ class StarGANv2Config(MethodConfig):
     batch_size: int = 8
     epochs: int = 0  # 0: run `total_iters` iterations (the reference counts iterations, not epochs)
     decay_epochs: int = 0  # constant learning rate
-    total_iters: int = 100_000
+    total_iters: int = 100_000  # training iterations (the schedule when epochs is 0)
     lr: float = 1e-4
     f_lr: float = 1e-6  # the mapping network's learning rate
     beta1: float = 0.0
     beta2: float = 0.99
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-4  # Adam weight decay
     init_type: InitType = "kaiming"
     init_gain: float = 0.02
-    style_dim: int = 64
-    latent_dim: int = 16
-    max_conv_dim: int = 512
+    style_dim: int = 64  # style code size
+    latent_dim: int = 16  # latent code size (the mapping network's input)
+    max_conv_dim: int = 512  # widest convolution of G, E and D
     dim_in: int = 0  # first convolution's width; 0: 2**14 // size, as the reference (64 at 256 px)
-    mapping_dim: int = 512
+    mapping_dim: int = 512  # hidden width of the mapping network
     lambda_reg: float = 1.0  # R1
-    lambda_sty: float = 1.0
+    lambda_sty: float = 1.0  # style reconstruction weight
     lambda_ds: float = 1.0  # diversity-sensitive, decayed linearly to 0 over ds_iter iterations
-    ds_iter: int = 100_000
-    lambda_cyc: float = 1.0
-    ema_beta: float = 0.999
-    random_resized_crop: float = 0.5
+    ds_iter: int = 100_000  # iterations over which lambda_ds decays to 0
+    lambda_cyc: float = 1.0  # cycle-consistency weight
+    ema_beta: float = 0.999  # decay of the moving average of G, F and E (the evaluated nets)
+    random_resized_crop: float = 0.5  # probability of a random resized crop (scale 0.8-1, ratio 0.9-1.1)
     # High-pass skip weight: 0 for AFHQ; 1 for the reference's CelebA-HQ model, whose skips are masked by the
     # FAN face-landmark network (weights 'wing', StarGAN v2's wing.ckpt).
     w_hpf: float = 0.0
