@@ -120,10 +120,12 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _synthetic_data(layout: str, size: int, root: Path, n: int) -> Path:
-    from i2i_cli.data.synth import synthesize
+def _synthetic_data(accepts: tuple[str, ...], size: int, root: Path, n: int) -> Path:
+    """Synthetic data in the first layout the method accepts that `i2i data synth` writes (a segmenter:
+    label map | photo pairs, its second layout)."""
+    from i2i_cli.data.synth import SYNTH_LAYOUTS, synthesize
 
-    layout = "aligned" if layout == "segmentation" else layout  # label map | photo pairs train a segmenter
+    layout = next(name for name in accepts if name in SYNTH_LAYOUTS)
     return synthesize("scenes", root / layout, layout, size=size, n_train=n, n_test=0, n_domains=2).root
 
 
@@ -183,10 +185,10 @@ def run_train_benchmark(
         config = dataclasses.replace(config, pretrained_backbone=False)
     from models import registry
 
-    layout = registry.method_class(model).accepts[0]
+    accepts = registry.method_class(model).accepts
     rows = []
     with tempfile.TemporaryDirectory(prefix="i2i-bench-") as tmp:
-        data = _synthetic_data(layout, config.load_size or size, Path(tmp), images)
+        data = _synthetic_data(accepts, config.load_size or size, Path(tmp), images)
         for setting in settings_for(dev, compile_):
             rows.append(_bench_setting(model, config, setting, data, Path(tmp) / f"run-{len(rows)}", dev, size,
                                        batch_size, steps, warmup, translate_repeats or max(3, min(10, steps))))

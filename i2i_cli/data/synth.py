@@ -146,6 +146,9 @@ class SynthResult:
     counts: dict[str, int]
 
 
+SYNTH_LAYOUTS = ("aligned", "unaligned", "domains")  # the layouts `i2i data synth` writes
+
+
 def synthesize(
     name: str,
     out: str | os.PathLike[str],
@@ -163,7 +166,7 @@ def synthesize(
     """Write a synthetic dataset in one of the standard layouts; return the per-folder counts."""
     if name not in NAMES:
         raise ConfigError(f"unknown synthetic dataset '{name}'; known: {', '.join(NAMES)}")
-    if layout not in ("aligned", "unaligned", "domains"):
+    if layout not in SYNTH_LAYOUTS:
         raise ConfigError(f"unknown --layout '{layout}'; choose aligned, unaligned or domains")
     if size < 16:
         raise ConfigError("--size must be at least 16")
