@@ -128,6 +128,23 @@ def _probe_writable(folder: Path) -> str | None:
     return None
 
 
+def folds_case(path: str | os.PathLike[str]) -> bool:
+    """Whether files written under `path` (or its closest existing ancestor) ignore case, as on macOS's and
+    Windows' default file systems: there `A.png` and `a.png` are one file. Probed with a real file; False when
+    the folder cannot be written (that is refused elsewhere)."""
+    folder = _nearest_existing(Path(path))
+    if not folder.is_dir():
+        folder = folder.parent
+    try:
+        probe = create_temporary(folder, TEMP_MARKER + "case.")
+    except OSError:
+        return False
+    try:
+        return (probe.parent / probe.name.upper()).exists()
+    finally:
+        probe.unlink()
+
+
 def _refuse_under_file(path: Path, option: str, existing: Path) -> None:
     if not existing.is_dir():
         raise I2IError(f"{option} {path}: {existing} is a file, so nothing can be written under it; "

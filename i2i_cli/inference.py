@@ -31,7 +31,7 @@ from i2i_cli.data.images import (
 from i2i_cli.engine.checkpoint import LoadedModel, is_finished, load_for_inference, newest_run, run_progress
 from i2i_cli.engine.device import resolve_device, resolve_precision
 from i2i_cli.errors import BadImageError, CheckpointError, ConfigError, I2IError
-from i2i_cli.fsutil import check_output_folder, remove_stale_temporaries
+from i2i_cli.fsutil import check_output_folder, folds_case, remove_stale_temporaries
 from models.base import AttentionMasks, StyleSource
 
 ProgressFn = Callable[[int, int], None]
@@ -289,18 +289,22 @@ def output_names(source: Path, files: list[Path], out: Path, tag: str = "") -> d
     return names
 
 
-def find_collisions(claims: list[tuple[str, Path]]) -> dict[Path, list[str]]:
+def find_collisions(claims: list[tuple[str, Path]], fold_case: bool = False) -> dict[Path, list[str]]:
     """Output paths claimed by more than one (owner, path) pair: {path: owners}. Owners are what writes the file
-    (an input, an input with a style, a video frame); any writer of several outputs checks them all here."""
-    owners: dict[Path, list[str]] = {}
+    (an input, an input with a style, a video frame); any writer of several outputs checks them all here.
+    `fold_case`: the output file system ignores case, so paths that differ only in case are one file."""
+    owners: dict[str, list[str]] = {}
+    first: dict[str, Path] = {}
     for owner, path in claims:
-        owners.setdefault(path, []).append(owner)
-    return {path: who for path, who in owners.items() if len(who) > 1}
+        key = str(path).casefold() if fold_case else str(path)
+        first.setdefault(key, path)
+        owners.setdefault(key, []).append(owner)
+    return {first[key]: who for key, who in owners.items() if len(who) > 1}
 
 
-def refuse_collisions(claims: list[tuple[str, Path]]) -> None:
+def refuse_collisions(claims: list[tuple[str, Path]], fold_case: bool = False) -> None:
     """A one-line error listing the outputs that two inputs would write (nothing is written)."""
-    clashes = find_collisions(claims)
+    clashes = find_collisions(claims, fold_case)
     if clashes:
         listed = "; ".join(f"{path} from {' and '.join(who)}" for path, who in list(clashes.items())[:5])
         more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
@@ -348,7 +352,7 @@ def check_translation(source: str | os.PathLike[str], out: str | os.PathLike[str
     for tag in tags:
         claims += output_claims(output_names(src, files, dst, tag), opts.save_masks,
                                 f" with style {tag}" if tag else "")
-    refuse_collisions(claims)
+    refuse_collisions(claims, fold_case=folds_case(dst))
 
 
 def check_tile_options(translator: Any, tile: int, overlap: int, blend: str) -> None:

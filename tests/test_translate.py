@@ -212,6 +212,35 @@ def test_names_that_still_clash_are_refused_with_the_list_before_any_work(run, t
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+def test_names_that_differ_only_in_case_clash_where_the_file_system_ignores_case(run, tmp_path, monkeypatch):
+    import i2i_cli.inference as inference
+
+    src = tmp_path / "in"
+    src.mkdir()
+    _noise(1).save(src / "Cat.png")
+    _noise(2).save(src / "cat.jpg")
+    # this machine's file system keeps case, so both outputs are written...
+    result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "kept"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert _files(tmp_path / "kept") == ["Cat.png", "cat.png"]
+    # ...where it folds case (macOS, Windows), Cat.png and cat.png would be one file: refused before any work
+    monkeypatch.setattr(inference, "folds_case", lambda path: True)
+    result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "folded"), "--device", "cpu"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "written twice" in line and "Cat.png" in line and "cat.jpg" in line
+    assert not (tmp_path / "folded").exists()
+
+
+def test_the_case_probe_reads_the_file_system(tmp_path):
+    from i2i_cli.fsutil import TEMP_MARKER, folds_case
+
+    (tmp_path / "probe").write_text("x")
+    expected = (tmp_path / "PROBE").exists()  # what this file system does with case
+    assert folds_case(tmp_path / "not" / "made" / "yet") is expected
+    assert not any(p.name.startswith(TEMP_MARKER) for p in tmp_path.iterdir())  # the probe leaves nothing
+
+
 def test_style_references_in_domain_folders_sharing_file_names_give_one_output_each(tmp_path):
     """AFHQ's val/<domain>/0000.png: every output was NAME__0000.png, 3 of 6 written, 3 'skipped' by the run."""
     run = make_run(tmp_path / "sg", "starganv2")
