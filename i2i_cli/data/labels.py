@@ -16,6 +16,7 @@ import numpy as np
 
 from i2i_cli.data.images import IMAGE_EXTENSIONS, list_images, load_label_image
 from i2i_cli.errors import BadImageError, ConfigError, DataError
+from models.networks.drn import CITYSCAPES_TRAIN_COLORS
 
 CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
                       "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
@@ -23,19 +24,18 @@ CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "
 
 IGNORE = 255
 
-# Cityscapes label id (0..33) -> (train id or IGNORE, colour), from the dataset's labels table.
+# Cityscapes label id (0..33) -> train id (IGNORE: not one of the 19 classes), from the dataset's labels table;
+# the ignored ids' own colours (the train ids' are CITYSCAPES_TRAIN_COLORS, models/networks/drn.py).
+_TRAIN_IDS = (IGNORE,) * 7 + (0, 1, IGNORE, IGNORE, 2, 3, 4, IGNORE, IGNORE, IGNORE, 5, IGNORE, 6, 7, 8, 9, 10,
+                               11, 12, 13, 14, 15, IGNORE, IGNORE, 16, 17, 18)
+_IGNORED_COLORS = {0: (0, 0, 0), 1: (0, 0, 0), 2: (0, 0, 0), 3: (0, 0, 0), 4: (0, 0, 0), 5: (111, 74, 0),
+                   6: (81, 0, 81), 9: (250, 170, 160), 10: (230, 150, 140), 14: (180, 165, 180), 15: (150, 100, 100),
+                   16: (150, 120, 90), 18: (153, 153, 153), 29: (0, 0, 90), 30: (0, 0, 110)}
+# label id -> (train id or IGNORE, colour)
 CITYSCAPES_IDS: list[tuple[int, tuple[int, int, int]]] = [
-    (IGNORE, (0, 0, 0)), (IGNORE, (0, 0, 0)), (IGNORE, (0, 0, 0)), (IGNORE, (0, 0, 0)), (IGNORE, (0, 0, 0)),
-    (IGNORE, (111, 74, 0)), (IGNORE, (81, 0, 81)), (0, (128, 64, 128)), (1, (244, 35, 232)),
-    (IGNORE, (250, 170, 160)), (IGNORE, (230, 150, 140)), (2, (70, 70, 70)), (3, (102, 102, 156)),
-    (4, (190, 153, 153)), (IGNORE, (180, 165, 180)), (IGNORE, (150, 100, 100)), (IGNORE, (150, 120, 90)),
-    (5, (153, 153, 153)), (IGNORE, (153, 153, 153)), (6, (250, 170, 30)), (7, (220, 220, 0)),
-    (8, (107, 142, 35)), (9, (152, 251, 152)), (10, (70, 130, 180)), (11, (220, 20, 60)), (12, (255, 0, 0)),
-    (13, (0, 0, 142)), (14, (0, 0, 70)), (15, (0, 60, 100)), (IGNORE, (0, 0, 90)), (IGNORE, (0, 0, 110)),
-    (16, (0, 80, 100)), (17, (0, 0, 230)), (18, (119, 11, 32)),
-]
+    (train, _IGNORED_COLORS[i] if train == IGNORE else CITYSCAPES_TRAIN_COLORS[train]) for i, train in enumerate(_TRAIN_IDS)]
 CITYSCAPES_ID_TO_TRAIN = np.array([train for train, _ in CITYSCAPES_IDS] + [IGNORE] * (256 - 34), dtype=np.int64)
-CITYSCAPES_PALETTE = np.array([next(c for t, c in CITYSCAPES_IDS if t == k) for k in range(19)], dtype=np.uint8)
+CITYSCAPES_PALETTE = np.array(CITYSCAPES_TRAIN_COLORS, dtype=np.uint8)
 
 VOC_TO_CITYSCAPES = {15: 11, 7: 13, 6: 15, 19: 16, 14: 17, 2: 18}  # person, car, bus, train, motorcycle, bicycle
 

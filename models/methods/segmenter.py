@@ -29,13 +29,15 @@ from models.base import (
     SegmentationModel,
     TranslationMethod,
 )
-from models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRN_D_22_LAYERS, DRNSeg
+from models.networks.drn import (
+    CITYSCAPES_MEAN,
+    CITYSCAPES_STD,
+    CITYSCAPES_TRAIN_COLORS,
+    DRN_D_22_LAYERS,
+    DRNSeg,
+)
 
 IGNORE_INDEX = 255
-# Cityscapes' 19 train-id colours: the default drawing palette (and the meaning of classes 0..18 by default).
-CITYSCAPES_COLORS = (128, 64, 128, 244, 35, 232, 70, 70, 70, 102, 102, 156, 190, 153, 153, 153, 153, 153,
-                     250, 170, 30, 220, 220, 0, 107, 142, 35, 152, 251, 152, 70, 130, 180, 220, 20, 60, 255, 0, 0,
-                     0, 0, 142, 0, 0, 70, 0, 60, 100, 0, 80, 100, 0, 0, 230, 119, 11, 32)
 
 
 @dataclass
@@ -107,7 +109,8 @@ class Segmenter(TranslationMethod, SegmentationModel):
     @staticmethod
     def _palette(config: SegmenterConfig) -> torch.Tensor:
         """(n_classes + 1, 3) colours in [-1, 1]; the last row (black) draws ignored pixels."""
-        flat = list(config.palette_colors) or list(CITYSCAPES_COLORS)
+        # default: Cityscapes' colours (and the meaning of classes 0..18)
+        flat = list(config.palette_colors) or [c for rgb in CITYSCAPES_TRAIN_COLORS for c in rgb]
         rows = [flat[i: i + 3] for i in range(0, len(flat), 3)][: config.n_classes]
         for k in range(len(rows), config.n_classes):  # classes beyond the palette: fixed distinct colours
             rows.append([(k * 97) % 256, (k * 57 + 80) % 256, (k * 151 + 40) % 256])

@@ -19,6 +19,13 @@ DRN_D_22_LAYERS = (1, 1, 2, 2, 2, 2, 1, 1)
 # input normalisation of its Cityscapes segmenters.
 CITYSCAPES_MEAN = (0.290101, 0.328081, 0.286964)
 CITYSCAPES_STD = (0.182954, 0.186566, 0.184475)
+# Cityscapes' 19 train-id colours (road, sidewalk, ... bicycle), from the dataset's labels table: the colours of
+# the classes a Cityscapes DRN predicts. i2i_cli.data.labels builds its label tables on them.
+CITYSCAPES_TRAIN_COLORS: tuple[tuple[int, int, int], ...] = (
+    (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153), (153, 153, 153),
+    (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152), (70, 130, 180), (220, 20, 60), (255, 0, 0),
+    (0, 0, 142), (0, 0, 70), (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32),
+)
 DRN_D_CHANNELS = (16, 32, 64, 128, 256, 512, 512, 512)
 
 
