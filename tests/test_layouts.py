@@ -148,6 +148,8 @@ class PairsLayout(Layout):
     name = "pairs"
     example = "train/src/ and train/dst/ with same-named images"
     paired = True
+    check_heading = "source image(s) without a target"
+    check_fix = "add the targets under dst/ (same names) or remove those sources"
 
     @classmethod
     def detect(cls, root: Path) -> Layout | None:
@@ -197,7 +199,8 @@ def test_a_layout_defined_in_one_class_and_one_registry_line_is_detected_checked
 
     _image(root / "train" / "src" / "lonely.png", 7, (40, 40))
     checked = runner.invoke(app, ["data", "check", str(root), "--json", str(tmp_path / "r.json")])
-    assert checked.exit_code == 1, checked.output  # a problem the layout's check found
+    assert checked.exit_code == 1, checked.output  # a problem the layout's check found, in its own words
+    assert "1 source image(s) without a target" in checked.output and "add the targets under dst/" in checked.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["layout"] == "pairs" and report["counts"]["train"] == {"src": 4, "dst": 3}
     assert [Path(u["file"]).name for u in report["unmatched"]] == ["lonely.png"]

@@ -82,11 +82,11 @@ def check(
     if report.sizes:
         console.print(f"image sizes: {report.sizes}")
     if report.unmatched:
-        print_problems(f"{len(report.unmatched)} photo(s) without a label map:", report.unmatched)
+        print_problems(f"{len(report.unmatched)} {report.unmatched_heading}:", report.unmatched)
     if json_out:
         write_json(json_out, report.to_json())
     if report.unmatched:
-        warn("add the label maps (same names under labels/) or remove those photos: training refuses them")
+        warn(report.unmatched_fix)
     if report.bad:
         warn("fix or remove the files above; training skips them but stops if more than 1% are bad")
     if report.bad or report.unmatched:

@@ -22,7 +22,9 @@ class CheckReport:
     domains: list[str] = field(default_factory=list)
     bad: list[tuple[str, str]] = field(default_factory=list)
     sizes: str = ""
-    unmatched: list[tuple[str, str]] = field(default_factory=list)  # segmentation photos without a label map
+    unmatched: list[tuple[str, str]] = field(default_factory=list)  # what the layout's check() finds
+    unmatched_heading: str = ""  # how the layout names those files, and what to do about them
+    unmatched_fix: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"root": str(self.root), "layout": self.layout, "counts": self.counts, "domains": self.domains,
@@ -34,7 +36,8 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
     layout = detect_layout(folder)
     files = [f for groups in layout.splits.values() for group in groups.values() for f in group]
     report = CheckReport(layout.root, layout.kind, layout.counts(), layout.domains() if layout.multi_domain else [],
-                         unmatched=layout.check())
+                         unmatched=layout.check(), unmatched_heading=layout.check_heading,
+                         unmatched_fix=layout.check_fix)
     sizes: Counter[tuple[int, int]] = Counter()
     if decode:
         for i, path in enumerate(files, start=1):

@@ -48,6 +48,9 @@ class SegmentationLayout(Layout):
     def prepare(self, config: Any) -> Any:
         return prepare_segmenter_config(config, self)
 
+    check_heading = "photo(s) without a label map"
+    check_fix = "add the label maps (same names under labels/) or remove those photos: training refuses them"
+
     def check(self) -> list[tuple[str, str]]:
         """Every photo without a label map of the same name."""
         unmatched: list[tuple[str, str]] = []
