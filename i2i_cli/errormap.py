@@ -306,15 +306,24 @@ MISALIGN_MODES = {
 PAIR_MODES = ("half", "none", "given-right", "given-left", "given-whole")
 
 
-def figure(result: PairResult, misalign: str) -> np.ndarray:
-    """One PNG: x, y (or the misaligned target), then a heat map per loss with its colour bar and mean."""
+def target_caption(misalign: str, other: bool, y_name: str) -> tuple[str, str]:
+    """The target panel's title and subtitle: what its halves are under `misalign` (`other`: the misaligned half
+    is another image's, not a shifted copy)."""
+    if misalign in ("half", "other"):  # the target is y | a misaligned right half made here
+        what = "another image's half" if other or misalign == "other" else "shifted"
+        return "target: y | misaligned", f"left: aligned, right: {what}"
+    subtitles = {"given-right": "left: aligned, right: misaligned (given)",
+                 "given-left": "left: misaligned (given), right: aligned", "given-whole": "misaligned (given)"}
+    return f"y: {y_name}", subtitles.get(misalign, "")
+
+
+def figure(result: PairResult, misalign: str, other: bool = False) -> np.ndarray:
+    """One PNG: x, y (or the misaligned target), then a heat map per loss with its colour bar and mean.
+    `other`: the misaligned half is another image's (--other, or --misalign other), not a shifted copy."""
     from i2i_cli.figure import grid, heatmap_panel, panel
 
-    subtitles = {"half": "left: aligned, right: shifted", "given-right": "left: aligned, right: misaligned (given)",
-                 "given-left": "left: misaligned (given), right: aligned", "given-whole": "misaligned (given)"}
-    panels = [panel(result.source, f"x: {Path(result.x).name}"),
-              panel(result.target, "target: y | misaligned" if misalign == "half" else f"y: {Path(result.y).name}",
-                    subtitles.get(misalign, ""))]
+    title, subtitle = target_caption(misalign, other, Path(result.y).name)
+    panels = [panel(result.source, f"x: {Path(result.x).name}"), panel(result.target, title, subtitle)]
     for loss in result.losses:
         subtitle = f"mean {loss.mean:.4g}"
         if loss.ratio is not None:
@@ -426,7 +435,7 @@ def analyse_folder(folder: str | os.PathLike[str], mappers: list[LossMapper], *,
                                   device=device)
             results.append(result)
             if targets:
-                save_image(figure(result, mode), targets[i - 1], overwrite=overwrite)
+                save_image(figure(result, misalign), targets[i - 1], overwrite=overwrite)
         except BadImageError as exc:
             bad.append((exc.path, exc.reason))
         if progress:

@@ -235,3 +235,13 @@ def test_errormap_outputs_are_checked_before_the_maps(tmp_path):
     result = CliRunner().invoke(app, ["errormap", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--losses", "l1",
                                       "--out", str(tmp_path / "x.png" / "fig.png")])
     assert result.exit_code == 2 and "is a file" in result.output
+
+
+def test_the_figure_says_what_the_misaligned_half_is():
+    from i2i_cli.errormap import target_caption
+
+    assert target_caption("half", False, "y.png") == ("target: y | misaligned", "left: aligned, right: shifted")
+    other = ("target: y | misaligned", "left: aligned, right: another image's half")
+    assert target_caption("half", True, "y.png") == other  # one pair with --other
+    assert target_caption("other", False, "y.png") == other  # --pairs with --misalign other
+    assert target_caption("given-left", False, "y.png") == ("y: y.png", "left: misaligned (given), right: aligned")

@@ -76,7 +76,7 @@ def errormap(
              r.ratio if r.ratio is not None else "-") for r in result.losses]
     print_table(f"error maps: {x.name} vs {y.name}{TITLES.get(misalign, '')}",
                 ["loss", "mean", "aligned", "misaligned", "separation"], rows)
-    save_image(figure(result, misalign), target, overwrite=overwrite)
+    save_image(figure(result, misalign, other=other is not None), target, overwrite=overwrite)
     console.print(f"figure: {target}")
     if json_out:
         write_json(json_out, {**result.to_json(), "misalign": misalign, "other": str(other) if other else None,
