@@ -29,9 +29,14 @@ def list_methods() -> list[str]:
     return list(_METHODS)
 
 
+def import_class(target: str) -> type:
+    """The class a lazy registry entry "package.module:Class" names (imported now)."""
+    module_name, class_name = target.split(":")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def method_class(name: str) -> type[TranslationMethod]:
     if name not in _METHODS:
         raise KeyError(name)
-    module_name, class_name = _METHODS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return import_class(_METHODS[name])
 

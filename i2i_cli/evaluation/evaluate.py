@@ -49,12 +49,12 @@ def _check_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str],
     from i2i_cli.data.images import list_images
     from i2i_cli.errors import DataError
 
-    fewest = max(metrics, key=lambda m: m.min_images)
+    strictest = max(metrics, key=lambda m: m.min_images)
     for flag, folder in (("--real", Path(real)), ("--fake", Path(fake))):
         if not folder.is_dir():
             raise DataError(f"{flag} {folder}: not a folder")
-        if fewest.min_images > 1 and (count := len(list_images(folder))) < fewest.min_images:
-            raise DataError(f"{flag} {folder}: {count} image(s); {fewest.needs} at least {fewest.min_images} per "
+        if strictest.min_images > 1 and (count := len(list_images(folder))) < strictest.min_images:
+            raise DataError(f"{flag} {folder}: {count} image(s); {strictest.needs} at least {strictest.min_images} per "
                             "folder (thousands for a stable number), or pass --metrics lpips")
 
 

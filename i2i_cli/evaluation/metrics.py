@@ -7,13 +7,14 @@ that need the same expensive thing (FID and KID: Inception features) compute it 
 
 from __future__ import annotations
 
-import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from i2i_cli.evaluation.report import Protocol as EvalProtocol
+from models.registry import import_class
 
 if TYPE_CHECKING:
     import os
@@ -66,7 +67,7 @@ class MetricContext:
         return (lambda done, total: progress(stage, done, total)) if progress else None
 
 
-class FolderMetric:
+class FolderMetric(ABC):
     """One metric between a folder of real and a folder of generated images.
 
     `keys`: the value names it writes (every registered metric's keys appear in the JSON, None when not run);
@@ -78,8 +79,9 @@ class FolderMetric:
     min_images: ClassVar[int] = 1
     needs: ClassVar[str] = ""  # said when a folder has fewer than min_images (e.g. "FID and KID need")
 
+    @abstractmethod
     def compute(self, ctx: MetricContext) -> None:
-        raise NotImplementedError
+        ...
 
 
 def metric_names() -> list[str]:
@@ -89,8 +91,7 @@ def metric_names() -> list[str]:
 def metric_class(name: str) -> type[FolderMetric]:
     if name not in _METRICS:
         raise KeyError(name)
-    module_name, class_name = _METRICS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return import_class(_METRICS[name])
 
 
 def value_keys() -> dict[str, float | None]:

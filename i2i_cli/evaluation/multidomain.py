@@ -111,6 +111,11 @@ class _Scorers:
         self.bad.extend(skipped)
         return found
 
+    @property
+    def averaging(self) -> str:
+        """How LPIPS diversity is averaged: per loader batch under StarGAN v2's protocol, else per input."""
+        return "stargan_v2" if self.options.mode == "stargan_v2" else "per_input"
+
 
 def _scorers(options: Any, fid_size: int, protocol: Protocol) -> _Scorers:
     device = torch.device(options.device)
@@ -148,8 +153,7 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
         for metric in ("fid", "lpips"):
             per_task = [values[f"{metric}_{guidance}_{s}2{t}"] for s, t in pairs]
             values[f"{metric}_{guidance}_mean"] = float(np.mean(per_task))
-    averaging = "stargan_v2" if options.mode == "stargan_v2" else "per_input"
-    protocol.lpips = _lpips_protocol(averaging, options.lpips_net, md.val_batch_size)
+    protocol.lpips = _lpips_protocol(scorers.averaging, options.lpips_net, md.val_batch_size)
     protocol.seeds["multidomain"] = md.seed
     protocol.update(_task_protocol(pairs, domains, md, (evaluation, reference), counts, size))
     _record_fid_sqrt(protocol, options, counts)
@@ -163,7 +167,6 @@ def _score_tasks(styles: Any, tasks: list[_Task], layout: Any, splits: tuple[str
     evaluation, reference = splits
     sources = layout.splits[evaluation]
     options = scorers.options
-    averaging = "stargan_v2" if options.mode == "stargan_v2" else "per_input"
     total, done = sum(len(sources[task.source]) for task in tasks), 0
     values: dict[str, float | None] = {}
     counts: dict[str, dict[str, dict[str, int]]] = {g: {} for g in md.guidance}
@@ -178,7 +181,7 @@ def _score_tasks(styles: Any, tasks: list[_Task], layout: Any, splits: tuple[str
         distances, written = _translate_task(styles, task, sources[task.source], sources[task.target],
                                              domains.index(task.target), md, size, folder, scorers.lpips,
                                              scorers.device, scorers.bad, step)
-        diversity = average_diversity(distances, averaging, md.val_batch_size)
+        diversity = average_diversity(distances, scorers.averaging, md.val_batch_size)
         done += len(sources[task.source])
         if task.target not in real_features:
             real_features[task.target] = scorers.features(layout.root / reference / task.target)

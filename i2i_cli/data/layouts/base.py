@@ -7,6 +7,7 @@ the layouts that build them (aligned.py, ...) import those modules, so the impor
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,7 +25,7 @@ ImageKeys = list[tuple[Path, str]]  # (file, "whole" | "left" | "right"), as dat
 
 
 @dataclass
-class Layout:
+class Layout(ABC):
     """A detected dataset: `root` and split -> group -> files.
 
     aligned: {"train": {"AB": [...]}}; unaligned: {"train": {"A": [...], "B": [...]}}; domains:
@@ -48,10 +49,10 @@ class Layout:
     check_fix: ClassVar[str] = "fix or remove those files: training refuses them"
 
     @classmethod
+    @abstractmethod
     def detect(cls, root: Path) -> Layout | None:
         """This layout of the existing folder `root`, or None when `root` does not have it; raises DataError when
         it has it but wrongly (e.g. one domain folder)."""
-        raise NotImplementedError
 
     @property
     def kind(self) -> str:
