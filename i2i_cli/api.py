@@ -36,7 +36,7 @@ from i2i_cli.inference import (
     translate_folder,
     translate_with_styles,
 )
-from models.base import StyleSource
+from i2i_cli.models.base import StyleSource
 
 Image = TypeVar("Image")  # a PIL image, a uint8 (H, W, 3) array or a float (N, 3, H, W) tensor: what goes in comes out
 

@@ -161,7 +161,7 @@ def known_method(value: str | None) -> str | None:
     """--model: a registered method (checked when parsed, before torch loads), with the close match."""
     if value is None:
         return None
-    from models import registry
+    from i2i_cli.models import registry
 
     names = registry.list_methods()
     if value not in names:
@@ -172,7 +172,7 @@ def known_method(value: str | None) -> str | None:
 
 
 def method_names(incomplete: str) -> list[str]:
-    from models import registry
+    from i2i_cli.models import registry
 
     return [name for name in registry.list_methods() if name.startswith(incomplete)]
 

@@ -122,7 +122,7 @@ def resolve_config(
     explicit: dict[str, Any] | None = None,
 ) -> Any:
     """The fully resolved config dataclass of `method` (raises ConfigError naming the bad key)."""
-    from models import registry
+    from i2i_cli.models import registry
 
     try:
         cls = registry.method_class(method)

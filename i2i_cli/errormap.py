@@ -78,7 +78,7 @@ def _vgg(context: dict[str, Any]) -> Any:
     """VGG16 (ImageNet weights from the registry), built once per analysis and shared by the losses."""
     if "vgg" not in context:
         from i2i_cli.weights import load_state_dict, resolve
-        from models.networks.vgg import VGG16Features
+        from i2i_cli.models.networks.vgg import VGG16Features
 
         resolved = resolve("vgg16", weights_dir=context.get("weights_dir"))
         net = VGG16Features(FEATURE_LAYERS)
@@ -108,13 +108,13 @@ def _feature_mapper(name: str, fn: Callable[[torch.Tensor, torch.Tensor], torch.
 
 
 def _perceptual(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
-    from models.losses.location_maps import perceptual_map
+    from i2i_cli.models.losses.location_maps import perceptual_map
 
     return perceptual_map(fx, fy)
 
 
 def _patchnce(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
-    from models.losses.location_maps import patchnce_map
+    from i2i_cli.models.losses.location_maps import patchnce_map
 
     return patchnce_map(fx, fy)
 
@@ -122,8 +122,8 @@ def _patchnce(fx: torch.Tensor, fy: torch.Tensor) -> torch.Tensor:
 def _provided(checkpoint: Any) -> tuple[str, tuple[str, ...]]:
     """(method name, the loss maps its class declares) of the run at `checkpoint`, read from its config."""
     from i2i_cli.engine.checkpoint import find_run, read_run_config
-    from models import registry
-    from models.base import LossMaps
+    from i2i_cli.models import registry
+    from i2i_cli.models.base import LossMaps
 
     name = read_run_config(find_run(checkpoint)[0]).method
     try:
@@ -143,7 +143,7 @@ def default_losses(checkpoint: Any = None) -> list[str]:
 
 def _run_map(context: dict[str, Any], loss: str) -> LossMapper | None:
     """`loss` with --checkpoint's trained pieces (the run's method gives it), or None when it has none."""
-    from models.base import LossMaps
+    from i2i_cli.models.base import LossMaps
 
     checkpoint = context.get("checkpoint")
     if checkpoint is None or loss not in _provided(checkpoint)[1]:
@@ -161,8 +161,8 @@ def _run_map(context: dict[str, Any], loss: str) -> LossMapper | None:
 
 
 def _methods_giving(loss: str) -> list[str]:
-    from models import registry
-    from models.base import LossMaps
+    from i2i_cli.models import registry
+    from i2i_cli.models.base import LossMaps
 
     classes = {n: registry.method_class(n) for n in registry.list_methods()}
     return [n for n, cls in classes.items() if issubclass(cls, LossMaps) and loss in cls.loss_map_names]
@@ -183,8 +183,8 @@ def _needs_a_run(loss: str) -> Callable[[dict[str, Any]], LossMapper]:
 
 def _fsesim_mapper(context: dict[str, Any]) -> LossMapper:
     """FSeSim without a run: fixed VGG16 self-similarities, every location a query, the official options."""
-    from models.losses.spatial_correlative import layers_map
-    from models.methods.sesim import FSeSimConfig
+    from i2i_cli.models.losses.spatial_correlative import layers_map
+    from i2i_cli.models.methods.sesim import FSeSimConfig
 
     vgg = _vgg(context)
     c = FSeSimConfig()

@@ -33,7 +33,7 @@ from i2i_cli.data.images import to_tensor
 from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
 from i2i_cli.errors import ConfigError, I2IError
 from i2i_cli.fsutil import atomic_path
-from models.base import StyleSource
+from i2i_cli.models.base import StyleSource
 
 TOLERANCE = {False: 1e-4, True: 1e-2}  # fp32, fp16
 DEFAULT_OPSET = 18  # the lowest opset the dynamo exporter writes natively

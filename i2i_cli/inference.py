@@ -32,7 +32,7 @@ from i2i_cli.engine.checkpoint import LoadedModel, is_finished, load_for_inferen
 from i2i_cli.engine.device import resolve_device, resolve_precision
 from i2i_cli.errors import BadImageError, CheckpointError, ConfigError, I2IError
 from i2i_cli.fsutil import check_output_folder, folds_case, remove_stale_temporaries
-from models.base import AttentionMasks, StyleSource
+from i2i_cli.models.base import AttentionMasks, StyleSource
 
 ProgressFn = Callable[[int, int], None]
 
@@ -667,7 +667,7 @@ class OnnxStyles:
 
 
 def _style_methods() -> list[str]:
-    from models import registry
+    from i2i_cli.models import registry
 
     return [n for n in registry.list_methods() if issubclass(registry.method_class(n), StyleSource)]
 

@@ -52,23 +52,6 @@ def root(
     """Image-to-image translation from the command line."""
 
 
-def _check_models_package() -> None:
-    """`models` is a common name: make sure the one imported is ours, not a reference repo's on the path."""
-    import sys
-
-    try:
-        models = importlib.import_module("models")
-    except ImportError:
-        return
-    if getattr(models, "I2I_MODELS_MARKER", None) != "i2i.models":
-        location = getattr(models, "__file__", None) or list(getattr(models, "__path__", []))
-        sys.stderr.write(
-            f"error: another 'models' package shadows i2i's: {location}; remove its folder from PYTHONPATH "
-            "or run i2i from another directory\n"
-        )
-        raise SystemExit(2)
-
-
 for _name in COMMAND_MODULES:
     importlib.import_module(f"i2i_cli.commands.{_name}").register(app)
 
@@ -77,7 +60,6 @@ def main() -> None:
     from i2i_cli.cli import quiet_library_warnings
 
     quiet_library_warnings()
-    _check_models_package()
     app()
 
 

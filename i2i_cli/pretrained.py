@@ -36,7 +36,7 @@ from i2i_cli.download import download, sha256_file
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.errors import CheckpointError, ConfigError, I2IError
 from i2i_cli.weights import i2i_home, load_state_dict, resolve
-from models.base import OfficialRelease
+from i2i_cli.models.base import OfficialRelease
 
 JZ = "http://efrosgans.eecs.berkeley.edu"
 JZ_LICENCE = "BSD (junyanz/pytorch-CycleGAN-and-pix2pix)"
@@ -209,7 +209,7 @@ def convert(state: dict[str, Any], method_name: str, *, overrides: dict[str, Any
 
 def build_method(method_name: str, overrides: dict[str, Any] | None = None, domains: list[str] | None = None) -> Any:
     """The i2i method a release of `method_name` converts into (initial weights)."""
-    from models import registry
+    from i2i_cli.models import registry
 
     known = [n for n in registry.list_methods() if issubclass(registry.method_class(n), OfficialRelease)]
     if method_name not in known:

@@ -9,19 +9,19 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # names only: listing methods must not import torch (typos are answered before it loads)
-    from models.base import TranslationMethod
+    from i2i_cli.models.base import TranslationMethod
 
 # name -> "module:Class"; imported lazily so that listing methods is cheap.
 _METHODS: dict[str, str] = {
-    "pix2pix": "models.methods.pix2pix:Pix2Pix",
-    "cyclegan": "models.methods.cyclegan:CycleGAN",
-    "cut": "models.methods.cut:CUT",
-    "fastcut": "models.methods.cut:FastCUT",
-    "fsesim": "models.methods.sesim:FSeSim",
-    "lsesim": "models.methods.sesim:LSeSim",
-    "agcyclegan": "models.methods.agcyclegan:AGCycleGAN",
-    "starganv2": "models.methods.starganv2:StarGANv2",
-    "segmenter": "models.methods.segmenter:Segmenter",
+    "pix2pix": "i2i_cli.models.methods.pix2pix:Pix2Pix",
+    "cyclegan": "i2i_cli.models.methods.cyclegan:CycleGAN",
+    "cut": "i2i_cli.models.methods.cut:CUT",
+    "fastcut": "i2i_cli.models.methods.cut:FastCUT",
+    "fsesim": "i2i_cli.models.methods.sesim:FSeSim",
+    "lsesim": "i2i_cli.models.methods.sesim:LSeSim",
+    "agcyclegan": "i2i_cli.models.methods.agcyclegan:AGCycleGAN",
+    "starganv2": "i2i_cli.models.methods.starganv2:StarGANv2",
+    "segmenter": "i2i_cli.models.methods.segmenter:Segmenter",
 }
 
 

@@ -22,7 +22,7 @@ TINY_SIZE = 32
 
 
 def tiny_config(method: str, **extra: Any) -> Any:
-    from models import registry
+    from i2i_cli.models import registry
 
     cls = registry.method_class(method)
     config = cls.config_class()

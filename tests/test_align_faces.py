@@ -14,7 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from i2i_cli.main import app
-from models.networks.fan import FAN, landmarks_from_heatmaps
+from i2i_cli.models.networks.fan import FAN, landmarks_from_heatmaps
 from tests.golden.record_align_faces import mean_landmarks
 
 runner = CliRunner()

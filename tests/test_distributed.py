@@ -67,7 +67,7 @@ def test_sync_bn_converts_every_batchnorm_keeping_the_checkpoint_layout():
     from torch import nn
 
     from i2i_cli.engine.trainer import sync_batchnorm
-    from models import registry
+    from i2i_cli.models import registry
     from tests.conftest import tiny_config
 
     method = registry.method_class("segmenter")(tiny_config("segmenter"))

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from i2i_cli.data.images import load_image, save_image
 from i2i_cli.errormap import analyse_pair, build_mappers, l1_map, misaligned_target
 from i2i_cli.main import app
-from models.losses.location_maps import patchnce_map
+from i2i_cli.models.losses.location_maps import patchnce_map
 
 
 @pytest.fixture
@@ -128,8 +128,8 @@ def test_fsesim_map_is_the_training_loss_with_every_location_a_query(scene_pair,
     import torch.nn.functional as F
 
     from i2i_cli.errormap import FEATURE_LAYERS
-    from models.losses.spatial_correlative import spatial_correlative_map
-    from models.methods.sesim import FSeSimConfig
+    from i2i_cli.models.losses.spatial_correlative import spatial_correlative_map
+    from i2i_cli.models.methods.sesim import FSeSimConfig
 
     context = {"weights_dir": fake_weights_dir}
     mapper = build_mappers(["fsesim"], context)[0]

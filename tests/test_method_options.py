@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from i2i_cli.main import app
-from models import registry
-from models.base import MethodConfig
-from models.option_help import option_help
+from i2i_cli.models import registry
+from i2i_cli.models.base import MethodConfig
+from i2i_cli.models.option_help import option_help
 
 
 @pytest.mark.parametrize("method", registry.list_methods())

@@ -28,7 +28,7 @@ from i2i_cli import pretrained
 from i2i_cli.engine.checkpoint import load_for_inference, read_run_config
 from i2i_cli.errors import CheckpointError
 from i2i_cli.main import app
-from models.networks.stargan_v2 import Generator, MappingNetwork, StyleEncoder
+from i2i_cli.models.networks.stargan_v2 import Generator, MappingNetwork, StyleEncoder
 from tests.http_server import serve
 
 runner = CliRunner()
@@ -158,7 +158,7 @@ def jz_unet_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, num_downs: int
 
 
 def _shapes(method: str, sets: dict[str, object], attribute: str) -> dict[str, torch.Size]:
-    from models import registry
+    from i2i_cli.models import registry
 
     cls = registry.method_class(method)
     net = getattr(cls(pretrained.apply_values(cls.config_class(), sets, "test")), attribute)
@@ -305,7 +305,7 @@ def test_registry_lists_every_release_family_and_import_only_is_explained(tmp_pa
 
 
 def test_the_reference_training_networks_load_by_their_names_and_a_wrong_name_is_refused():
-    from models import registry
+    from i2i_cli.models import registry
 
     cls = registry.method_class("cut")
     method = cls(dataclasses.replace(cls.config_class(), ngf=4, ndf=4, n_blocks=2, netF_nc=8, size=32))

@@ -13,13 +13,13 @@ import math
 import pytest
 import torch
 
-from models.base import Progress, TranslationMethod, set_requires_grad
-from models.image_pool import ImagePool
-from models.losses.patchnce import PatchNCELoss, patch_nce
-from models.networks.antialias import Downsample, Upsample
-from models.networks.patch_sampler import PatchSampleMLP
-from models.networks.patchgan import PatchDiscriminator
-from models.networks.resnet import ResnetGenerator
+from i2i_cli.models.base import Progress, TranslationMethod, set_requires_grad
+from i2i_cli.models.image_pool import ImagePool
+from i2i_cli.models.losses.patchnce import PatchNCELoss, patch_nce
+from i2i_cli.models.networks.antialias import Downsample, Upsample
+from i2i_cli.models.networks.patch_sampler import PatchSampleMLP
+from i2i_cli.models.networks.patchgan import PatchDiscriminator
+from i2i_cli.models.networks.resnet import ResnetGenerator
 
 Shapes = dict[str, tuple[int, ...]]
 
@@ -178,7 +178,7 @@ def test_image_pool_returns_a_stored_image_with_probability_one_half() -> None:
 
 
 def _build(name: str, **overrides: object) -> TranslationMethod:
-    from models import registry
+    from i2i_cli.models import registry
 
     cls = registry.method_class(name)
     config = dataclasses.replace(cls.config_class(), ngf=8, ndf=8, size=32, load_size=32, batch_size=2,
@@ -255,8 +255,8 @@ def test_cyclegan_translates_both_ways_and_keeps_its_pools_in_the_training_state
 
 
 def test_cut_and_fastcut_defaults_are_the_reference_ones() -> None:
-    from models.methods.cut import CUTConfig, FastCUTConfig
-    from models.methods.cyclegan import CycleGANConfig
+    from i2i_cli.models.methods.cut import CUTConfig, FastCUTConfig
+    from i2i_cli.models.methods.cyclegan import CycleGANConfig
 
     cut, fast, cyc = CUTConfig(), FastCUTConfig(), CycleGANConfig()
     assert (cut.lambda_NCE, cut.nce_idt, cut.flip_equivariance, cut.epochs, cut.decay_epochs) == (1.0, True, False,

@@ -16,8 +16,8 @@ import torchvision
 from i2i_cli.data.images import load_image
 from i2i_cli.engine.fixed_weights import load_pretrained_modules
 from i2i_cli.errors import WeightsError
-from models.base import Progress, TranslationMethod
-from models.losses.spatial_correlative import (
+from i2i_cli.models.base import Progress, TranslationMethod
+from i2i_cli.models.losses.spatial_correlative import (
     colour_jitter,
     compare_maps,
     draw_jitter,
@@ -28,9 +28,9 @@ from models.losses.spatial_correlative import (
     spatial_correlative_map,
     window_indices,
 )
-from models.methods.agcyclegan import AGCycleGAN
-from models.methods.sesim import FSeSim, LSeSim
-from models.networks.attention import (
+from i2i_cli.models.methods.agcyclegan import AGCycleGAN
+from i2i_cli.models.methods.sesim import FSeSim, LSeSim
+from i2i_cli.models.networks.attention import (
     AttentionGuidedDiscriminator,
     AttentionGuidedGenerator,
     AttentionNetwork,

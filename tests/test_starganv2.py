@@ -13,9 +13,9 @@ from i2i_cli.engine.checkpoint import latest_checkpoint, load_for_inference, loa
 from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import CheckpointError
 from i2i_cli.main import app
-from models.base import Progress
-from models.methods.starganv2 import StarGANv2, StarGANv2Config
-from models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
+from i2i_cli.models.base import Progress
+from i2i_cli.models.methods.starganv2 import StarGANv2, StarGANv2Config
+from i2i_cli.models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 from tests.conftest import tiny_config
 
 runner = CliRunner()
@@ -279,7 +279,7 @@ def test_starganv2_resumes_exactly(datasets, tmp_path):
 
 def stand_in_wing(path, width: int = 16, seed: int = 0) -> dict[str, torch.Tensor]:
     """A wing.ckpt in the release layout ({'state_dict': ...}, with a second stack the reference ignores)."""
-    from models.networks.fan import FAN
+    from i2i_cli.models.networks.fan import FAN
 
     torch.manual_seed(seed)
     fan = FAN(width)
@@ -295,7 +295,7 @@ def stand_in_wing(path, width: int = 16, seed: int = 0) -> dict[str, torch.Tenso
 
 
 def test_the_fan_has_the_release_key_layout_and_ignores_other_stacks(tmp_path):
-    from models.networks.fan import FAN
+    from i2i_cli.models.networks.fan import FAN
 
     with torch.device("meta"):
         state = FAN().state_dict()
@@ -324,7 +324,7 @@ def _blob(channel: int, row: int = 128, col: int = 128) -> torch.Tensor:
 
 
 def test_masks_have_the_reference_shape_range_and_landmark_groups():
-    from models.networks.fan import FAN, masks_from_heatmaps
+    from i2i_cli.models.networks.fan import FAN, masks_from_heatmaps
 
     torch.manual_seed(0)
     whole, inner = FAN(16).face_masks(torch.rand(2, 3, 48, 80) * 2 - 1)  # any image size: resized to 256
@@ -420,7 +420,7 @@ def _release(tmp_path, filter_value: torch.Tensor | None = None):
 
 def test_the_imported_high_pass_release_translates_with_the_fan_masks(tmp_path, wing_dir, monkeypatch):
     from i2i_cli import pretrained
-    from models.networks.fan import FAN
+    from i2i_cli.models.networks.fan import FAN
 
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(wing_dir))
     nets = _release(tmp_path)

@@ -6,9 +6,9 @@ import math
 
 import torch
 
-from models.image_pool import ImagePool
-from models.losses.patchnce import patch_nce
-from models.networks.resnet import ResnetGenerator
+from i2i_cli.models.image_pool import ImagePool
+from i2i_cli.models.losses.patchnce import patch_nce
+from i2i_cli.models.networks.resnet import ResnetGenerator
 
 
 def _reference_resnet_keys(n_blocks: int, antialias: bool) -> list[str]:
@@ -69,7 +69,7 @@ def test_image_pool_returns_stored_images_half_of_the_time_once_full():
 
 
 def test_attention_composite_keeps_x_where_the_mask_is_zero():
-    from models.networks.attention import attend
+    from i2i_cli.models.networks.attention import attend
 
     x, g = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
     mask = torch.zeros(1, 1, 4, 4)
@@ -79,8 +79,8 @@ def test_attention_composite_keeps_x_where_the_mask_is_zero():
 
 
 def test_agcyclegan_freezes_attention_after_the_switch_epoch():
-    from models.base import Progress
-    from models.methods.agcyclegan import AGCycleGAN
+    from i2i_cli.models.base import Progress
+    from i2i_cli.models.methods.agcyclegan import AGCycleGAN
     from tests.conftest import tiny_config
 
     method = AGCycleGAN(tiny_config("agcyclegan"))

@@ -25,7 +25,7 @@ import torch
 from i2i_cli.config import resolve_config
 from i2i_cli.engine.device import resolve_device
 from i2i_cli.engine.trainer import Trainer, TrainEvent, TrainOptions
-from models.base import StyleSource
+from i2i_cli.models.base import StyleSource
 
 
 @dataclass
@@ -183,7 +183,7 @@ def run_train_benchmark(
     config = resolve_config(model, overrides=overrides or [], explicit={"size": size, "batch_size": batch_size})
     if getattr(config, "pretrained_backbone", False):  # speed does not depend on the initial weights
         config = dataclasses.replace(config, pretrained_backbone=False)
-    from models import registry
+    from i2i_cli.models import registry
 
     accepts = registry.method_class(model).accepts
     rows = []
@@ -226,7 +226,7 @@ def _bench_setting(model: str, config: Any, setting: Setting, data: Path, out: P
 
 def _fresh_method(trainer: Trainer, data: Path, dev: torch.device) -> Any:
     """The trained method's architecture with fresh weights (speed does not depend on them), in eval mode."""
-    from models import registry
+    from i2i_cli.models import registry
 
     cls = registry.method_class(trainer.method_name)
     domains = trainer._layout().domains() if cls.multi_domain else ["A", "B"]

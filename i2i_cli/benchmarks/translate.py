@@ -77,7 +77,7 @@ def run_translate_benchmark(model: str = "cyclegan", size: int = 256, batch_size
     from i2i_cli.errors import ConfigError
     from i2i_cli.export import export_onnx, onnx_providers
     from i2i_cli.inference import TorchTranslator, load_for_inference
-    from models import registry
+    from i2i_cli.models import registry
 
     dev = resolve_device(device)
     for precision in precisions:

@@ -12,7 +12,7 @@ methods_app = typer.Typer(help="The translation methods and their defaults.", in
 
 
 def method_rows() -> list[tuple[str, str, str]]:
-    from models import registry
+    from i2i_cli.models import registry
 
     rows = []
     for name in registry.list_methods():
@@ -36,8 +36,8 @@ def show(name: Annotated[str, typer.Argument(help="Method name.")],
     """Print a method's default options (the paper's / official code's) and its reference."""
 
     from i2i_cli.errors import ConfigError
-    from models import registry
-    from models.option_help import option_help
+    from i2i_cli.models import registry
+    from i2i_cli.models.option_help import option_help
 
     try:
         cls = registry.method_class(name)

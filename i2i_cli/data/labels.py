@@ -16,7 +16,7 @@ import numpy as np
 
 from i2i_cli.data.images import IMAGE_EXTENSIONS, list_images, load_label_image
 from i2i_cli.errors import BadImageError, ConfigError, DataError
-from models.networks.drn import CITYSCAPES_TRAIN_COLORS
+from i2i_cli.models.networks.drn import CITYSCAPES_TRAIN_COLORS
 
 CITYSCAPES_CLASSES = ["road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
                       "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",

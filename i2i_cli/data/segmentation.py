@@ -29,7 +29,7 @@ from i2i_cli.data.decoded_cache import cache_budget_bytes
 from i2i_cli.data.images import load_image, load_label_image, split_halves
 from i2i_cli.data.labels import IGNORE, LabelDecoder, colors_to_classes, match_labels, read_palette
 from i2i_cli.errors import BadImageError, ConfigError, DataError
-from models.base import SegmentationData
+from i2i_cli.models.base import SegmentationData
 
 if TYPE_CHECKING:  # the layouts build these datasets: a run-time import would be circular
     from i2i_cli.data.layouts.base import Layout

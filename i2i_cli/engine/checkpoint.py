@@ -170,7 +170,7 @@ def build_config(method: str, values: dict[str, Any], source: str = "config") ->
     """A method's config dataclass from a dict, refusing keys the method does not have."""
     import dataclasses
 
-    from models import registry
+    from i2i_cli.models import registry
 
     try:
         cls = registry.method_class(method)
@@ -190,7 +190,7 @@ def build_config(method: str, values: dict[str, Any], source: str = "config") ->
 
 
 def build_method(run_config: RunConfig, source: str = "config"):  # -> TranslationMethod
-    from models import registry
+    from i2i_cli.models import registry
 
     config = build_config(run_config.method, run_config.config, source)
     return registry.method_class(run_config.method)(config, domains=run_config.domains)

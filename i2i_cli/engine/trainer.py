@@ -40,7 +40,7 @@ from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
 from i2i_cli.engine.trackers import Trackers, check_trackers, open_trackers
 from i2i_cli.errors import ConfigError, DataError, TrainingDiverged
 from i2i_cli.weights import resolve as resolve_weights
-from models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
+from i2i_cli.models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
 
 
 @dataclass
@@ -322,7 +322,7 @@ class Trainer:
     @functools.cached_property
     def method_class(self) -> type[TranslationMethod]:
         """The registry's class for the method: looked up once, when first needed."""
-        from models import registry
+        from i2i_cli.models import registry
 
         return registry.method_class(self.method_name)
 

@@ -48,7 +48,7 @@ from i2i_cli.data.labels import (
 from i2i_cli.errors import BadImageError, ConfigError, DataError, I2IError, WeightsError
 from i2i_cli.evaluation.report import EvalResult, Protocol
 from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
-from models.base import SegmentationModel
+from i2i_cli.models.base import SegmentationModel
 
 
 # --- formulas ------------------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ DRN_CITYSCAPES = ("drn-cityscapes", "drn_d_22_cityscapes")
 def _drn_cityscapes_segmenter(n_classes: int, device: torch.device | str,
                               weights_dir: str | os.PathLike[str] | None) -> FcnSegmenter:
     """fyu/drn's published DRN-D-22 Cityscapes segmenter (19 train ids), input normalised as it was trained."""
-    from models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRNSeg
+    from i2i_cli.models.networks.drn import CITYSCAPES_MEAN, CITYSCAPES_STD, DRNSeg
 
     if n_classes != 19:
         raise ConfigError(f"--segmenter drn-cityscapes predicts the 19 Cityscapes train ids; pass --classes 19, "
@@ -268,7 +268,7 @@ def run_segmenter_defaults(spec: str) -> dict[str, Any]:
         run_config = read_run_config(run_dir)
     except I2IError:
         return {}
-    from models import registry
+    from i2i_cli.models import registry
 
     if run_config.method not in registry.list_methods() or \
             not issubclass(registry.method_class(run_config.method), SegmentationModel):

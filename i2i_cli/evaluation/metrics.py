@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from i2i_cli.evaluation.report import Protocol as EvalProtocol
-from models.registry import import_class
+from i2i_cli.models.registry import import_class
 
 if TYPE_CHECKING:
     import os

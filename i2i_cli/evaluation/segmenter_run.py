@@ -17,7 +17,7 @@ from i2i_cli.engine.device import resolve_device
 from i2i_cli.errors import BadImageError, ConfigError, DataError
 from i2i_cli.evaluation.fcn_score import absent_warning, check_convention, class_report, confusion, scores
 from i2i_cli.evaluation.report import EvalResult, Protocol
-from models.base import SegmentationModel
+from i2i_cli.models.base import SegmentationModel
 
 
 def evaluate_segmenter_run(loaded: Any, layout: Any, work: Path, device: str = "cpu",

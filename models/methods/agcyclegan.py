@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import (
+from i2i_cli.models.base import (
     AttentionMasks,
     GanMode,
     LossDict,
@@ -29,9 +29,9 @@ from models.base import (
     Progress,
     TranslationMethod,
 )
-from models.image_pool import ImagePool, load_pools, pools_state
-from models.losses.adversarial import GANLoss
-from models.networks.attention import (
+from i2i_cli.models.image_pool import ImagePool, load_pools, pools_state
+from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.networks.attention import (
     AttendedGenerator,
     AttentionGuidedDiscriminator,
     AttentionGuidedGenerator,
@@ -39,7 +39,7 @@ from models.networks.attention import (
     attend,
     foreground,
 )
-from models.networks.common import init_weights
+from i2i_cli.models.networks.common import init_weights
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import (
+from i2i_cli.models.base import (
     GanMode,
     InitType,
     LossDict,
@@ -24,14 +24,14 @@ from models.base import (
     Progress,
     TranslationMethod,
 )
-from models.draws import draw
-from models.losses.adversarial import GANLoss
-from models.losses.location_maps import patchnce_map
-from models.losses.patchnce import patch_nce
-from models.networks.common import init_weights
-from models.networks.patch_sampler import PatchSampleMLP
-from models.networks.patchgan import PatchDiscriminator
-from models.networks.resnet import ResnetGenerator
+from i2i_cli.models.draws import draw
+from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.losses.location_maps import patchnce_map
+from i2i_cli.models.losses.patchnce import patch_nce
+from i2i_cli.models.networks.common import init_weights
+from i2i_cli.models.networks.patch_sampler import PatchSampleMLP
+from i2i_cli.models.networks.patchgan import PatchDiscriminator
+from i2i_cli.models.networks.resnet import ResnetGenerator
 
 
 @dataclass

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import (
+from i2i_cli.models.base import (
     GanMode,
     LossDict,
     MethodConfig,
@@ -21,11 +21,11 @@ from models.base import (
     Progress,
     TranslationMethod,
 )
-from models.image_pool import ImagePool, load_pools, pools_state
-from models.losses.adversarial import GANLoss
-from models.networks.common import init_weights
-from models.networks.patchgan import PatchDiscriminator
-from models.networks.resnet import ResnetGenerator
+from i2i_cli.models.image_pool import ImagePool, load_pools, pools_state
+from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.networks.common import init_weights
+from i2i_cli.models.networks.patchgan import PatchDiscriminator
+from i2i_cli.models.networks.resnet import ResnetGenerator
 
 
 @dataclass

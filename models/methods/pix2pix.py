@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import (
+from i2i_cli.models.base import (
     GanMode,
     LossDict,
     MethodConfig,
@@ -21,10 +21,10 @@ from models.base import (
     Progress,
     TranslationMethod,
 )
-from models.losses.adversarial import GANLoss
-from models.networks.common import init_weights, with_per_image_batchnorm
-from models.networks.patchgan import PatchDiscriminator
-from models.networks.unet import UnetGenerator
+from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.networks.common import init_weights, with_per_image_batchnorm
+from i2i_cli.models.networks.patchgan import PatchDiscriminator
+from i2i_cli.models.networks.unet import UnetGenerator
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import (
+from i2i_cli.models.base import (
     DataSpec,
     LossDict,
     MethodConfig,
@@ -29,7 +29,7 @@ from models.base import (
     SegmentationModel,
     TranslationMethod,
 )
-from models.networks.drn import (
+from i2i_cli.models.networks.drn import (
     CITYSCAPES_MEAN,
     CITYSCAPES_STD,
     CITYSCAPES_TRAIN_COLORS,

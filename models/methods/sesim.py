@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import (
+from i2i_cli.models.base import (
     GanMode,
     InitType,
     LossDict,
@@ -30,9 +30,9 @@ from models.base import (
     Progress,
     TranslationMethod,
 )
-from models.image_pool import ImagePool, load_pools, pools_state
-from models.losses.adversarial import GANLoss
-from models.losses.spatial_correlative import (
+from i2i_cli.models.image_pool import ImagePool, load_pools, pools_state
+from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.losses.spatial_correlative import (
     LOSS_MODES,
     LearnedSimilarityHead,
     colour_jitter,
@@ -42,10 +42,10 @@ from models.losses.spatial_correlative import (
     similarity_infonce,
     similarity_maps,
 )
-from models.networks.common import init_weights
-from models.networks.patchgan import PatchDiscriminator
-from models.networks.resnet import ResnetGenerator
-from models.networks.vgg import VGG16_CHANNELS, VGG16Features
+from i2i_cli.models.networks.common import init_weights
+from i2i_cli.models.networks.patchgan import PatchDiscriminator
+from i2i_cli.models.networks.resnet import ResnetGenerator
+from i2i_cli.models.networks.vgg import VGG16_CHANNELS, VGG16Features
 
 
 @dataclass

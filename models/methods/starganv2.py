@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.base import (
+from i2i_cli.models.base import (
     DataSpec,
     InitType,
     LossDict,
@@ -34,10 +34,10 @@ from models.base import (
     StyleSource,
     TranslationMethod,
 )
-from models.losses.adversarial import gan_loss
-from models.networks.common import init_weights
-from models.networks.fan import FAN
-from models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, MaskedGenerator, StyleEncoder
+from i2i_cli.models.losses.adversarial import gan_loss
+from i2i_cli.models.networks.common import init_weights
+from i2i_cli.models.networks.fan import FAN
+from i2i_cli.models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, MaskedGenerator, StyleEncoder
 
 
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

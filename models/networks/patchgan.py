@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.networks.antialias import Downsample
-from models.networks.common import norm_layer, uses_bias
+from i2i_cli.models.networks.antialias import Downsample
+from i2i_cli.models.networks.common import norm_layer, uses_bias
 
 
 class PatchDiscriminator(nn.Module):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.networks.antialias import Downsample, Upsample
-from models.networks.common import NormFactory, norm_layer, uses_bias
+from i2i_cli.models.networks.antialias import Downsample, Upsample
+from i2i_cli.models.networks.common import NormFactory, norm_layer, uses_bias
 
 __all__ = ["Downsample", "ResnetBlock", "ResnetGenerator", "Upsample"]
 

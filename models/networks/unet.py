@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.networks.common import NormFactory, norm_layer, uses_bias
+from i2i_cli.models.networks.common import NormFactory, norm_layer, uses_bias
 
 
 class UnetSkipBlock(nn.Module):

@@ -147,7 +147,7 @@ def record(name: str, extra_args: list[str]) -> dict[str, Any]:
     from data import create_dataset  # noqa: E402  (the official packages)
     from options.train_options import TrainOptions
 
-    from models import create_model, losses
+    from i2i_cli.models import create_model, losses
 
     recorder = Recorder()
     recorder.install(losses)

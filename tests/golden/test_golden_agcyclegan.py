@@ -42,9 +42,9 @@ def official():
 
 
 def test_networks_and_losses_equal_the_official_tensorflow_code(official):
-    from models.base import Progress
-    from models.methods.agcyclegan import AGCycleGAN, AGCycleGANConfig
-    from models.networks.attention import foreground
+    from i2i_cli.models.base import Progress
+    from i2i_cli.models.methods.agcyclegan import AGCycleGAN, AGCycleGANConfig
+    from i2i_cli.models.networks.attention import foreground
 
     method = AGCycleGAN(AGCycleGANConfig(ngf=official["ngf"], attention_ngf=official["ngf"], ndf=official["ndf"]))
     _load_official(method, official["variables"])

@@ -51,7 +51,7 @@ def test_cyclegan_records_the_pool_picks_it_draws() -> None:
 
 
 def test_a_pick_for_a_filling_pool_is_refused() -> None:
-    from models.image_pool import ImagePool
+    from i2i_cli.models.image_pool import ImagePool
 
     with pytest.raises(ValueError, match="still filling"):
         ImagePool(2).query_with_picks(torch.zeros(1, 3, 4, 4), [0])

@@ -15,7 +15,7 @@ from i2i_cli.data.images import list_images, load_image, save_image, split_halve
 from i2i_cli.data.layouts.base import ImageKeys, Layout, split_folders
 from i2i_cli.data.segmentation import SegmentationDataset, prepare_segmenter_config
 from i2i_cli.errors import DataError
-from models.base import SegmentationData
+from i2i_cli.models.base import SegmentationData
 
 
 class AlignedLayout(Layout):

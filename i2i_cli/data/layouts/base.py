@@ -16,7 +16,7 @@ import numpy as np
 
 from i2i_cli.data.images import is_image_file, list_images, load_image
 from i2i_cli.errors import BadImageError, DataError
-from models.base import SegmentationData
+from i2i_cli.models.base import SegmentationData
 
 SPLITS = ("train", "val", "test")
 PARITY_TRIES = 8  # files tried for a real export input: an unreadable image must not fail the export

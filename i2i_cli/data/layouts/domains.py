@@ -8,7 +8,7 @@ from typing import Any
 from i2i_cli.data.datasets import DomainDataset
 from i2i_cli.data.layouts.base import Layout, split_folders
 from i2i_cli.errors import DataError
-from models.base import SegmentationData
+from i2i_cli.models.base import SegmentationData
 
 
 class DomainsLayout(Layout):

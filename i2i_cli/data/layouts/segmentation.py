@@ -10,7 +10,7 @@ from i2i_cli.data.images import list_images
 from i2i_cli.data.labels import match_labels
 from i2i_cli.data.layouts.base import SPLITS, Layout
 from i2i_cli.data.segmentation import SegmentationDataset, prepare_segmenter_config
-from models.base import SegmentationData
+from i2i_cli.models.base import SegmentationData
 
 FOLDERS = ("images", "labels")
 

@@ -9,7 +9,7 @@ from i2i_cli.data.datasets import UnalignedDataset
 from i2i_cli.data.images import list_images
 from i2i_cli.data.layouts.base import SPLITS, Layout
 from i2i_cli.errors import DataError
-from models.base import SegmentationData
+from i2i_cli.models.base import SegmentationData
 
 
 class UnalignedLayout(Layout):
