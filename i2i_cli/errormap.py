@@ -77,8 +77,8 @@ MIN_FEATURE_SIDE = 32  # below this relu4_3 has fewer than 4 x 4 locations: no s
 def _vgg(context: dict[str, Any]) -> Any:
     """VGG16 (ImageNet weights from the registry), built once per analysis and shared by the losses."""
     if "vgg" not in context:
-        from i2i_cli.weights import load_state_dict, resolve
         from i2i_cli.models.networks.vgg import VGG16Features
+        from i2i_cli.weights import load_state_dict, resolve
 
         resolved = resolve("vgg16", weights_dir=context.get("weights_dir"))
         net = VGG16Features(FEATURE_LAYERS)

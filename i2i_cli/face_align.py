@@ -317,8 +317,8 @@ def load_mean_landmarks(path: Path) -> np.ndarray:
 
 def load_fan(path: Path, device: str) -> Any:
     """The FAN of wing.ckpt (its width read from the file, so stand-in checkpoints load too) on `device`."""
-    from i2i_cli.weights import load_state_dict
     from i2i_cli.models.networks.fan import FAN
+    from i2i_cli.weights import load_state_dict
 
     state = load_state_dict(path)
     inner = state.get("state_dict", state) if isinstance(state, dict) else state

@@ -35,8 +35,8 @@ from i2i_cli.config import apply_values, parse_set
 from i2i_cli.download import download, sha256_file
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.errors import CheckpointError, ConfigError, I2IError
-from i2i_cli.weights import i2i_home, load_state_dict, resolve
 from i2i_cli.models.base import OfficialRelease
+from i2i_cli.weights import i2i_home, load_state_dict, resolve
 
 JZ = "http://efrosgans.eecs.berkeley.edu"
 JZ_LICENCE = "BSD (junyanz/pytorch-CycleGAN-and-pix2pix)"

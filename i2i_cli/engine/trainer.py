@@ -39,8 +39,8 @@ from i2i_cli.engine.fixed_weights import load_pretrained_modules
 from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
 from i2i_cli.engine.trackers import Trackers, check_trackers, open_trackers
 from i2i_cli.errors import ConfigError, DataError, TrainingDiverged
-from i2i_cli.weights import resolve as resolve_weights
 from i2i_cli.models.base import MethodConfig, OptimizerSpec, Progress, TranslationMethod
+from i2i_cli.weights import resolve as resolve_weights
 
 
 @dataclass

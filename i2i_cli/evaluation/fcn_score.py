@@ -47,8 +47,8 @@ from i2i_cli.data.labels import (
 )
 from i2i_cli.errors import BadImageError, ConfigError, DataError, I2IError, WeightsError
 from i2i_cli.evaluation.report import EvalResult, Protocol
-from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 from i2i_cli.models.base import SegmentationModel
+from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 
 
 # --- formulas ------------------------------------------------------------------------------------------------

@@ -17,8 +17,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from i2i_cli.models.base import (
     AttentionMasks,
     GanMode,
@@ -40,6 +38,7 @@ from i2i_cli.models.networks.attention import (
     foreground,
 )
 from i2i_cli.models.networks.common import init_weights
+from torch import nn
 
 
 @dataclass

@@ -8,8 +8,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from i2i_cli.models.base import (
     GanMode,
     LossDict,
@@ -26,6 +24,7 @@ from i2i_cli.models.losses.adversarial import GANLoss
 from i2i_cli.models.networks.common import init_weights
 from i2i_cli.models.networks.patchgan import PatchDiscriminator
 from i2i_cli.models.networks.resnet import ResnetGenerator
+from torch import nn
 
 
 @dataclass

@@ -8,8 +8,6 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from i2i_cli.models.base import (
     GanMode,
     LossDict,
@@ -25,6 +23,7 @@ from i2i_cli.models.losses.adversarial import GANLoss
 from i2i_cli.models.networks.common import init_weights, with_per_image_batchnorm
 from i2i_cli.models.networks.patchgan import PatchDiscriminator
 from i2i_cli.models.networks.unet import UnetGenerator
+from torch import nn
 
 
 @dataclass

@@ -20,8 +20,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
 from i2i_cli.models.base import (
     DataSpec,
     InitType,
@@ -37,7 +35,14 @@ from i2i_cli.models.base import (
 from i2i_cli.models.losses.adversarial import gan_loss
 from i2i_cli.models.networks.common import init_weights
 from i2i_cli.models.networks.fan import FAN
-from i2i_cli.models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, MaskedGenerator, StyleEncoder
+from i2i_cli.models.networks.stargan_v2 import (
+    Discriminator,
+    Generator,
+    MappingNetwork,
+    MaskedGenerator,
+    StyleEncoder,
+)
+from torch import nn
 
 
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
-
 from i2i_cli.models.networks.antialias import Downsample
 from i2i_cli.models.networks.common import norm_layer, uses_bias
+from torch import nn
 
 
 class PatchDiscriminator(nn.Module):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from i2i_cli.models.losses.spatial_correlative import from_8bit
 from i2i_cli.models.methods.sesim import FSeSim
+
 from tests.golden.golden_fixtures import assert_adam_step_close, assert_close, load_fixture
 from tests.golden.sesim_replay import build, iteration, replay_draws
 

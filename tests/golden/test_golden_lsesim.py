@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from i2i_cli.models.losses.spatial_correlative import colour_jitter, from_8bit, jitter_8bit
 from i2i_cli.models.methods.sesim import LSeSim
+
 from tests.golden.golden_fixtures import assert_adam_step_close, assert_close, load_fixture
 from tests.golden.sesim_replay import build, head_state, iteration, jitter_draw, replay_draws
 
