@@ -34,7 +34,7 @@ MODES = {"cut": ("CUT", 4, 16, 0), "fastcut": ("FastCUT", 3, 16, 1)}
 
 def record(name: str) -> None:
     _, commit = official_checkout("I2I_OFFICIAL_CUT")
-    from i2i_cli.models.cut_model import CUTModel
+    from models.cut_model import CUTModel
     from options.train_options import TrainOptions
 
     mode, ngf, netf_nc, np_seed = MODES[name]

@@ -74,7 +74,7 @@ def recording_pool(pool: Any, calls: list[tuple[str, float]], picks: list[int]) 
 def main() -> None:
     _, commit = official_checkout("I2I_OFFICIAL_JZ")
     import util.image_pool as image_pool
-    from i2i_cli.models.cycle_gan_model import CycleGANModel
+    from models.cycle_gan_model import CycleGANModel
 
     calls: list[tuple[str, float]] = []
 

@@ -145,7 +145,7 @@ def record(name: str, extra_args: list[str]) -> dict[str, Any]:
     # data/__init__ imports every dataset; only oa_dataset (unused here) needs h5py
     sys.modules.setdefault("h5py", types.ModuleType("h5py"))
     from data import create_dataset  # noqa: E402  (the official packages)
-    from i2i_cli.models import create_model, losses
+    from models import create_model, losses
     from options.train_options import TrainOptions
 
     recorder = Recorder()
