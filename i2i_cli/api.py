@@ -1,6 +1,6 @@
 """The Python API: `i2i_cli.load(checkpoint)` -> a Translator for images, arrays, tensors and folders.
 
-It wraps the same translators and folder loop as `i2i translate` (i2i_cli/inference.py), so one image through
+It wraps the same translators and folder loop as `i2i translate` (i2i_cli/inference/), so one image through
 the API equals that image through the CLI. Imported only by `i2i_cli.load`: `import i2i_cli` stays light.
 """
 
@@ -24,11 +24,11 @@ from i2i_cli.inference import (
     TorchTranslator,
     TranslateOptions,
     TranslateResult,
-    _domain_index,
-    _no_styles,
-    _onnx_session,
-    _prepare,
+    domain_index,
+    no_styles,
+    onnx_session,
     pad_to_multiple,
+    resize_shorter_side,
     resolve_checkpoint,
     run_array,
     run_tiled,
@@ -58,7 +58,7 @@ class Translator:
         if path.suffix == ".onnx":
             if precision != "fp32":
                 raise ConfigError(f"precision {precision}: an ONNX file runs in the precision it was exported in")
-            session, metadata = _onnx_session(path, device)
+            session, metadata = onnx_session(path, device)
             if "companions" in metadata:
                 self._styles = OnnxStyles(path, device)
             else:
@@ -114,7 +114,7 @@ class Translator:
                                   "PIL images and arrays")
             return _run_tensor(translator, image, tile, overlap, blend)  # type: ignore[return-value]
         array, kind = _as_array(image)
-        prepared = _prepare(array, resize)
+        prepared = resize_shorter_side(array, resize)
         output = run_array(translator, [prepared], tile, overlap, blend)[0]
         if keep_size and resize and output.shape[:2] != array.shape[:2]:
             from PIL import Image as PILImage
@@ -177,7 +177,7 @@ class Translator:
     def _refuse_styles(self, style_ref: Any, domain: str | None) -> None:
         if style_ref is not None or domain is not None:
             name = self.loaded.method.name if self.loaded is not None else "this model"
-            raise ConfigError(_no_styles(name))
+            raise ConfigError(no_styles(name))
 
     def _translator(self, style_ref: Any, domain: str | None, seed: int) -> Any:
         """The single translator, or a multi-domain model's generator with the style the caller asked for."""
@@ -190,12 +190,12 @@ class Translator:
                 domain = Path(style_ref).parent.name  # as the CLI: a reference's folder names its domain
             if domain is None:
                 raise ConfigError(f"style_ref: pass domain= ({', '.join(styles.domains)}) for this reference")
-            return styles.translator(styles.from_reference(_reference_tensor(style_ref), _domain_index(styles, domain)))
+            return styles.translator(styles.from_reference(_reference_tensor(style_ref), domain_index(styles, domain)))
         if domain is None:
             raise ConfigError(f"{styles.name} needs a target: style_ref=IMAGE, or domain=D ({', '.join(styles.domains)}) "
                               "for a latent-guided output")
         z = torch.randn(1, styles.latent_dim, generator=torch.Generator().manual_seed(seed))
-        return styles.translator(styles.from_latent(z, _domain_index(styles, domain)))
+        return styles.translator(styles.from_latent(z, domain_index(styles, domain)))
 
 
 def _translate_videos(source: Path, dst: Path, videos: list[Path], translator: Any, opts: TranslateOptions,

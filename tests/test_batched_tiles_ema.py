@@ -34,14 +34,14 @@ def _networks() -> dict[str, _Translator]:
 
 def _tiled_both_ways(translator: _Translator, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(batched, one forward per tile as before) outputs of run_tiled."""
-    import i2i_cli.inference as inference
+    import i2i_cli.inference.tiling as tiling
 
-    original = inference.translate_tiles
+    original = tiling.translate_tiles
     try:
-        inference.translate_tiles = lambda t, patches: original(t, patches, per_forward=1)
+        tiling.translate_tiles = lambda t, patches: original(t, patches, per_forward=1)
         one_by_one = run_tiled(translator, x, 64, 16)
     finally:
-        inference.translate_tiles = original
+        tiling.translate_tiles = original
     return run_tiled(translator, x, 64, 16), one_by_one
 
 

@@ -213,7 +213,7 @@ def test_names_that_still_clash_are_refused_with_the_list_before_any_work(run, t
 
 
 def test_names_that_differ_only_in_case_clash_where_the_file_system_ignores_case(run, tmp_path, monkeypatch):
-    import i2i_cli.inference as inference
+    import i2i_cli.inference.naming as naming
 
     src = tmp_path / "in"
     src.mkdir()
@@ -224,7 +224,7 @@ def test_names_that_differ_only_in_case_clash_where_the_file_system_ignores_case
     assert result.exit_code == 0, result.output
     assert _files(tmp_path / "kept") == ["Cat.png", "cat.png"]
     # ...where it folds case (macOS, Windows), Cat.png and cat.png would be one file: refused before any work
-    monkeypatch.setattr(inference, "folds_case", lambda path: True)
+    monkeypatch.setattr(naming, "folds_case", lambda path: True)
     result = runner.invoke(app, ["translate", "-c", str(run), str(src), str(tmp_path / "folded"), "--device", "cpu"])
     assert result.exit_code == 2, result.output
     line = result.output.strip().splitlines()[-1]

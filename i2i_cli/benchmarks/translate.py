@@ -72,11 +72,11 @@ def run_translate_benchmark(model: str = "cyclegan", size: int = 256, batch_size
     """Every (batch size, precision): PyTorch model-only, ONNX Runtime model-only, and a folder end to end."""
     import onnxruntime as ort
 
-    from i2i_cli.engine.checkpoint import RunConfig, save_checkpoint, write_run_config
+    from i2i_cli.engine.checkpoint import RunConfig, load_for_inference, save_checkpoint, write_run_config
     from i2i_cli.engine.device import resolve_device, resolve_precision
     from i2i_cli.errors import ConfigError
     from i2i_cli.export import export_onnx, onnx_providers
-    from i2i_cli.inference import TorchTranslator, load_for_inference
+    from i2i_cli.inference import TorchTranslator
     from i2i_cli.models import registry
 
     dev = resolve_device(device)

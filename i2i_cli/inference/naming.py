@@ -1,0 +1,134 @@
+"""Output names and the collision rules: every output has its own file, checked before any work, and no output
+lands on an input."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from i2i_cli.data.images import (
+    is_image_file,
+    list_images,
+)
+from i2i_cli.errors import ConfigError, I2IError
+from i2i_cli.fsutil import check_output_folder, folds_case
+from i2i_cli.inference.options import TranslateOptions
+from i2i_cli.inference.tiling import check_tile_options
+
+
+def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: str = "", keep_extension: bool = False
+                ) -> Path:
+    """OUT/<relative folder>/NAME[__tag].png; with keep_extension NAME keeps the input's extension (a.webp.png)."""
+    relative = file.relative_to(source) if source.is_dir() else Path(file.name)
+    stem = relative.name if keep_extension else relative.stem
+    return out / relative.parent / (stem + (f"__{tag}" if tag else "") + suffix)
+
+
+def mask_path(target: Path) -> Path:
+    return target.with_name(target.stem + "__mask.png")
+
+
+def output_names(source: Path, files: list[Path], out: Path, tag: str = "") -> dict[Path, Path]:
+    """Each input's output path. Inputs that would share one (a.png and a.webp -> a.png) keep their extension
+    in the name: a.png stays a.png, a.webp becomes a.webp.png; any other input's keeps its plain name."""
+    plain = {file: output_path(source, file, out, tag=tag) for file in files}
+    claims: dict[Path, list[Path]] = {}
+    for file, target in plain.items():
+        claims.setdefault(target, []).append(file)
+    names = dict(plain)
+    for owners in claims.values():
+        if len(owners) > 1:
+            for file in owners:
+                if file.suffix != ".png":
+                    names[file] = output_path(source, file, out, tag=tag, keep_extension=True)
+    return names
+
+
+def find_collisions(claims: list[tuple[str, Path]], fold_case: bool = False) -> dict[Path, list[str]]:
+    """Output paths claimed by more than one (owner, path) pair: {path: owners}. Owners are what writes the file
+    (an input, an input with a style, a video frame); any writer of several outputs checks them all here.
+    `fold_case`: the output file system ignores case, so paths that differ only in case are one file."""
+    owners: dict[str, list[str]] = {}
+    first: dict[str, Path] = {}
+    for owner, path in claims:
+        key = str(path).casefold() if fold_case else str(path)
+        first.setdefault(key, path)
+        owners.setdefault(key, []).append(owner)
+    return {first[key]: who for key, who in owners.items() if len(who) > 1}
+
+
+def refuse_collisions(claims: list[tuple[str, Path]], fold_case: bool = False) -> None:
+    """A one-line error listing the outputs that two inputs would write (nothing is written)."""
+    clashes = find_collisions(claims, fold_case)
+    if clashes:
+        listed = "; ".join(f"{path} from {' and '.join(who)}" for path, who in list(clashes.items())[:5])
+        more = f" (and {len(clashes) - 5} more)" if len(clashes) > 5 else ""
+        raise ConfigError(f"{len(clashes)} output file(s) would each be written twice: {listed}{more}; rename the "
+                          "inputs (or references) involved; nothing was written")
+
+
+def output_claims(names: dict[Path, Path], save_masks: bool = False, label: str = "") -> list[tuple[str, Path]]:
+    """(owner, output) for every file a translation of `names` writes, masks included."""
+    claims = []
+    for file, target in names.items():
+        owner = f"{file}{label}"
+        claims.append((owner, target))
+        if save_masks:
+            claims.append((f"{owner} (mask)", mask_path(target)))
+    return claims
+
+
+def skip_existing_output(source: Path, target: Path, opts: TranslateOptions) -> bool:
+    """Whether an output that is already there is skipped (--skip-existing); refused when it is the input itself,
+    or when it exists and neither --overwrite nor --skip-existing allows going on. Images and videos alike."""
+    if not target.exists():
+        return False
+    if target.resolve() == source.resolve():
+        raise ConfigError(f"{target}: the output would replace its own input; choose another OUT")
+    if opts.overwrite:
+        return False
+    if not opts.skip_existing:
+        raise I2IError(f"{target} already exists: pass --overwrite to replace it (or keep --skip-existing)")
+    return True
+
+
+def input_files(source: Path) -> list[Path]:
+    if not source.exists():
+        raise I2IError(f"{source}: no such file or folder")
+    if source.is_file():
+        if not is_image_file(source):
+            raise I2IError(f"{source}: not an image file (by its extension)")
+        return [source]
+    files = list_images(source)
+    if not files:
+        raise I2IError(f"{source}: no images found (looked recursively for png, jpg, bmp, tif, webp...)")
+    return files
+
+
+def _refuse_output_in_input(src: Path, dst: Path) -> None:
+    """Outputs written into the input folder would replace the inputs (same names) or be read as inputs later."""
+    if not src.is_dir():
+        return
+    source, target = src.resolve(), dst.resolve()
+    if target == source or source in target.parents:
+        raise ConfigError(f"{dst}: is {'the input folder' if target == source else 'inside the input folder'} "
+                          f"{src}; choose an OUT outside it")
+
+
+def check_translation(source: str | os.PathLike[str], out: str | os.PathLike[str], opts: TranslateOptions,
+                      translator: Any = None, tags: tuple[str, ...] | list[str] = ("",)) -> None:
+    """Everything that would fail later, refused before any image is read: OUT (not the input folder, a
+    writable folder), the tile options for `translator`, and the output names of every input under every tag
+    (style), masks included."""
+    src, dst = Path(source), Path(out)
+    _refuse_output_in_input(src, dst)
+    check_output_folder(dst, "OUT")
+    if translator is not None:
+        check_tile_options(translator, opts.tile, opts.overlap, opts.blend)
+    files = input_files(src)
+    claims: list[tuple[str, Path]] = []
+    for tag in tags:
+        claims += output_claims(output_names(src, files, dst, tag), opts.save_masks,
+                                f" with style {tag}" if tag else "")
+    refuse_collisions(claims, fold_case=folds_case(dst))

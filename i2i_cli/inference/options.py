@@ -1,0 +1,42 @@
+"""What a translation is asked to do (TranslateOptions) and what it did (TranslateResult)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class TranslateOptions:
+    direction: str = "AtoB"
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 1
+    resize: int | None = None  # resize the shorter side to N before translating (output keeps that size)
+    keep_size: bool = False  # with resize: scale the output back to the input's size
+    overwrite: bool = False
+    skip_existing: bool = True
+    threads: int = 4  # decode / encode threads
+    max_pixels: int | None = None
+    save_masks: bool = False  # attention methods: also write NAME__mask.png
+    tag: str = ""  # output names become NAME__tag.png (one output per style)
+    tile: int = 0  # translate images larger than this in overlapping tiles of this size (0: whole images)
+    overlap: int = 32
+    blend: str = "linear"  # tile seam weights: linear or cosine ramps
+
+
+@dataclass
+class TranslateResult:
+    written: list[Path] = field(default_factory=list)
+    skipped: int = 0
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = ""  # torch device, or the ONNX Runtime provider that ran the network
+    note: str = ""
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"written": len(self.written), "skipped": self.skipped, "bad": len(self.bad)}
