@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# pytest-xdist runs one process per core (`-n auto`): each gets its share of the cores, not all of them, so the
+# workers' intra-op threads don't fight over the same cores
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))))
 
 # Width-like options shrunk for every method that has them, so each trains in seconds on a CPU.
 TINY_VALUES: dict[str, Any] = {
