@@ -27,7 +27,8 @@ def serve(
 ) -> None:
     """Serve CHECKPOINT over HTTP: POST /translate (an image's bytes or a multipart field `image`; options as query fields), GET /metadata, /health, /docs."""
     from i2i_cli.errors import ConfigError
-    from i2i_cli.serve import ServeOptions, load_facts, serve as run
+    from i2i_cli.serve import ServeOptions, load_facts
+    from i2i_cli.serve import serve as run
 
     if max_batch < 1 or batch_timeout < 0 or max_pixels < 1 or max_mb <= 0 or timeout <= 0:
         raise ConfigError("--max-batch, --max-pixels, --max-mb and --timeout must be positive (--batch-timeout >= 0)")

@@ -13,7 +13,15 @@ from fastapi.responses import JSONResponse
 from litserve.server import RegularRequestHandler
 
 from i2i_cli.serve.model import ModelFacts, TranslationRequest, TranslationResult, Translators
-from i2i_cli.serve.service import FIELDS, MIME_TYPES, ROUTE, RequestError, ServeOptions, encode_result, read_request
+from i2i_cli.serve.service import (
+    FIELDS,
+    MIME_TYPES,
+    ROUTE,
+    RequestError,
+    ServeOptions,
+    encode_result,
+    read_request,
+)
 
 
 class TranslatorAPI(ls.LitAPI):
