@@ -174,9 +174,10 @@ def test_metadata_openapi_and_accept(served):
     assert Image.open(io.BytesIO(body)).size == (32, 32)
 
 
-def test_styles_and_onnx_through_the_batched_translators(tmp_path):
-    """The worker's batching (in-process): StarGAN v2 requests with a domain and seed, or a style reference,
-    equal `i2i translate`'s outputs; an unknown domain is refused; an .onnx export serves as its run does."""
+def test_styles_triton_and_onnx_through_the_batched_translators(tmp_path):
+    """The worker's batching (in-process): StarGAN v2 requests with a domain and seed equal `i2i translate`'s
+    outputs; an unknown domain is refused. `i2i export --format triton` writes the repository layout, its
+    model.onnx runs batches in ONNX Runtime and serves as its run does."""
     from i2i_cli.serve import ServeOptions, Translators, load_facts
     from i2i_cli.serve.service import RequestError, build_request
 
@@ -202,10 +203,23 @@ def test_styles_and_onnx_through_the_batched_translators(tmp_path):
         assert np.array_equal(r.image, load_image(file))
 
     p2p = make_run(tmp_path / "p2p", "pix2pix")
-    result = runner.invoke(app, ["export", "-c", str(p2p), "--out", str(tmp_path / "m.onnx")])
+    result = runner.invoke(app, ["export", "-c", str(p2p), "--format", "triton", "--out", str(tmp_path / "repo"),
+                                 "--name", "p2p", "--max-batch", "4"])
     assert result.exit_code == 0, result.output
-    path, facts = load_facts(str(tmp_path / "m.onnx"), ServeOptions())
+    config = (tmp_path / "repo" / "p2p" / "config.pbtxt").read_text()
+    for line in ('name: "p2p"', 'platform: "onnxruntime_onnx"', "max_batch_size: 4", "dynamic_batching {",
+                 'name: "image" data_type: TYPE_FP32 dims: [ 3, -1, -1 ]', 'key: "size_multiple"'):
+        assert line in config, config
+    model = tmp_path / "repo" / "p2p" / "1" / "model.onnx"
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    x = np.stack([im.transpose(2, 0, 1) for im in images[:2]]).astype(np.float32) / 127.5 - 1
+    assert session.run(None, {"image": x})[0].shape == (2, 3, 32, 32)  # a batch, as Triton sends it
+    path, facts = load_facts(str(model), ServeOptions())  # the same file served by i2i serve
     assert facts.kind == "onnx" and facts.method == "pix2pix"
     onnx_out = Translators(path, "cpu").translate([build_request(_png(images[0]), {}, "", None, facts, 10**6)])
     torch_out = Translators(str(p2p), "cpu").translate([build_request(_png(images[0]), {}, "", None, facts, 10**6)])
     assert np.abs(onnx_out[0].image.astype(int) - torch_out[0].image.astype(int)).max() <= 1
+    result = runner.invoke(app, ["export", "-c", str(run), "--format", "triton", "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 2 and "three graphs" in result.output

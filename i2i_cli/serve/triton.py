@@ -45,6 +45,16 @@ def config_pbtxt(name: str, inputs: list[tuple[str, list[object]]], outputs: lis
     return "\n".join(lines) + "\n"
 
 
+def _refuse_multi_domain(checkpoint: str | os.PathLike[str]) -> None:
+    from i2i_cli.engine.checkpoint import load_for_inference
+    from i2i_cli.models.base import StyleSource
+
+    method = load_for_inference(checkpoint, device="cpu").method
+    if isinstance(method, StyleSource):
+        raise ConfigError(f"{method.name} exports three graphs (generator, style encoder, mapping); Triton needs "
+                          "one model per graph and an ensemble, which i2i does not write: serve it with `i2i serve`")
+
+
 def export_triton(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, name: str | None = None,
                   direction: str = "AtoB", opset: int = 18, fp16: bool = False,
                   static_size: tuple[int, int] | None = None, max_batch: int = 8,
@@ -63,15 +73,10 @@ def export_triton(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str
     config = model_dir / "config.pbtxt"
     if config.exists() and not overwrite:
         raise ConfigError(f"{config} already exists: pass --overwrite to replace the model, or another --name")
+    _refuse_multi_domain(checkpoint)
     model.parent.mkdir(parents=True, exist_ok=True)
     result = export_onnx(checkpoint, model, direction=direction, opset=opset, fp16=fp16, static_size=static_size,
                          overwrite=overwrite)
-    if len(result.files) > 1:
-        for path in result.files:
-            path.unlink(missing_ok=True)
-        raise ConfigError(f"{result.metadata['method']} exports three graphs (generator, style encoder, mapping); "
-                          "Triton needs one model per graph and an ensemble, which i2i does not write: serve it "
-                          "with `i2i serve` instead")
     graph = onnx.load(str(model), load_external_data=False).graph
     shapes = {v.name: [d.dim_value if d.HasField("dim_value") else d.dim_param
                        for d in v.type.tensor_type.shape.dim] for v in [*graph.input, *graph.output]}
