@@ -223,3 +223,26 @@ def test_styles_triton_and_onnx_through_the_batched_translators(tmp_path):
     assert np.abs(onnx_out[0].image.astype(int) - torch_out[0].image.astype(int)).max() <= 1
     result = runner.invoke(app, ["export", "-c", str(run), "--format", "triton", "--out", str(tmp_path / "r2")])
     assert result.exit_code == 2 and "three graphs" in result.output
+
+
+def test_hub_push_space_writes_a_space_running_the_page(tmp_path):
+    run = make_run(tmp_path / "run", "pix2pix")
+    folder = tmp_path / "model"
+    result = runner.invoke(app, ["hub", "push", str(run), "me/facades", "--to-folder", str(folder),
+                                 "--space", "me/facades-demo"])
+    assert result.exit_code == 0, result.output
+    space = tmp_path / "model-space"
+    assert sorted(p.name for p in space.iterdir()) == ["README.md", "app.py", "requirements.txt"]
+    readme = (space / "README.md").read_text()
+    front = readme.split("---")[1]
+    for line in ("sdk: gradio", "app_file: app.py", "sdk_version: ", "  - me/facades", "  - pix2pix"):
+        assert line in front, front
+    code = (space / "app.py").read_text()
+    compile(code, "app.py", "exec")
+    assert 'MODEL = "hf://me/facades"' in code and "build_app(PageModel(MODEL" in code
+    assert "i2i[app,hub]" in (space / "requirements.txt").read_text()
+    assert (folder / "config.json").is_file()  # the model's layout, which the Space loads from the Hub
+    result = runner.invoke(app, ["hub", "push", str(run), "me/facades", "--to-folder", str(tmp_path / "m2"),
+                                 "--space", "not-a-repo"])
+    assert result.exit_code == 2 and "--space not-a-repo: a Hub repo is OWNER/NAME" in result.output
+    assert not (tmp_path / "m2").exists()
