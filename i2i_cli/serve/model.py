@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from i2i_cli.errors import ConfigError, I2IError
 
 DIRECTIONS = ("AtoB", "BtoA")
+log = logging.getLogger("i2i.serve")
 
 
 @dataclass
@@ -152,6 +154,12 @@ class Translators:
             except I2IError as exc:
                 for i in indices:
                     results[i] = TranslationResult(status=422, error=str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - one group's failure (out of memory...) must not fail the others
+                reason = f"translation failed: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+                log.exception("a batch of %d request(s) failed", len(indices))
+                for i in indices:
+                    results[i] = TranslationResult(status=500, error=reason)
                 continue
             for i, output in zip(indices, outputs):
                 results[i] = TranslationResult(output, requests[i].mime, batch=len(indices))
