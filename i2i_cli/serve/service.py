@@ -10,7 +10,6 @@ pass. Routes: POST /translate, GET /metadata, GET /health (LitServe's), GET /inf
 from __future__ import annotations
 
 import asyncio
-import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +19,6 @@ from i2i_cli.serve.model import DIRECTIONS, ModelFacts, TranslationRequest, Tran
 ROUTE = "/translate"
 FIELDS = ("direction", "domain", "seed", "tile", "overlap")  # the options a request may set
 MIME_TYPES = ("image/png", "image/jpeg", "image/webp")
-log = logging.getLogger("i2i.serve")
 
 
 @dataclass
