@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
@@ -37,8 +38,18 @@ def serve(
                            max_bytes=int(max_mb * 1024 * 1024), timeout=timeout)
     path, facts = load_facts(checkpoint, options)
     where = f"{facts.method} ({facts.kind}, step {facts.step})" if facts.step is not None else f"{facts.method} ({facts.kind})"
+    _log_requests()
     info(f"serving {where} from {path} on http://{host}:{port}: POST /translate, GET /metadata, /health, /docs")
     run(path, facts, options)
+
+
+def _log_requests() -> None:
+    """The service's request lines on stderr, plain (other libraries' loggers keep their own levels)."""
+    logger = logging.getLogger("i2i.serve")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,12 +5,15 @@ Imported only when serving: litserve is the optional extra `i2i[serve]`."""
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 import litserve as ls
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from litserve.server import RegularRequestHandler
+from starlette.middleware.base import BaseHTTPMiddleware
 
 from i2i_cli.serve.model import ModelFacts, TranslationRequest, TranslationResult, Translators
 from i2i_cli.serve.service import (
@@ -22,6 +25,8 @@ from i2i_cli.serve.service import (
     encode_result,
     read_request,
 )
+
+log = logging.getLogger("i2i.serve")
 
 
 class TranslatorAPI(ls.LitAPI):
@@ -83,6 +88,19 @@ def _openapi_body() -> dict[str, Any]:
     }
 
 
+class _RequestLog(BaseHTTPMiddleware):
+    """One plain line per translate request: status, size of its batch, seconds (logger i2i.serve, INFO)."""
+
+    async def dispatch(self, request: Request, call_next: Any) -> Any:
+        start = time.perf_counter()
+        response = await call_next(request)
+        if request.url.path == ROUTE:
+            batch = response.headers.get("X-I2I-Batch")
+            log.info("serve: %s %s %d in %.2f s%s", request.method, request.url.path, response.status_code,
+                     time.perf_counter() - start, f" (batch {batch})" if batch else "")
+        return response
+
+
 class TranslationServer(ls.LitServer):
     """LitServer with the upload route, /metadata, and the model's facts in /info."""
 
@@ -90,7 +108,8 @@ class TranslationServer(ls.LitServer):
         self.facts, self.max_pixels = facts, options.max_pixels
         accelerator = "cpu" if options.device == "cpu" else ("cuda" if options.device.startswith("cuda") else "auto")
         super().__init__(api, accelerator=accelerator, devices=1, workers_per_device=1, timeout=options.timeout,
-                         model_metadata=facts.to_json(), max_payload_size=options.max_bytes)
+                         model_metadata=facts.to_json(), max_payload_size=options.max_bytes,
+                         middlewares=[_RequestLog])
 
     def _register_api_endpoints(self, lit_api: ls.LitAPI, request_type: Any, response_type: Any) -> None:
         handler = _UploadHandler(lit_api, self)
