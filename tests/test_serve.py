@@ -157,6 +157,8 @@ def test_load_200_requests_8_clients_mixed_sizes_and_bad_ones(served):
     assert max(batches) > 1, "no two requests shared a forward pass"
     assert served["process"].poll() is None
     assert _request(port, "GET", "/health")[:1] == (200,)
+    log = served["log"].read_text()
+    assert "serve: POST /translate 200 in " in log and "serve: POST /translate 400 in " in log
 
 
 def test_metadata_openapi_and_accept(served):
