@@ -248,3 +248,29 @@ def test_hub_push_space_writes_a_space_running_the_page(tmp_path):
                                  "--space", "not-a-repo"])
     assert result.exit_code == 2 and "--space not-a-repo: a Hub repo is OWNER/NAME" in result.output
     assert not (tmp_path / "m2").exists()
+
+
+def test_push_with_space_to_a_loopback_hub_and_serve_its_hf_model(tmp_path):
+    """`i2i hub push --space` makes the Space in one commit; `i2i serve hf://...` reads the pushed model (the
+    worker then loads the same resolved files)."""
+    from tests.test_hub import ROOT, TOKEN, FakeHub, _i2i, serve_hub
+
+    run = make_run(tmp_path / "run", "pix2pix")
+    hub = FakeHub()
+    with serve_hub(hub) as endpoint:
+        env = {"HF_ENDPOINT": endpoint, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HOME": str(tmp_path / "home"),
+               "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": TOKEN}
+        pushed = _i2i(["hub", "push", str(run), "me/facades", "--space", "me/facades-demo"], env)
+        assert pushed.returncode == 0, pushed.stderr + pushed.stdout
+        assert "spaces/me/facades-demo" in pushed.stdout
+        space = hub.files("me/facades-demo", "main")[1]
+        assert sorted(space) == ["README.md", "app.py", "requirements.txt"]
+        assert b'MODEL = "hf://me/facades"' in space["app.py"] and b"sdk: gradio" in space["README.md"]
+        code = ("import json; from i2i_cli.serve import ServeOptions, load_facts; "
+                "path, facts = load_facts('hf://me/facades', ServeOptions()); print(json.dumps([path, facts.method]))")
+        base = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=240,
+                              env={**base, "PYTHONPATH": str(ROOT), **env})
+        assert done.returncode == 0, done.stderr
+        path, method = json.loads(done.stdout.splitlines()[-1])
+        assert method == "pix2pix" and Path(path).is_relative_to(tmp_path / "cache")
