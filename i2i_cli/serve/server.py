@@ -6,6 +6,7 @@ Imported only when serving: litserve is the optional extra `i2i[serve]`."""
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from typing import Any
 
@@ -127,8 +128,13 @@ class TranslationServer(ls.LitServer):
         self.app.add_api_route("/metadata", metadata, methods=["GET"], summary="What model is loaded")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def run_server(checkpoint: str, facts: ModelFacts, options: ServeOptions) -> None:
     """Start the service and block until it is stopped (Ctrl+C)."""
     server = TranslationServer(TranslatorAPI(checkpoint, options), facts, options)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: LitServe's graceful shutdown, as Ctrl+C
     server.run(host=options.host, port=options.port, generate_client_file=False, log_level="warning",
                num_api_servers=1)
