@@ -96,6 +96,24 @@ class Translator:
         return list(self._styles.domains) if self._styles is not None else []
 
     @property
+    def size_multiple(self) -> int:
+        """Images are padded to a multiple of this (the network's stride)."""
+        return self._limits()[0]
+
+    @property
+    def min_size(self) -> int:
+        """The shortest side the network takes, in pixels."""
+        return self._limits()[1]
+
+    def _limits(self) -> tuple[int, int]:
+        if self._single is not None:
+            return int(self._single.size_multiple), int(self._single.min_size)
+        if isinstance(self._styles, TorchStyles):
+            return int(self._styles.method.size_multiple), int(self._styles.method.min_size)
+        metadata = self._styles.metadata  # type: ignore[union-attr]
+        return int(metadata.get("size_multiple", 1)), int(metadata.get("min_size", 1))
+
+    @property
     def device(self) -> str:
         source = self._single if self._single is not None else self._styles
         return str(source.device)  # type: ignore[union-attr]

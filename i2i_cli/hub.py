@@ -7,10 +7,12 @@ layout back (a folder, or hf://owner/name) lives with the other run loaders in e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,6 +260,20 @@ def _hub_error(exc: Exception, repo_id: str) -> I2IError:
                        "check the network or HF_ENDPOINT")
 
 
+@contextlib.contextmanager
+def hub_call(repo_id: str) -> Iterator[None]:
+    """Turn the Hub client's failures (HTTP errors, refused access, no connection) into one-line errors."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        yield
+    except Exception as exc:
+        # connection errors are the HTTP client's own (requests, httpx or httpx2 by huggingface_hub version)
+        if isinstance(exc, (HfHubHTTPError, OSError)) or type(exc).__module__.split(".")[0] in _CLIENTS:
+            raise _hub_error(exc, repo_id) from None
+        raise
+
+
 def push_run(run: str | os.PathLike[str], repo_id: str, *, private: bool = False, revision: str | None = None,
              include_training_state: bool = False, eval_json: Path | None = None, token: str | None = None,
              message: str | None = None) -> PushResult:
@@ -268,7 +284,6 @@ def push_run(run: str | os.PathLike[str], repo_id: str, *, private: bool = False
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise ConfigError(f"{repo_id}: a Hub repo is OWNER/NAME")
     from huggingface_hub import CommitOperationAdd, HfApi
-    from huggingface_hub.errors import HfHubHTTPError
 
     with tempfile.TemporaryDirectory(prefix="i2i-hub-") as tmp:
         folder = Path(tmp) / "repo"
@@ -277,15 +292,10 @@ def push_run(run: str | os.PathLike[str], repo_id: str, *, private: bool = False
         operations = [CommitOperationAdd(path_in_repo=p.relative_to(folder).as_posix(), path_or_fileobj=str(p))
                       for p in files]
         api = HfApi(token=token)
-        try:
+        with hub_call(repo_id):
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
             if revision:
                 api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
             info = api.create_commit(repo_id, operations, commit_message=message or f"i2i hub push: {Path(run).name}",
                                      revision=revision, repo_type="model")
-        except Exception as exc:
-            # connection errors are the HTTP client's own (requests, httpx or httpx2 by huggingface_hub version)
-            if isinstance(exc, (HfHubHTTPError, OSError)) or type(exc).__module__.split(".")[0] in _CLIENTS:
-                raise _hub_error(exc, repo_id) from None
-            raise
     return PushResult(repo_id, revision or "main", info.commit_url, [o.path_in_repo for o in operations])

@@ -34,6 +34,8 @@ COMMAND_MODULES: list[str] = [
     "pretrained",
     "hub",
     "bench",
+    "serve",
+    "app",
 ]
 
 

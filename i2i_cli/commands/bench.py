@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 import time
 from pathlib import Path
 from typing import Annotated
@@ -112,5 +113,39 @@ def bench_translate(
         write_json(json_out, r.to_json())
 
 
+@bench_app.command("serve")
+@handle_errors
+def bench_serve(
+    image: Annotated[Path, typer.Argument(help="The image every request sends.", exists=True, dir_okay=False)],
+    url: Annotated[str, typer.Option(help="The running `i2i serve`.")] = "http://127.0.0.1:8000",
+    concurrency: Annotated[str, typer.Option("--concurrency", "-c", help="Concurrent clients, comma-separated: 1,8.")] = "1,8",
+    requests: Annotated[int, typer.Option(help="Requests per round.")] = 50,
+    rounds: Annotated[int, typer.Option(help="Rounds (figures are medians over them).")] = 3,
+    json_out: Annotated[Path | None, json_option("Write the results as JSON")] = None,
+) -> None:
+    """Requests/s and latency percentiles of a running `i2i serve`, from C concurrent clients on this machine."""
+    from i2i_cli.benchmarks.serve import run_serve_benchmark
+    from i2i_cli.errors import ConfigError
+
+    try:
+        levels = [int(c) for c in parse_csv(concurrency)]
+    except ValueError:
+        raise ConfigError(f"--concurrency {concurrency}: give whole numbers separated by commas, e.g. 1,8") from None
+    results = []
+    for level in levels:
+        with progress_bar(f"{level} client(s)", rounds, transient=True) as advance:
+            results.append(run_serve_benchmark(url, image, level, requests, rounds,
+                                               lambda done, total: advance(0, completed=done, total=total)))
+    first = results[0]
+    print_table(f"{first.metadata.get('method', '?')} served at {url}, {first.size[0]}x{first.size[1]} image; "
+                f"requests/s: median (min-max) of {rounds} rounds of {requests}",
+                ["clients", "requests/s", "p50 ms", "p90 ms", "p99 ms", "mean batch"],
+                [(b.concurrency, _spread(statistics.median(b.rounds), (min(b.rounds), max(b.rounds))),
+                  f"{b.percentile(50):.0f}", f"{b.percentile(90):.0f}", f"{b.percentile(99):.0f}",
+                  f"{sum(b.batches) / len(b.batches):.2f}") for b in results])
+    if json_out:
+        write_json(json_out, {"results": [b.to_json() for b in results]})
+
+
 def register(app: typer.Typer) -> None:
-    app.add_typer(bench_app, name="bench", help="Benchmarks: `i2i bench --model M` (training), `i2i bench translate`.")
+    app.add_typer(bench_app, name="bench", help="Benchmarks: `i2i bench --model M` (training), `i2i bench translate`, `i2i bench serve`.")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -18,10 +18,13 @@ from i2i_cli.cli import (
     write_json,
 )
 
+TRITON = "Triton (--format triton)"
+ExportFormat = Literal["onnx", "triton"]
+
 
 @handle_errors
 def export(
-    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .onnx file to write (--format triton: the model repository folder).")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).", callback=existing_path("run folder", "pass a run folder of `i2i train` (or `i2i pretrained get`)"))] = None,
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     opset: Annotated[int, typer.Option(help="ONNX opset (18 or later).")] = 18,
@@ -29,8 +32,14 @@ def export(
     static_size: Annotated[tuple[int, int] | None, typer.Option("--static-size", help="Fix H W instead of dynamic sizes.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file (and an existing --json file).")] = False,
     json_out: Annotated[Path | None, json_option("Write the export report as JSON")] = None,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx: one .onnx file; triton: a Triton Inference Server model repository (OUT/NAME/config.pbtxt + 1/model.onnx).")] = "onnx",
+    name: Annotated[str, typer.Option("--name", help="--format triton: the model's name (its folder).", rich_help_panel=TRITON)] = "translator",
+    max_batch: Annotated[int, typer.Option("--max-batch", help="--format triton: max_batch_size (dynamic batching).", rich_help_panel=TRITON)] = 8,
 ) -> None:
     """Export to ONNX (dynamic batch/height/width, metadata embedded) and check parity in ONNX Runtime."""
+    if fmt == "triton":
+        _export_triton(out, checkpoint, direction, opset, fp16, static_size, overwrite, json_out, name, max_batch)
+        return
     from i2i_cli.export import export_onnx
     from i2i_cli.fsutil import check_output_file
     from i2i_cli.inference import resolve_checkpoint
@@ -54,6 +63,32 @@ def export(
         write_json(json_out, {"path": str(result.path), "metadata": {k: v for k, v in result.metadata.items()
                                                                       if k != "run_config"},
                               "files": [str(p) for p in result.files], "max_diff": result.max_diff, "tolerance": result.tolerance, "provider": result.provider})
+
+
+def _export_triton(out: Path, checkpoint: Path | None, direction: str, opset: int, fp16: bool,
+                   static_size: tuple[int, int] | None, overwrite: bool, json_out: Path | None, name: str,
+                   max_batch: int) -> None:
+    from i2i_cli.fsutil import check_output_file
+    from i2i_cli.inference import resolve_checkpoint
+    from i2i_cli.serve.triton import export_triton
+
+    if json_out is not None:
+        check_output_file(json_out, "--json")
+    run, note = resolve_checkpoint(checkpoint)
+    if note:
+        console.print(note)
+    with progress_bar(f"export {name} for Triton", None, transient=True):
+        result = export_triton(run, out, name=name, direction=direction, opset=opset, fp16=fp16,
+                               static_size=static_size, max_batch=max_batch, overwrite=overwrite)
+    export = result.export
+    print_table(f"parity with PyTorch in ONNX Runtime ({export.provider}), tolerance {export.tolerance:g}",
+                ["input", "max |onnx - torch|"], list(export.max_diff.items()))
+    console.print(f"wrote the Triton model repository {out}: {result.config.relative_to(out)}, "
+                  f"{result.model.relative_to(out)} (inputs in [-1, 1], H and W multiples of "
+                  f"{export.metadata['size_multiple']}); serve it with: tritonserver --model-repository {out}")
+    if json_out:
+        write_json(json_out, {"repository": str(out), "config": str(result.config), "model": str(result.model),
+                              "max_diff": export.max_diff, "tolerance": export.tolerance, "provider": export.provider})
 
 
 def register(app: typer.Typer) -> None:

@@ -24,9 +24,14 @@ def push(
     eval_json: Annotated[Path | None, typer.Option("--eval-json", help="The eval JSON for the card (default: the newest under RUN/ and RUN/eval/).")] = None,
     to_folder: Annotated[Path | None, typer.Option("--to-folder", help="Write the repo's files into this folder instead of uploading.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="With --to-folder: replace a folder that has files.")] = False,
+    space: Annotated[str | None, typer.Option("--space", metavar="OWNER/NAME", help="Also write a Hugging Face Space running `i2i app`'s page for the model (with --to-folder: into TO_FOLDER-space).")] = None,
 ) -> None:
     """Upload config.json, model.safetensors (EMA weights where the method has them) and a generated model card
     in one commit; authentication is huggingface_hub's (HF_TOKEN or `hf auth login`)."""
+    if space is not None:
+        from i2i_cli.serve.space import check_repo_id
+
+        check_repo_id(space, "--space")  # before the model is written or uploaded
     if to_folder is not None:
         from i2i_cli.hub import write_hub_folder
 
@@ -36,6 +41,8 @@ def push(
                       + ", ".join(p.relative_to(to_folder).as_posix() for p in files[:6])
                       + (" ..." if len(files) > 6 else ""))
         console.print(f"load it with: i2i translate --checkpoint {to_folder} IN/ OUT/")
+        if space is not None:
+            _space_folder(run, repo_id, space, to_folder, overwrite)
         return
     from i2i_cli.hub import push_run
 
@@ -44,6 +51,26 @@ def push(
     console.print(f"pushed {len(result.files)} files to {result.repo_id}@{result.revision} in one commit: {result.commit_url}")
     rev = f"@{revision}" if revision else ""
     console.print(f"load it with: i2i translate --checkpoint hf://{result.repo_id}{rev} IN/ OUT/")
+    if space is not None:
+        from i2i_cli.serve.space import push_space
+
+        url = push_space(result.repo_id, space, _method(run))
+        console.print(f"pushed the Space {space} (app.py, requirements.txt, README.md): {url}")
+
+
+def _method(run: Path) -> str:
+    from i2i_cli.engine.checkpoint import find_run, read_run_config
+
+    return read_run_config(find_run(run)[0]).method
+
+
+def _space_folder(run: Path, repo_id: str, space: str, to_folder: Path, overwrite: bool) -> None:
+    from i2i_cli.serve.space import write_space_folder
+
+    folder = to_folder.with_name(to_folder.name + "-space")
+    files = write_space_folder(repo_id, space, folder, _method(run), overwrite=overwrite)
+    console.print(f"wrote the Space {space} into {folder}: {', '.join(p.name for p in files)}; run the page "
+                  f"locally with: i2i app {to_folder}")
 
 
 def register(app: typer.Typer) -> None:

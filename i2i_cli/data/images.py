@@ -128,20 +128,26 @@ def _open_file(path: Path) -> Image.Image:
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
     """Decode `path` into an RGB uint8 array (H, W, 3). Raises BadImageError naming the file and the reason."""
-    limit = max_pixels_default() if max_pixels is None else max_pixels
     file = Path(path)
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise BadImageError(file, f"cannot read ({exc.strerror or exc})") from exc
+    return decode_image(data, file, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, name: object, *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode encoded image bytes (a file's, an upload's) into RGB uint8 (H, W, 3); `name` names them in errors.
+    The pixel limit is checked on the header, before the pixels are decoded."""
+    limit = max_pixels_default() if max_pixels is None else max_pixels
     if not data:
-        raise BadImageError(file, "empty file (0 bytes); delete or replace it")
+        raise BadImageError(name, "empty file (0 bytes); delete or replace it")
     try:
         img = _open(data)
         width, height = img.size
         if limit and width * height > limit:
             raise BadImageError(
-                file,
+                name,
                 f"{width}x{height} = {width * height:,} pixels is past the limit of {limit:,} "
                 "(possible decompression bomb); raise it with --max-pixels or I2I_MAX_PIXELS if you trust the file",
             )
@@ -151,9 +157,9 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     except BadImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise BadImageError(file, "not a readable image (unknown format or not an image); delete or replace it") from exc
+        raise BadImageError(name, "not a readable image (unknown format or not an image); delete or replace it") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadImageError(file, f"corrupt or truncated image ({exc}); re-export or remove it") from exc
+        raise BadImageError(name, f"corrupt or truncated image ({exc}); re-export or remove it") from exc
 
 
 def load_label_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
@@ -195,6 +201,17 @@ def save_image(array: np.ndarray, path: str | os.PathLike[str], *, overwrite: bo
     params = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     with atomic_path(target, overwrite=overwrite) as tmp:
         img.save(tmp, format=fmt, **params)
+
+
+ENCODED_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}  # MIME type -> Pillow format
+
+
+def encode_image(array: np.ndarray, mime: str = "image/png", quality: int = 95) -> bytes:
+    """An RGB uint8 array as encoded bytes (PNG, JPEG or WebP): the bytes save_image would write."""
+    fmt = ENCODED_FORMATS[mime]
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+    return buffer.getvalue()
 
 
 def split_halves(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
