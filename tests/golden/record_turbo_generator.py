@@ -18,8 +18,10 @@ After construction every LoRA B matrix (zero at init) is set to seeded noise, so
 whole model is cast to float64. The VAE's posterior draw (`latent_dist.sample()`'s randn) is recorded so the test
 replays it, and the DDPM step's draw (its variance term is sqrt(1e-20) * randn = 1e-10 noise, which i2i leaves
 out) so the test can show that this is the whole difference.
-Saved: the UNet's and VAE's state dicts in the official key layout (peft's), the text encoder's (float32: made
-in float32, then cast), the inputs in
+Also CycleGAN-Turbo (`_record_unpaired`): initialize_unet's three LoRA groups (their module lists are saved),
+two initialize_vae VAEs, and forward_with_networks in both directions through VAE_encode / VAE_decode.
+Saved: the UNet's and VAE's state dicts in the official key layout (peft's), the text encoder's (packed float32:
+made in float32, then cast), the inputs in
 [0, 1] (the official conditioning range), the token ids, the posterior noise and the output.
 """
 
@@ -35,10 +37,10 @@ import torch
 
 OUT = Path(__file__).resolve().parent / "turbo_generator.pt"
 SEED = 31
-SHAPE = (2, 3, 32, 48)
+SHAPE = (2, 3, 16, 32)
 TINY_VAE = {"in_channels": 3, "out_channels": 3, "down_block_types": ["DownEncoderBlock2D"] * 4,
-            "up_block_types": ["UpDecoderBlock2D"] * 4, "block_out_channels": [4, 8, 16, 16],
-            "layers_per_block": 1, "latent_channels": 4, "norm_num_groups": 4, "sample_size": 32,
+            "up_block_types": ["UpDecoderBlock2D"] * 4, "block_out_channels": [2, 4, 8, 8],
+            "layers_per_block": 1, "latent_channels": 4, "norm_num_groups": 2, "sample_size": 32,
             "scaling_factor": 0.18215}
 TINY_UNET = {"sample_size": 4, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
              "block_out_channels": [4, 8], "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
@@ -50,7 +52,9 @@ TINY_TEXT = {"vocab_size": 100, "hidden_size": 8, "intermediate_size": 16, "num_
 SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "clip_sample": False,
              "num_train_timesteps": 1000, "prediction_type": "epsilon", "set_alpha_to_one": False,
              "steps_offset": 1, "timestep_spacing": "trailing"}
-SKIP_CHANNELS = {512: 16, 256: 8, 128: 4}  # sd-turbo's VAE channels -> the tiny VAE's
+SKIP_CHANNELS = {512: 8, 256: 4, 128: 2}  # sd-turbo's VAE channels -> the tiny VAE's
+UNPAIRED_RANK = 4  # CycleGAN-Turbo's UNet rank (128 in training; 4 keeps the fixture small)
+_RECORDED: dict[str, list[torch.Tensor]] = {"posterior": [], "step": []}
 
 
 def checkout() -> tuple[Path, str]:
@@ -62,9 +66,31 @@ def checkout() -> tuple[Path, str]:
     return Path(root), commit
 
 
-def _patch_environment(recorded_noise: list[torch.Tensor], recorded_step_noise: list[torch.Tensor]):
+def _skip_conv_class() -> type:
+    conv2d = torch.nn.Conv2d
+
+    class SkipConv(conv2d):  # only the constructors' bias-free 1x1 convolutions at sd-turbo's widths are resized
+        def __init__(self, cin, cout, kernel_size, *a, bias=True, **k):
+            if kernel_size == (1, 1) and not bias and cin in SKIP_CHANNELS and cout in SKIP_CHANNELS:
+                cin, cout = SKIP_CHANNELS[cin], SKIP_CHANNELS[cout]
+            super().__init__(cin, cout, kernel_size, *a, bias=bias, **k)
+
+    return SkipConv
+
+
+def _recording(draw, kind: str):
+    def randn(*a, **k):
+        noise = draw(*a, **k)
+        _RECORDED[kind].append(noise.clone())
+        return noise
+
+    return randn
+
+
+def _patch_environment():
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from diffusers.models.autoencoders import vae as vae_module
+    from diffusers.schedulers import scheduling_ddpm
     from transformers import AutoTokenizer, CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(SEED)
@@ -78,31 +104,9 @@ def _patch_environment(recorded_noise: list[torch.Tensor], recorded_step_noise: 
     torch.nn.Module.to = lambda self, *a, **k: self if a[:1] == ("cuda",) else module_to(self, *a, **k)
     make_tensor = torch.tensor
     torch.tensor = lambda *a, device=None, **k: make_tensor(*a, **k)
-    conv2d = torch.nn.Conv2d
-
-    class SkipConv(conv2d):  # only the constructor's bias-free 1x1 convolutions are resized
-        def __init__(self, cin, cout, kernel_size, *a, bias=True, **k):
-            if kernel_size == (1, 1) and not bias and cin in SKIP_CHANNELS and cout in SKIP_CHANNELS:
-                cin, cout = SKIP_CHANNELS[cin], SKIP_CHANNELS[cout]
-            super().__init__(cin, cout, kernel_size, *a, bias=bias, **k)
-
-    torch.nn.Conv2d = SkipConv
-    draw = vae_module.randn_tensor
-
-    def recording_randn(*a, **k):
-        noise = draw(*a, **k)
-        recorded_noise.append(noise.clone())
-        return noise
-
-    vae_module.randn_tensor = recording_randn
-    from diffusers.schedulers import scheduling_ddpm
-
-    def recording_step_randn(*a, **k):
-        noise = draw(*a, **k)
-        recorded_step_noise.append(noise.clone())
-        return noise
-
-    scheduling_ddpm.randn_tensor = recording_step_randn
+    torch.nn.Conv2d = _skip_conv_class()
+    vae_module.randn_tensor = _recording(vae_module.randn_tensor, "posterior")
+    scheduling_ddpm.randn_tensor = _recording(scheduling_ddpm.randn_tensor, "step")
 
     def one_step_scheduler():
         scheduler = DDPMScheduler.from_config(SCHEDULER)  # as from_pretrained: unknown keys ignored
@@ -112,15 +116,54 @@ def _patch_environment(recorded_noise: list[torch.Tensor], recorded_step_noise: 
     return one_step_scheduler
 
 
-def _float32(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.float() if v.is_floating_point() else v for k, v in module.state_dict().items()}
+def _record_unpaired(generator: torch.Generator) -> dict:
+    """CycleGAN-Turbo's UNet (initialize_unet: three LoRA groups, rank = alpha) and VAEs (initialize_vae, rank 4)
+    at the tiny configuration; one a2b and one b2a pass of forward_with_networks with its VAE_encode /
+    VAE_decode around two VAEs, float64. The module lists of the three groups are saved as the official made
+    them (the test compares i2i's split of the same UNet)."""
+    official = importlib.import_module("cyclegan_turbo")
+    official.make_1step_sched = importlib.import_module("pix2pix_turbo").make_1step_sched
+    torch.nn.Conv2d = _skip_conv_class()
+    unet, encoder, decoder, others = official.initialize_unet(UNPAIRED_RANK, return_lora_module_names=True)
+    vae_a2b = official.initialize_vae(rank=4)
+    vae_b2a = official.initialize_vae(rank=4)
+    torch.nn.Conv2d = torch.nn.Conv2d.__mro__[1]
+    with torch.no_grad():
+        for name, param in [*unet.named_parameters(), *vae_a2b.named_parameters(), *vae_b2a.named_parameters()]:
+            if "lora_B" in name:
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    unet, vae_a2b, vae_b2a = unet.double().eval(), vae_a2b.double().eval(), vae_b2a.double().eval()
+    vae_enc, vae_dec = official.VAE_encode(vae_a2b, vae_b2a), official.VAE_decode(vae_a2b, vae_b2a)
+    scheduler = official.make_1step_sched()
+    x = torch.rand(SHAPE, generator=generator, dtype=torch.float64) * 2 - 1
+    caption = torch.randn(SHAPE[0], 77, TINY_UNET["cross_attention_dim"], generator=generator, dtype=torch.float64)
+    timesteps = torch.tensor([999] * SHAPE[0]).long()
+    outputs, noise, step_noise = {}, [], []
+    for direction in ("a2b", "b2a"):
+        _RECORDED["posterior"], _RECORDED["step"] = [], []
+        with torch.no_grad():
+            outputs[direction] = official.CycleGAN_Turbo.forward_with_networks(
+                x, direction, vae_enc, unet, vae_dec, scheduler, timesteps, caption)
+        noise.append(_RECORDED["posterior"][-1])
+        step_noise.append(torch.stack(_RECORDED["step"]))
+    return {"unet": _float32(unet), "vae_a2b": _float32(vae_a2b), "vae_b2a": _float32(vae_b2a), "input": x,
+            "caption": caption, "groups": {"default_encoder": encoder, "default_decoder": decoder,
+                                           "default_others": others},
+            "posterior_noise": noise, "step_noise": step_noise, "output_a2b": outputs["a2b"],
+            "output_b2a": outputs["b2a"]}
+
+
+def _float32(module: torch.nn.Module) -> dict[str, object]:
+    """The state dict packed into one float32 vector + keys and shapes (one zip entry per tensor would make the
+    file mostly headers); `unpack` in the test restores it. Made in float32, so float32 holds it exactly."""
+    state = module.state_dict()
+    return {"keys": list(state), "shapes": [list(v.shape) for v in state.values()],
+            "flat": torch.cat([v.float().flatten() for v in state.values()])}
 
 
 def main() -> None:
     root, commit = checkout()
-    noise: list[torch.Tensor] = []
-    step_noise: list[torch.Tensor] = []
-    one_step_scheduler = _patch_environment(noise, step_noise)
+    one_step_scheduler = _patch_environment()
     sys.path.insert(0, str(root / "src"))
     official = importlib.import_module("pix2pix_turbo")
     official.make_1step_sched = one_step_scheduler
@@ -140,9 +183,10 @@ def main() -> None:
     record = {"official_repo": "GaParmar/img2img-turbo", "official_commit": commit,
               # made in float32 and cast: float32 holds them exactly (and halves the file)
               "unet": _float32(model.unet), "vae": _float32(model.vae), "text_encoder": _float32(model.text_encoder), "input": x, "tokens": tokens,
-              "posterior_noise": noise[-1], "step_noise": step_noise[-1], "output": output}
+              "posterior_noise": _RECORDED["posterior"][-1], "step_noise": _RECORDED["step"][-1], "output": output}
+    record["unpaired"] = _record_unpaired(generator)
     torch.save(record, OUT)
-    print(f"wrote {OUT}: output mean {float(output.mean()):.6f}, {len(noise)} posterior draw(s)")
+    print(f"wrote {OUT}: output mean {float(output.mean()):.6f}")
 
 
 if __name__ == "__main__":

@@ -19,15 +19,35 @@ pytest.importorskip("peft")
 from i2i_cli.models.networks import turbo  # noqa: E402
 
 from tests.golden.golden_fixtures import assert_close, load_fixture  # noqa: E402
-from tests.golden.record_turbo_generator import SCHEDULER, TINY_TEXT, TINY_UNET, TINY_VAE  # noqa: E402
+from tests.golden.record_turbo_generator import (  # noqa: E402
+    SCHEDULER,
+    TINY_TEXT,
+    TINY_UNET,
+    TINY_VAE,
+    UNPAIRED_RANK,
+)
 
 
-def _translator() -> turbo.OneStepTranslator:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+def unpack(packed: dict) -> dict[str, torch.Tensor]:
+    """A state dict the recorder packed into one vector (record_turbo_generator._float32), in float64."""
+    sizes = [int(torch.tensor(shape).prod()) for shape in packed["shapes"]]
+    parts = torch.split(packed["flat"].double(), sizes)
+    return {key: part.reshape(shape) for key, part, shape in zip(packed["keys"], parts, packed["shapes"])}
+
+
+def _vae(rank: int = 4):
+    from diffusers import AutoencoderKL
 
     vae = AutoencoderKL(**TINY_VAE)
     turbo.add_skip_convs(vae)
-    turbo.add_vae_lora(vae, rank=4)
+    turbo.add_vae_lora(vae, rank=rank)
+    return vae
+
+
+def _translator() -> turbo.OneStepTranslator:
+    from diffusers import UNet2DConditionModel
+
+    vae = _vae()
     unet = UNet2DConditionModel(**TINY_UNET)
     turbo.add_unet_lora_paired(unet, rank=8)
     return turbo.OneStepTranslator(unet, vae, turbo.OneStepScheduler.from_config(SCHEDULER))
@@ -39,11 +59,10 @@ def loaded() -> tuple[turbo.OneStepTranslator, torch.Tensor, dict]:
 
     fixture = load_fixture("turbo_generator")
     translator = _translator()
-    translator.unet.load_state_dict(fixture["unet"], strict=True)
-    translator.vae.load_state_dict(fixture["vae"], strict=True)
-    text = CLIPTextModel(CLIPTextConfig(**TINY_TEXT))
-    text.load_state_dict(fixture["text_encoder"], strict=True)
-    translator, text = translator.double().eval(), text.double().eval()
+    translator, text = translator.double().eval(), CLIPTextModel(CLIPTextConfig(**TINY_TEXT)).double().eval()
+    translator.unet.load_state_dict(unpack(fixture["unet"]), strict=True)
+    translator.vae.load_state_dict(unpack(fixture["vae"]), strict=True)
+    text.load_state_dict(unpack(fixture["text_encoder"]), strict=True)
     with torch.no_grad():
         caption = text(fixture["tokens"])[0]
     return translator, caption, fixture
@@ -78,3 +97,22 @@ def test_skip_convs_start_at_1e5_and_lora_wraps_them() -> None:
     assert id(translator.unet.conv_in.weight) in trained  # conv_in (no LoRA in pix2pix-Turbo) is trained fully
     assert id(names["decoder.skip_conv_2.base_layer.weight"]) in trained
     assert id(names["encoder.conv_in.base_layer.weight"]) not in trained  # base VAE weights stay fixed
+
+
+def test_cyclegan_turbo_lora_groups_and_both_directions_equal_the_official(loaded) -> None:
+    from diffusers import UNet2DConditionModel
+
+    fixture = loaded[2]["unpaired"]
+    unet = UNet2DConditionModel(**TINY_UNET)
+    assert turbo.unpaired_unet_groups(unet) == fixture["groups"]  # before any adapter: as the official splits
+    turbo.add_unet_lora_unpaired(unet, rank=UNPAIRED_RANK)
+    scheduler = turbo.OneStepScheduler.from_config(SCHEDULER)
+    unet = unet.double().eval()
+    unet.load_state_dict(unpack(fixture["unet"]), strict=True)
+    for i, direction in enumerate(("a2b", "b2a")):
+        vae = _vae().double().eval()
+        vae.load_state_dict(unpack(fixture[f"vae_{direction}"]), strict=True)
+        translator = turbo.OneStepTranslator(unet, vae, scheduler)
+        with torch.no_grad():
+            output = translator(fixture["input"], fixture["caption"], noise=fixture["posterior_noise"][i])
+        assert_close(output, fixture[f"output_{direction}"], atol=1e-9, what=f"CycleGAN-Turbo {direction}")
