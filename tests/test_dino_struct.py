@@ -22,7 +22,7 @@ from tests.golden.record_dino_struct import DEPTH, HEADS, MLP_RATIO, PATCH, WIDT
 
 def _folders(tmp_path: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (16, 24, 3), dtype=np.uint8)
+    image = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)  # square: 224 x 224, the fewest tokens
     save_image(image, tmp_path / "inputs" / "a.png")
     save_image(np.clip(image.astype(int) + 40, 0, 255).astype(np.uint8), tmp_path / "outputs" / "a.png")
     save_image(image, tmp_path / "outputs" / "stray.png")  # no input of that name
