@@ -81,6 +81,15 @@ REGISTRY: dict[str, WeightsEntry] = {
             "CC BY-NC 4.0 (clovaai/stargan-v2's release)",
         ),
         WeightsEntry(
+            "dino_vitb8",
+            "dino_vitbase8_pretrain.pth",
+            # facebookresearch/dino hubconf.py's dino_vitb8 (what img2img-turbo's dino_struct.py loads)
+            "https://dl.fbaipublicfiles.com/dino/dino_vitbase8_pretrain/dino_vitbase8_pretrain.pth",
+            None,
+            "DINO ViT-B/8 (self-supervised, ImageNet): the DINO-Struct distance (`i2i eval --metrics dino_struct`)",
+            "Apache-2.0",
+        ),
+        WeightsEntry(
             "inception_fid",
             "inception-2015-12-05.pt",
             "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",

@@ -58,7 +58,7 @@ def test_an_unknown_metric_names_every_registered_one(tmp_path: Path, monkeypatc
     real, fake, _ = _folders(tmp_path)
     result = CliRunner().invoke(app, ["eval", "--real", str(real), "--fake", str(fake), "--metrics", "fdi"])
     assert result.exit_code == 2
-    assert "unknown fdi; choose from fid, kid, lpips, mae" in result.output
+    assert "unknown fdi; choose from fid, kid, lpips, dino_struct, mae" in result.output
 
 
 def test_every_registered_metric_loads_and_declares_its_keys() -> None:

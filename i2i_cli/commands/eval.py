@@ -53,7 +53,7 @@ def evaluate(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Evaluate a run on its test split (default: newest run).", callback=existing_path("run folder", "pass a run folder of `i2i train`"))] = None,
     data: Annotated[Path | None, typer.Option("--data", help="With --checkpoint: dataset to evaluate on (default: the run's).", callback=existing_path("dataset folder", "pass the dataset folder"))] = None,
     out: Annotated[Path | None, typer.Option("--out", help="With --checkpoint: where translations go (default RUN/eval/step_N).")] = None,
-    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names).")] = "fid,kid",
+    metrics: Annotated[str, typer.Option(help="Comma-separated: fid, kid, lpips (paired, same file names), dino_struct (DINO-Struct distance: --real holds the translated inputs, same file names).")] = "fid,kid",
     mode: Annotated[FidMode, typer.Option(metavar="MODE", help="FID network and resize: clean, legacy_tensorflow, legacy_pytorch (clean-fid's), or stargan_v2 / stargan-v2 (StarGAN v2's own).")] = "clean",
     image_size: Annotated[int | None, typer.Option("--image-size", help="--mode stargan_v2: its first resize, StarGAN v2's img_size (default: the run's size, or 256 for folders).")] = None,
     fid_sqrt: Annotated[Literal["eigh", "sqrtm"], typer.Option("--fid-sqrt", help="FID's tr sqrt(S1 S2): eigh (symmetric eigenvalues, exact, seconds) or sqrtm (clean-fid's scipy sqrtm, ~40 s at 2048 features).")] = "eigh",

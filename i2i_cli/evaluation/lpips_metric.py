@@ -18,7 +18,7 @@ import torch
 from i2i_cli.data.images import list_images, load_image, to_tensor
 from i2i_cli.download import sha256_file
 from i2i_cli.errors import BadImageError, ConfigError, I2IError, WeightsError
-from i2i_cli.evaluation.metrics import FolderMetric, MetricContext
+from i2i_cli.evaluation.metrics import FolderMetric, MetricContext, namesake_pairs
 from i2i_cli.weights import ResolvedWeights, load_state_dict, resolve
 
 BACKBONES = {"alex": "alexnet", "vgg": "vgg16"}
@@ -68,14 +68,7 @@ def paired_lpips(real: str | os.PathLike[str], fake: str | os.PathLike[str], mod
     """Mean LPIPS between files with the same relative name (extension ignored) in `real` and `fake`; fake files
     without a namesake are listed in `unmatched`, not scored."""
     real_dir, fake_dir = Path(real), Path(fake)
-    reals = {p.relative_to(real_dir).with_suffix("").as_posix(): p for p in list_images(real_dir)}
-    pairs, unmatched = [], []
-    for file in list_images(fake_dir):
-        key = file.relative_to(fake_dir).with_suffix("").as_posix()
-        if key in reals:
-            pairs.append((reals[key], file))
-        else:
-            unmatched.append(file.relative_to(fake_dir).as_posix())
+    pairs, unmatched = namesake_pairs(real_dir, fake_dir)
     if not pairs:
         raise I2IError(f"paired LPIPS: no file of {fake_dir} has a namesake in {real_dir}; name outputs like their "
                        "ground truth (or drop lpips from --metrics)")

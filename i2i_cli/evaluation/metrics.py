@@ -27,6 +27,7 @@ _METRICS: dict[str, str] = {
     "fid": "i2i_cli.evaluation.fid_kid:FidMetric",
     "kid": "i2i_cli.evaluation.fid_kid:KidMetric",
     "lpips": "i2i_cli.evaluation.lpips_metric:PairedLpipsMetric",
+    "dino_struct": "i2i_cli.evaluation.dino_struct:DinoStructMetric",
 }
 
 
@@ -82,6 +83,22 @@ class FolderMetric(ABC):
     @abstractmethod
     def compute(self, ctx: MetricContext) -> None:
         ...
+
+
+def namesake_pairs(real: Path, fake: Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(real file, fake file) pairs with the same relative name (extension ignored), and the fake files (relative)
+    without a namesake: how the paired metrics match a folder of outputs with its references."""
+    from i2i_cli.data.images import list_images
+
+    reals = {p.relative_to(real).with_suffix("").as_posix(): p for p in list_images(real)}
+    pairs, unmatched = [], []
+    for file in list_images(fake):
+        key = file.relative_to(fake).with_suffix("").as_posix()
+        if key in reals:
+            pairs.append((reals[key], file))
+        else:
+            unmatched.append(file.relative_to(fake).as_posix())
+    return pairs, unmatched
 
 
 def metric_names() -> list[str]:
