@@ -136,7 +136,8 @@ def existing_path(what: str, fix: str) -> Callable[..., Any]:
     """A typer callback refusing a path that does not exist, when parsed: the answer comes before torch loads."""
 
     def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
-        if value is None or ctx.resilient_parsing or Path(value).exists() or str(value).startswith("hf:"):
+        if value is None or ctx.resilient_parsing or Path(value).exists() or str(value).startswith("hf:") or (
+                "://" in str(value)):  # a URL (s3://...): its engine checks it
             return value
         name = param.opts[0] if param.opts and param.opts[0].startswith("-") else (param.name or "").upper()
         hint = _close_names(Path(value))

@@ -128,12 +128,19 @@ def _open_file(path: Path) -> Image.Image:
 
 def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
     """Decode `path` into an RGB uint8 array (H, W, 3). Raises BadImageError naming the file and the reason."""
-    limit = max_pixels_default() if max_pixels is None else max_pixels
     file = Path(path)
     try:
         data = file.read_bytes()
     except OSError as exc:
         raise BadImageError(file, f"cannot read ({exc.strerror or exc})") from exc
+    return decode_image(data, file, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, name: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode the bytes of an image file (read from a disk or an object store; `name` says which in errors) into
+    an RGB uint8 array (H, W, 3), as load_image does. Raises BadImageError naming the file and the reason."""
+    limit = max_pixels_default() if max_pixels is None else max_pixels
+    file = str(name)  # a path or a URL (s3://...): Path() would fold a URL's '//'
     if not data:
         raise BadImageError(file, "empty file (0 bytes); delete or replace it")
     try:
@@ -186,15 +193,26 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 def save_image(array: np.ndarray, path: str | os.PathLike[str], *, overwrite: bool = False, quality: int = 95) -> None:
     """Encode an RGB (or grey) uint8 array to `path` through a temporary name (never half-written)."""
     target = Path(path)
-    if array.dtype != np.uint8:
-        raise TypeError(f"save_image wants uint8, got {array.dtype}")
-    img = Image.fromarray(array)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
-        target.suffix.lower(), "PNG"
-    )
-    params = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    img, fmt, params = _encoder(array, target.suffix, quality)
     with atomic_path(target, overwrite=overwrite) as tmp:
         img.save(tmp, format=fmt, **params)
+
+
+def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> bytes:
+    """The bytes save_image writes for `array` under a name ending in `suffix` (for object stores)."""
+    img, fmt, params = _encoder(array, suffix, quality)
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **params)
+    return buffer.getvalue()
+
+
+def _encoder(array: np.ndarray, suffix: str, quality: int) -> tuple[Image.Image, str, dict[str, int]]:
+    if array.dtype != np.uint8:
+        raise TypeError(f"save_image wants uint8, got {array.dtype}")
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        suffix.lower(), "PNG"
+    )
+    return Image.fromarray(array), fmt, ({"quality": quality} if fmt in ("JPEG", "WEBP") else {})
 
 
 def split_halves(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
