@@ -60,35 +60,23 @@ def _translate(*args: str) -> dict:
     return result
 
 
-def test_a_folder_through_ray_equals_the_local_engine_byte_for_byte(local_ray, run, tmp_path):
-    source = _images(tmp_path / "in")
-    local = _translate(str(source), str(tmp_path / "local"), "-c", str(run), "--json", str(tmp_path / "l.json"))
+def test_a_folder_through_ray_equals_the_local_engine_byte_for_byte_though_an_actor_dies(local_ray, run, tmp_path):
+    source = _images(tmp_path / "in", n=12)
+    local = _translate(str(source), str(tmp_path / "local"), "-c", str(run))
     assert local.exit_code == 1  # the broken file
-    result = _translate(str(source), str(tmp_path / "ray"), "-c", str(run), "--engine", "ray", "--actors", "2",
-                        "--json", str(tmp_path / "r.json"))
-    assert result.exit_code == 1, result.output
-    assert _digests(tmp_path / "ray") == _digests(tmp_path / "local")
-    assert {"a/01.png", "a/01.webp.png"} <= set(_digests(tmp_path / "ray"))
-    report = json.loads((tmp_path / "r.json").read_text())
-    assert [b["file"] for b in report["bad"]] == [str(source / "b" / "broken.png")]
-    assert len(report["written"]) == 11 and report["engine"] == "ray" and report["actors"] == 2
-    again = _translate(str(source), str(tmp_path / "ray"), "-c", str(run), "--engine", "ray", "--json",
-                       str(tmp_path / "r2.json"), "--overwrite")
-    assert json.loads((tmp_path / "r2.json").read_text())["skipped"] == 0 and again.exit_code == 1
-
-
-def test_an_actor_killed_mid_task_loses_and_duplicates_nothing(local_ray, run, tmp_path):
+    marker = tmp_path / "died"
     from i2i_cli.inference import TranslateOptions
     from i2i_cli.ray_engine import RayOptions, translate_on_ray
 
-    source = _images(tmp_path / "in", n=16, bad=False)
-    marker = tmp_path / "died"
-    result = translate_on_ray(source, tmp_path / "out", run, TranslateOptions(),
+    # the test hook: the first actor past its first batch exits in the middle of a task; Ray restarts it and
+    # retries the task, whose outputs are written again whole
+    result = translate_on_ray(source, tmp_path / "ray", run, TranslateOptions(),
                               RayOptions(actors=2, fail_once=str(marker)))
-    assert marker.exists()  # one actor did die in the middle of a task
-    translate_on_ray(source, tmp_path / "local", run, TranslateOptions(), RayOptions(actors=1))
-    assert _digests(tmp_path / "out") == _digests(tmp_path / "local")  # every output once, complete
-    assert sorted(map(str, result.written)) == sorted(set(map(str, result.written))) and len(result.written) == 17
+    assert marker.exists()
+    assert _digests(tmp_path / "ray") == _digests(tmp_path / "local")  # every output once, complete
+    assert {"a/01.png", "a/01.webp.png"} <= set(_digests(tmp_path / "ray"))  # the local collision rule
+    assert len(result.written) == len(set(result.written)) == 13 and result.engine == "ray" and result.workers == 2
+    assert result.bad == [(str(source / "b" / "broken.png"), result.bad[0][1])] and "not a readable" in result.bad[0][1]
 
 
 def test_existing_outputs_are_refused_before_the_work_without_skip_existing(local_ray, run, tmp_path):
@@ -132,6 +120,7 @@ def s3_server(monkeypatch):
     process.wait(timeout=10)
 
 
+@pytest.mark.slow  # ~45 s on 2 busy cores: moto's server and a second actor pool
 def test_s3_in_and_out_through_ray_equal_the_local_engine(local_ray, run, tmp_path, s3_server):
     from pyarrow import fs
 

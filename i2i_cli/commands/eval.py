@@ -107,12 +107,13 @@ def evaluate(
             multidomain = MultiDomainOptions(guidance=tuple(parse_csv(guidance)), outputs_per_input=outputs_per_input,
                                              seed=seed)
             result, title, table = _evaluate_checkpoint(checkpoint, data, options, out, report, multidomain)
-        elif engine == "ray":
-            from i2i_cli.ray_engine import RayOptions, evaluate_on_ray
-
-            result = evaluate_on_ray(real, fake, options, RayOptions(address=ray_address, actors=actors), report)
         else:
-            result = evaluate_folders(real, fake, options, progress=report)
+            if engine == "ray":
+                from i2i_cli.ray_engine import RayOptions, evaluate_on_ray
+
+                result = evaluate_on_ray(real, fake, options, RayOptions(address=ray_address, actors=actors), report)
+            else:
+                result = evaluate_folders(real, fake, options, progress=report)
             title, table = f"{fake} vs {real} ({result.protocol.mode or 'paired'})", None
     _report(result, title, json_out, table)
 

@@ -78,48 +78,64 @@ class Moments:
 
 
 class RayFeatures:
-    """fid_kid's feature_source: one Ray Data row per batch of files (the local run's batches), features back
-    in i2i's listing order; each side's moments left in ctx.shared["moments"]."""
+    """fid_kid's feature_source: both folders through one actor pool (the network loads once per actor), one
+    Ray Data row per batch of files (the one-process run's batches); features back in i2i's listing order, each
+    side's moments left in ctx.shared["moments"]."""
 
     def __init__(self, actors: int, ray_options: RayOptions, info: ClusterInfo) -> None:
         self.actors, self.ray_options, self.info = actors, ray_options, info
+        self.done: dict[str, tuple[np.ndarray, list[tuple[str, str]]]] = {}
 
     def __call__(self, name: str, folder: Path, ctx: MetricContext) -> tuple[np.ndarray, list[tuple[str, str]]]:
+        if not self.done:
+            self.done = self._extract({"real": ctx.real, "fake": ctx.fake}, ctx)
+        return self.done[name]
+
+    def _extract(self, folders: dict[str, Path], ctx: MetricContext
+                 ) -> dict[str, tuple[np.ndarray, list[tuple[str, str]]]]:
         import ray
 
-        options = ctx.options
-        files = [str(p) for p in list_images(folder)]
-        size = options.batch_size
-        rows = [{"start": i, "paths": "\n".join(files[i: i + size])} for i in range(0, len(files), size)]
+        options, size = ctx.options, ctx.options.batch_size
+        files = {name: [str(p) for p in list_images(folder)] for name, folder in folders.items()}
+        rows = [{"side": name, "start": i, "paths": "\n".join(paths[i: i + size])}
+                for name, paths in files.items() for i in range(0, len(paths), size)]
         dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * self.actors)).map_batches(
             FeatureActor, batch_size=1, batch_format="numpy",
             fn_constructor_kwargs={"mode": canonical_mode(options.mode), "weights_dir": options.weights_dir,
                                    "image_size": options.image_size or STARGAN_V2_SIZE,
                                    "threads": max(1, int(self.ray_options.cpus_per_actor))},
             **pool_arguments(self.actors, self.ray_options, self.info))
-        found: dict[int, np.ndarray] = {}
-        bad: list[tuple[str, str]] = []
-        done, report = 0, ctx.report(f"features {name} (Ray, {self.actors} actor(s))")
+        found: dict[str, dict[int, np.ndarray]] = {name: {} for name in folders}
+        bad: dict[str, list[tuple[str, str]]] = {name: [] for name in folders}
+        done, total = 0, sum(len(paths) for paths in files.values())
+        report = ctx.report(f"features (Ray, {self.actors} actor(s))")
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-                for start, count, data, problems in zip(batch["start"], batch["count"], batch["features"],
-                                                        batch["bad"]):
+                for side, start, count, data, problems in zip(batch["side"], batch["start"], batch["count"],
+                                                              batch["features"], batch["bad"]):
+                    listed = json.loads(str(problems))
                     if count:
-                        found[int(start)] = np.frombuffer(data, dtype=np.float64).reshape(int(count), -1)
-                    bad += [tuple(item) for item in json.loads(str(problems))]
-                    done += int(count) + len(json.loads(str(problems)))
+                        found[str(side)][int(start)] = np.frombuffer(data, dtype=np.float64).reshape(int(count), -1)
+                    bad[str(side)] += [(str(path), str(reason)) for path, reason in listed]
+                    done += int(count) + len(listed)
                 if report:
-                    report(done, len(files))
+                    report(done, total)
         except ray.exceptions.RayError as exc:
             raise I2IError(f"the Ray job stopped: {str(exc).strip().splitlines()[-1]}") from exc
+        return {name: self._side(name, folders[name], found[name], bad[name], files[name], ctx) for name in folders}
+
+    @staticmethod
+    def _side(name: str, folder: Path, found: dict[int, np.ndarray], bad: list[tuple[str, str]], listed: list[str],
+              ctx: MetricContext) -> tuple[np.ndarray, list[tuple[str, str]]]:
         if not found:
-            raise DataError(f"{folder}: none of its {len(files)} images could be read")
+            raise DataError(f"{folder}: none of its {len(listed)} images could be read")
         ordered = [found[start] for start in sorted(found)]
         moments = Moments(ordered[0].shape[1])
         for block in ordered:  # in the listing's order: the same sums whatever order the actors finished in
             moments.add(block)
         ctx.shared.setdefault("moments", {})[name] = moments.result()
-        return np.concatenate(ordered), bad
+        position = {path: i for i, path in enumerate(listed)}
+        return np.concatenate(ordered), sorted(bad, key=lambda item: position.get(item[0], -1))
 
 
 class FeatureActor:
@@ -135,12 +151,13 @@ class FeatureActor:
         self.pool = ThreadPoolExecutor(max_workers=max(2, threads))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {"start": [], "count": [], "features": [], "bad": []}
-        for start, paths in zip(batch["start"], batch["paths"]):
+        out: dict[str, list[Any]] = {"side": [], "start": [], "count": [], "features": [], "bad": []}
+        for side, start, paths in zip(batch["side"], batch["start"], batch["paths"]):
             arrays = list(self.pool.map(self.prepare, [Path(p) for p in str(paths).split("\n")]))
             good = [a for a in arrays if isinstance(a, np.ndarray)]
             problems = [(e.path, e.reason) for e in arrays if isinstance(e, BadImageError)]
             feats = batch_features(good, self.model, self.device) if good else np.zeros((0, 0))
+            out["side"].append(str(side))
             out["start"].append(int(start))
             out["count"].append(len(good))
             out["features"].append(feats.astype(np.float64).tobytes())
