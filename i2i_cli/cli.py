@@ -141,7 +141,7 @@ def existing_path(what: str, fix: str) -> Callable[..., Any]:
             return value
         name = param.opts[0] if param.opts and param.opts[0].startswith("-") else (param.name or "").upper()
         hint = _close_names(Path(value))
-        raise fail(f"{name} {value}: no such {what}{hint}; {fix}")
+        raise fail(f"{name} {Path(value)}: no such {what}{hint}; {fix}")
 
     return check
 

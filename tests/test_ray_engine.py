@@ -79,7 +79,7 @@ def test_a_folder_through_ray_equals_the_local_engine_byte_for_byte_though_an_ac
     assert result.bad == [(str(source / "b" / "broken.png"), result.bad[0][1])] and "not a readable" in result.bad[0][1]
 
 
-def test_existing_outputs_are_refused_before_the_work_without_skip_existing(local_ray, run, tmp_path):
+def test_existing_outputs_are_refused_before_the_work_without_skip_existing(run, tmp_path):
     source = _images(tmp_path / "in", n=2, bad=False)
     (tmp_path / "out" / "a").mkdir(parents=True)
     (tmp_path / "out" / "a" / "01.png").write_bytes(b"mine")
