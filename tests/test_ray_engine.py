@@ -181,3 +181,16 @@ def test_the_moments_merged_from_batches_equal_numpys_mean_and_covariance():
     assert n == 50
     np.testing.assert_allclose(mean, features.mean(axis=0), rtol=1e-12)
     np.testing.assert_allclose(cov, np.cov(features, rowvar=False), rtol=1e-10)
+
+
+def test_a_missing_ray_is_the_usual_one_line_error(run, tmp_path, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "ray" else find_spec(name, *args))
+    source = _images(tmp_path / "in", n=1, bad=False)
+    for command in (["translate", str(source), str(tmp_path / "out"), "-c", str(run)],
+                    ["eval", "--real", str(source), "--fake", str(source)]):
+        result = CliRunner().invoke(app, [*command, "--engine", "ray"])
+        assert result.exit_code == 2 and "pip install 'i2i[ray]'" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
