@@ -78,10 +78,10 @@ def _quiet_ray_data() -> None:
     """i2i shows its own progress (a rich bar or plain lines): Ray Data's bars and plan logs are off."""
     from ray.data import DataContext
 
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # before: turning the bars off logs a warning
     context = DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 
 def actor_count(options: RayOptions, info: ClusterInfo) -> int:

@@ -66,13 +66,23 @@ def translate_on_ray(source: str | os.PathLike[str], out: str | os.PathLike[str]
         actors = actor_count(ray_opts, info)
         result = TranslateResult(skipped=skipped, engine="ray", workers=actors)
         result.device = f"Ray ({info.address}): {actors} actor(s), {'GPU' if info.gpus >= 1 else 'CPU'}"
-        result.note = note
+        result.note = "; ".join(n for n in (note, _videos_left(src)) if n)
         if todo:
             _run(todo, src, dst, str(path), opts, ray_opts, actors, info, result, progress)
     finally:
         disconnect(info)
     result.seconds = time.time() - start
     return result
+
+
+def _videos_left(src: Location) -> str:
+    """Video files in a local IN are the local engine's (frames in order, audio copied): said, not translated."""
+    if not src.local or not Path(src.root).is_dir():
+        return ""
+    from i2i_cli.video import list_videos
+
+    videos = list_videos(Path(src.root))
+    return f"{len(videos)} video file(s) left alone: translate them with --engine local" if videos else ""
 
 
 def _checked_translator(path: Path, opts: TranslateOptions) -> Any:
