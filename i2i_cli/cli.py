@@ -60,7 +60,10 @@ def quiet_library_warnings() -> None:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red line naming the problem and the fix; return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: "pip install 'i2i[ray]'" is text, not a rich tag that would vanish from the line
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 

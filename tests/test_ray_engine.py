@@ -188,7 +188,7 @@ def test_a_missing_ray_is_the_usual_one_line_error(run, tmp_path, monkeypatch):
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None if name == "ray" else find_spec(name, *args))
-    source = _images(tmp_path / "in", n=1, bad=False)
+    source = _images(tmp_path / "in", n=2, bad=False)
     for command in (["translate", str(source), str(tmp_path / "out"), "-c", str(run)],
                     ["eval", "--real", str(source), "--fake", str(source)]):
         result = CliRunner().invoke(app, [*command, "--engine", "ray"])
