@@ -60,7 +60,10 @@ def quiet_library_warnings() -> None:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red line naming the problem and the fix; return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    # escaped: "pip install 'i2i[ray]'" is text, not a rich tag that would vanish from the line
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -136,11 +139,12 @@ def existing_path(what: str, fix: str) -> Callable[..., Any]:
     """A typer callback refusing a path that does not exist, when parsed: the answer comes before torch loads."""
 
     def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
-        if value is None or ctx.resilient_parsing or Path(value).exists() or str(value).startswith("hf:"):
+        if value is None or ctx.resilient_parsing or Path(value).exists() or str(value).startswith("hf:") or (
+                "://" in str(value)):  # a URL (s3://...): its engine checks it
             return value
         name = param.opts[0] if param.opts and param.opts[0].startswith("-") else (param.name or "").upper()
         hint = _close_names(Path(value))
-        raise fail(f"{name} {value}: no such {what}{hint}; {fix}")
+        raise fail(f"{name} {Path(value)}: no such {what}{hint}; {fix}")
 
     return check
 

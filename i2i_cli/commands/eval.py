@@ -71,6 +71,9 @@ def evaluate(
     json_out: Annotated[Path | None, json_option("Write metrics and protocol as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
+    engine: Annotated[Literal["local", "ray"], typer.Option(help="Folders: FID / KID features on this machine (local) or on a Ray cluster's actors (ray: pip install 'i2i[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="--engine ray: join this cluster (else RAY_ADDRESS, else a local Ray).")] = None,
+    actors: Annotated[int | None, typer.Option(help="--engine ray: feature actors (default: one per GPU; without GPUs one per 2 CPUs, at most 4).")] = None,
 ) -> None:
     """Compare a folder of generated images with real ones; the protocol goes with every number."""
     if ctx.invoked_subcommand is not None:
@@ -91,6 +94,11 @@ def evaluate(
                           fcn_convention=fcn_convention, fid_sqrt=fid_sqrt)
     if (real is None) != (fake is None):
         raise ConfigError("pass both --real and --fake, or neither (then a run is evaluated: --checkpoint)")
+    if engine == "ray" and real is None:
+        raise ConfigError("--engine ray evaluates folders (--real / --fake) for now; translate the run's test split "
+                          "with `i2i translate --engine ray`, then evaluate the folders")
+    if engine == "local" and (ray_address is not None or actors is not None):
+        raise ConfigError("--ray-address / --actors go with --engine ray")
     if segmenter and real is not None:
         raise ConfigError("--segmenter goes with --checkpoint; for folders use `i2i eval fcn --fake DIR --labels DIR`")
     with progress_bar("eval", None, transient=True) as advance:
@@ -100,7 +108,12 @@ def evaluate(
                                              seed=seed)
             result, title, table = _evaluate_checkpoint(checkpoint, data, options, out, report, multidomain)
         else:
-            result = evaluate_folders(real, fake, options, progress=report)
+            if engine == "ray":
+                from i2i_cli.ray_engine import RayOptions, evaluate_on_ray
+
+                result = evaluate_on_ray(real, fake, options, RayOptions(address=ray_address, actors=actors), report)
+            else:
+                result = evaluate_folders(real, fake, options, progress=report)
             title, table = f"{fake} vs {real} ({result.protocol.mode or 'paired'})", None
     _report(result, title, json_out, table)
 
@@ -145,6 +158,9 @@ def fcn(
     json_out: Annotated[Path | None, json_option("Write scores, per-class values and protocol as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
+    engine: Annotated[Literal["local", "ray"], typer.Option(help="Folders: FID / KID features on this machine (local) or on a Ray cluster's actors (ray: pip install 'i2i[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="--engine ray: join this cluster (else RAY_ADDRESS, else a local Ray).")] = None,
+    actors: Annotated[int | None, typer.Option(help="--engine ray: feature actors (default: one per GPU; without GPUs one per 2 CPUs, at most 4).")] = None,
 ) -> None:
     """FCN-score: segment generated photos and compare with the label maps (pixel acc, class acc, mIoU)."""
     from i2i_cli.data.images import set_max_pixels

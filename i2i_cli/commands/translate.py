@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -29,12 +29,13 @@ if TYPE_CHECKING:
 SPEED = "Speed"
 STYLE = "Multi-domain (StarGAN v2)"
 VIDEO = "Video (PyAV: pip install 'i2i[video]')"
+CLUSTER = "Cluster (Ray: pip install 'i2i[ray]')"
 
 
 @handle_errors
 def translate(
-    source: Annotated[Path, typer.Argument(help="An image or video, or a folder of them (searched recursively).", callback=existing_path("image, video or folder", "pass an image, a video or a folder of them"))],
-    out: Annotated[Path, typer.Argument(help="Output folder (names and sub-folders are kept, PNG).")],
+    source: Annotated[str, typer.Argument(help="An image or video, or a folder of them (searched recursively); with --engine ray also an object-store URL (s3://bucket/prefix, gs://...).", callback=existing_path("image, video or folder", "pass an image, a video or a folder of them"))],
+    out: Annotated[str, typer.Argument(help="Output folder (names and sub-folders are kept, PNG); with --engine ray also an object-store URL.")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).", callback=existing_path("run, checkpoint or .onnx file", "pass a run folder of `i2i train`, a checkpoint in it, or an .onnx file of `i2i export`"))] = None,
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     resize: Annotated[int | None, typer.Option(help="Resize the shorter side to N first (output keeps N unless --keep-size).")] = None,
@@ -56,6 +57,9 @@ def translate(
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Attention methods: also write NAME__mask.png.")] = False,
     video_codec: Annotated[str | None, typer.Option("--video-codec", help="Video files: the encoder (default libx264, H.264; libvpx-vp9 for .webm).", rich_help_panel=VIDEO)] = None,
     crf: Annotated[int, typer.Option(help="Video files: constant rate factor (lower: better and bigger).", rich_help_panel=VIDEO)] = 18,
+    engine: Annotated[Literal["local", "ray"], typer.Option(help="local: this machine; ray: a Ray cluster's actor pool (local folders or s3:// / gs:// URLs).", rich_help_panel=CLUSTER)] = "local",
+    ray_address: Annotated[str | None, typer.Option("--ray-address", help="--engine ray: join this cluster (else RAY_ADDRESS, else a local Ray on this machine).", rich_help_panel=CLUSTER)] = None,
+    actors: Annotated[int | None, typer.Option(help="--engine ray: translator actors (default: one per GPU; without GPUs one per 2 CPUs, at most 4).", rich_help_panel=CLUSTER)] = None,
     json_out: Annotated[Path | None, json_option("Write a summary as JSON")] = None,
 ) -> None:
     """Translate every image (and video: mp4, mov, mkv, webm, avi) in SOURCE into OUT; bad files are listed at the end and the others still translated."""
@@ -68,6 +72,20 @@ def translate(
         raise ConfigError("--keep-size goes with --resize N (without --resize outputs already keep their size)")
     from i2i_cli.fsutil import check_output_file, check_output_folder
 
+    options = dict(batch_size=batch_size, resize=resize, keep_size=keep_size, overwrite=overwrite,
+                   skip_existing=skip_existing, threads=threads, max_pixels=max_pixels, save_masks=save_masks,
+                   tile=tile, overlap=overlap, blend=blend)
+    if engine == "ray":
+        if style_ref is not None or domain is not None:
+            raise ConfigError("--style-ref / --domain: styles translate with --engine local only for now")
+        _translate_on_ray(source, out, checkpoint, json_out, options, direction, device, precision,
+                          ray_address, actors)
+        return
+    if ray_address is not None or actors is not None:
+        raise ConfigError("--ray-address / --actors go with --engine ray")
+    if "://" in source or "://" in out:
+        raise ConfigError(f"{source if '://' in source else out}: object-store URLs are read and written by "
+                          "--engine ray; download the files, or add --engine ray")
     check_output_folder(out, "OUT")  # a file, a folder under a file, a read-only place: refused before the model loads
     if json_out is not None:
         check_output_file(json_out, "--json")
@@ -75,9 +93,6 @@ def translate(
     translator = Translator(checkpoint, device, direction=direction, precision=precision)
     if translator.note:
         info(translator.note)
-    options = dict(batch_size=batch_size, resize=resize, keep_size=keep_size, overwrite=overwrite,
-                   skip_existing=skip_existing, threads=threads, max_pixels=max_pixels, save_masks=save_masks,
-                   tile=tile, overlap=overlap, blend=blend)
     _announce(translator)
     loaded = translator.loaded
     with progress_bar("translate", None) as advance:
@@ -88,6 +103,23 @@ def translate(
     if not translator.multi_domain:
         extra["step"] = loaded.step if loaded is not None else None
     _report(result, out, json_out, extra)
+
+
+def _translate_on_ray(source: str, out: str, checkpoint: Path | None, json_out: Path | None, options: dict[str, Any],
+                      direction: str, device: str, precision: str, ray_address: str | None, actors: int | None
+                      ) -> None:
+    """`--engine ray`: the same outputs through a Ray actor pool (i2i_cli.ray_engine)."""
+    from i2i_cli.inference import TranslateOptions
+    from i2i_cli.ray_engine import RayOptions, translate_on_ray
+
+    opts = TranslateOptions(direction=direction, device=device, precision=precision, **options)
+    ray_options = RayOptions(address=ray_address, actors=actors)
+    with progress_bar("translate", None) as advance:
+        result = translate_on_ray(source, out, checkpoint, opts, ray_options,
+                                  progress=lambda done, total: advance(0, completed=done, total=total))
+    if result.note:
+        info(result.note)
+    _report(result, out, json_out, {"engine": result.engine, "actors": result.workers, "cluster": result.device})
 
 
 def _announce(translator: Any) -> None:
@@ -102,7 +134,7 @@ def _announce(translator: Any) -> None:
         info(f"ONNX Runtime on {translator.device}")
 
 
-def _report(result: TranslateResult, out: Path, json_out: Path | None, extra: dict[str, Any]) -> None:
+def _report(result: TranslateResult, out: str, json_out: Path | None, extra: dict[str, Any]) -> None:
     rate = len(result.written) / result.seconds if result.seconds else 0.0
     print_table(f"translated into {out}", ["", ""], [
         ("written", len(result.written)),

@@ -136,18 +136,20 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int | None = None) -
     return decode_image(data, file, max_pixels=max_pixels)
 
 
-def decode_image(data: bytes, name: object, *, max_pixels: int | None = None) -> np.ndarray:
-    """Decode encoded image bytes (a file's, an upload's) into RGB uint8 (H, W, 3); `name` names them in errors.
-    The pixel limit is checked on the header, before the pixels are decoded."""
+def decode_image(data: bytes, name: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode the bytes of an image file (read from a disk, an object store or an upload; `name` says which in
+    errors) into an RGB uint8 array (H, W, 3), as load_image does. Raises BadImageError naming the file and the
+    reason; the pixel limit is checked on the header, before the pixels are decoded."""
     limit = max_pixels_default() if max_pixels is None else max_pixels
+    file = str(name)  # a path or a URL (s3://...): Path() would fold a URL's '//'
     if not data:
-        raise BadImageError(name, "empty file (0 bytes); delete or replace it")
+        raise BadImageError(file, "empty file (0 bytes); delete or replace it")
     try:
         img = _open(data)
         width, height = img.size
         if limit and width * height > limit:
             raise BadImageError(
-                name,
+                file,
                 f"{width}x{height} = {width * height:,} pixels is past the limit of {limit:,} "
                 "(possible decompression bomb); raise it with --max-pixels or I2I_MAX_PIXELS if you trust the file",
             )
@@ -157,9 +159,9 @@ def decode_image(data: bytes, name: object, *, max_pixels: int | None = None) ->
     except BadImageError:
         raise
     except UnidentifiedImageError as exc:
-        raise BadImageError(name, "not a readable image (unknown format or not an image); delete or replace it") from exc
+        raise BadImageError(file, "not a readable image (unknown format or not an image); delete or replace it") from exc
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise BadImageError(name, f"corrupt or truncated image ({exc}); re-export or remove it") from exc
+        raise BadImageError(file, f"corrupt or truncated image ({exc}); re-export or remove it") from exc
 
 
 def load_label_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
@@ -192,26 +194,30 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
 def save_image(array: np.ndarray, path: str | os.PathLike[str], *, overwrite: bool = False, quality: int = 95) -> None:
     """Encode an RGB (or grey) uint8 array to `path` through a temporary name (never half-written)."""
     target = Path(path)
-    if array.dtype != np.uint8:
-        raise TypeError(f"save_image wants uint8, got {array.dtype}")
-    img = Image.fromarray(array)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
-        target.suffix.lower(), "PNG"
-    )
-    params = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    img, fmt, params = _encoder(array, target.suffix, quality)
     with atomic_path(target, overwrite=overwrite) as tmp:
         img.save(tmp, format=fmt, **params)
 
 
-ENCODED_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}  # MIME type -> Pillow format
+MIME_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}  # what encode_image serves
 
 
-def encode_image(array: np.ndarray, mime: str = "image/png", quality: int = 95) -> bytes:
-    """An RGB uint8 array as encoded bytes (PNG, JPEG or WebP): the bytes save_image would write."""
-    fmt = ENCODED_FORMATS[mime]
+def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> bytes:
+    """The bytes save_image writes for `array` under a name ending in `suffix` (object stores), or of a MIME type
+    of MIME_SUFFIXES (an HTTP answer)."""
+    img, fmt, params = _encoder(array, MIME_SUFFIXES.get(suffix, suffix), quality)
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+    img.save(buffer, format=fmt, **params)
     return buffer.getvalue()
+
+
+def _encoder(array: np.ndarray, suffix: str, quality: int) -> tuple[Image.Image, str, dict[str, int]]:
+    if array.dtype != np.uint8:
+        raise TypeError(f"save_image wants uint8, got {array.dtype}")
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+        suffix.lower(), "PNG"
+    )
+    return Image.fromarray(array), fmt, ({"quality": quality} if fmt in ("JPEG", "WEBP") else {})
 
 
 def split_halves(array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -68,16 +68,18 @@ def requested_metrics(names: tuple[str, ...]) -> list[type[FolderMetric]]:
 
 
 def evaluate_folders(real: str | os.PathLike[str], fake: str | os.PathLike[str], options: EvalOptions,
-                     progress: Callable[[str, int, int], None] | None = None) -> EvalResult:
+                     progress: Callable[[str, int, int], None] | None = None,
+                     shared: dict[str, Any] | None = None) -> EvalResult:
     """The requested folder metrics (FID / KID with clean-fid's protocols, paired LPIPS, ...: see
-    i2i_cli.evaluation.metrics) between two folders, with their protocol."""
+    i2i_cli.evaluation.metrics) between two folders, with their protocol. `shared`: what an engine hands the
+    metrics (fid_kid's feature_source: Inception features extracted on a Ray cluster)."""
     metrics = requested_metrics(options.metrics)
     if options.kid_subsets < 1 or options.kid_subset_size < 2 or options.batch_size < 1:
         raise ConfigError("--kid-subsets must be >= 1, --kid-subset-size >= 2 and --batch-size >= 1")
     _check_folders(real, fake, metrics)
     protocol = Protocol(real=str(Path(real).resolve()), fake=str(Path(fake).resolve()))
     ctx = MetricContext(Path(real), Path(fake), options, torch.device(options.device), protocol, progress,
-                        values=value_keys())
+                        values=value_keys(), shared=dict(shared or {}))
     for metric in metrics:
         metric().compute(ctx)
     return EvalResult(ctx.values, protocol, ctx.bad, ctx.warnings)

@@ -157,16 +157,34 @@ def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str 
     """(N, 2048) float64 features of every readable image under `folder` (i2i's listing: image extensions
     only), and the unreadable files as (path, reason). Preprocessing is clean-fid's resizer of `mode`, or for
     stargan_v2 StarGAN v2's two bilinear resizes (to `image_size`, its img_size, then to 299)."""
-    from functools import partial
-
-    from cleanfid.resize import build_resizer
-
     mode = canonical_mode(mode)
     if not Path(folder).is_dir():
         raise DataError(f"{folder}: not a folder of images")
     files = list_images(folder)
     if not files:
         raise DataError(f"{folder}: no images found (extensions: png, jpg, jpeg, bmp, tif, webp, ppm, pgm, gif)")
+    prepare = inception_input(mode, image_size)
+    feats, bad, done = [], [], 0
+    for arrays in _decoded_batches(files, prepare, batch_size, threads or default_threads()):
+        good = [a for a in arrays if isinstance(a, np.ndarray)]
+        bad += [(e.path, e.reason) for e in arrays if isinstance(e, BadImageError)]
+        if good:
+            feats.append(batch_features(good, model, device))
+        done += len(arrays)
+        if progress:
+            progress(done, len(files))
+    if not feats:
+        raise DataError(f"{folder}: none of its {len(files)} images could be read")
+    return np.concatenate(feats), bad
+
+
+def inception_input(mode: str, image_size: int = STARGAN_V2_SIZE) -> Callable[[Path], np.ndarray | BadImageError]:
+    """A file -> the network's float32 HWC input by `mode`'s preprocessing (clean-fid's resizer, or StarGAN v2's
+    two resizes), or the BadImageError saying why it cannot be read."""
+    from functools import partial
+
+    from cleanfid.resize import build_resizer
+
     # clean: make_resizer("PIL", False, "bicubic", (299, 299))
     resize = partial(_stargan_v2_resize, size=image_size) if mode == "stargan_v2" else build_resizer(mode)
 
@@ -176,21 +194,10 @@ def folder_features(folder: str | os.PathLike[str], model: FeatureFn, mode: str 
         except BadImageError as exc:
             return exc
 
-    feats, bad, done = [], [], 0
-    for arrays in _decoded_batches(files, prepare, batch_size, threads or default_threads()):
-        good = [a for a in arrays if isinstance(a, np.ndarray)]
-        bad += [(e.path, e.reason) for e in arrays if isinstance(e, BadImageError)]
-        if good:
-            feats.append(_batch_features(good, model, device))
-        done += len(arrays)
-        if progress:
-            progress(done, len(files))
-    if not feats:
-        raise DataError(f"{folder}: none of its {len(files)} images could be read")
-    return np.concatenate(feats), bad
+    return prepare
 
 
-def _batch_features(arrays: list[np.ndarray], model: FeatureFn, device: torch.device | str) -> np.ndarray:
+def batch_features(arrays: list[np.ndarray], model: FeatureFn, device: torch.device | str) -> np.ndarray:
     """Features of HWC float arrays in order; arrays of different sizes (legacy_tensorflow resizes inside the
     network, so any size is valid there) go through the network in one batch per size."""
     by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -326,26 +333,53 @@ def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = 100, su
     return float(np.mean(values)), float(np.std(values)), m
 
 
+INCEPTION_WEIGHTS = {"clean": "inception_fid", "legacy_tensorflow": "inception_fid",
+                     "legacy_pytorch": "inception_fid_pytorch", "stargan_v2": "inception_v3"}
+
+# What another engine gives FID / KID instead of extracting here (i2i_cli.ray_engine): ctx.shared["feature_source"]
+# (name, folder, ctx) -> (features in i2i's listing order, bad files), the same network and preprocessing on its
+# workers; it may leave each side's (count, mean, covariance) merged from float64 sums in ctx.shared["moments"].
+FeatureSource = Callable[[str, Path, MetricContext], tuple[np.ndarray, list[tuple[str, str]]]]
+
+
 def _shared_features(ctx: MetricContext) -> dict[str, np.ndarray]:
     """Inception features of both folders, computed once per evaluation for FID and KID."""
     if "inception_features" in ctx.shared:
         return ctx.shared["inception_features"]
     options = ctx.options
-    model, weights = inception(options.mode, ctx.device, options.weights_dir)
+    source: FeatureSource | None = ctx.shared.get("feature_source")
+    if source is None:
+        model, weights = inception(options.mode, ctx.device, options.weights_dir)
+    else:
+        weights = resolve(INCEPTION_WEIGHTS[canonical_mode(options.mode)], weights_dir=options.weights_dir)
     ctx.protocol.add_weights("inception", weights)
     image_size = options.image_size or STARGAN_V2_SIZE
     ctx.protocol.set_fid_mode(options.mode, image_size)
     feats = {}
     for name, folder in (("real", ctx.real), ("fake", ctx.fake)):
-        feats[name], skipped = folder_features(
-            folder, model, options.mode, batch_size=options.batch_size, device=ctx.device, threads=options.threads,
-            progress=ctx.report(f"features {name}"), image_size=image_size)
+        if source is not None:
+            feats[name], skipped = source(name, folder, ctx)
+        else:
+            feats[name], skipped = folder_features(
+                folder, model, options.mode, batch_size=options.batch_size, device=ctx.device,
+                threads=options.threads, progress=ctx.report(f"features {name}"), image_size=image_size)
         ctx.bad += skipped
     ctx.protocol.n_real, ctx.protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
     if note := few_images_warning(ctx.protocol.n_real, ctx.protocol.n_fake, feats["real"].shape[1]):
         ctx.protocol.update({"warnings": [*ctx.protocol.extra.get("warnings", []), note]})
     ctx.shared["inception_features"] = feats
     return feats
+
+
+def _fid(ctx: MetricContext, feats: dict[str, np.ndarray]) -> float:
+    """FID from the features, or from merged moments where an engine left them and the formula takes
+    covariances anyway (sqrtm, or at least as many images as features): the same numbers either way."""
+    sqrt, moments = ctx.options.fid_sqrt, ctx.shared.get("moments")
+    real, fake = feats["real"], feats["fake"]
+    if moments and (sqrt == "sqrtm" or min(real.shape[0], fake.shape[0]) >= real.shape[1]):
+        (_, mu1, sigma1), (_, mu2, sigma2) = moments["real"], moments["fake"]
+        return frechet_distance(mu1, sigma1, mu2, sigma2, sqrt, ctx.options.mode)
+    return fid_from_features(real, fake, sqrt, ctx.options.mode)
 
 
 class FidMetric(FolderMetric):
@@ -361,7 +395,7 @@ class FidMetric(FolderMetric):
         sqrt = ctx.options.fid_sqrt
         if ctx.progress:
             ctx.progress(f"FID ({sqrt})", 0, 1)
-        ctx.values["fid"] = fid_from_features(feats["real"], feats["fake"], sqrt, ctx.options.mode)
+        ctx.values["fid"] = _fid(ctx, feats)
         ctx.protocol.update({"fid_sqrt": {"method": sqrt, "formula": FID_SQRT_PROTOCOL[sqrt]}})
 
 

@@ -17,6 +17,7 @@ from i2i_cli.inference.naming import (
     output_names,
     output_path,
     refuse_collisions,
+    relative_output_names,
     skip_existing_output,
 )
 from i2i_cli.inference.options import ProgressFn, TranslateOptions, TranslateResult
@@ -37,6 +38,7 @@ from i2i_cli.inference.tiling import (
     check_tile_options,
     pad_to_multiple,
     resize_shorter_side,
+    restore_size,
     run_array,
     run_masks,
     run_tiled,
@@ -55,7 +57,7 @@ __all__ = [
     "TorchTranslator", "TranslateOptions", "TranslateResult", "check_input_size", "check_tile_options",
     "check_translation", "domain_index", "find_collisions", "input_files", "load_styles", "load_translator",
     "mask_path", "no_styles", "onnx_relative_direction", "onnx_session", "output_claims", "output_names",
-    "output_path", "pad_to_multiple", "reference_tags", "refuse_collisions", "resize_shorter_side",
-    "resolve_checkpoint", "run_array", "run_masks", "run_tiled", "shard", "skip_existing_output",
+    "output_path", "pad_to_multiple", "reference_tags", "refuse_collisions", "relative_output_names",
+    "resize_shorter_side", "resolve_checkpoint", "restore_size", "run_array", "run_masks", "run_tiled", "shard", "skip_existing_output",
     "style_tags", "translate_folder", "translate_tiles", "translate_with_styles",
 ]

@@ -26,7 +26,7 @@ from i2i_cli.inference.naming import (
     skip_existing_output,
 )
 from i2i_cli.inference.options import ProgressFn, TranslateOptions, TranslateResult
-from i2i_cli.inference.tiling import check_input_size, resize_shorter_side, run_array, run_masks
+from i2i_cli.inference.tiling import check_input_size, resize_shorter_side, restore_size, run_array, run_masks
 
 
 def shard(files: list[Path]) -> list[Path]:
@@ -105,12 +105,7 @@ def _translate_files(todo: list[tuple[Path, Path]], translator: Any, opts: Trans
         return array
 
     def write(array: np.ndarray, target: Path, size: tuple[int, int] | None) -> None:
-        if size is not None and size != (array.shape[1], array.shape[0]):
-            from PIL import Image
-
-            resample = Image.BICUBIC if array.ndim == 3 else Image.BILINEAR
-            array = np.asarray(Image.fromarray(array).resize(size, resample))
-        save_image(array, target, overwrite=opts.overwrite)
+        save_image(restore_size(array, size), target, overwrite=opts.overwrite)
 
     done = 0
     # encoding overlaps the network; a bounded queue keeps a slow disk from piling up decoded outputs in memory

@@ -4,7 +4,7 @@ lands on an input."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from i2i_cli.data.images import (
@@ -32,16 +32,28 @@ def mask_path(target: Path) -> Path:
 def output_names(source: Path, files: list[Path], out: Path, tag: str = "") -> dict[Path, Path]:
     """Each input's output path. Inputs that would share one (a.png and a.webp -> a.png) keep their extension
     in the name: a.png stays a.png, a.webp becomes a.webp.png; any other input's keeps its plain name."""
-    plain = {file: output_path(source, file, out, tag=tag) for file in files}
-    claims: dict[Path, list[Path]] = {}
-    for file, target in plain.items():
-        claims.setdefault(target, []).append(file)
+    relative = {file: file.relative_to(source) if source.is_dir() else Path(file.name) for file in files}
+    names = relative_output_names(list(relative.values()), tag)
+    return {file: out / names[rel] for file, rel in relative.items()}
+
+
+def relative_output_names(relatives: list[PurePath], tag: str = "") -> dict[PurePath, PurePath]:
+    """output_names on paths relative to the input folder (and the output's to OUT): what every engine names,
+    whether the files sit in a folder or under an object-store prefix."""
+    def name(relative: PurePath, keep_extension: bool) -> PurePath:
+        stem = relative.name if keep_extension else relative.stem
+        return relative.parent / (stem + (f"__{tag}" if tag else "") + ".png")
+
+    plain = {relative: name(relative, False) for relative in relatives}
+    claims: dict[PurePath, list[PurePath]] = {}
+    for relative, target in plain.items():
+        claims.setdefault(target, []).append(relative)
     names = dict(plain)
     for owners in claims.values():
         if len(owners) > 1:
-            for file in owners:
-                if file.suffix != ".png":
-                    names[file] = output_path(source, file, out, tag=tag, keep_extension=True)
+            for relative in owners:
+                if relative.suffix != ".png":
+                    names[relative] = name(relative, True)
     return names
 
 

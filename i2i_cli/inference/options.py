@@ -30,12 +30,14 @@ class TranslateOptions:
 
 @dataclass
 class TranslateResult:
-    written: list[Path] = field(default_factory=list)
+    written: list[Path | str] = field(default_factory=list)  # paths; object-store outputs as URLs
     skipped: int = 0
     bad: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     device: str = ""  # torch device, or the ONNX Runtime provider that ran the network
     note: str = ""
+    engine: str = "local"  # or "ray"
+    workers: int = 1  # the Ray engine's actors
 
     @property
     def counts(self) -> dict[str, int]:

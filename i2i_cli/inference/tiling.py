@@ -51,6 +51,16 @@ def resize_shorter_side(array: np.ndarray, resize: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
 
 
+def restore_size(array: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """--keep-size: an output (or a grey mask) scaled back to its input's (width, height) before --resize."""
+    if size is None or size == (array.shape[1], array.shape[0]):
+        return array
+    from PIL import Image
+
+    resample = Image.BICUBIC if array.ndim == 3 else Image.BILINEAR
+    return np.asarray(Image.fromarray(array).resize(size, resample))
+
+
 def _ramp(length: int, overlap: int, first: bool, last: bool, blend: str = "linear") -> torch.Tensor:
     """Blending weights along one axis of a tile: linear (or cosine) ramps over the overlaps, 1 elsewhere."""
     weights = torch.ones(length)
