@@ -14,7 +14,6 @@ import litserve as ls
 from fastapi import HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from litserve.server import RegularRequestHandler
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from i2i_cli.serve.model import ModelFacts, TranslationRequest, TranslationResult, Translators
 from i2i_cli.serve.service import (
@@ -89,17 +88,30 @@ def _openapi_body() -> dict[str, Any]:
     }
 
 
-class _RequestLog(BaseHTTPMiddleware):
-    """One plain line per translate request: status, size of its batch, seconds (logger i2i.serve, INFO)."""
+class _RequestLog:
+    """One plain line per translate request: status, size of its batch, seconds (logger i2i.serve, INFO).
+    A pure ASGI middleware: it only watches what is sent, so LitServe's body-size check still answers 413."""
 
-    async def dispatch(self, request: Request, call_next: Any) -> Any:
-        start = time.perf_counter()
-        response = await call_next(request)
-        if request.url.path == ROUTE:
-            batch = response.headers.get("X-I2I-Batch")
-            log.info("serve: %s %s %d in %.2f s%s", request.method, request.url.path, response.status_code,
-                     time.perf_counter() - start, f" (batch {batch})" if batch else "")
-        return response
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != ROUTE:
+            await self.app(scope, receive, send)
+            return
+        start, seen = time.perf_counter(), {"status": 500, "batch": ""}
+
+        async def watch(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                seen["status"] = message["status"]
+                seen["batch"] = dict(message.get("headers", [])).get(b"x-i2i-batch", b"").decode()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            log.info("serve: %s %s %d in %.2f s%s", scope["method"], ROUTE, seen["status"],
+                     time.perf_counter() - start, f" (batch {seen['batch']})" if seen["batch"] else "")
 
 
 class TranslationServer(ls.LitServer):
