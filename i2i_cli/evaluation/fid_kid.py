@@ -336,16 +336,36 @@ def _shared_features(ctx: MetricContext) -> dict[str, np.ndarray]:
     image_size = options.image_size or STARGAN_V2_SIZE
     ctx.protocol.set_fid_mode(options.mode, image_size)
     feats = {}
+    cache = getattr(options, "feature_cache", None)  # a training run's: the real set's features kept across evaluations
     for name, folder in (("real", ctx.real), ("fake", ctx.fake)):
-        feats[name], skipped = folder_features(
-            folder, model, options.mode, batch_size=options.batch_size, device=ctx.device, threads=options.threads,
-            progress=ctx.report(f"features {name}"), image_size=image_size)
+        key = folder_key(folder, options.mode, image_size) if name == "real" and cache is not None else None
+        if key is not None and key in cache:
+            feats[name], skipped = cache[key]
+        else:
+            feats[name], skipped = folder_features(
+                folder, model, options.mode, batch_size=options.batch_size, device=ctx.device,
+                threads=options.threads, progress=ctx.report(f"features {name}"), image_size=image_size)
+            if key is not None:
+                cache[key] = (feats[name], skipped)
         ctx.bad += skipped
     ctx.protocol.n_real, ctx.protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
     if note := few_images_warning(ctx.protocol.n_real, ctx.protocol.n_fake, feats["real"].shape[1]):
         ctx.protocol.update({"warnings": [*ctx.protocol.extra.get("warnings", []), note]})
     ctx.shared["inception_features"] = feats
     return feats
+
+
+def folder_key(folder: Path, mode: str, image_size: int) -> str:
+    """What a folder's features depend on: its files' names and bytes, the mode and the image size (an aligned
+    layout rewrites its real halves into each evaluation's folder, so the path alone would not do)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{mode}|{image_size}".encode())
+    for file in sorted(Path(folder).rglob("*")):
+        if file.is_file():
+            digest.update(file.relative_to(folder).as_posix().encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 class FidMetric(FolderMetric):
