@@ -107,6 +107,7 @@ def test_keep_best_needs_evaluation_and_a_ranked_key(datasets, tmp_path):
     assert better("mean_iou") == "max" and better("lpips_latent_mean") == "max" and better("lpips") == "min"
 
 
+@pytest.mark.slow  # about 45 s on a loaded 2-core machine; test_reproduce's end-to-end test covers the same path
 def test_cli_eval_every_with_real_metrics_and_translate_best(datasets, tmp_path, inception64, monkeypatch):
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(inception64))
     calls = []
