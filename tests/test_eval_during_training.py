@@ -133,3 +133,11 @@ def test_cli_eval_every_with_real_metrics_and_translate_best(datasets, tmp_path,
     translated = runner.invoke(app, ["translate", "--checkpoint", f"{run}@best", str(datasets["aligned"] / "test"),
                                      str(out), "--device", "cpu"])
     assert translated.exit_code == 0, translated.output
+
+
+def test_missing_fid_weights_are_refused_before_training(datasets, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", "-m", "pix2pix", "-d", str(datasets["aligned"]), "-o", str(run), "--steps",
+                                 "2", "--device", "cpu", "--eval-every", "1", "--weights-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "inception" in result.output.lower(), result.output
+    assert not run.exists()

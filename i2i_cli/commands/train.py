@@ -74,6 +74,8 @@ def train(
     set_max_pixels(max_pixels)
     model, data, cfg, steps = _resolve_run(model, data, out, config, set_ or [], resume, steps, epochs,
                                            {"size": size, "batch_size": batch_size, "direction": direction})
+    if resume and out is not None and not eval_every:
+        eval_every, eval_metrics, keep_best = _saved_evaluation(out, eval_metrics, keep_best)
     if nan_policy not in ("stop", "skip"):
         raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
     from i2i_cli.engine.trackers import parse_log_to
@@ -99,8 +101,10 @@ def training_evaluator(data: Path, options: Any, mode: str, segmenter: str | Non
     from i2i_cli.evaluation.evaluate import EvalOptions, requested_metrics
 
     requested_metrics(options.eval_metrics)
-    return TrainingEvaluator(data, EvalOptions(metrics=options.eval_metrics, mode=mode, device=device,
-                                               weights_dir=weights_dir, segmenter=segmenter))
+    evaluator = TrainingEvaluator(data, EvalOptions(metrics=options.eval_metrics, mode=mode, device=device,
+                                                    weights_dir=weights_dir, segmenter=segmenter))
+    evaluator.check()
+    return evaluator
 
 
 def _resolve_run(model: str | None, data: Path | None, out: Path | None, config: Path | None, overrides: list[str],
@@ -121,6 +125,17 @@ def _resolve_run(model: str | None, data: Path | None, out: Path | None, config:
     if resume and out is not None:
         _refuse_finished(out, steps, epochs)
     return model, data, cfg, steps
+
+
+def _saved_evaluation(out: Path, eval_metrics: str, keep_best: str) -> tuple[str, str, str]:
+    """`--resume` without --eval-every: the run's own evaluation settings continue (and its best with them)."""
+    from i2i_cli.engine.checkpoint import is_run_dir, read_run_config
+
+    if not is_run_dir(out):
+        return "", eval_metrics, keep_best
+    saved = read_run_config(out).train
+    metrics = ",".join(saved.get("eval_metrics") or []) or eval_metrics
+    return str(saved.get("eval_every") or ""), metrics, keep_best or str(saved.get("keep_best") or "")
 
 
 def _print_result(model: str, result: Any, json_out: Path | None) -> None:  # result: TrainResult

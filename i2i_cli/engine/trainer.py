@@ -79,6 +79,7 @@ class TrainOptions:
         "steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep", "nan_policy",
         "resume", "overwrite", "cache", "compile", "channels_last", "precision", "total_steps", "fused_optimizer",
         "cudnn_benchmark", "compile_mode", "sync_batchnorm", "data_cache", "log_to", "eval_every", "eval_metrics",
+        "keep_best",  # best.json names its key: a new key starts a new best
     )
 
 

@@ -50,3 +50,9 @@ class TrainingEvaluator:
 
     def better(self, key: str) -> str:
         return better(key)
+
+    def check(self) -> None:
+        """The FID network's weights are at hand: refused before training rather than at its first evaluation."""
+        from i2i_cli.evaluation.fid_kid import check_inception_weights
+
+        check_inception_weights(self.options.mode, self.options.weights_dir)

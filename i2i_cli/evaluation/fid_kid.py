@@ -52,6 +52,15 @@ class _TorchScriptInception(torch.nn.Module):
         return self.base.layers.forward((x - 128) / 128).view(n, -1)
 
 
+INCEPTION_WEIGHTS = {"clean": "inception_fid", "legacy_tensorflow": "inception_fid",
+                     "legacy_pytorch": "inception_fid_pytorch", "stargan_v2": "inception_v3"}
+
+
+def check_inception_weights(mode: str, weights_dir: str | os.PathLike[str] | None = None) -> None:
+    """The FID network's file of `mode` can be found (or downloaded): a WeightsError now, not after training."""
+    resolve(INCEPTION_WEIGHTS[canonical_mode(mode)], weights_dir=weights_dir)
+
+
 def inception(mode: str, device: torch.device | str = "cpu",
               weights_dir: str | os.PathLike[str] | None = None) -> tuple[FeatureFn, ResolvedWeights]:
     """The feature network of a clean-fid mode, its file resolved by i2i's weights registry (never /tmp)."""

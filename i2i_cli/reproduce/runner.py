@@ -74,6 +74,9 @@ def estimated_gpu_hours(recipe: Recipe, options: ReproduceOptions) -> float:
 def reproduce(recipe: Recipe, options: ReproduceOptions, note: NoteFn = lambda message: None) -> dict[str, Any]:
     """Run the recipe; the table's rows (published vs reproduced) and the protocol, also written to --out."""
     check_recipe(recipe)
+    from i2i_cli.evaluation.fid_kid import check_inception_weights
+
+    check_inception_weights(recipe.protocol.mode, options.weights_dir)  # before hours of training, not after
     t0 = time.time()
     data = _dataset(recipe, options, note)
     cache: dict[str, Any] = {}  # the real set's Inception features, computed once for every run and scoring
