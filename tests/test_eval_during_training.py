@@ -141,3 +141,23 @@ def test_missing_fid_weights_are_refused_before_training(datasets, tmp_path):
                                  "2", "--device", "cpu", "--eval-every", "1", "--weights-dir", str(tmp_path)])
     assert result.exit_code == 2 and "inception" in result.output.lower(), result.output
     assert not run.exists()
+
+
+def test_evaluation_leaves_training_unchanged(datasets, tmp_path):
+    """An evaluation that draws random numbers (latent codes, KID subsets) does not shift training's draws."""
+
+    class Drawing(_Scripted):
+        def evaluate(self, checkpoint: Path, step: int) -> dict[str, float]:
+            torch.rand(1000)
+            import numpy as np
+
+            np.random.rand(10)
+            return super().evaluate(checkpoint, step)
+
+    config = tiny_config("pix2pix")  # dropout on: the weights depend on torch's draws
+    common = dict(data=datasets["aligned"], device="cpu", steps=2, log_to=())
+    train("pix2pix", config, TrainOptions(out=tmp_path / "a", eval_every="1", **common), evaluator=Drawing({1: 1, 2: 2}))
+    train("pix2pix", config, TrainOptions(out=tmp_path / "b", **common))
+    a = load_tensors(latest_checkpoint(tmp_path / "a") / "weights.safetensors")
+    b = load_tensors(latest_checkpoint(tmp_path / "b") / "weights.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)

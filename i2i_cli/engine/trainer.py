@@ -559,7 +559,13 @@ class Trainer:
     def _evaluate(self, session: Session, done: int, checkpoint: Path, metrics_file: IO[str]) -> None:
         """Score the checkpoint just saved; log the values (metrics.jsonl, trackers) and keep it if it is the best."""
         assert self.evaluator is not None
-        values = self.evaluator.evaluate(checkpoint, done)
+        rng = _rng_state()  # evaluation draws (latent codes, references, KID subsets) must not shift training's
+        was_training = session.method.training
+        try:
+            values = self.evaluator.evaluate(checkpoint, done)
+        finally:
+            _set_rng_state(rng)
+            session.method.train(was_training)
         row = {"step": done, "epoch": round(done / session.plan.steps_per_epoch, 4), "eval": values}
         metrics_file.write(json.dumps(row) + "\n")
         metrics_file.flush()
