@@ -142,6 +142,8 @@ def existing_path(what: str, fix: str) -> Callable[..., Any]:
         if value is None or ctx.resilient_parsing or Path(value).exists() or str(value).startswith("hf:") or (
                 "://" in str(value)):  # a URL (s3://...): its engine checks it
             return value
+        if "@" in str(value) and Path(str(value).rpartition("@")[0]).is_dir():
+            return value  # RUN@best, RUN@last, RUN@step_N: resolved (and refused if wrong) by the checkpoint loader
         name = param.opts[0] if param.opts and param.opts[0].startswith("-") else (param.name or "").upper()
         hint = _close_names(Path(value))
         raise fail(f"{name} {Path(value)}: no such {what}{hint}; {fix}")

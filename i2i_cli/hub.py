@@ -88,7 +88,7 @@ def training_seconds(run_dir: Path) -> float:
 
 def gather(run: str | os.PathLike[str], eval_json: Path | None = None) -> HubRun:
     """Load a run's inference weights and find its newest sample grid and eval JSON; refuse a run without weights."""
-    path = Path(run)
+    path = ckpt.resolve_run_reference(run)  # RUN@best, RUN@step_N
     if not path.exists():
         raise CheckpointError(f"{path}: no such run folder; pass a folder written by `i2i train`")
     if ckpt.is_run_dir(path) and not ckpt.is_hub_folder(path) and ckpt.latest_checkpoint(path) is None:

@@ -36,6 +36,7 @@ COMMAND_MODULES: list[str] = [
     "bench",
     "serve",
     "app",
+    "reproduce",
 ]
 
 

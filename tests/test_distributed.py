@@ -114,3 +114,26 @@ def test_two_nodes_of_one_process_each_equal_one_process(datasets, tmp_path):
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     out_nodes = load_for_inference(tmp_path / "nodes").method.translate(x)
     assert torch.allclose(out_nodes, load_for_inference(tmp_path / "one").method.translate(x), atol=1e-5)
+
+
+def test_rank0_evaluates_while_the_other_rank_waits(datasets, tmp_path, tmp_path_factory):
+    """--eval-every under torchrun (gloo): rank 0 scores the checkpoint, the other rank waits at the barrier,
+    both finish; one evaluation row per evaluated step, the best kept."""
+    import torchvision
+
+    from tests.test_evaluation import _stand_in_dir
+
+    weights = _stand_in_dir(tmp_path_factory, 64)
+    torch.manual_seed(0)
+    alex = torchvision.models.alexnet(weights=None).features.state_dict()
+    torch.save({f"features.{k}": v for k, v in alex.items()}, weights / "alexnet-owt-7be5be79.pth")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = tmp_path / "ddp"
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "i2i_cli",
+                          "train", *OPTIONS, "--data", str(datasets["aligned"]), "--out", str(run), "--eval-every",
+                          "2", "--keep-best", "fid", "--weights-dir", str(weights), "--log-to", "none"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "eval" in r] == [2, 3]  # every 2 steps and the last
+    assert json.loads((run / "best.json").read_text())["key"] == "fid"

@@ -11,6 +11,7 @@ from i2i_cli.cli import (
     CompileMode,
     DataCache,
     Direction,
+    FidMode,
     NanPolicy,
     Precision,
     console,
@@ -22,6 +23,7 @@ from i2i_cli.cli import (
     json_option,
     known_method,
     method_names,
+    parse_csv,
     print_table,
     warn,
 )
@@ -58,6 +60,11 @@ def train(
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
     log_to: Annotated[str, typer.Option("--log-to", help="Experiment trackers, comma-separated: tensorboard (default), wandb, mlflow (pip install 'i2i[trackers]'), or none.")] = "tensorboard",
     json_out: Annotated[Path | None, json_option("Write the result summary as JSON")] = None,
+    eval_every: Annotated[str, typer.Option("--eval-every", help="Evaluate the run every N steps (500) or epochs (5e) on the data's test split, as `i2i eval --checkpoint` would; logged to metrics.jsonl, the report and the trackers.")] = "",
+    eval_metrics: Annotated[str, typer.Option("--eval-metrics", help="With --eval-every: fid, kid (comma-separated; paired data adds lpips). StarGAN v2 and segmenter runs use their own protocol.")] = "fid,kid",
+    eval_mode: Annotated[FidMode, typer.Option("--eval-mode", metavar="MODE", help="With --eval-every: the FID mode (clean, legacy_tensorflow, legacy_pytorch = pytorch-fid, stargan_v2).")] = "clean",
+    eval_segmenter: Annotated[str | None, typer.Option("--eval-segmenter", help="With --eval-every on a paired labels -> photo run: also the FCN-score with this segmenter.")] = None,
+    keep_best: Annotated[str, typer.Option("--keep-best", help="Keep the checkpoint with the best value of this key (fid, kid_mean, mean_iou...) as RUN/checkpoints/best (use --checkpoint RUN@best).")] = "",
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:
     """Train a method (paper defaults; override with --config / --set) and write a run folder."""
@@ -67,6 +74,8 @@ def train(
     set_max_pixels(max_pixels)
     model, data, cfg, steps = _resolve_run(model, data, out, config, set_ or [], resume, steps, epochs,
                                            {"size": size, "batch_size": batch_size, "direction": direction})
+    if resume and out is not None and not eval_every:
+        eval_every, eval_metrics, keep_best = _saved_evaluation(out, eval_metrics, keep_best)
     if nan_policy not in ("stop", "skip"):
         raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
     from i2i_cli.engine.trackers import parse_log_to
@@ -77,8 +86,25 @@ def train(
                            save_every=save_every, keep=keep, sample_every=sample_every, log_every=log_every,
                            nan_policy=nan_policy, channels_last=channels_last, compile=compile_,
                            compile_mode=compile_mode, sync_batchnorm=sync_bn, weights_dir=weights_dir,
-                           data_cache=data_cache, log_to=tuple(parse_log_to(log_to)))
-    _print_result(model, run_with_progress(model, cfg, options), json_out)
+                           data_cache=data_cache, log_to=tuple(parse_log_to(log_to)), eval_every=eval_every,
+                           eval_metrics=tuple(parse_csv(eval_metrics)) if eval_every else (), keep_best=keep_best)
+    evaluator = training_evaluator(data, options, eval_mode, eval_segmenter, device, weights_dir)
+    _print_result(model, run_with_progress(model, cfg, options, evaluator), json_out)
+
+
+def training_evaluator(data: Path, options: Any, mode: str, segmenter: str | None, device: str,
+                       weights_dir: Path | None) -> Any:  # -> TrainingEvaluator | None
+    """The evaluator --eval-every calls (None without it); its metrics and --keep-best checked before training."""
+    if not options.eval_every:
+        return None
+    from i2i_cli.evaluation.during_training import TrainingEvaluator
+    from i2i_cli.evaluation.evaluate import EvalOptions, requested_metrics
+
+    requested_metrics(options.eval_metrics)
+    evaluator = TrainingEvaluator(data, EvalOptions(metrics=options.eval_metrics, mode=mode, device=device,
+                                                    weights_dir=weights_dir, segmenter=segmenter))
+    evaluator.check()
+    return evaluator
 
 
 def _resolve_run(model: str | None, data: Path | None, out: Path | None, config: Path | None, overrides: list[str],
@@ -101,6 +127,17 @@ def _resolve_run(model: str | None, data: Path | None, out: Path | None, config:
     return model, data, cfg, steps
 
 
+def _saved_evaluation(out: Path, eval_metrics: str, keep_best: str) -> tuple[str, str, str]:
+    """`--resume` without --eval-every: the run's own evaluation settings continue (and its best with them)."""
+    from i2i_cli.engine.checkpoint import is_run_dir, read_run_config
+
+    if not is_run_dir(out):
+        return "", eval_metrics, keep_best
+    saved = read_run_config(out).train
+    metrics = ",".join(saved.get("eval_metrics") or []) or eval_metrics
+    return str(saved.get("eval_every") or ""), metrics, keep_best or str(saved.get("keep_best") or "")
+
+
 def _print_result(model: str, result: Any, json_out: Path | None) -> None:  # result: TrainResult
     """The last losses as a table, what was skipped, where the run and its report are; --json."""
     rows = [(k, v) for k, v in result.final_losses.items()]
@@ -109,12 +146,20 @@ def _print_result(model: str, result: Any, json_out: Path | None) -> None:  # re
         warn(f"{len(result.bad_files)} unreadable image(s) were skipped: {', '.join(result.bad_files[:3])}")
     if result.skipped_steps:
         warn(f"{result.skipped_steps} step(s) skipped for non-finite losses (--nan-policy skip)")
+    if result.evaluations:
+        keys = list(dict.fromkeys(k for e in result.evaluations for k in e["values"]))[:6]
+        print_table("evaluations during training", ["step", *keys],
+                    [(e["step"], *(e["values"].get(k) for k in keys)) for e in result.evaluations])
+    if result.best:
+        console.print(f"best {result.best['key']}: {result.best['value']:.4g} at step {result.best['step']} "
+                      f"(--checkpoint {result.run_dir}@best)")
     console.print(f"run: {result.run_dir}  (report: {result.run_dir / 'index.html'})")
     if json_out:
         from i2i_cli.cli import write_json
 
         write_json(json_out, {"run": str(result.run_dir), "steps": result.steps, "losses": result.final_losses,
-                              "seconds": result.seconds, "bad_files": result.bad_files})
+                              "seconds": result.seconds, "bad_files": result.bad_files,
+                              "evaluations": result.evaluations, "best": result.best})
 
 
 def _check_outputs(out: Path | None, json_out: Path | None, resume: bool) -> None:
@@ -156,7 +201,7 @@ def _saved_run(out: Path, model: str | None, data: Path | None, overrides: list[
     return saved.method, data or Path(saved.data.get("root", "")), cfg, int(planned) if planned else None
 
 
-def run_with_progress(model: str, cfg, options):  # -> TrainResult
+def run_with_progress(model: str, cfg, options, evaluator=None):  # -> TrainResult
     """Run the trainer under a rich progress bar showing the losses (only on rank 0)."""
     import os
 
@@ -175,13 +220,15 @@ def run_with_progress(model: str, cfg, options):  # -> TrainResult
                 state["advance"](0, total=event.total, completed=event.step)
         elif event.kind == "warning":
             warn(event.message)
+        elif event.kind == "eval":
+            info(f"eval {event.message}")
         elif event.kind == "step" and state["advance"] is not None:
             text = "  ".join(f"{k} {v:.3f}" for k, v in list(event.losses.items())[:6])
             state["advance"](completed=event.step, status=text)
 
     with progress_bar(f"train {model}", None) as advance:
         state["advance"] = advance
-        return run_training(model, cfg, options, on_event)
+        return run_training(model, cfg, options, on_event, evaluator)
 
 
 def register(app: typer.Typer) -> None:

@@ -3,7 +3,10 @@
     RUN/config.json                       resolved config: method, its options, domains, data, training options
     RUN/latest.json                       {"step": N, "dir": "checkpoints/step_000000N"}, replaced atomically
     RUN/checkpoints/step_XXXXXXXX/        weights.safetensors, ema.safetensors (if any), state.pt, meta.json
+    RUN/checkpoints/best/                 the best evaluated checkpoint (--keep-best), RUN/best.json says which
     RUN/metrics.jsonl, RUN/samples/, RUN/tb/, RUN/index.html
+
+A checkpoint is named RUN (its newest), RUN@last (the same), RUN@best or RUN@step_N (resolve_run_reference).
 
 A checkpoint folder is written under a temporary name and renamed when complete, and latest.json is updated
 after that: a run killed at any moment still has a complete last checkpoint. Weights are safetensors; the
@@ -34,6 +37,8 @@ EMA_FILE = "ema.safetensors"
 STATE_FILE = "state.pt"
 HUB_WEIGHTS_FILE = "model.safetensors"  # a Hub-layout folder: config.json + model.safetensors + README.md
 HUB_PREFIX = "hf://"
+BEST_DIR = "best"  # RUN/checkpoints/best: a copy of the best evaluated checkpoint (never pruned)
+BEST_FILE = "best.json"  # RUN/best.json: {"metric", "key", "mode", "value", "step"}
 
 
 @dataclass
@@ -103,7 +108,8 @@ def is_run_dir(path: Path) -> bool:
 # --- starting and resuming a run folder ------------------------------------------------------------
 
 # What i2i writes into a run folder: all that --overwrite removes (anything else there is the user's).
-RUN_FILES = ("checkpoints", "samples", "tb", "metrics.jsonl", "latest.json", "index.html", CONFIG_FILE)
+RUN_FILES = ("checkpoints", "samples", "tb", "metrics.jsonl", "latest.json", "index.html", CONFIG_FILE, "best.json",
+             "eval")
 
 
 def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
@@ -439,7 +445,7 @@ def resolve_hub_path(value: str | os.PathLike[str]) -> Path:
     huggingface_hub resolves it (its cache, HF_HUB_OFFLINE, HF_ENDPOINT, HF_TOKEN or the saved login)."""
     reference = parse_hub_reference(value)
     if reference is None:
-        return Path(value)
+        return resolve_run_reference(value)
     repo, revision = reference
     from i2i_cli.extras import require_extra
 
@@ -496,3 +502,60 @@ def inference_state_keys(method: Any) -> list[str]:
     """The saved weights translation needs: every network except the discriminators and frozen modules."""
     frozen = tuple(name + "." for name in method.frozen_modules())
     return [k for k in method.saved_state_dict() if not k.startswith(frozen) and not is_training_only(k.split(".")[0])]
+
+
+# --- RUN@best, RUN@last, RUN@step_N ------------------------------------------------------------------
+
+
+def resolve_run_reference(value: str | os.PathLike[str]) -> Path:
+    """RUN@best -> RUN/checkpoints/best, RUN@last -> RUN, RUN@step_N -> RUN/checkpoints/step_N; anything else,
+    including an existing path that happens to hold an '@', unchanged."""
+    text = os.fspath(value)
+    run, sep, tag = text.rpartition("@")
+    if not sep or not run or Path(text).exists() or "/" in tag or not is_run_dir(Path(run)):
+        return Path(text)
+    run_dir = Path(run)
+    if tag == "last":
+        return run_dir
+    if tag == BEST_DIR:
+        best = run_dir / "checkpoints" / BEST_DIR
+        if not (best / WEIGHTS_FILE).is_file():
+            raise CheckpointError(f"{text}: the run has no best checkpoint; train it with --eval-every N --keep-best "
+                                  "METRIC (or use RUN@last)")
+        return best
+    if tag.startswith("step_") and tag[len("step_"):].isdigit():
+        folder = run_dir / "checkpoints" / checkpoint_dir_name(int(tag[len("step_"):]))
+        if not (folder / WEIGHTS_FILE).is_file():
+            kept = sorted(p.name for p in (run_dir / "checkpoints").glob("step_*") if (p / WEIGHTS_FILE).is_file())
+            raise CheckpointError(f"{text}: no such checkpoint (kept: {', '.join(kept) or 'none'}); train with "
+                                  "--keep 0 to keep every checkpoint")
+        return folder
+    raise CheckpointError(f"{text}: unknown checkpoint tag '@{tag}'; use RUN@best, RUN@last or RUN@step_N")
+
+
+def save_best(run_dir: Path, checkpoint: Path, record: dict[str, Any]) -> Path:
+    """Copy `checkpoint` to RUN/checkpoints/best (temporary folder, then rename) and write RUN/best.json."""
+    final = run_dir / "checkpoints" / BEST_DIR
+    tmp = run_dir / "checkpoints" / f"{TEMP_MARKER}{BEST_DIR}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for name in (WEIGHTS_FILE, EMA_FILE, "meta.json"):  # the trainer state is not needed to use the weights
+        if (checkpoint / name).is_file():
+            shutil.copy2(checkpoint / name, tmp / name)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    atomic_write_json(run_dir / BEST_FILE, record)
+    return final
+
+
+def read_best(run_dir: Path) -> dict[str, Any] | None:
+    """RUN/best.json, or None when the run kept no best checkpoint."""
+    path = run_dir / BEST_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

@@ -142,6 +142,7 @@ def write_report(run_dir: Path, title: str) -> Path:
     body = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(str(run_dir.resolve()))}</p>",
             "<h2>Loss curves</h2>", "<p>Weighted loss terms as logged in metrics.jsonl, each on its own scale.</p>",
             loss_curves_svg(history)]
+    body.append(evaluations_html(history, run_dir))
     if extra.is_file():
         body.append(extra.read_text())
     body.append("<h2>Samples</h2><p>The same fixed training images at each step; each row is named on its left."
@@ -153,6 +154,31 @@ def write_report(run_dir: Path, title: str) -> Path:
     page = "<!doctype html><meta charset='utf-8'><title>{}</title><body style='font-family:sans-serif'>{}</body>"
     atomic_write_text(run_dir / "index.html", page.format(html.escape(title), "\n".join(body)))
     return run_dir / "index.html"
+
+
+def evaluations_html(history: list[dict[str, Any]], run_dir: Path) -> str:
+    """The evaluations during training (metrics.jsonl rows with "eval") as a table, the best step marked."""
+    rows = [h for h in history if isinstance(h.get("eval"), dict)]
+    if not rows:
+        return ""
+    keys = list(dict.fromkeys(k for h in rows for k in h["eval"]))
+    best_step = None
+    best_file = run_dir / "best.json"
+    if best_file.is_file():
+        try:
+            best_step = json.loads(best_file.read_text()).get("step")
+        except (OSError, ValueError):
+            best_step = None
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["step", *keys])
+    lines = []
+    for h in rows:
+        mark = " (best)" if h["step"] == best_step else ""
+        cells = "".join(f"<td>{tick_label(float(h['eval'][k])) if isinstance(h['eval'].get(k), (int, float)) else ''}"
+                        "</td>" for k in keys)
+        lines.append(f"<tr><td>{h['step']}{mark}</td>{cells}</tr>")
+    return ("<h2>Evaluation during training</h2><p>--eval-every: the checkpoint at each step scored as its method's "
+            f"evaluation says (RUN/eval/step_N).</p><table border='1' cellpadding='3'><tr>{head}</tr>{''.join(lines)}"
+            "</table>")
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -70,18 +70,22 @@ class TrainOptions:
     sync_batchnorm: bool = False  # BatchNorm statistics over all processes (CUDA, several processes)
     data_cache: str = "auto"  # where decoded images are kept: auto | memory | disk | off (see decoded_cache)
     log_to: tuple[str, ...] = ("tensorboard",)  # experiment trackers: tensorboard, wandb, mlflow (engine/trackers.py)
+    eval_every: str = ""  # evaluate every N steps ("500") or epochs ("5e"); "": never (needs an evaluator)
+    eval_metrics: tuple[str, ...] = ()  # what the evaluator scores ((): the method's own protocol)
+    keep_best: str = ""  # a value key the evaluator reports (fid, kid_mean, mean_iou...): its best checkpoint is kept
     # Options a resumed run may change: they don't change what is trained. total_steps is not an option but
     # the plan they make, saved next to them in config.json.
     resumable: ClassVar[tuple[str, ...]] = (
         "steps", "epochs", "device", "workers", "log_every", "sample_every", "save_every", "keep", "nan_policy",
         "resume", "overwrite", "cache", "compile", "channels_last", "precision", "total_steps", "fused_optimizer",
-        "cudnn_benchmark", "compile_mode", "sync_batchnorm", "data_cache", "log_to",
+        "cudnn_benchmark", "compile_mode", "sync_batchnorm", "data_cache", "log_to", "eval_every", "eval_metrics",
+        "keep_best",  # best.json names its key: a new key starts a new best
     )
 
 
 @dataclass
 class TrainEvent:
-    kind: str  # start | step | sample | checkpoint | warning | done
+    kind: str  # start | step | sample | checkpoint | eval | warning | done
     step: int = 0
     total: int = 0
     losses: dict[str, float] = field(default_factory=dict)
@@ -98,6 +102,21 @@ class TrainResult:
     bad_files: list[str]
     skipped_steps: int
     method: Any = None  # the trained method, in memory (live weights, not the EMA copies)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # {"step", "values"} of this session's evaluations
+    best: dict[str, Any] | None = None  # RUN/best.json after the run (--keep-best)
+
+
+class RunEvaluator(Protocol):
+    """Scores a saved checkpoint during training. The command layer builds it (the engine never imports the
+    evaluation package); the trainer calls it on rank 0 at the planned steps."""
+
+    def evaluate(self, checkpoint: Path, step: int) -> dict[str, float]:
+        """The values (fid, kid_mean, ...) of the checkpoint folder written at `step`."""
+        ...
+
+    def better(self, key: str) -> str:
+        """"min" or "max": which way value `key` improves (unknown keys raise ConfigError)."""
+        ...
 
 
 EventFn = Callable[[TrainEvent], None]
@@ -269,6 +288,7 @@ class Plan:
     decay: int  # the last `decay` iterations decay the learning rate linearly to 0 (0: constant)
     sample_every: int
     save_every: int
+    eval_every: int = 0  # evaluate every N iterations (0: never)
 
 
 def plan_run(config: MethodConfig, options: TrainOptions, n_items: int) -> Plan:
@@ -284,7 +304,21 @@ def plan_run(config: MethodConfig, options: TrainOptions, n_items: int) -> Plan:
         total = max(1, round(epochs * steps_per_epoch))
     decay = round(total * config.decay_epochs / config.epochs) if config.epochs else 0
     return Plan(total, steps_per_epoch, decay, options.sample_every or max(1, total // 10),
-                options.save_every or max(1, total // 5))
+                options.save_every or max(1, total // 5), eval_interval(options.eval_every, steps_per_epoch))
+
+
+def eval_interval(every: str, steps_per_epoch: int) -> int:
+    """--eval-every N (iterations) or Ne (epochs, e.g. 5e) -> iterations; "" or 0 -> 0 (never)."""
+    text = str(every).strip().lower()
+    if not text:
+        return 0
+    try:
+        value = float(text[:-1]) * steps_per_epoch if text.endswith("e") else float(text)
+    except ValueError:
+        raise ConfigError(f"--eval-every {every}: give iterations (500) or epochs (5e)") from None
+    if value < 0 or not math.isfinite(value):
+        raise ConfigError(f"--eval-every {every}: give a positive number of iterations (500) or epochs (5e)")
+    return max(1, round(value)) if value else 0
 
 
 @dataclass
@@ -311,8 +345,10 @@ class Session:
 
 class Trainer:
     def __init__(self, method_name: str, config: MethodConfig, options: TrainOptions,
-                 on_event: EventFn | None = None) -> None:
+                 on_event: EventFn | None = None, evaluator: RunEvaluator | None = None) -> None:
         self.method_name = method_name
+        self.evaluator = evaluator
+        self.evaluations: list[dict[str, Any]] = []
         self.config = config
         self.options = options
         self.emit = on_event or (lambda event: None)
@@ -345,6 +381,7 @@ class Trainer:
     def run(self) -> TrainResult:
         opts = self.options
         check_trackers(list(opts.log_to))  # a missing tracker package is a one-line error before any work
+        self._check_evaluation()
         device = resolve_device(opts.device)
         precision = resolve_precision(opts.precision, device)
         world = init_world(device)
@@ -464,6 +501,8 @@ class Trainer:
                 last_losses = losses
                 if world.is_main:
                     self._after_step(session, step + 1, losses, metrics_file, sample_batch, time.time() - t0)
+                if world.size > 1 and self._evaluates_at(step + 1, plan):
+                    _wait_for_rank0(device)  # the others wait while rank 0 evaluates, then all go on together
                 self.emit(TrainEvent("step", step + 1, total, losses))
         finally:
             if metrics_file is not None:
@@ -473,7 +512,9 @@ class Trainer:
         if world.is_main:
             write_report(out, f"{self.method_name}: {out.name}")
         self.emit(TrainEvent("done", total, total, last_losses, path=out))
-        return TrainResult(out, total, last_losses, time.time() - t0, sorted(self.bad_files), self.skipped_steps, method)
+        best = ckpt.read_best(out) if opts.keep_best and world.is_main else None
+        return TrainResult(out, total, last_losses, time.time() - t0, sorted(self.bad_files), self.skipped_steps, method,
+                           self.evaluations, best)
 
     def _after_step(self, session: Session, done: int, losses: dict[str, float], metrics_file: IO[str],
                     sample_batch: dict[str, torch.Tensor], seconds: float) -> None:
@@ -490,9 +531,69 @@ class Trainer:
             self._writer.add_scalar("lr", lr, done)
         if done % plan.sample_every == 0 or done == plan.total:
             self._save_sample(session.out, session.method, sample_batch, done, session.ema)
-        if done % plan.save_every == 0 or done == plan.total:
-            self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
-                             session.schedulers, session.scaler, done)
+        evaluate = self._evaluates_at(done, plan)
+        if done % plan.save_every == 0 or done == plan.total or evaluate:  # an evaluation scores a saved checkpoint
+            path = self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
+                                    session.schedulers, session.scaler, done)
+            if evaluate:
+                self._evaluate(session, done, path, metrics_file)
+
+    # evaluation during training
+    def _check_evaluation(self) -> None:
+        """--eval-every without an evaluator, or --keep-best of a value the evaluator does not rank: refused
+        before any work."""
+        opts = self.options
+        if (opts.eval_every or opts.keep_best) and self.evaluator is None:
+            raise ConfigError("--eval-every / --keep-best need an evaluator (`i2i train` builds one); pass neither, or "
+                              "train through `i2i train`")
+        if opts.keep_best and not opts.eval_every:
+            raise ConfigError(f"--keep-best {opts.keep_best}: nothing is evaluated; add --eval-every N (or Ne)")
+        if opts.keep_best:
+            assert self.evaluator is not None
+            self.evaluator.better(opts.keep_best)
+
+    def _evaluates_at(self, done: int, plan: Plan) -> bool:
+        return self.evaluator is not None and plan.eval_every > 0 and (done % plan.eval_every == 0
+                                                                      or done == plan.total)
+
+    def _evaluate(self, session: Session, done: int, checkpoint: Path, metrics_file: IO[str]) -> None:
+        """Score the checkpoint just saved; log the values (metrics.jsonl, trackers) and keep it if it is the best."""
+        assert self.evaluator is not None
+        rng = _rng_state()  # evaluation draws (latent codes, references, KID subsets) must not shift training's
+        was_training = session.method.training
+        try:
+            values = self.evaluator.evaluate(checkpoint, done)
+        finally:
+            _set_rng_state(rng)
+            session.method.train(was_training)
+        row = {"step": done, "epoch": round(done / session.plan.steps_per_epoch, 4), "eval": values}
+        metrics_file.write(json.dumps(row) + "\n")
+        metrics_file.flush()
+        for name, value in values.items():
+            self._writer.add_scalar(f"eval/{name}", value, done)
+        self.evaluations.append({"step": done, "values": values})
+        message = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
+        if self.options.keep_best:
+            message += self._keep_best(session.out, checkpoint, done, values)
+        self.emit(TrainEvent("eval", done, session.plan.total, values, message=f"step {done}: {message}"))
+
+    def _keep_best(self, out: Path, checkpoint: Path, done: int, values: dict[str, float]) -> str:
+        """Copy `checkpoint` to checkpoints/best when its value beats RUN/best.json's; a note for the log line."""
+        assert self.evaluator is not None
+        key = self.options.keep_best
+        value = values.get(key)
+        if value is None or not math.isfinite(value):
+            self.emit(TrainEvent("warning", message=f"--keep-best {key}: the evaluation at step {done} gave no "
+                                 f"finite {key} (it gave {', '.join(values) or 'nothing'})"))
+            return ""
+        mode = self.evaluator.better(key)
+        best = ckpt.read_best(out)
+        if best is not None and best.get("key") == key:
+            previous = float(best["value"])
+            if (value >= previous) if mode == "min" else (value <= previous):
+                return f"  (best {key} {previous:.4g} at step {best['step']})"
+        ckpt.save_best(out, checkpoint, {"key": key, "mode": mode, "value": value, "step": done, "values": values})
+        return f"  (new best {key})"
 
     # one iteration
     def _iteration(self, method: TranslationMethod, batch: dict[str, torch.Tensor], progress: Progress,
@@ -620,7 +721,7 @@ class Trainer:
 
     def _checkpoint(self, out: Path, run_config: ckpt.RunConfig, method: TranslationMethod, ema: EMA | None,
                     optimizers: dict[str, torch.optim.Optimizer], schedulers: dict[str, Any],
-                    scaler: torch.amp.GradScaler, step: int) -> None:
+                    scaler: torch.amp.GradScaler, step: int) -> Path:
         state = {
             "step": step,
             "optimizers": {n: o.state_dict() for n, o in optimizers.items()},
@@ -634,6 +735,7 @@ class Trainer:
                                     ema.state_dict() if ema else None, state, keep=self.options.keep)
         write_report(out, f"{self.method_name}: {out.name}")
         self.emit(TrainEvent("checkpoint", step, path=path))
+        return path
 
     def _restore(self, out: Path, method: TranslationMethod, optimizers: dict[str, torch.optim.Optimizer],
                  schedulers: dict[str, Any], scaler: torch.amp.GradScaler, ema: EMA | None) -> int:
@@ -660,5 +762,17 @@ class Trainer:
         return self._writer
 
 
-def train(method_name: str, config: MethodConfig, options: TrainOptions, on_event: EventFn | None = None) -> TrainResult:
-    return Trainer(method_name, config, options, on_event).run()
+def _wait_for_rank0(device: torch.device) -> None:
+    """All ranks meet after rank 0's evaluation. A barrier on the process group: gloo's waits up to the group's
+    timeout (30 minutes by default), NCCL's as long as its own; rank 0 arrives once it has scored."""
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        dist.barrier(device_ids=[device.index or 0])
+    else:
+        dist.barrier()
+
+
+def train(method_name: str, config: MethodConfig, options: TrainOptions, on_event: EventFn | None = None,
+          evaluator: RunEvaluator | None = None) -> TrainResult:
+    return Trainer(method_name, config, options, on_event, evaluator).run()

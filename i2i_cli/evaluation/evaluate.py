@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,8 @@ class EvalOptions:
     segmenter: str | None = None  # a paired labels -> photo run: also the FCN-score with this segmenter
     fcn_convention: str = "pix2pix"  # FCN-score class means: pix2pix's get_scores or fyu/drn's (fcn_score.CONVENTIONS)
     fid_sqrt: str = "eigh"  # FID's trace term: eigh (exact, seconds) or sqrtm (clean-fid's scipy sqrtm)
+    # real-set Inception features by folder_key, kept across a training run's evaluations (None: not kept)
+    feature_cache: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from i2i_cli.engine.device import resolve_device

@@ -52,6 +52,15 @@ class _TorchScriptInception(torch.nn.Module):
         return self.base.layers.forward((x - 128) / 128).view(n, -1)
 
 
+INCEPTION_WEIGHTS = {"clean": "inception_fid", "legacy_tensorflow": "inception_fid",
+                     "legacy_pytorch": "inception_fid_pytorch", "stargan_v2": "inception_v3"}
+
+
+def check_inception_weights(mode: str, weights_dir: str | os.PathLike[str] | None = None) -> None:
+    """The FID network's file of `mode` can be found (or downloaded): a WeightsError now, not after training."""
+    resolve(INCEPTION_WEIGHTS[canonical_mode(mode)], weights_dir=weights_dir)
+
+
 def inception(mode: str, device: torch.device | str = "cpu",
               weights_dir: str | os.PathLike[str] | None = None) -> tuple[FeatureFn, ResolvedWeights]:
     """The feature network of a clean-fid mode, its file resolved by i2i's weights registry (never /tmp)."""
@@ -356,13 +365,19 @@ def _shared_features(ctx: MetricContext) -> dict[str, np.ndarray]:
     image_size = options.image_size or STARGAN_V2_SIZE
     ctx.protocol.set_fid_mode(options.mode, image_size)
     feats = {}
+    cache = getattr(options, "feature_cache", None)  # a training run's: the real set's features kept across evaluations
     for name, folder in (("real", ctx.real), ("fake", ctx.fake)):
+        key = folder_key(folder, options.mode, image_size) if name == "real" and cache is not None else None
         if source is not None:
             feats[name], skipped = source(name, folder, ctx)
+        elif key is not None and key in cache:
+            feats[name], skipped = cache[key]
         else:
             feats[name], skipped = folder_features(
                 folder, model, options.mode, batch_size=options.batch_size, device=ctx.device,
                 threads=options.threads, progress=ctx.report(f"features {name}"), image_size=image_size)
+            if key is not None:
+                cache[key] = (feats[name], skipped)
         ctx.bad += skipped
     ctx.protocol.n_real, ctx.protocol.n_fake = int(feats["real"].shape[0]), int(feats["fake"].shape[0])
     if note := few_images_warning(ctx.protocol.n_real, ctx.protocol.n_fake, feats["real"].shape[1]):
@@ -380,6 +395,19 @@ def _fid(ctx: MetricContext, feats: dict[str, np.ndarray]) -> float:
         (_, mu1, sigma1), (_, mu2, sigma2) = moments["real"], moments["fake"]
         return frechet_distance(mu1, sigma1, mu2, sigma2, sqrt, ctx.options.mode)
     return fid_from_features(real, fake, sqrt, ctx.options.mode)
+
+
+def folder_key(folder: Path, mode: str, image_size: int) -> str:
+    """What a folder's features depend on: its files' names and bytes, the mode and the image size (an aligned
+    layout rewrites its real halves into each evaluation's folder, so the path alone would not do)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"{mode}|{image_size}".encode())
+    for file in sorted(Path(folder).rglob("*")):
+        if file.is_file():
+            digest.update(file.relative_to(folder).as_posix().encode())
+            digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 class FidMetric(FolderMetric):

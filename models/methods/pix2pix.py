@@ -21,7 +21,7 @@ from i2i_cli.models.base import (
 )
 from i2i_cli.models.losses.adversarial import GANLoss
 from i2i_cli.models.networks.common import init_weights, with_per_image_batchnorm
-from i2i_cli.models.networks.patchgan import PatchDiscriminator
+from i2i_cli.models.networks.patchgan import PatchDiscriminator, PixelDiscriminator
 from i2i_cli.models.networks.unet import UnetGenerator
 from torch import nn
 
@@ -30,7 +30,13 @@ from torch import nn
 class Pix2PixConfig(MethodConfig):
     ngf: int = 64  # generator width (filters of its first layer)
     ndf: int = 64  # discriminator width (filters of its first layer)
-    n_layers_D: int = 3  # 3 = 70x70 PatchGAN
+    # discriminator: n_layers = the official NLayerDiscriminator with n_layers_D (1: 16x16 field, 3: 70x70 PatchGAN,
+    # 5: 286x286 ImageGAN at 256 px); pixel = the official 1x1 PixelDiscriminator (PixelGAN)
+    netD: Literal["n_layers", "pixel"] = "n_layers"
+    n_layers_D: int = 3  # NLayerDiscriminator depth: 1 = 16x16, 3 = 70x70 PatchGAN, 5 = 286x286
+    conditional_D: bool = True  # D sees the input with the output (cGAN); False: the output alone (the paper's GAN rows)
+    lambda_GAN: float = 1.0  # weight of the adversarial loss; 0: L1 alone, no discriminator is trained (paper's L1 row)
+    unet_skips: bool = True  # False: the paper's encoder-decoder (the U-Net without its skip connections)
     norm: Norm = "batch"  # normalisation layers: batch, instance or none
     dropout: bool = True  # dropout 0.5 in the three inner decoder blocks during training
     num_downs: int = 0  # U-Net levels; 0 = log2(size), i.e. unet_256 at 256 px
@@ -52,9 +58,14 @@ class Pix2Pix(TranslationMethod, OfficialRelease):
 
     def __init__(self, config: Pix2PixConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
+        if not config.lambda_GAN and not config.lambda_L1:
+            raise ValueError("lambda_GAN and lambda_L1 are both 0: nothing would be trained; set one of them above 0")
         num_downs = config.num_downs or max(5, int(math.log2(config.size)))
-        self.G = UnetGenerator(3, 3, num_downs=num_downs, ngf=config.ngf, norm=config.norm, dropout=config.dropout)
-        self.D = PatchDiscriminator(6, ndf=config.ndf, n_layers=config.n_layers_D, norm=config.norm)
+        self.G = UnetGenerator(3, 3, num_downs=num_downs, ngf=config.ngf, norm=config.norm, dropout=config.dropout,
+                               skips=config.unet_skips)
+        d_in = 6 if config.conditional_D else 3
+        self.D: nn.Module = (PixelDiscriminator(d_in, ndf=config.ndf, norm=config.norm) if config.netD == "pixel" else
+                             PatchDiscriminator(d_in, ndf=config.ndf, n_layers=config.n_layers_D, norm=config.norm))
         init_weights(self.G, config.init_type, config.init_gain)
         init_weights(self.D, config.init_type, config.init_gain)
         self.gan = GANLoss(config.gan_mode)
@@ -71,26 +82,34 @@ class Pix2Pix(TranslationMethod, OfficialRelease):
             cache["fake_B"] = self.G(batch["A"])
         return cache["fake_B"]
 
+    def _d_input(self, real_a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """What D judges: the input with the output (conditional), or the output alone."""
+        return torch.cat([real_a, b], 1) if self.config.conditional_D else b
+
     def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self._fake(batch, cache).detach()
-        loss_fake = self.gan(self.D(torch.cat([real_a, fake_b], 1)), False)
-        loss_real = self.gan(self.D(torch.cat([real_a, real_b], 1)), True)
+        loss_fake = self.gan(self.D(self._d_input(real_a, fake_b)), False)
+        loss_real = self.gan(self.D(self._d_input(real_a, real_b)), True)
         return {"D_fake": 0.5 * loss_fake, "D_real": 0.5 * loss_real}
 
     def _g_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self._fake(batch, cache)
-        loss_gan = self.gan(self.D(torch.cat([real_a, fake_b], 1)), True)
-        loss_l1 = F.l1_loss(fake_b.float(), real_b.float()) * self.config.lambda_L1
-        return {"G_GAN": loss_gan, "G_L1": loss_l1}
+        terms: LossDict = {}
+        if self.config.lambda_GAN:
+            terms["G_GAN"] = self.gan(self.D(self._d_input(real_a, fake_b)), True) * self.config.lambda_GAN
+        if self.config.lambda_L1:
+            terms["G_L1"] = F.l1_loss(fake_b.float(), real_b.float()) * self.config.lambda_L1
+        return terms
 
     def phases(self, progress: Progress) -> list[Phase]:
-        # Reference order: forward G, update D on the detached fake, then update G with D frozen.
-        return [
-            Phase("D", ("D",), self._d_loss),
-            Phase("G", ("G",), self._g_loss, frozen=("D",)),
-        ]
+        # Reference order: forward G, update D on the detached fake, then update G with D frozen. Without the
+        # adversarial term (lambda_GAN 0, the paper's L1 row) there is no discriminator to train.
+        g_step = Phase("G", ("G",), self._g_loss, frozen=("D",))
+        if not self.config.lambda_GAN:
+            return [g_step]
+        return [Phase("D", ("D",), self._d_loss), g_step]
 
     def sample_rows(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"input": batch["A"], "output": self.translate(batch["A"]), "target": batch["B"]}

@@ -1,4 +1,5 @@
-"""PatchGAN discriminator (70x70 receptive field with n_layers=3), reference key layout `model.N`."""
+"""PatchGAN discriminators, reference key layouts: NLayerDiscriminator (`model.N`; receptive field 16x16 with
+n_layers=1, 70x70 with 3, 286x286 with 5) and the 1x1 PixelDiscriminator (`net.N`)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,20 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+
+class PixelDiscriminator(nn.Module):
+    """The 1x1 PatchGAN ("PixelGAN", the official `--netD pixel`): each pixel classified on its own by three 1x1
+    convolutions; (N, 1, H, W) logits. As the official code, the last convolution has no bias under BatchNorm."""
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+        factory, bias = norm_layer(norm), uses_bias(norm)
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, ndf, 1), nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf, ndf * 2, 1, bias=bias), factory(ndf * 2), nn.LeakyReLU(0.2),
+            nn.Conv2d(ndf * 2, 1, 1, bias=bias),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

@@ -31,21 +31,26 @@ class UnetSkipBlock(nn.Module):
         norm: NormFactory,
         bias: bool,
         dropout: bool = False,
+        skip: bool = True,
     ) -> None:
+        """skip=False: no concatenation (the paper's encoder-decoder), so the up-convolution takes the inner
+        block's inner_nc channels instead of 2 x inner_nc."""
         super().__init__()
         self.outermost = outermost
+        self.skip = skip
         input_nc = outer_nc if input_nc is None else input_nc
+        up_in = inner_nc * 2 if skip else inner_nc
         downconv = nn.Conv2d(input_nc, inner_nc, kernel_size=4, stride=2, padding=1, bias=bias)
         if outermost:
             assert submodule is not None
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1)
+            upconv = nn.ConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1)
             layers: list[nn.Module] = [downconv, submodule, nn.ReLU(), upconv, nn.Tanh()]
         elif innermost:
             upconv = nn.ConvTranspose2d(inner_nc, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [nn.LeakyReLU(0.2), downconv, nn.ReLU(), upconv, norm(outer_nc)]
         else:
             assert submodule is not None
-            upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
+            upconv = nn.ConvTranspose2d(up_in, outer_nc, kernel_size=4, stride=2, padding=1, bias=bias)
             layers = [nn.LeakyReLU(0.2), downconv, norm(inner_nc), submodule, nn.ReLU(), upconv, norm(outer_nc)]
             if dropout:
                 layers.append(nn.Dropout(0.5))
@@ -54,11 +59,14 @@ class UnetSkipBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.outermost:
             return self.model(x)
+        if not self.skip:
+            return self.model(x)
         return torch.cat([F.leaky_relu(x, 0.2), self.model(x)], dim=1)
 
 
 class UnetGenerator(nn.Module):
-    """U-Net with `num_downs` stride-2 levels (8 for 256 px: unet_256; 7: unet_128)."""
+    """U-Net with `num_downs` stride-2 levels (8 for 256 px: unet_256; 7: unet_128); skips=False: the pix2pix
+    paper's encoder-decoder (the same network with its skip connections removed; the official code has none)."""
 
     def __init__(
         self,
@@ -68,20 +76,22 @@ class UnetGenerator(nn.Module):
         ngf: int = 64,
         norm: str = "batch",
         dropout: bool = True,
+        skips: bool = True,
     ) -> None:
         super().__init__()
         if num_downs < 5:
             raise ValueError("a U-Net needs at least 5 downsamplings")
         self.num_downs = num_downs
         factory, bias = norm_layer(norm), uses_bias(norm)
-        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=factory, bias=bias)
+        block = UnetSkipBlock(ngf * 8, ngf * 8, innermost=True, norm=factory, bias=bias, skip=skips)
         for _ in range(num_downs - 5):
-            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=factory, bias=bias, dropout=dropout)
-        block = UnetSkipBlock(ngf * 4, ngf * 8, submodule=block, norm=factory, bias=bias)
-        block = UnetSkipBlock(ngf * 2, ngf * 4, submodule=block, norm=factory, bias=bias)
-        block = UnetSkipBlock(ngf, ngf * 2, submodule=block, norm=factory, bias=bias)
+            block = UnetSkipBlock(ngf * 8, ngf * 8, submodule=block, norm=factory, bias=bias, dropout=dropout,
+                                  skip=skips)
+        block = UnetSkipBlock(ngf * 4, ngf * 8, submodule=block, norm=factory, bias=bias, skip=skips)
+        block = UnetSkipBlock(ngf * 2, ngf * 4, submodule=block, norm=factory, bias=bias, skip=skips)
+        block = UnetSkipBlock(ngf, ngf * 2, submodule=block, norm=factory, bias=bias, skip=skips)
         self.model = UnetSkipBlock(out_channels, ngf, input_nc=in_channels, submodule=block, outermost=True,
-                                   norm=factory, bias=bias)
+                                   norm=factory, bias=bias, skip=skips)
 
     @property
     def size_multiple(self) -> int:
