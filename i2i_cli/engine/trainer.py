@@ -34,6 +34,7 @@ from i2i_cli.data.datasets import (
 from i2i_cli.data.images import uint8_tensor_to_signed
 from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt
+from i2i_cli.engine.cadence import SampleCadence
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.fixed_weights import load_pretrained_modules
 from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
@@ -446,6 +447,7 @@ class Trainer:
         self.emit(TrainEvent("start", session.start, total, message=f"{self.method_name} on {device} "
                              f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"))
         t0 = time.time()
+        cadence = SampleCadence(total, plan.sample_every, budgeted=not opts.sample_every)
         last_losses: dict[str, float] = {}
         metrics_file = (out / "metrics.jsonl").open("a") if world.is_main else None
         try:
@@ -463,7 +465,7 @@ class Trainer:
                     session.ema.update(method)
                 last_losses = losses
                 if world.is_main:
-                    self._after_step(session, step + 1, losses, metrics_file, sample_batch, time.time() - t0)
+                    self._after_step(session, step + 1, losses, metrics_file, sample_batch, time.time() - t0, cadence)
                 self.emit(TrainEvent("step", step + 1, total, losses))
         finally:
             if metrics_file is not None:
@@ -476,8 +478,21 @@ class Trainer:
         return TrainResult(out, total, last_losses, time.time() - t0, sorted(self.bad_files), self.skipped_steps, method)
 
     def _after_step(self, session: Session, done: int, losses: dict[str, float], metrics_file: IO[str],
-                    sample_batch: dict[str, torch.Tensor], seconds: float) -> None:
+                    sample_batch: dict[str, torch.Tensor], seconds: float, cadence: SampleCadence) -> None:
         """Rank 0 after `done` iterations: the log line and tracker scalars, a sample grid, a checkpoint."""
+        plan, optimizers = session.plan, session.optimizers
+        with cadence.periodic():
+            self._log(session, done, losses, metrics_file, seconds)
+        if cadence.due(done, done - session.start):
+            with cadence.periodic(grid=True):
+                self._save_sample(session.out, session.method, sample_batch, done, session.ema)
+        if done % plan.save_every == 0 or done == plan.total:
+            with cadence.periodic():
+                self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
+                                 session.schedulers, session.scaler, done)
+
+    def _log(self, session: Session, done: int, losses: dict[str, float], metrics_file: IO[str],
+             seconds: float) -> None:
         plan, optimizers = session.plan, session.optimizers
         if done % self.options.log_every == 0 or done == plan.total:
             lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
@@ -488,11 +503,6 @@ class Trainer:
             for name, value in losses.items():
                 self._writer.add_scalar(f"loss/{name}", value, done)
             self._writer.add_scalar("lr", lr, done)
-        if done % plan.sample_every == 0 or done == plan.total:
-            self._save_sample(session.out, session.method, sample_batch, done, session.ema)
-        if done % plan.save_every == 0 or done == plan.total:
-            self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
-                             session.schedulers, session.scaler, done)
 
     # one iteration
     def _iteration(self, method: TranslationMethod, batch: dict[str, torch.Tensor], progress: Progress,
