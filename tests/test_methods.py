@@ -18,6 +18,12 @@ def _inputs(method, n: int = 2):
     return torch.rand(n, 3, TINY_SIZE, TINY_SIZE) * 2 - 1
 
 
+def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR on [-1, 1] images (peak-to-peak 2)."""
+    mse = float(((a - b) ** 2).mean())
+    return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
+
+
 def _translate(method, x):
     if method.takes_style_reference:
         style = method.style_from_reference(x, torch.zeros(len(x), dtype=torch.long))
@@ -55,5 +61,10 @@ def test_method_trains_saves_and_reloads(name, datasets, fake_weights_dir, tmp_p
         got = _translate(loaded, x)
     assert got.shape == x.shape
     assert torch.allclose(got, expected, atol=1e-6)
+    # --precision bf16 (what auto picks on a CPU with native bf16) stays within 40 dB PSNR of fp32
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        torch.manual_seed(0)
+        half = _translate(loaded, x).float()
+    assert _psnr(half, got) >= 40.0, f"bf16 vs fp32: {_psnr(half, got):.1f} dB"
     assert (tmp_path / "run" / "index.html").is_file()
     assert list((tmp_path / "run" / "samples").glob("*.png"))
