@@ -37,7 +37,8 @@ def test_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch, avx512_bf16, amx, e
     chosen = resolve_precision("auto", CPU)
     assert (chosen.name, chosen.auto) == (expected, True)
     assert chosen.describe().startswith(f"{expected} (auto: ")
-    assert resolve_precision("fp32", CPU).name == "fp32"  # an explicit choice is kept whatever the CPU has
+    explicit = resolve_precision("bf16", CPU)  # an explicit choice is kept whatever the CPU has, and explained
+    assert explicit.name == "bf16" and ("emulated" in explicit.describe()) is (expected == "fp32")
 
 
 def test_a_torch_without_the_probes_reads_as_no_native_bf16(monkeypatch):

@@ -55,6 +55,8 @@ class Precision:
     def describe(self) -> str:
         """For the one line a command prints: 'bf16 (auto: native bf16 on this CPU)'."""
         if not self.auto:
+            if self.name == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
+                return "bf16 (no native bf16 on this CPU: emulated, far slower than fp32)"
             return self.name
         why = "native bf16 on this CPU" if self.name == "bf16" else (
             "no native bf16 on this CPU" if self.device.type == "cpu" else "auto keeps fp32 on GPUs")
