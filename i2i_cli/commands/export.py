@@ -26,7 +26,7 @@ def export(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).", callback=existing_path("run folder", "pass a run folder of `i2i train` (or `i2i pretrained get`)"))] = None,
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     opset: Annotated[int, typer.Option(help="ONNX opset (18 or later).")] = 18,
-    fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out); same as --precision fp16.")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out); the same as the fp16 precision.")] = False,
     precision: Annotated[ExportPrecision, typer.Option(help="fp32; fp16 (GPUs: ONNX Runtime CUDA); int8 (CPUs: calibrated on the run's data, refused under 30 dB PSNR vs fp32 unless --allow-lossy).")] = "fp32",
     calibrate: Annotated[Path | None, typer.Option("--calibrate", help="int8: calibrate on these images instead of the run's test split (half calibrate, half are held out).", callback=existing_path("folder of images", "pass a folder of images like the ones you will translate"))] = None,
     allow_lossy: Annotated[bool, typer.Option("--allow-lossy", help="int8: write it even under 30 dB PSNR against fp32.")] = False,
