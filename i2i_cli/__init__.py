@@ -24,11 +24,11 @@ _LAZY = {"Translator": "i2i_cli.api", "TranslateOptions": "i2i_cli.inference", "
 
 
 def load(checkpoint: str | os.PathLike[str] | None, device: str = "auto", *, direction: str = "AtoB",
-         precision: str = "fp32") -> Translator:
+         precision: str = "auto") -> Translator:
     """A Translator for a run folder, a checkpoint, an .onnx file, a Hub-layout folder or hf://owner/name[@rev].
 
     `device`: auto (CUDA when present), cpu, cuda or cuda:N; `direction`: AtoB or BtoA (two-sided methods);
-    `precision`: fp32, bf16 or fp16 (PyTorch runs). Errors are i2i_cli.errors.I2IError with a one-line message."""
+    `precision`: auto (bf16 on a CPU with native bf16, else fp32), fp32, bf16 or fp16 (PyTorch runs). Errors are i2i_cli.errors.I2IError with a one-line message."""
     from i2i_cli.api import load as load_translator
 
     return load_translator(checkpoint, device, direction=direction, precision=precision)

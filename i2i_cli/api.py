@@ -48,7 +48,7 @@ class Translator:
     (StarGAN v2) need `t(image, style_ref=..., domain=...)` or `t(image, domain=..., seed=...)`."""
 
     def __init__(self, checkpoint: str | os.PathLike[str] | None, device: str = "auto", *, direction: str = "AtoB",
-                 precision: str = "fp32") -> None:
+                 precision: str = "auto") -> None:
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"direction {direction!r}: choose AtoB or BtoA")
         path, self.note = resolve_checkpoint(checkpoint)
@@ -56,7 +56,7 @@ class Translator:
         self._single: TorchTranslator | OnnxTranslator | None = None
         self._styles: TorchStyles | OnnxStyles | None = None
         if path.suffix == ".onnx":
-            if precision != "fp32":
+            if precision not in ("auto", "fp32"):
                 raise ConfigError(f"precision {precision}: an ONNX file runs in the precision it was exported in")
             session, metadata = onnx_session(path, device)
             if "companions" in metadata:
@@ -114,6 +114,24 @@ class Translator:
         return int(metadata.get("size_multiple", 1)), int(metadata.get("min_size", 1))
 
     @property
+    def precision_ran(self) -> str:
+        """What runs: fp32, bf16 or fp16 (`auto` resolved; an ONNX file: the precision it was exported in)."""
+        chosen = self._torch_precision()
+        return chosen.name if chosen is not None else self._onnx_metadata().get("precision", "fp32")
+
+    @property
+    def precision_note(self) -> str:
+        """What runs and why, for the line a command prints: 'bf16 (auto: native bf16 on this CPU)'."""
+        chosen = self._torch_precision()
+        return chosen.describe() if chosen is not None else f"{self.precision_ran} (the exported file's)"
+
+    def _torch_precision(self) -> Any:
+        return getattr(self._single if self._single is not None else self._styles, "precision", None)
+
+    def _onnx_metadata(self) -> dict[str, str]:
+        return getattr(self._single if self._single is not None else self._styles, "metadata", None) or {}
+
+    @property
     def device(self) -> str:
         source = self._single if self._single is not None else self._styles
         return str(source.device)  # type: ignore[union-attr]
@@ -162,7 +180,7 @@ class Translator:
             return self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)
         has_images = (source.is_dir() and bool(list_images(source))) or (source.is_file() and is_image_file(source))
         result = (self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)
-                  if has_images else TranslateResult(device=self.device))
+                  if has_images else TranslateResult(device=self.device, precision=self.precision_ran))
         translator = self._translator(style_ref, domain, seed)  # one style for a whole video
         video_options = VideoOptions(codec=video_codec, crf=crf, batch_size=opts.batch_size)
         return _translate_videos(source, Path(dst), videos, translator, opts, video_options, result, progress)
@@ -170,6 +188,13 @@ class Translator:
     def _translate_images(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], style_ref: Any,
                           domain: str | None, num_styles: int, seed: int, progress: ProgressFn | None,
                           opts: TranslateOptions) -> TranslateResult:
+        result = self._translate_image_files(src, dst, style_ref, domain, num_styles, seed, progress, opts)
+        result.precision = self.precision_ran
+        return result
+
+    def _translate_image_files(self, src: str | os.PathLike[str], dst: str | os.PathLike[str], style_ref: Any,
+                               domain: str | None, num_styles: int, seed: int, progress: ProgressFn | None,
+                               opts: TranslateOptions) -> TranslateResult:
         if self._styles is not None:
             if style_ref is None and domain is None:
                 raise ConfigError(f"{self._styles.name} needs a target: a style reference (--style-ref / style_ref=) "
@@ -298,6 +323,6 @@ def _run_tensor(translator: Any, x: torch.Tensor, tile: int, overlap: int, blend
 
 
 def load(checkpoint: str | os.PathLike[str] | None, device: str = "auto", *, direction: str = "AtoB",
-         precision: str = "fp32") -> Translator:
+         precision: str = "auto") -> Translator:
     """A Translator for a run folder, a checkpoint, an .onnx file, a Hub-layout folder or hf://owner/name[@rev]."""
     return Translator(checkpoint, device, direction=direction, precision=precision)

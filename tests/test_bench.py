@@ -15,8 +15,8 @@ from i2i_cli.main import app
 def test_bench_translate_measures_every_batch_size_and_precision(tmp_path):
     out = tmp_path / "b.json"
     result = CliRunner().invoke(app, ["bench", "translate", "--model", "pix2pix", "--size", "32", "--batch-size",
-                                      "1,2", "--precision", "fp32,bf16", "--images", "3", "--repeats", "3",
-                                      "--device", "cpu", "--json", str(out)])
+                                      "1,2", "--precision", "fp32,bf16", "--images", "2", "--repeats", "1",
+                                      "--rounds", "2", "--device", "cpu", "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     settings = [(r["batch_size"], r["precision"]) for r in report["rows"]]
@@ -29,7 +29,22 @@ def test_bench_translate_measures_every_batch_size_and_precision(tmp_path):
         if row["onnx_model_only"] is not None:
             low, high = row["onnx_model_only_range"]
             assert low <= row["onnx_model_only"] <= high
+        low, high = row["end_to_end_range"]  # medians over the interleaved rounds, with their spread
+        assert low <= row["end_to_end"] <= high
+        low, high = row["ratio_range"]  # end to end over model only, measured back to back in each round
+        assert low <= row["ratio"] <= high and row["ratio"] > 0
+    assert (report["rounds"], report["repeats"]) == (2, 1)
     assert report["network"] == "UnetGenerator" and report["onnx_provider"].endswith("ExecutionProvider")
+
+
+def test_bench_translate_tiles_large_images(tmp_path):
+    out = tmp_path / "b.json"
+    result = CliRunner().invoke(app, ["bench", "translate", "--model", "pix2pix", "--size", "96", "--tile", "64",
+                                      "--images", "1", "--repeats", "1", "--rounds", "1", "--device", "cpu",
+                                      "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["end_to_end"] > 0 and row["onnx_model_only"] is None and "tiles of 64" in result.output
 
 
 def test_bench_translate_refuses_fp16_on_cpu_and_bad_batch_sizes():

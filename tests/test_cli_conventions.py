@@ -38,7 +38,8 @@ def _flat(text: str) -> str:
     ("train", "--nan-policy", "stop|skip"),
     ("train", "--data-cache", "auto|memory|disk|off"),
     ("translate", "--blend", "linear|cosine"),
-    ("translate", "--precision", "fp32|bf16|fp16"),
+    ("translate", "--precision", "auto|fp32|bf16|fp16"),
+    ("export", "--precision", "fp32|fp16|bf16|int8"),
     ("eval", "--mode", "clean|legacy_tensorflow|legacy_pytorch|stargan_v2|stargan-v2"),
     ("export", "--direction", "AtoB|BtoA"),
 ])

@@ -82,15 +82,17 @@ def bench_translate(
     model: Annotated[str, typer.Option("--model", "-m", help="Method whose generator to time.", callback=known_method, autocompletion=method_names)] = "cyclegan",
     size: Annotated[int, typer.Option(help="Image size.")] = 256,
     batch_size: Annotated[str, typer.Option("--batch-size", "-b", help="Batch size(s), comma-separated: 1,8,32.")] = "1",
-    precision: Annotated[str, typer.Option(help="Precision(s), comma-separated: fp32,fp16,bf16 (fp16: CUDA).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="Precision(s), comma-separated: auto,fp32,fp16,bf16 (fp16: CUDA).")] = "fp32",
     images: Annotated[int, typer.Option(help="Images in each end-to-end folder run.")] = 20,
-    repeats: Annotated[int, typer.Option(help="Timed forward passes for the model-only figures.")] = 10,
+    repeats: Annotated[int, typer.Option(help="Timed forward passes per round for the model-only figures.")] = 10,
+    rounds: Annotated[int, typer.Option(help="Rounds; the settings are interleaved within each round.")] = 3,
+    tile: Annotated[int, typer.Option(help="Translate in tiles of this size (e.g. --size 1024 --tile 256; 0: whole images).")] = 0,
     device: Annotated[str, device_option()] = "auto",
     json_out: Annotated[Path | None, json_option("Write the results as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
 ) -> None:
     """Model-only images/s (PyTorch eager, ONNX Runtime) and end-to-end folder images/s (JPEG in, PNG out),
-    for every batch size and precision asked for."""
+    for every batch size and precision asked for: medians over interleaved rounds, with min-max."""
     from i2i_cli.benchmarks.translate import run_translate_benchmark
     from i2i_cli.errors import ConfigError
 
@@ -100,15 +102,18 @@ def bench_translate(
         raise ConfigError(f"--batch-size {batch_size}: give whole numbers separated by commas, e.g. 1,8,32") from None
     with progress_bar("translate benchmark", None, transient=True) as advance:
         r = run_translate_benchmark(model, size, batch_sizes, images, device, repeats, tuple(parse_csv(precision)),
-                                    progress=lambda label, done, total: advance(0, status=label, completed=done, total=total))
-    print_table(f"{r.model} generator ({r.network}), {size} px, {r.device}; images/s, model only: median "
-                f"(min-max) of {repeats} calls, host in and host out on both sides",
-                ["batch", "precision", "PyTorch model only", f"ONNX Runtime ({r.onnx_provider})",
-                 "end to end (JPEG in, PNG out)", "end to end / model only"],
+                                    progress=lambda label, done, total: advance(0, status=label, completed=done, total=total),
+                                    rounds=rounds, tile=tile)
+    tiles = f", tiles of {tile}" if tile else ""
+    print_table(f"{r.model} generator ({r.network}), {size} px{tiles}, {r.device}, {r.torch_threads} torch threads; "
+                f"images/s, median (min-max) over {rounds} interleaved rounds (model only: the median of {repeats} "
+                f"calls in each), host in and host out on both sides",
+                ["batch", "precision", "PyTorch model only", f"ONNX Runtime ({r.onnx_provider or '-'})",
+                 "end to end (JPEG in, PNG out)", "end to end / model only (same round)"],
                 [(row.batch_size, row.precision, _spread(row.torch_model_only, row.torch_model_only_range),
                   _spread(row.onnx_model_only, row.onnx_model_only_range) if row.onnx_model_only is not None else "-",
-                  row.end_to_end,
-                  row.end_to_end / row.torch_model_only) for row in r.rows])
+                  _spread(row.end_to_end, row.end_to_end_range), _spread(row.ratio, row.ratio_range))
+                 for row in r.rows])
     if json_out:
         write_json(json_out, r.to_json())
 

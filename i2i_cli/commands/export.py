@@ -9,6 +9,7 @@ import typer
 
 from i2i_cli.cli import (
     Direction,
+    ExportPrecision,
     console,
     existing_path,
     handle_errors,
@@ -28,7 +29,10 @@ def export(
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder (default: newest under ./runs).", callback=existing_path("run folder", "pass a run folder of `i2i train` (or `i2i pretrained get`)"))] = None,
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     opset: Annotated[int, typer.Option(help="ONNX opset (18 or later).")] = 18,
-    fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out).")] = False,
+    fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out); the same as the fp16 precision.")] = False,
+    precision: Annotated[ExportPrecision, typer.Option(help="fp32; fp16 (GPUs: ONNX Runtime CUDA); int8 (CPUs: calibrated on the run's data, refused under 30 dB PSNR vs fp32 unless --allow-lossy).")] = "fp32",
+    calibrate: Annotated[Path | None, typer.Option("--calibrate", help="int8: calibrate on these images instead of the run's test split (half calibrate, half are held out).", callback=existing_path("folder of images", "pass a folder of images like the ones you will translate"))] = None,
+    allow_lossy: Annotated[bool, typer.Option("--allow-lossy", help="int8: write it even under 30 dB PSNR against fp32.")] = False,
     static_size: Annotated[tuple[int, int] | None, typer.Option("--static-size", help="Fix H W instead of dynamic sizes.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file (and an existing --json file).")] = False,
     json_out: Annotated[Path | None, json_option("Write the export report as JSON")] = None,
@@ -38,8 +42,14 @@ def export(
 ) -> None:
     """Export to ONNX (dynamic batch/height/width, metadata embedded) and check parity in ONNX Runtime."""
     if fmt == "triton":
-        _export_triton(out, checkpoint, direction, opset, fp16, static_size, overwrite, json_out, name, max_batch)
+        if precision in ("int8", "bf16"):
+            from i2i_cli.errors import ConfigError
+
+            raise ConfigError(f"--format triton --precision {precision}: a Triton repository is written in fp32 or fp16; "
+                              "export the int8 file with --format onnx and place it as 1/model.onnx by hand")
+        _export_triton(out, checkpoint, direction, opset, fp16 or precision == "fp16", static_size, overwrite, json_out, name, max_batch)
         return
+    from i2i_cli.errors import ConfigError
     from i2i_cli.export import export_onnx
     from i2i_cli.fsutil import check_output_file
     from i2i_cli.inference import resolve_checkpoint
@@ -50,9 +60,15 @@ def export(
     run, note = resolve_checkpoint(checkpoint)
     if note:
         console.print(note)
+    if precision == "bf16":
+        raise ConfigError("--precision bf16: ONNX Runtime has no bf16 convolution kernels for the CPU; export fp32 "
+                          "(or int8), or translate the run itself with `i2i translate --precision bf16`")
+    if precision == "int8":
+        _export_int8(run, out, direction, opset, calibrate, allow_lossy, overwrite, static_size, json_out)
+        return
     with progress_bar(f"export {out.name}", None, transient=True):  # the export and parity check take minutes
-        result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16, static_size=static_size,
-                             overwrite=overwrite)
+        result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16 or precision == "fp16",
+                             static_size=static_size, overwrite=overwrite)
     print_table(f"parity with PyTorch in ONNX Runtime ({result.provider}), tolerance {result.tolerance:g}",
                 ["input", "max |onnx - torch|"], list(result.max_diff.items()))
     files = ", ".join(str(p) for p in result.files)
@@ -89,6 +105,33 @@ def _export_triton(out: Path, checkpoint: Path | None, direction: str, opset: in
     if json_out:
         write_json(json_out, {"repository": str(out), "config": str(result.config), "model": str(result.model),
                               "max_diff": export.max_diff, "tolerance": export.tolerance, "provider": export.provider})
+
+
+def _export_int8(run: Path, out: Path, direction: str, opset: int, calibrate: Path | None, allow_lossy: bool,
+                 overwrite: bool, static_size: tuple[int, int] | None, json_out: Path | None) -> None:
+    from dataclasses import asdict
+
+    from i2i_cli.errors import ConfigError
+    from i2i_cli.quantization import export_int8
+
+    if static_size is not None:
+        raise ConfigError("--static-size goes with fp32/fp16 exports; an int8 export keeps dynamic sizes")
+    with progress_bar(f"export {out.name} (int8: export, calibrate, measure)", None, transient=True):
+        result, report = export_int8(run, out, direction=direction, calibrate=calibrate, allow_lossy=allow_lossy,
+                                     overwrite=overwrite, opset=opset)
+    lpips = f"{report.lpips:.4f}" if report.lpips is not None else "-"
+    print_table(f"int8 vs fp32 in ONNX Runtime (CPU) on {report.held_out_images} held-out images of {report.source} "
+                f"at {report.size} px ({report.calibration_images} calibrated)", ["", ""], [
+                    ("PSNR (mean, min)", f"{report.psnr_db:.1f} dB, {report.psnr_min_db:.1f} dB"),
+                    ("LPIPS", lpips), ("ms per image fp32 / int8", f"{report.fp32_ms:.1f} / {report.int8_ms:.1f}"),
+                    ("speed", f"{report.speedup:.2f}x fp32")])
+    if report.note:
+        console.print(report.note)
+    console.print(f"wrote {result.path} (int8); use it with: i2i translate --checkpoint {result.path} IN/ OUT/")
+    if json_out:
+        write_json(json_out, {"path": str(result.path), "precision": "int8", "quality": {**asdict(report),
+                              "speedup": report.speedup}, "metadata": {k: v for k, v in result.metadata.items()
+                                                                       if k != "run_config"}})
 
 
 def register(app: typer.Typer) -> None:

@@ -49,7 +49,7 @@ def train(
     workers: Annotated[int, typer.Option(help="Data loader worker processes.")] = 0,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: 5 per run).")] = 0,
     keep: Annotated[int, typer.Option(min=0, help="Checkpoints kept: the newest N (0: all).")] = 2,
-    sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: 10 per run).")] = 0,
+    sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: up to 10 per run within 5% of the training time; always the last step).")] = 0,
     log_every: Annotated[int, typer.Option(help="Log losses every N steps.")] = 10,
     nan_policy: Annotated[NanPolicy, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
     channels_last: Annotated[bool, typer.Option("--channels-last", help="channels-last memory format.")] = False,

@@ -10,7 +10,7 @@ import typer
 from i2i_cli.cli import (
     Blend,
     Direction,
-    Precision,
+    InferencePrecision,
     device_option,
     existing_path,
     handle_errors,
@@ -43,7 +43,7 @@ def translate(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (and an existing --json file).")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip outputs that exist (default); --no-skip-existing makes an existing output an error.")] = True,
     device: Annotated[str, device_option(rich_help_panel=SPEED)] = "auto",
-    precision: Annotated[Precision, typer.Option(help="PyTorch runs (fp16: CUDA).", rich_help_panel=SPEED)] = "fp32",
+    precision: Annotated[InferencePrecision, typer.Option(help="PyTorch runs: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA).", rich_help_panel=SPEED)] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass (same-size images).", rich_help_panel=SPEED)] = 1,
     threads: Annotated[int, typer.Option(help="Decode/encode threads.", rich_help_panel=SPEED)] = 4,
     tile: Annotated[int, typer.Option(help="Translate images larger than this in overlapping tiles (0: off).", rich_help_panel=SPEED)] = 0,
@@ -126,12 +126,12 @@ def _announce(translator: Any) -> None:
     """One line: what translates (a run and its step, a multi-domain model, or an ONNX file) and where."""
     loaded = translator.loaded
     if translator.multi_domain:
-        info(f"{translator.name} from {translator.path} on {translator.device}")
+        info(f"{translator.name} from {translator.path} on {translator.device}, {translator.precision_note}")
     elif loaded is not None:
         info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
-             f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}")
+             f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}, {translator.precision_note}")
     else:
-        info(f"ONNX Runtime on {translator.device}")
+        info(f"ONNX Runtime on {translator.device}, {translator.precision_note}")
 
 
 def _report(result: TranslateResult, out: str, json_out: Path | None, extra: dict[str, Any]) -> None:
@@ -141,12 +141,13 @@ def _report(result: TranslateResult, out: str, json_out: Path | None, extra: dic
         ("skipped (already there; --overwrite to redo)", result.skipped),
         ("could not be translated", len(result.bad)),
         ("device", result.device),
+        ("precision", result.precision),
         ("seconds", f"{result.seconds:.1f} ({rate:.2f} images/s)"),
     ])
     if json_out:
         write_json(json_out, {"written": [str(p) for p in result.written], "skipped": result.skipped,
                               "bad": [{"file": f, "problem": p} for f, p in result.bad], "seconds": result.seconds,
-                              "device": result.device, **extra})
+                              "device": result.device, "precision": result.precision, **extra})
     if result.bad:
         print_problems(f"{len(result.bad)} file(s) could not be translated:", result.bad)
         warn("the other images were translated; fix or remove the files above and run again")

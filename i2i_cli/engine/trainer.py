@@ -34,6 +34,7 @@ from i2i_cli.data.datasets import (
 from i2i_cli.data.images import uint8_tensor_to_signed
 from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt
+from i2i_cli.engine.cadence import SampleCadence
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.fixed_weights import load_pretrained_modules
 from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
@@ -483,6 +484,7 @@ class Trainer:
         self.emit(TrainEvent("start", session.start, total, message=f"{self.method_name} on {device} "
                              f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"))
         t0 = time.time()
+        cadence = SampleCadence(total, plan.sample_every, budgeted=not opts.sample_every)
         last_losses: dict[str, float] = {}
         metrics_file = (out / "metrics.jsonl").open("a") if world.is_main else None
         try:
@@ -500,7 +502,7 @@ class Trainer:
                     session.ema.update(method)
                 last_losses = losses
                 if world.is_main:
-                    self._after_step(session, step + 1, losses, metrics_file, sample_batch, time.time() - t0)
+                    self._after_step(session, step + 1, losses, metrics_file, sample_batch, time.time() - t0, cadence)
                 if world.size > 1 and self._evaluates_at(step + 1, plan):
                     _wait_for_rank0(device)  # the others wait while rank 0 evaluates, then all go on together
                 self.emit(TrainEvent("step", step + 1, total, losses))
@@ -517,8 +519,24 @@ class Trainer:
                            self.evaluations, best)
 
     def _after_step(self, session: Session, done: int, losses: dict[str, float], metrics_file: IO[str],
-                    sample_batch: dict[str, torch.Tensor], seconds: float) -> None:
+                    sample_batch: dict[str, torch.Tensor], seconds: float, cadence: SampleCadence) -> None:
         """Rank 0 after `done` iterations: the log line and tracker scalars, a sample grid, a checkpoint."""
+        plan, optimizers = session.plan, session.optimizers
+        with cadence.periodic():
+            self._log(session, done, losses, metrics_file, seconds)
+        if cadence.due(done, done - session.start):
+            with cadence.periodic(grid=True):
+                self._save_sample(session.out, session.method, sample_batch, done, session.ema)
+        evaluate = self._evaluates_at(done, plan)
+        if done % plan.save_every == 0 or done == plan.total or evaluate:  # an evaluation scores a saved checkpoint
+            with cadence.periodic():
+                path = self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
+                                        session.schedulers, session.scaler, done)
+            if evaluate:  # asked for by the user: not periodic work the grid budget answers for
+                self._evaluate(session, done, path, metrics_file)
+
+    def _log(self, session: Session, done: int, losses: dict[str, float], metrics_file: IO[str],
+             seconds: float) -> None:
         plan, optimizers = session.plan, session.optimizers
         if done % self.options.log_every == 0 or done == plan.total:
             lr = next(iter(optimizers.values())).param_groups[0]["lr"] if optimizers else 0.0
@@ -529,14 +547,6 @@ class Trainer:
             for name, value in losses.items():
                 self._writer.add_scalar(f"loss/{name}", value, done)
             self._writer.add_scalar("lr", lr, done)
-        if done % plan.sample_every == 0 or done == plan.total:
-            self._save_sample(session.out, session.method, sample_batch, done, session.ema)
-        evaluate = self._evaluates_at(done, plan)
-        if done % plan.save_every == 0 or done == plan.total or evaluate:  # an evaluation scores a saved checkpoint
-            path = self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
-                                    session.schedulers, session.scaler, done)
-            if evaluate:
-                self._evaluate(session, done, path, metrics_file)
 
     # evaluation during training
     def _check_evaluation(self) -> None:

@@ -162,7 +162,8 @@ def _evaluate_translation(run: RunToEvaluate, options: EvalOptions, progress: Ca
     if options.segmenter and not paired:
         raise ConfigError(f"--segmenter: the FCN-score needs each output's label map, so a paired (aligned) labels -> "
                           f"photo run; {run.root} is {run.layout.kind} (use `i2i eval fcn --fake OUT --labels LABELS`)")
-    translator = TorchTranslator(run.loaded, direction="AtoB", device=options.device)
+    translator = TorchTranslator(run.loaded, direction="AtoB", device=options.device,
+                                 precision="fp32")  # eval stays fp32: its numbers are compared with papers
     translate_folder(inputs, run.work / "fake", translator, TranslateOptions(overwrite=True, device=options.device),
                      (lambda d, t: progress("translate", d, t)) if progress else None)
     result = evaluate_folders(real, run.work / "fake", EvalOptions(**{**options.__dict__, "metrics": metrics}),

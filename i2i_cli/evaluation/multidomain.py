@@ -147,7 +147,7 @@ def evaluate_multidomain(loaded: Any, layout: Any, work: Path, options: Any, md:
     scorers = _scorers(options, options.image_size or size, protocol)
     pairs = [(s, t) for t in domains for s in domains if s != t]  # the reference's order: by target, then source
     tasks = [_Task(g, s, t, n) for g in md.guidance for n, (s, t) in enumerate(pairs)]
-    values, counts = _score_tasks(TorchStyles(loaded, options.device), tasks, layout, (evaluation, reference),
+    values, counts = _score_tasks(TorchStyles(loaded, options.device, "fp32"), tasks, layout, (evaluation, reference),
                                   domains, md, size, work, scorers, progress)
     for guidance in md.guidance:
         for metric in ("fid", "lpips"):

@@ -13,7 +13,7 @@ ProgressFn = Callable[[int, int], None]
 class TranslateOptions:
     direction: str = "AtoB"
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # bf16 on a CPU with native bf16 (avx512_bf16 / AMX), else fp32
     batch_size: int = 1
     resize: int | None = None  # resize the shorter side to N before translating (output keeps that size)
     keep_size: bool = False  # with resize: scale the output back to the input's size
@@ -35,6 +35,7 @@ class TranslateResult:
     bad: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     device: str = ""  # torch device, or the ONNX Runtime provider that ran the network
+    precision: str = ""  # what ran: fp32, bf16, fp16 (an ONNX file: the precision it was exported in)
     note: str = ""
     engine: str = "local"  # or "ray"
     workers: int = 1  # the Ray engine's actors

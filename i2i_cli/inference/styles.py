@@ -47,7 +47,7 @@ class StyledTranslator:
 class TorchStyles:
     """Style codes and styled translators from a multi-domain run (PyTorch)."""
 
-    def __init__(self, loaded: LoadedModel, device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(self, loaded: LoadedModel, device: str = "auto", precision: str = "auto") -> None:
         if not isinstance(loaded.method, StyleSource):
             raise ConfigError(no_styles(loaded.method.name))
         self.loaded, self.method = loaded, loaded.method
@@ -119,7 +119,7 @@ def no_styles(name: str) -> str:
     return f"{name} takes no style reference or domain; models that do: {', '.join(_style_methods())}"
 
 
-def load_styles(checkpoint: str | os.PathLike[str] | Path, device: str = "auto", precision: str = "fp32"
+def load_styles(checkpoint: str | os.PathLike[str] | Path, device: str = "auto", precision: str = "auto"
                 ) -> TorchStyles | OnnxStyles:
     """The style source of a multi-domain run folder or .onnx export; a one-line error for other models."""
     path = Path(checkpoint)

@@ -22,7 +22,7 @@ from i2i_cli.models.base import AttentionMasks, StyleSource
 class TorchTranslator:
     """A run's inference network on a device: float (N, 3, H, W) in [-1, 1] -> same shape."""
 
-    def __init__(self, loaded: LoadedModel, direction: str = "AtoB", device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(self, loaded: LoadedModel, direction: str = "AtoB", device: str = "auto", precision: str = "auto") -> None:
         method = loaded.method
         if isinstance(method, StyleSource):
             raise ConfigError(f"{loaded.run_dir} is a multi-domain {method.name} run: pass --style-ref or --domain")
@@ -116,11 +116,11 @@ class OnnxTranslator:
 
 
 def load_translator(checkpoint: str | os.PathLike[str] | None, direction: str = "AtoB", device: str = "auto",
-                    precision: str = "fp32") -> tuple[Any, str]:
+                    precision: str = "auto") -> tuple[Any, str]:
     """A translator for a run folder (PyTorch) or an .onnx file (ONNX Runtime), and a note to show."""
     path, note = resolve_checkpoint(checkpoint)
     if path.suffix == ".onnx":
-        if precision != "fp32":
+        if precision not in ("auto", "fp32"):
             raise ConfigError(f"--precision {precision}: an ONNX file runs in the precision it was exported in "
                               "(`i2i export --fp16` for half precision)")
         translator = OnnxTranslator(path, direction, device)

@@ -1,0 +1,62 @@
+"""`i2i export --precision int8`: calibrated on images, quality against fp32 measured on held-out images and
+recorded; under the bound it is refused with the figures and nothing is written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from i2i_cli.export import read_metadata
+from i2i_cli.main import app
+from tests.run_factory import make_run
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    run = make_run(root / "run", "pix2pix")
+    images = root / "images"
+    images.mkdir()
+    ramp = np.linspace(0, 255, 32, dtype=np.float32)
+    for i in range(4):  # smooth photos-like gradients, not noise
+        array = np.stack([np.add.outer(ramp, ramp * (i + 1) / 4) / 2, np.tile(ramp, (32, 1)),
+                          np.full((32, 32), 60.0 * i)], axis=-1)
+        Image.fromarray(array.clip(0, 255).astype(np.uint8)).save(images / f"{i}.png")
+    return run, images
+
+
+def test_int8_is_measured_on_held_out_images_and_the_figures_are_recorded(setup, tmp_path):
+    run, images = setup
+    out, report = tmp_path / "m.onnx", tmp_path / "r.json"
+    result = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "int8",
+                                 "--calibrate", str(images), "--allow-lossy", "--json", str(report)])
+    assert result.exit_code == 0, result.output
+    quality = json.loads(read_metadata(out)["int8_quality"])
+    assert read_metadata(out)["precision"] == "int8"
+    assert (quality["calibration_images"], quality["held_out_images"]) == (2, 2)
+    assert quality["psnr_db"] > 0 and quality["fp32_ms"] > 0 and quality["int8_ms"] > 0
+    assert "LPIPS not measured" in quality["note"]  # the tests are offline: no AlexNet weights
+    assert json.loads(report.read_text())["quality"]["psnr_db"] == quality["psnr_db"]
+    assert "PSNR" in result.output
+    translated = runner.invoke(app, ["translate", "--checkpoint", str(out), str(images), str(tmp_path / "t"),
+                                     "--device", "cpu"])
+    assert translated.exit_code == 0, translated.output
+    assert "int8" in translated.output  # what ran: the exported file's precision
+
+
+def test_int8_under_the_bound_is_refused_with_the_figures_and_bf16_is_explained(setup, tmp_path, monkeypatch):
+    run, images = setup
+    monkeypatch.setattr("i2i_cli.quantization.int8.MIN_PSNR", 1000.0)
+    out = tmp_path / "m.onnx"
+    refused = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "int8",
+                                  "--calibrate", str(images)])
+    assert refused.exit_code == 1 and "dB PSNR" in refused.output and "--allow-lossy" in refused.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+    bf16 = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "bf16"])
+    assert bf16.exit_code == 2 and "bf16" in bf16.output
