@@ -20,6 +20,7 @@ from i2i_cli.models.base import (
     TranslationMethod,
 )
 from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.networks.common import init_weights, with_per_image_batchnorm
 from i2i_cli.models.networks.patchgan import PatchDiscriminator
 from i2i_cli.models.networks.unet import UnetGenerator
@@ -82,7 +83,7 @@ class Pix2Pix(TranslationMethod, OfficialRelease):
         real_a, real_b = batch["A"], batch["B"]
         fake_b = self._fake(batch, cache)
         loss_gan = self.gan(self.D(torch.cat([real_a, fake_b], 1)), True)
-        loss_l1 = F.l1_loss(fake_b.float(), real_b.float()) * self.config.lambda_L1
+        loss_l1 = F.l1_loss(upcast(fake_b), upcast(real_b)) * self.config.lambda_L1
         return {"G_GAN": loss_gan, "G_L1": loss_l1}
 
     def phases(self, progress: Progress) -> list[Phase]:
