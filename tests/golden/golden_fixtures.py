@@ -63,6 +63,7 @@ def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: float = 1e-
         return
     diff = (actual - expected).abs()
     worst = float(diff.max())
+    _report(what, worst, max(float(expected.abs().max()), _TINY))
     assert worst <= atol, f"{what}: max |difference| {worst:.3g} > {atol:g}"
 
 
