@@ -94,13 +94,12 @@ def assert_float64_step_close(actual: torch.Tensor, before: torch.Tensor, step: 
     the official gradient is within FLOAT64_RTOL * grad_scale of zero (there the step is the sign of
     round-off)."""
     keep = torch.as_tensor(grad).abs() > FLOAT64_RTOL * grad_scale
-    expected = torch.as_tensor(before).double() + torch.as_tensor(step).double()
-    slack = FLOAT32_STORAGE * torch.as_tensor(step).double().abs() if step.dtype != torch.float64 else 0.0
-    if not isinstance(slack, float):
-        slack = slack[keep]
+    step64 = torch.as_tensor(step).double()
+    expected = torch.as_tensor(before).double() + step64
+    slack = FLOAT32_STORAGE * step64.abs() if step.dtype != torch.float64 else torch.zeros_like(step64)
     scale = float(expected.abs().max()) if expected.numel() else 0.0
     assert_float64_close(torch.as_tensor(actual)[keep], expected[keep], what=f"{what} after one step", scale=scale,
-                         slack=slack)
+                         slack=slack[keep])
 
 
 def _report(what: str, worst: float, scale: float) -> None:
@@ -109,8 +108,8 @@ def _report(what: str, worst: float, scale: float) -> None:
     path = os.environ.get("I2I_GOLDEN_REPORT")
     if path:
         with open(path, "a") as out:
-            out.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}\t{what}\t{worst:.3e}\t"
-                      f"{worst / scale:.3e}\n")
+            relative = f"{worst / scale:.3e}" if scale > _TINY else "nan"  # all zeros expected: no scale
+            out.write(f"{os.environ.get('PYTEST_CURRENT_TEST', '').split(' ')[0]}\t{what}\t{worst:.3e}\t{relative}\n")
 
 
 def assert_adam_step_close(
