@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from i2i_cli.models.losses.precision import upcast
 from torch import nn
 
 
@@ -30,4 +31,4 @@ class GANLoss(nn.Module):
         self.mode = mode
 
     def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
-        return gan_loss(logits.float(), target_is_real, self.mode)
+        return gan_loss(upcast(logits), target_is_real, self.mode)

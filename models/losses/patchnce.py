@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from i2i_cli.models.losses.precision import upcast
 from torch import nn
 
 
@@ -29,7 +30,7 @@ def patch_nce(query: torch.Tensor, key: torch.Tensor, batch_size: int, temperatu
     negatives = negatives.masked_fill(eye, -10.0).view(-1, patches)
     logits = torch.cat([positive, negatives], dim=1) / temperature
     target = torch.zeros(n, dtype=torch.long, device=query.device)
-    return F.cross_entropy(logits.float(), target, reduction="none")
+    return F.cross_entropy(upcast(logits), target, reduction="none")
 
 
 class PatchNCELoss(nn.Module):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from i2i_cli.models.losses.precision import upcast
 from torch import nn
 
 LOSS_MODES = ("cos", "l1")
@@ -144,7 +145,7 @@ def layers_map(feats_src: list[torch.Tensor], feats_tgt: list[torch.Tensor], pat
     """(H, W) of the first image: spatial_correlative_map per layer (batch 1), each brought to the first layer's
     size, averaged over layers (the error map of the loss over several layers)."""
     size = feats_src[0].shape[-2:]
-    maps = [F.interpolate(spatial_correlative_map(s.float(), t.float(), patch_size, mode, use_norm, top_fraction)[None],
+    maps = [F.interpolate(spatial_correlative_map(upcast(s), upcast(t), patch_size, mode, use_norm, top_fraction)[None],
                           size=size, mode="bilinear", align_corners=False)[0, 0]
             for s, t in zip(feats_src, feats_tgt)]
     return torch.stack(maps).mean(0)
@@ -174,7 +175,7 @@ def similarity_infonce(source: torch.Tensor, target: torch.Tensor, other: torch.
     positive, averaged over B * P rows.
     """
     b, p, _ = source.shape
-    s, t, o = (F.normalize(m.float(), dim=-1) for m in (source, target, other))
+    s, t, o = (F.normalize(upcast(m), dim=-1) for m in (source, target, other))
     logits = torch.cat([s @ t.transpose(1, 2), s @ o.transpose(1, 2), t @ o.transpose(1, 2)], dim=-1)
     labels = torch.arange(p, device=source.device).repeat(b)
     return F.cross_entropy(logits.reshape(b * p, 3 * p) / temperature, labels)
@@ -226,14 +227,16 @@ def to_8bit(x: torch.Tensor) -> torch.Tensor:
     return (x.detach().float().cpu().clamp(-1, 1) + 1).mul(127.5).round().to(torch.uint8)
 
 
-def from_8bit(image: torch.Tensor) -> torch.Tensor:
-    """uint8 -> [-1, 1] as the official ToTensor + Normalize(0.5, 0.5) computes it."""
-    return (image.float() / 255 - 0.5) / 0.5
+def from_8bit(image: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """uint8 -> [-1, 1] as the official ToTensor + Normalize(0.5, 0.5) computes it (in `dtype`: computed in
+    float32 and cast, a float64 image would differ from the official float64 one by float32 round-off)."""
+    return (image.to(dtype) / 255 - 0.5) / 0.5
 
 
 def colour_jitter(x: torch.Tensor, draws: list[JitterDraw] | None = None) -> torch.Tensor:
     """LSeSim's augmentation: each image of the batch (in [-1, 1], from 8-bit pixels) jittered on its 8-bit
     pixels after crop and flip, as the official data loader does (`draws`: one per image, else drawn here)."""
     draws = draws if draws is not None else [draw_jitter() for _ in range(len(x))]
-    out = torch.stack([from_8bit(jitter_8bit(image, draw)) for image, draw in zip(to_8bit(x), draws)])
+    dtype = torch.promote_types(x.dtype, torch.float32)  # float64 stays float64 (the golden replays)
+    out = torch.stack([from_8bit(jitter_8bit(image, draw), dtype) for image, draw in zip(to_8bit(x), draws)])
     return out.to(device=x.device, dtype=x.dtype)

@@ -29,6 +29,7 @@ from i2i_cli.models.base import (
 )
 from i2i_cli.models.image_pool import ImagePool, load_pools, pools_state
 from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.networks.attention import (
     AttendedGenerator,
     AttentionGuidedDiscriminator,
@@ -112,8 +113,8 @@ class AGCycleGAN(TranslationMethod, AttentionMasks):
         """The official g_loss_A (side A: both cycles + G_A's adversarial term) or g_loss_B."""
         out = self._cycle(batch)
         threshold = self._threshold(switched)
-        cycle = (F.l1_loss(out["rec_A"].float(), batch["A"].float())
-                 + F.l1_loss(out["rec_B"].float(), batch["B"].float())) * self.config.lambda_cycle
+        cycle = (F.l1_loss(upcast(out["rec_A"]), upcast(batch["A"]))
+                 + F.l1_loss(upcast(out["rec_B"]), upcast(batch["B"]))) * self.config.lambda_cycle
         if side == "A":
             cache["pool_B_in"] = torch.cat([out["fake_B"], out["m_A"]], 1).detach()
             adversarial = self.gan(self.D_A(foreground(out["fake_B"], out["m_A"], threshold)), True)

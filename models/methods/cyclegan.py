@@ -21,6 +21,7 @@ from i2i_cli.models.base import (
 )
 from i2i_cli.models.image_pool import ImagePool, load_pools, pools_state
 from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.networks.common import init_weights
 from i2i_cli.models.networks.patchgan import PatchDiscriminator
 from i2i_cli.models.networks.resnet import ResnetGenerator
@@ -89,12 +90,12 @@ class CycleGAN(TranslationMethod, OfficialRelease):
         real_a, real_b = batch["A"], batch["B"]
         terms: LossDict = {}
         if c.lambda_identity > 0:
-            terms["idt_A"] = F.l1_loss(self.G_A(real_b).float(), real_b.float()) * c.lambda_B * c.lambda_identity
-            terms["idt_B"] = F.l1_loss(self.G_B(real_a).float(), real_a.float()) * c.lambda_A * c.lambda_identity
+            terms["idt_A"] = F.l1_loss(upcast(self.G_A(real_b)), upcast(real_b)) * c.lambda_B * c.lambda_identity
+            terms["idt_B"] = F.l1_loss(upcast(self.G_B(real_a)), upcast(real_a)) * c.lambda_A * c.lambda_identity
         terms["G_A"] = self.gan(self.D_A(cache["fake_B"]), True)
         terms["G_B"] = self.gan(self.D_B(cache["fake_A"]), True)
-        terms["cycle_A"] = F.l1_loss(cache["rec_A"].float(), real_a.float()) * c.lambda_A
-        terms["cycle_B"] = F.l1_loss(cache["rec_B"].float(), real_b.float()) * c.lambda_B
+        terms["cycle_A"] = F.l1_loss(upcast(cache["rec_A"]), upcast(real_a)) * c.lambda_A
+        terms["cycle_B"] = F.l1_loss(upcast(cache["rec_B"]), upcast(real_b)) * c.lambda_B
         return terms
 
     @staticmethod

@@ -20,6 +20,7 @@ from i2i_cli.models.base import (
     TranslationMethod,
 )
 from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.networks.common import init_weights, with_per_image_batchnorm
 from i2i_cli.models.networks.patchgan import PatchDiscriminator, PixelDiscriminator
 from i2i_cli.models.networks.unet import UnetGenerator
@@ -100,7 +101,7 @@ class Pix2Pix(TranslationMethod, OfficialRelease):
         if self.config.lambda_GAN:
             terms["G_GAN"] = self.gan(self.D(self._d_input(real_a, fake_b)), True) * self.config.lambda_GAN
         if self.config.lambda_L1:
-            terms["G_L1"] = F.l1_loss(fake_b.float(), real_b.float()) * self.config.lambda_L1
+            terms["G_L1"] = F.l1_loss(upcast(fake_b), upcast(real_b)) * self.config.lambda_L1
         return terms
 
     def phases(self, progress: Progress) -> list[Phase]:

@@ -27,6 +27,7 @@ from i2i_cli.models.base import (
     SegmentationModel,
     TranslationMethod,
 )
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.networks.drn import (
     CITYSCAPES_MEAN,
     CITYSCAPES_STD,
@@ -152,7 +153,7 @@ class Segmenter(TranslationMethod, SegmentationModel):
         return out
 
     def _loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
-        logits = self.logits(batch["A"]).float()
+        logits = upcast(self.logits(batch["A"]))
         return {"CE": F.cross_entropy(logits, batch["label"].long(), ignore_index=IGNORE_INDEX)}
 
     def phases(self, progress: Progress) -> list[Phase]:

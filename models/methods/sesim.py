@@ -30,6 +30,7 @@ from i2i_cli.models.base import (
 )
 from i2i_cli.models.image_pool import ImagePool, load_pools, pools_state
 from i2i_cli.models.losses.adversarial import GANLoss
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.losses.spatial_correlative import (
     LOSS_MODES,
     LearnedSimilarityHead,
@@ -129,7 +130,7 @@ class FSeSim(TranslationMethod, LossMaps, OfficialRelease):
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The layers the loss reads (through the learned head for LSeSim), one tensor per layer."""
         feats = self.vgg(x)
-        out = [feats[n].float() for n in self.layer_names]
+        out = [upcast(feats[n]) for n in self.layer_names]
         return self.head(out) if self.config.learned_head else out
 
     def _query_ids(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -197,7 +198,7 @@ class FSeSim(TranslationMethod, LossMaps, OfficialRelease):
         if c.lambda_spatial_idt > 0:
             terms["G_spatial_idt"] = self.spatial_loss(batch["B"], cache["idt_B"]) * c.lambda_spatial_idt
         if c.lambda_identity > 0:
-            terms["idt_B"] = F.l1_loss(cache["idt_B"].float(), batch["B"].float()) * c.lambda_identity
+            terms["idt_B"] = F.l1_loss(upcast(cache["idt_B"]), upcast(batch["B"])) * c.lambda_identity
         return terms
 
     def phases(self, progress: Progress) -> list[Phase]:

@@ -33,6 +33,7 @@ from i2i_cli.models.base import (
     TranslationMethod,
 )
 from i2i_cli.models.losses.adversarial import gan_loss
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.networks.common import init_weights
 from i2i_cli.models.networks.fan import FAN
 from i2i_cli.models.networks.stargan_v2 import (
@@ -47,8 +48,8 @@ from torch import nn
 
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """0.5 * E[ ||d D(x) / d x||^2 ] on real images (Mescheder et al. 2018); `real` must require grad."""
-    (grad,) = torch.autograd.grad(logits.float().sum(), real, create_graph=True)
-    return 0.5 * grad.float().pow(2).flatten(1).sum(1).mean()
+    (grad,) = torch.autograd.grad(upcast(logits).sum(), real, create_graph=True)
+    return 0.5 * upcast(grad).pow(2).flatten(1).sum(1).mean()
 
 
 @dataclass
@@ -185,12 +186,12 @@ class StarGANv2(TranslationMethod, StyleSource, OfficialRelease):
         c = self.config
         x = batch["x"].detach().requires_grad_(True)
         out = self.D(x, batch["y"])
-        loss_real = gan_loss(out.float(), True, "nonsaturating")
+        loss_real = gan_loss(upcast(out), True, "nonsaturating")
         loss_reg = r1_penalty(out, x)
         with torch.no_grad():
             fake = self.G(batch["x"], self._target_style(batch, cache, guide, second=False),
                           self._source_masks(batch, cache))
-        loss_fake = gan_loss(self.D(fake, batch["y_ref"]).float(), False, "nonsaturating")
+        loss_fake = gan_loss(upcast(self.D(fake, batch["y_ref"])), False, "nonsaturating")
         return {f"D_real_{guide}": loss_real, f"D_fake_{guide}": loss_fake, f"R1_{guide}": c.lambda_reg * loss_reg}
 
     def lambda_ds_at(self, progress: Progress) -> float:
@@ -205,13 +206,13 @@ class StarGANv2(TranslationMethod, StyleSource, OfficialRelease):
         masks = self._source_masks(batch, cache)
         s_trg = self._target_style(batch, cache, guide, second=False)
         fake = self.G(x, s_trg, masks)
-        loss_adv = gan_loss(self.D(fake, y_trg).float(), True, "nonsaturating")
+        loss_adv = gan_loss(upcast(self.D(fake, y_trg)), True, "nonsaturating")
         loss_sty = (self.E(fake, y_trg) - s_trg).abs().mean()
         with torch.no_grad():  # the reference detaches the second output: no gradient reaches it
             fake2 = self.G(x, self._target_style(batch, cache, guide, second=True), masks)
-        loss_ds = (fake - fake2).abs().float().mean()
+        loss_ds = upcast((fake - fake2).abs()).mean()
         s_org = self.E(x, y)
-        loss_cyc = (self.G(fake, s_org, self.face_masks(fake)) - x).abs().float().mean()
+        loss_cyc = upcast((self.G(fake, s_org, self.face_masks(fake)) - x).abs()).mean()
         return {f"G_adv_{guide}": loss_adv, f"G_sty_{guide}": c.lambda_sty * loss_sty,
                 f"G_ds_{guide}": -lambda_ds * loss_ds, f"G_cyc_{guide}": c.lambda_cyc * loss_cyc}
 

@@ -7,7 +7,7 @@ imported; as train.py does, `data_dependent_initialize` (which builds netF) runs
 `optimize_parameters()`. Settings: --CUT_mode CUT, ngf 4, ndf 2, netG resnet_6blocks (nce_layers
 0,4,8,12,16: input, both downsampling convolutions, blocks 1 and 5), netF_nc 16, num_patches 64, 32 px, batch 2,
 the rest the CUT defaults (xavier init, instance norm, anti-aliased G and D, lsgan, nce_T 0.07, nce_idt).
-The official draws (numpy: the PatchNCE locations of each NCE term; FastCUT's flip) are taken during the
+The official code runs in float64 (use_float64: every network, buffer and input). The official draws (numpy: the PatchNCE locations of each NCE term; FastCUT's flip) are taken during the
 step and saved, so i2i replays them through its phase cache (models/draws.py).
 """
 
@@ -25,6 +25,7 @@ from recording_cut_cyclegan_pix2pix import (
     save,
     strip_module_prefix,
     to_float,
+    use_float64,
 )
 
 SIZE, BATCH, NDF, PATCHES = 32, 2, 2, 64
@@ -34,6 +35,7 @@ MODES = {"cut": ("CUT", 4, 16, 0), "fastcut": ("FastCUT", 3, 16, 1)}
 
 def record(name: str) -> None:
     _, commit = official_checkout("I2I_OFFICIAL_CUT")
+    use_float64()
     from models.cut_model import CUTModel
     from options.train_options import TrainOptions
 
@@ -78,6 +80,7 @@ def record(name: str) -> None:
     losses = {k: float(getattr(model, f"loss_{k}")) for k in ["D_fake", "D_real", "G_GAN"] + terms}
     save({
         "official_repo": "https://github.com/taesungp/contrastive-unpaired-translation", "official_commit": commit,
+        "dtype": "float64",
         "config": {"size": SIZE, "batch_size": BATCH, "ngf": ngf, "ndf": NDF, "n_blocks": 6, "netF_nc": netf_nc,
                    "num_patches": PATCHES, "nce_layers": opt.nce_layers, "nce_idt": bool(opt.nce_idt),
                    "lambda_NCE": opt.lambda_NCE, "lambda_GAN": opt.lambda_GAN, "nce_T": opt.nce_T,

@@ -4,11 +4,13 @@ Runs outside CI:  I2I_OFFICIAL_FLSESIM=/tmp/official/flsesim python tests/golden
 (a checkout of lyndonzheng/F-LSeSim; its commit is read from I2I_OFFICIAL_FLSESIM_COMMIT, or from its .git).
 It must not import i2i: the official package is also called `models`.
 
-Tiny setting: 32 px crops (load 36), ngf 2, ndf 4, batch 1, CPU. VGG16 is torchvision's layout with tiny widths
+The official code runs in float64 (torch's default dtype: its networks, the tiny VGG and the loader's
+ToTensor, which follows the default dtype, are float64). Tiny setting: 32 px crops (load 36), ngf 2, ndf 4, batch 1, CPU. VGG16 is torchvision's layout with tiny widths
 and seeded random weights (the official VGG16 wrapper slices `features` by index, so only the widths differ);
 the real one (15M parameters) would not fit a fixture. Recorded: the tiny VGG's weights; the official G, D (and
-for LSeSim the head) weights before one `optimize_parameters`, G's (and the head's) after it and their
-gradients; every loss term; the loader's images as uint8 (A, B and, with --augment, the jittered copies); the
+for LSeSim the head) weights before one `optimize_parameters` (rounded to float16-representable values in the
+official networks first, so float16 stores them exactly), G's (and the head's) step (after - before, stored as
+float32) and their gradients (float64); every loss term; the loader's images as uint8 (A, B and, with --augment, the jittered copies); the
 jitter draws and every query-location draw (`patch_ids`, in call order). Only numbers are saved.
 """
 
@@ -111,6 +113,25 @@ class Recorder:
         torchvision.transforms.ColorJitter.get_params = staticmethod(logged)
 
 
+@torch.no_grad()
+def _round_to_half(net: nn.Module) -> dict[str, torch.Tensor]:
+    """The network's float tensors rounded in place to float16-representable values; its state, those as
+    float16 (exact)."""
+    out = {}
+    for key, value in net.state_dict().items():
+        if value.is_floating_point():
+            value.copy_(value.half().to(value.dtype))
+            out[key] = value.half().clone()
+        else:
+            out[key] = value.clone()
+    return out
+
+
+def _steps(net: nn.Module, before: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """after - before of every float tensor, stored as float32 (the tests add its storage rounding)."""
+    return {k: (v - before[k].to(v.dtype)).float() for k, v in net.state_dict().items() if v.is_floating_point()}
+
+
 def _state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
@@ -123,7 +144,7 @@ def _grads(net: nn.Module) -> dict[str, torch.Tensor]:
 def _as_8bit(x: torch.Tensor) -> torch.Tensor:
     """The loader's (u / 255 - 0.5) / 0.5 back to its uint8 pixels (checked exact), to keep the fixture small."""
     pixels = ((x * 0.5 + 0.5) * 255).round().to(torch.uint8)
-    assert torch.equal((pixels.float() / 255 - 0.5) / 0.5, x), "the loader's image is not 8-bit"
+    assert torch.equal((pixels.to(x.dtype) / 255 - 0.5) / 0.5, x), "the loader's image is not 8-bit"
     return pixels
 
 
@@ -144,11 +165,11 @@ def record(name: str, extra_args: list[str]) -> dict[str, Any]:
     torchvision.models.vgg16 = lambda *a, **k: _TinyVGG()  # the official VGG16 asks for pretrained=True
     # data/__init__ imports every dataset; only oa_dataset (unused here) needs h5py
     sys.modules.setdefault("h5py", types.ModuleType("h5py"))
-    from data import create_dataset  # noqa: E402  (the official packages)
+    from data import create_dataset  # noqa: E402, I001  (the official packages)
+    from models import create_model, losses
     from options.train_options import TrainOptions
 
-    from models import create_model, losses
-
+    torch.set_default_dtype(torch.float64)
     recorder = Recorder()
     recorder.install(losses)
     work = Path(tempfile.mkdtemp())
@@ -174,11 +195,11 @@ def record(name: str, extra_args: list[str]) -> dict[str, Any]:
     nets = {"G": model.netG, "D": model.netD}
     if opt.learned_attn:
         nets["F"] = model.netF
-    before = {k: _state(v) for k, v in nets.items()}
+    before = {k: _round_to_half(v) for k, v in nets.items()}
     model.set_input(data)
     model.optimize_parameters()
     fixture: dict[str, Any] = {
-        "official_repo": OFFICIAL_REPO, "official_commit": official_commit(root),
+        "official_repo": OFFICIAL_REPO, "official_commit": official_commit(root), "dtype": "float64",
         "options": {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in vars(opt).items()
                     if k in ("ngf", "ndf", "lr", "beta1", "beta2", "patch_nums", "patch_size", "loss_mode",
                              "use_norm", "learned_attn", "augment", "T", "lambda_spatial", "attn_layers",
@@ -191,7 +212,7 @@ def record(name: str, extra_args: list[str]) -> dict[str, Any]:
                    "D_real": _number(model.loss_D_real), "D_fake": _number(model.loss_D_fake)},
         "before": before,
         # D's step is left out to keep the fixture small (the brief pins G's and the head's)
-        "after": {k: _state(v) for k, v in nets.items() if k != "D"},
+        "step": {k: _steps(v, before[k]) for k, v in nets.items() if k != "D"},
         "grads": {k: _grads(v) for k, v in nets.items() if k != "D"},
     }
     vgg = tiny_vgg_features()

@@ -7,9 +7,11 @@ Python >= 3.7 (`.cuda(async=True)`, two lines of its train/validate loops); it i
 that keyword renamed `non_blocking`, nothing else changed. DRNSeg builds its backbone by name from drn.py,
 so the recorder registers there a DRN-D-22 (drn.DRN with drn_d_22's BasicBlock, layers [1,1,2,2,2,2,1,1],
 arch D) at channels (1, 2, 4, 8, 16, 32, 32, 32) (the constructor's `channels`; full width, 16M
-parameters, would not fit a small fixture), i.e. i2i's base_channels 1. Then as segment.py's train(): the
-photo as data_transforms.ToTensor / Normalize make it (u8 / 255, then (x - mean) / std, Cityscapes'
-info.json mean and std), output = model(x)[0] (log-softmax of the x8 upsampled scores), NLLLoss2d with
+parameters, would not fit a small fixture), i.e. i2i's base_channels 1. Then as segment.py's
+train(), in float64 (use_float64: the network, its buffers and the input): the photo as
+data_transforms.ToTensor / Normalize make it (u8 / 255, here in float64 where ToTensor's is float32; then
+(x - mean) / std with Normalize's own float32 mean and std, Cityscapes' info.json values), output =
+model(x)[0] (log-softmax of the x8 upsampled scores), NLLLoss2d with
 ignore_index 255, and one SGD step over optim_parameters() (base + seg; `up` stays bilinear) at segment.py's
 README settings: lr 0.01, momentum 0.9, weight decay 1e-4. 32 px, batch 2, 4 classes, some pixels 255.
 """
@@ -27,6 +29,7 @@ from recording_cut_cyclegan_pix2pix import (
     official_checkout,
     round_weights_to_half,
     save,
+    use_float64,
 )
 from torch import nn
 
@@ -51,6 +54,7 @@ def main() -> None:
     import drn
 
     segment = load_segment(root)
+    use_float64()
     drn.drn_d_22_golden = lambda pretrained=False, **kwargs: drn.DRN(
         drn.BasicBlock, [1, 1, 2, 2, 2, 2, 1, 1], arch="D", channels=CHANNELS, **kwargs)
     torch.manual_seed(0)
@@ -62,7 +66,7 @@ def main() -> None:
     label = torch.randint(0, CLASSES, (BATCH, SIZE, SIZE), generator=g)
     label[torch.rand(BATCH, SIZE, SIZE, generator=g) < 0.2] = 255
     normalize = data_transforms.Normalize(MEAN, STD)
-    x = torch.stack([normalize(img.float().div(255))[0] for img in photo_u8])
+    x = torch.stack([normalize(img.double().div(255))[0] for img in photo_u8])
 
     model.train()
     optimizer = torch.optim.SGD(model.optim_parameters(), LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
@@ -74,9 +78,9 @@ def main() -> None:
     optimizer.step()
 
     after = after_step(model, init)
-    after["grad"] = {}  # SGD: the step (lr * (grad + wd * w)) is compared to 1e-6; the gradients are not kept
+    after["grad"] = {}  # SGD: the step (lr * (grad + wd * w)) is compared; the gradients are not kept
     save({
-        "official_repo": "https://github.com/fyu/drn", "official_commit": commit,
+        "official_repo": "https://github.com/fyu/drn", "official_commit": commit, "dtype": "float64",
         "config": {"size": SIZE, "batch_size": BATCH, "n_classes": CLASSES, "base_channels": 1,
                    "pretrained_backbone": False, "mean": MEAN, "std": STD, "lr": LR, "momentum": MOMENTUM,
                    "weight_decay": WEIGHT_DECAY},

@@ -5,13 +5,16 @@ for core/wing.py's imports):
 
     I2I_OFFICIAL_STARGANV2=/tmp/official/stargan-v2 PYTHONPATH=$PWD python tests/golden/record_starganv2.py
 
-Only numbers are saved. Tiny sizes: 32 px, first width 4, style_dim 8, latent_dim 4, max_conv_dim 8, 2 domains, batch 2. The
+Only numbers are saved. The official code runs in float64 (torch's default dtype: networks, seeded weights,
+inputs). Tiny sizes: 32 px, first width 4, style_dim 8, latent_dim 4, max_conv_dim 8, 2 domains, batch 2. The
 official networks take their first width from 2**14 // img_size; the script passes img_size as an int whose
 floor-division of 2**14 gives DIM_IN (4) and that is 32 everywhere else, so the official modules are built as
 they are at a width the fixture can hold. The mapping network's 512-wide hidden layers (fixed in the official
 code) and the full-size FAN are too big to store: their weights are filled from a seed by `seeded_fill` (which
 the test runs on i2i's networks with the same key names); the fixture stores per-tensor sums to show the fill is
-the same, and a seeded subset of the mapping network's elements after its step.
+the same, and a seeded subset of the mapping network's elements after its step. The stored initial weights are
+rounded to float16-representable values in the official networks first (float16 stores them exactly); a step
+is stored as after - initial in float32 (the tests add its storage rounding).
 
 Settings recorded:
 - "afhq": w_hpf 0, lambda_ds 2 (the reference's AFHQ recipe).
@@ -79,7 +82,7 @@ def synthetic_heatmaps(seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     centres = 40 + torch.rand(98, 2, generator=g) * 176
     widths = 4 + torch.rand(98, generator=g) * 12
-    grid = torch.arange(256).float()
+    grid = torch.arange(256).to(torch.get_default_dtype())
     d2 = (grid[None, :, None] - centres[:, 0, None, None]) ** 2 + (grid[None, None, :] - centres[:, 1, None, None]) ** 2
     maps = torch.exp(-d2 / (2 * widths[:, None, None] ** 2))
     return (maps + 0.05 * torch.rand(98, 256, 256, generator=g))[None]
@@ -123,16 +126,41 @@ class _StandInFan(torch.nn.Module):
         return stand_in_masks(x.detach())
 
 
-def _snapshot(net: torch.nn.Module, name: str, grads: bool = True) -> dict[str, torch.Tensor]:
+KEEP_RTOL = 1e-9  # golden_fixtures.FLOAT64_RTOL: a gradient within it (of the network's largest) of 0 is round-off
+
+
+@torch.no_grad()
+def _round_to_half(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The network's float tensors rounded in place to float16-representable values; its state (float tensors as
+    float16, exact)."""
     out = {}
-    for key, p in net.named_parameters():
+    for key, value in net.state_dict().items():
+        if value.is_floating_point() and not key.endswith("hpf.filter"):
+            value.copy_(value.half().to(value.dtype))
+            out[key] = value.half().clone()
+        else:
+            out[key] = value.clone()
+    return out
+
+
+def _snapshot(net: torch.nn.Module, name: str, initial: dict[str, torch.Tensor] | None,
+              grads: bool = True) -> dict[str, torch.Tensor]:
+    """Each parameter's step from `initial` (float32), or for the mapping network (its initial weights are not
+    stored) a seeded subset of its values; with `grads`, `.keep`: where the gradient is not ~0 (Adam's first
+    step has a round-off sign there)."""
+    out = {}
+    params = dict(net.named_parameters())
+    scale = max((float(p.grad.abs().max()) for p in params.values() if p.grad is not None), default=0.0)
+    for key, p in params.items():
         value, grad = p.detach().clone(), (p.grad.clone() if p.grad is not None else torch.zeros_like(p))
         if name == "mapping_network":
             index = mapping_subset(value, sum(map(ord, key)))
             value, grad = value.flatten()[index], grad.flatten()[index]
+        else:
+            value = (value - initial[key].to(value.dtype)).float()
         out[key] = value
-        if grads:  # where the step's gradient is not ~0 (Adam's first step has a round-off sign elsewhere)
-            out[key + ".keep"] = grad.abs() > 1e-7
+        if grads:
+            out[key + ".keep"] = grad.abs() > KEEP_RTOL * scale
     return out
 
 
@@ -142,8 +170,7 @@ def record_setting(model: Any, solver: Any, w_hpf: float, lambda_ds: float, full
 
     torch.manual_seed(SEED)
     nets = _nets(model, w_hpf)
-    initial = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in nets.items()
-               if name != "mapping_network"}
+    initial = {name: _round_to_half(net) for name, net in nets.items() if name != "mapping_network"}
     initial["mapping_network_sums"] = {k: float(v.double().sum()) for k, v in nets["mapping_network"].state_dict().items()}
     x_real, x_ref, x_ref2, z, z2 = inputs(SEED + 10)
     y_org, y_trg = torch.tensor([0, 1]), torch.tensor([1, 0])
@@ -178,7 +205,7 @@ def record_setting(model: Any, solver: Any, w_hpf: float, lambda_ds: float, full
         optims["discriminator"].step()
         losses[f"D_{guide}"] = dict(parts)
         if guide == "latent":
-            record["D_after_latent"] = _snapshot(nets["discriminator"], "discriminator")
+            record["D_after_latent"] = _snapshot(nets["discriminator"], "discriminator", initial["discriminator"])
     for guide, kwargs in (("latent", {"z_trgs": [z, z2]}), ("ref", {"x_refs": [x_ref, x_ref2]})):
         loss, parts = solver.compute_g_loss(m, args, x_real, y_org, y_trg, masks=masks, **kwargs)
         reset()
@@ -188,12 +215,15 @@ def record_setting(model: Any, solver: Any, w_hpf: float, lambda_ds: float, full
             optims[k].step()
         losses[f"G_{guide}"] = dict(parts)
         if full or guide == "latent":
-            record[f"G_after_{guide}"] = {k: _snapshot(nets[k], k) for k in (stepped if full else ("generator",))}
+            record[f"G_after_{guide}"] = {k: _snapshot(nets[k], k, initial.get(k))
+                                          for k in (stepped if full else ("generator",))}
     for k, shadow in ema.items():
         solver.moving_average(nets[k], shadow, beta=0.999)
     if full:
-        record["D_after_ref"] = _snapshot(nets["discriminator"], "discriminator", grads=False)
-        record["ema"] = {"generator": _snapshot(ema["generator"], "generator", grads=False)}  # F, E: the same formula
+        record["D_after_ref"] = _snapshot(nets["discriminator"], "discriminator", initial["discriminator"],
+                                          grads=False)
+        # F, E: the same formula
+        record["ema"] = {"generator": _snapshot(ema["generator"], "generator", initial["generator"], grads=False)}
     record["losses"] = losses
     return record
 
@@ -216,10 +246,11 @@ def record_fan(wing: Any) -> dict[str, Any]:
 
 def main() -> None:
     root = Path(os.environ["I2I_OFFICIAL_STARGANV2"])
+    torch.set_default_dtype(torch.float64)
     model, solver, wing = _official(root)
     commit = os.environ.get("I2I_OFFICIAL_COMMIT") or subprocess.run(
         ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    fixture = {"official_repo": "https://github.com/clovaai/stargan-v2", "official_commit": commit,
+    fixture = {"official_repo": "https://github.com/clovaai/stargan-v2", "official_commit": commit, "dtype": "float64",
                "sizes": {"size": SIZE, "dim_in": DIM_IN, "style_dim": STYLE_DIM, "latent_dim": LATENT_DIM,
                          "max_conv_dim": MAX_CONV_DIM, "domains": DOMAINS, "seed": SEED},
                "afhq": record_setting(model, solver, 0.0, 2.0, full=True),

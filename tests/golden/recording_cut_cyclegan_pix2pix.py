@@ -1,11 +1,16 @@
 """Helpers of the pix2pix / CycleGAN / CUT / FastCUT / segmenter recording scripts (run outside CI).
 
+The official code runs in float64 (`use_float64()`: torch's default dtype, so the official constructors,
+buffers and inputs are float64), and the fixture says so (`"dtype": "float64"`); the tests replay i2i in float64.
 Storage keeps the fixtures small without losing what is compared:
 - initial weights are rounded to float16-representable values *in the official network* before the step, so
-  storing them as float16 is exact (the step then runs in float32 from exactly those weights);
-- the change made by the optimizer step is stored as float16 (an Adam first step is ~lr = 2e-4, an SGD one
-  lr * grad; where float16 would round it by more than 1e-6, a tenth of the 1e-5 tolerance, it is float32);
-- gradients, outputs and losses are float32; images are uint8 (x = u8 / 127.5 - 1 in float32).
+  storing them as float16 is exact (the step then runs in float64 from exactly those weights);
+- the change made by the optimizer step is stored as float32 (its rounding, 6e-8 of the step, is added to the
+  tolerance: an Adam first step is ~lr, so that is ~1e-11);
+- gradients, outputs, buffers and losses are float64; images are uint8 (x = u8 / 127.5 - 1 in float64).
+
+The pix2pix and CycleGAN fixtures were recorded earlier in float32 (no "dtype" key): the float16 step with
+float32 where float16 would round it by more than STEP_ROUNDOFF, float32 gradients.
 """
 
 from __future__ import annotations
@@ -19,7 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-STEP_ROUNDOFF = 1e-6
+STEP_ROUNDOFF = 1e-6  # the float32 recordings only
+
+
+def use_float64() -> None:
+    """The official networks, buffers and inputs are built in float64 from here on."""
+    torch.set_default_dtype(torch.float64)
 
 
 def official_checkout(variable: str) -> tuple[Path, str]:
@@ -42,8 +52,8 @@ def images_u8(generator: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def to_float(u8: torch.Tensor) -> torch.Tensor:
-    """uint8 -> [-1, 1] float32, the same expression as the tests use."""
-    return u8.float() / 127.5 - 1
+    """uint8 -> [-1, 1] in the default dtype (float64 after use_float64), the same expression as the tests use."""
+    return u8.to(torch.get_default_dtype()) / 127.5 - 1
 
 
 @torch.no_grad()
@@ -53,7 +63,7 @@ def round_weights_to_half(net: nn.Module) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in net.state_dict().items():
         if value.is_floating_point():
-            value.copy_(value.half().float())
+            value.copy_(value.half().to(value.dtype))
             out[key] = value.half().clone()
         else:
             out[key] = value.clone()
@@ -61,7 +71,8 @@ def round_weights_to_half(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def after_step(net: nn.Module, init: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
-    """grad (float32) and step = after - before (float16) of every parameter; float buffers after the step."""
+    """grad (as computed: float64) and step = after - before (float32) of every parameter; float buffers after
+    the step (as computed)."""
     grads, steps, buffers = {}, {}, {}
     params = dict(net.named_parameters())
     for key, value in net.state_dict().items():
@@ -70,14 +81,10 @@ def after_step(net: nn.Module, init: dict[str, torch.Tensor]) -> dict[str, dict[
             if p.grad is not None:
                 if not bool(torch.isfinite(p.grad).all()):
                     raise RuntimeError(f"{key}: the official gradient is not finite; choose other widths or seeds")
-                grads[key] = p.grad.detach().float().clone()
-            delta = value.float() - init[key].float()
-            stored = delta.half()
-            worst = float((stored.float() - delta).abs().max()) if delta.numel() else 0.0
-            steps[key] = stored if worst <= STEP_ROUNDOFF else delta  # float32 where float16 would round
-
+                grads[key] = p.grad.detach().clone()
+            steps[key] = (value - init[key].to(value.dtype)).float()
         elif value.is_floating_point():
-            buffers[key] = value.float().clone()
+            buffers[key] = value.clone()
         else:
             buffers[key] = value.clone()
     return {"grad": grads, "step": steps, "buffers": buffers}

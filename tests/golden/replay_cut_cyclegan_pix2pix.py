@@ -12,11 +12,19 @@ from i2i_cli.models import registry
 from i2i_cli.models.base import Progress, TranslationMethod, set_requires_grad
 
 from i2i_cli.pretrained import OFFICIAL_NETWORKS, load_official_networks
-from tests.golden.golden_fixtures import assert_adam_step_close, assert_close, load_fixture
+from tests.golden.golden_fixtures import (
+    FLOAT32_STORAGE,
+    assert_adam_step_close,
+    assert_close,
+    assert_float64_close,
+    assert_float64_step_close,
+    load_fixture,
+)
 
 
 def to_float(u8: torch.Tensor) -> torch.Tensor:
-    return u8.float() / 127.5 - 1
+    """uint8 -> [-1, 1] in the default dtype (float64 inside golden_fixtures.float64()), as the recorders do."""
+    return u8.to(torch.get_default_dtype()) / 127.5 - 1
 
 
 def unpack(packed: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -45,16 +53,18 @@ def load(name: str) -> dict[str, Any]:
 
 
 def build(name: str, fixture: dict[str, Any], **extra: Any) -> TranslationMethod:
-    """The i2i method with the fixture's configuration, holding the official initial weights."""
+    """The i2i method with the fixture's configuration, holding the official initial weights, in the default
+    dtype (float64 inside golden_fixtures.float64())."""
     cls = registry.method_class(name)
     known = {f.name for f in dataclasses.fields(cls.config_class)}
     values = {k: v for k, v in fixture["config"].items() if k in known}
     values.setdefault("load_size", values.get("size", 256))
     method = cls(dataclasses.replace(cls.config_class(), **values, **extra))
-    states = {net: {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    dtype = torch.get_default_dtype()
+    states = {net: {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
               for net, state in fixture["init"].items()}
     load_official_networks(method, states, "golden fixture")
-    return method.train()
+    return method.to(dtype).train()
 
 
 def optimizers(method: TranslationMethod) -> dict[str, torch.optim.Optimizer]:
@@ -112,6 +122,44 @@ def _module_scales(grads: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 def assert_networks_after_step(method: TranslationMethod, fixture: dict[str, Any], adam: bool = True) -> None:
+    """The float64 policy of golden_fixtures for float64 fixtures, the float32 tolerances below otherwise."""
+    if fixture.get("dtype") == "float64":
+        _assert_networks_after_step_float64(method, fixture, adam)
+    else:
+        _assert_networks_after_step_float32(method, fixture, adam)
+
+
+def _assert_networks_after_step_float64(method: TranslationMethod, fixture: dict[str, Any], adam: bool) -> None:
+    """Gradients to FLOAT64_RTOL of their module's largest (a gradient that is zero in exact arithmetic, e.g. a
+    bias before an InstanceNorm, is then ~0 on both sides); weights after the step (Adam: except where the
+    gradient is ~0) and buffers to FLOAT64_RTOL of the tensor's largest, plus the float32 storage of the step."""
+    mapping = OFFICIAL_NETWORKS[method.name]
+    for net, recorded in fixture["after"].items():
+        module = getattr(method, mapping[net])
+        params = dict(module.named_parameters())
+        state = module.state_dict()
+        scales = _module_scales(recorded["grad"])
+        for key, grad in recorded["grad"].items():
+            mine = params[key].grad
+            assert mine is not None, f"net{net}.{key}: no gradient in i2i, the official code has one"
+            assert_float64_close(mine, grad, what=f"net{net}.{key} gradient", scale=scales[key])
+        for key, step in recorded["step"].items():
+            before = fixture["init"][net][key]
+            if adam and key in recorded["grad"]:
+                assert_float64_step_close(state[key], before, step, recorded["grad"][key], scales[key],
+                                          what=f"net{net}.{key}")
+            else:
+                expected = before.double() + step.double()
+                assert_float64_close(state[key], expected, what=f"net{net}.{key} after the step",
+                                     slack=FLOAT32_STORAGE * step.double().abs())
+        for key, value in recorded["buffers"].items():
+            if value.is_floating_point():
+                assert_float64_close(state[key], value, what=f"net{net}.{key} after the step")
+            else:
+                assert torch.equal(state[key], value), f"net{net}.{key} after the step"
+
+
+def _assert_networks_after_step_float32(method: TranslationMethod, fixture: dict[str, Any], adam: bool) -> None:
     """Gradients (to GRAD_RTOL of their module's largest; ~0 ones to ZERO_RTOL), weights after the step and
     buffers (BatchNorm statistics, 1e-6) equal the official ones. Adam: 1e-5, except elements whose gradient
     is ~0, i.e. within that round-off, where Adam's first step (lr * g / |g|) takes the round-off's sign.

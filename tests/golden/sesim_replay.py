@@ -2,7 +2,8 @@
 
 The fixture's networks are loaded in the official key layout; the tiny VGG16 of the recording replaces i2i's
 trunk (same torchvision indices, tiny widths); the official query locations and colour-jitter draws are handed
-to i2i in the order the official code drew them.
+to i2i in the order the official code drew them. The fixtures are float64: the tests build and run i2i inside
+golden_fixtures.float64().
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from i2i_cli.models.losses.spatial_correlative import JitterDraw, LearnedSimilar
 from i2i_cli.models.methods import sesim
 from i2i_cli.models.methods.sesim import FSeSim
 from torch import nn
+
+from tests.golden.golden_fixtures import assert_float64_close, assert_float64_step_close
 
 
 def tiny_vgg(state: dict[str, torch.Tensor]) -> nn.Sequential:
@@ -42,6 +45,7 @@ def head_state(official: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def build(fixture: dict[str, Any], cls: type[FSeSim]) -> FSeSim:
+    """The i2i method holding the official weights, in the default dtype (float64 in golden_fixtures.float64())."""
     o = fixture["options"]
     config = cls.config_class(ngf=o["ngf"], ndf=o["ndf"], lr=o["lr"], beta1=o["beta1"], beta2=o["beta2"],
                               num_patches=int(o["patch_nums"]), patch_size=o["patch_size"], loss_mode=o["loss_mode"],
@@ -56,7 +60,7 @@ def build(fixture: dict[str, Any], cls: type[FSeSim]) -> FSeSim:
         widths = [state[f"heads.{i}.0.weight"].shape[1] for i in range(len(method.layer_names))]
         method.head = LearnedSimilarityHead(widths)
         method.head.load_state_dict(state)
-    return method
+    return method.to(torch.get_default_dtype())
 
 
 def jitter_draw(recorded: dict[str, torch.Tensor]) -> JitterDraw:
@@ -79,6 +83,18 @@ def replay_draws(monkeypatch: pytest.MonkeyPatch, fixture: dict[str, Any]
     monkeypatch.setattr(sesim, "sample_query_ids", next_ids)
     monkeypatch.setattr(spatial_correlative, "draw_jitter", lambda ranges=None: draws.pop(0))
     return ids, draws
+
+
+def assert_step_equals_the_official_one(ours: dict[str, torch.Tensor], before: dict[str, torch.Tensor],
+                                       steps: dict[str, torch.Tensor], my_grads: dict[str, torch.Tensor],
+                                       their_grads: dict[str, torch.Tensor], what: str) -> None:
+    """Gradients to FLOAT64_RTOL of the network's largest (one that is zero in exact arithmetic, a bias before a
+    mean-centring or an instance norm, is then ~0 on both sides) and the weights after one Adam step (except
+    where the gradient is ~0: golden_fixtures' float64 policy)."""
+    scale = max(float(g.abs().max()) for g in their_grads.values())
+    for key, grad in my_grads.items():
+        assert_float64_close(grad, their_grads[key], what=f"{what} grad {key}", scale=scale)
+        assert_float64_step_close(ours[key], before[key], steps[key], their_grads[key], scale, what=f"{what} {key}")
 
 
 def iteration(method: TranslationMethod, batch: dict[str, torch.Tensor]
