@@ -129,7 +129,8 @@ class FSeSim(TranslationMethod, LossMaps, OfficialRelease):
     def _features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The layers the loss reads (through the learned head for LSeSim), one tensor per layer."""
         feats = self.vgg(x)
-        out = [feats[n].float() for n in self.layer_names]
+        # half-precision features are compared in float32; float64 (the golden tests) stays float64
+        out = [feats[n] if feats[n].dtype == torch.float64 else feats[n].float() for n in self.layer_names]
         return self.head(out) if self.config.learned_head else out
 
     def _query_ids(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -39,7 +39,7 @@ def blur(x: torch.Tensor, kernel: torch.Tensor, pad: tuple[int, int]) -> torch.T
     """Pad (pad[0] before, pad[1] after, both axes) and filter each channel with the (flipped) kernel."""
     c = x.shape[1]
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape)
+    weight = torch.flip(kernel, [0, 1]).to(x.dtype)[None, None].expand(c, 1, *kernel.shape).contiguous()
     return F.conv2d(x, weight, groups=c)
 
 

@@ -145,8 +145,9 @@ def record(name: str, extra_args: list[str]) -> dict[str, Any]:
     # data/__init__ imports every dataset; only oa_dataset (unused here) needs h5py
     sys.modules.setdefault("h5py", types.ModuleType("h5py"))
     from data import create_dataset  # noqa: E402  (the official packages)
-    from models import create_model, losses
     from options.train_options import TrainOptions
+
+    from models import create_model, losses
 
     recorder = Recorder()
     recorder.install(losses)

@@ -53,8 +53,9 @@ def dropout_masks(net: nn.Module) -> list[torch.Tensor]:
 
 def main() -> None:
     _, commit = official_checkout("I2I_OFFICIAL_JZ")
-    from models import networks
     from models.pix2pix_model import Pix2PixModel
+
+    from models import networks
 
     torch.manual_seed(0)
     opt = options()

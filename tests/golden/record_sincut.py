@@ -93,9 +93,10 @@ def main() -> None:
     _, commit = checkout()
     torch.Tensor.cuda = lambda self, *args, **kwargs: self  # the unit style of ModulatedConv2d (see docstring)
     torch.set_default_dtype(torch.float64)
-    from models import networks, stylegan_networks
     from models.sincut_model import SinCUTModel
     from options.train_options import TrainOptions
+
+    from models import networks, stylegan_networks
 
     line = (f"--dataroot unused --name golden_sincut --checkpoints_dir /tmp/golden_checkpoints --gpu_ids -1 "
             f"--model sincut --ngf {NGF} --ndf {NDF} --netF_nc {NETF_NC} --batch_size {BATCH}")
