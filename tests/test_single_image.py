@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from i2i_cli.models import registry
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -15,7 +16,6 @@ from i2i_cli.data.layouts import detect_layout, require_layout
 from i2i_cli.data.zoom_patch import ZoomPatchDataset, zoom_and_patch
 from i2i_cli.errors import DataError
 from i2i_cli.main import app
-from i2i_cli.models import registry
 from tests.run_factory import make_run
 
 runner = CliRunner()
@@ -71,3 +71,13 @@ def test_translation_takes_the_whole_image_at_its_size(name, tmp_path):
                                  "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out" / "x.png").size == (70, 45)
+
+
+def test_sincut_error_maps_use_its_encoder_and_heads(tmp_path):
+    from i2i_cli.errormap import analyse_pair, build_mappers
+
+    run = make_run(tmp_path / "run", "sincut")
+    mapper = build_mappers(["patchnce"], {"checkpoint": run})[0]
+    x = np.random.default_rng(1).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    result = analyse_pair(x, x, [mapper], misalign="none").losses[0]
+    assert result.map.shape == (32, 32) and "MLP" in mapper.note
