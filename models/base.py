@@ -161,6 +161,7 @@ class DataSpec:
     """What a method's training set needs beyond its layout (TranslationMethod.accepts) and crop size."""
 
     random_resized_crop: float = 0.0  # probability (StarGAN v2)
+    random_zoom: float = 0.0  # > 0: single-image zoom-and-patch crops, each side zoomed by [1 / this, 1] (SinCUT)
     segmentation: SegmentationData | None = None  # photos + label maps (the segmenter)
 
 

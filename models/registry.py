@@ -19,6 +19,8 @@ _METHODS: dict[str, str] = {
     "fastcut": "i2i_cli.models.methods.cut:FastCUT",
     "fsesim": "i2i_cli.models.methods.sesim:FSeSim",
     "lsesim": "i2i_cli.models.methods.sesim:LSeSim",
+    "sincut": "i2i_cli.models.methods.single_image:SinCUT",
+    "sinsesim": "i2i_cli.models.methods.single_image:SinSeSim",
     "agcyclegan": "i2i_cli.models.methods.agcyclegan:AGCycleGAN",
     "starganv2": "i2i_cli.models.methods.starganv2:StarGANv2",
     "segmenter": "i2i_cli.models.methods.segmenter:Segmenter",

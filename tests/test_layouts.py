@@ -34,7 +34,7 @@ def _image(path: Path, value: int, size: tuple[int, int] = (16, 16)) -> None:
 
 # --- the registry and today's layouts --------------------------------------------------------------------------
 def test_every_registered_layout_names_itself_and_is_detected_in_registry_order() -> None:
-    assert list(LAYOUTS) == ["segmentation", "unaligned", "aligned", "domains", "single"]
+    assert list(LAYOUTS) == ["segmentation", "single_image", "unaligned", "aligned", "domains", "single"]
     assert all(cls.name == name and cls.example for name, cls in LAYOUTS.items())
     assert layouts.PAIRED_LAYOUTS == {"aligned", "segmentation"}
 

@@ -29,7 +29,7 @@ data_app = typer.Typer(help="Datasets: synthesise, check, download, align faces.
 def synth(
     name: Annotated[str, typer.Argument(help="Synthetic dataset: scenes (label maps <-> rendered photos).")],
     out: Annotated[Path, typer.Argument(help="Folder to write.")],
-    layout: Annotated[Literal["aligned", "unaligned", "domains"], typer.Option(help="aligned (pix2pix), unaligned (CycleGAN) or domains (StarGAN v2).")] = "aligned",
+    layout: Annotated[Literal["aligned", "unaligned", "domains", "single_image"], typer.Option(help="aligned (pix2pix), unaligned (CycleGAN), domains (StarGAN v2) or single_image (SinCUT: one image per domain).")] = "aligned",
     size: Annotated[int, typer.Option(help="Image size in pixels.")] = 64,
     n_train: Annotated[int, typer.Option("--n-train", help="Training images (per side / per domain).")] = 64,
     n_test: Annotated[int, typer.Option("--n-test", help="Test images (val/ for domains).")] = 16,

@@ -36,6 +36,7 @@ class Augment:
     load_size: int = 0  # resize to this before cropping (0: resize straight to `size`)
     flip: bool = True
     random_resized_crop: float = 0.0  # probability of a RandomResizedCrop(scale 0.8-1, ratio 0.9-1.1) first
+    random_zoom: float = 0.0  # single-image zoom-and-patch: each side zoomed by a factor in [1 / this, 1]
 
     @property
     def cache_size(self) -> int:

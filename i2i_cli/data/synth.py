@@ -146,7 +146,7 @@ class SynthResult:
     counts: dict[str, int]
 
 
-SYNTH_LAYOUTS = ("aligned", "unaligned", "domains")  # the layouts `i2i data synth` writes
+SYNTH_LAYOUTS = ("aligned", "unaligned", "domains", "single_image")  # the layouts `i2i data synth` writes
 
 
 def synthesize(
@@ -167,7 +167,7 @@ def synthesize(
     if name not in NAMES:
         raise ConfigError(f"unknown synthetic dataset '{name}'; known: {', '.join(NAMES)}")
     if layout not in SYNTH_LAYOUTS:
-        raise ConfigError(f"unknown --layout '{layout}'; choose aligned, unaligned or domains")
+        raise ConfigError(f"unknown --layout '{layout}'; choose {', '.join(SYNTH_LAYOUTS)}")
     if size < 16:
         raise ConfigError("--size must be at least 16")
     root = Path(out)
@@ -175,7 +175,7 @@ def synthesize(
         raise DataError(f"{root} exists and is not empty: pass --overwrite to write into it, or choose another OUT")
     rng = np.random.default_rng(seed)
     splits = [(split, n) for split, n in (("train", n_train), ("test", n_test), ("val", n_val)) if n > 0]
-    total = sum(n for _, n in splits) * (n_domains if layout == "domains" else 1)
+    total = sum(1 if layout == "single_image" else n for _, n in splits) * (n_domains if layout == "domains" else 1)
     draw = _Drawing(_writer(root, overwrite), rng, size, total, progress)
     counts: dict[str, int] = {}
     for split, n in splits:
@@ -230,5 +230,16 @@ def _write_domains(draw: _Drawing, split: str, n: int, n_domains: int, counts: d
         counts[f"{split}/{style}"] = counts.get(f"{split}/{style}", 0) + n
 
 
+def _write_single_image(draw: _Drawing, split: str, n: int, counts: dict[str, int]) -> None:
+    """One label map and one photo of different scenes (n is ignored: one image per domain), --size wide and
+    3/4 as high, so that zoom-and-patch crops have room."""
+    height = max(16, draw.size * 3 // 4)
+    for domain, image in (("A", label_image(draw_scene(draw.size, draw.rng))),
+                          ("B", render_photo(draw_scene(draw.size, draw.rng), "day", draw.rng))):
+        draw.write(np.ascontiguousarray(image[:height]), Path(f"{split}{domain}") / "00000.png")
+    draw.tick()
+    counts[f"{split}A"] = counts[f"{split}B"] = 1
+
+
 _LAYOUT_WRITERS: dict[str, Callable[[_Drawing, str, int, dict[str, int]], None]] = {
-    "aligned": _write_aligned, "unaligned": _write_unaligned}
+    "aligned": _write_aligned, "unaligned": _write_unaligned, "single_image": _write_single_image}

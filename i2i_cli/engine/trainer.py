@@ -402,7 +402,8 @@ class Trainer:
         for weights_name in probe.pretrained_weights().values():  # a missing file stops the run before any work
             resolve_weights(weights_name, weights_dir=opts.weights_dir)
         wants = self.config.data_spec()
-        augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, wants.random_resized_crop)
+        augment_spec = Augment(self.config.size, self.config.load_size, self.config.flip, wants.random_resized_crop,
+                               wants.random_zoom)
         dataset = layout.training_dataset(cls.accepts[0], "train", augment_spec, direction=self.config.direction,
                                           domains=domains, cache=opts.cache, segmentation=wants.segmentation)
         if opts.cache and hasattr(dataset, "decoder") and hasattr(dataset, "all_keys"):

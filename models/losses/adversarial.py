@@ -32,3 +32,21 @@ class GANLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target_is_real: bool) -> torch.Tensor:
         return gan_loss(upcast(logits), target_is_real, self.mode)
+
+
+def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mescheder et al.'s R1: the mean over images of |d sum(logits) / d real|^2 (`real` must require grad); the
+    caller weights it (SinCUT: lambda_R1 / 2)."""
+    (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def interpolated_gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, alpha: torch.Tensor,
+                                  constant: float = 1.0) -> torch.Tensor:
+    """WGAN-GP's penalty (the pix2pix family's `cal_gradient_penalty`, type 'mixed'): mean over images of
+    (|grad of the critic at alpha * real + (1 - alpha) * fake| - constant)^2; alpha: (N,) in [0, 1)."""
+    a = alpha.to(real.dtype).view(-1, *([1] * (real.dim() - 1)))
+    mixed = (a * real.detach() + (1 - a) * fake.detach()).requires_grad_(True)
+    out = critic(mixed)
+    (grad,) = torch.autograd.grad(out, mixed, torch.ones_like(out), create_graph=True)
+    return ((grad.flatten(1) + 1e-16).norm(2, dim=1) - constant).pow(2).mean()

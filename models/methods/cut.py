@@ -123,8 +123,13 @@ class CUT(TranslationMethod, LossMaps, OfficialRelease):
         ids = draw(cache, f"patch_ids/{term}", lambda: self.F.sample_ids(feat_k, c.num_patches))
         k_pool, _ = self.F(feat_k, c.num_patches, ids)
         q_pool, _ = self.F(feat_q, c.num_patches, ids)
-        losses = [patch_nce(q, k, source.shape[0], c.nce_T).mean() * c.lambda_NCE for q, k in zip(q_pool, k_pool)]
+        losses = [patch_nce(q, k, self._nce_groups(source.shape[0]), c.nce_T).mean() * c.lambda_NCE for q, k in zip(q_pool, k_pool)]
         return torch.stack(losses).mean()
+
+    def _nce_groups(self, batch_size: int) -> int:
+        """Groups whose patches are each other's negatives: each image alone (CUT), or the whole batch (SinCUT's
+        nce_includes_all_negatives_from_minibatch)."""
+        return batch_size
 
     def _d_loss(self, batch: dict[str, torch.Tensor], cache: dict[str, Any]) -> LossDict:
         self._forward(batch, cache)

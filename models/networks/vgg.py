@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -37,6 +39,14 @@ class VGG16Features(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> VGG16Features:
+        super()._apply(fn, recurse)
+        # the constants redrawn in the new dtype: float32's 0.485 cast to float64 is not 0.485 (golden tests)
+        dtype, device = self.mean.dtype, self.mean.device
+        self.mean = torch.tensor(IMAGENET_MEAN, dtype=dtype, device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD, dtype=dtype, device=device).view(1, 3, 1, 1)
+        return self
 
     def load_pretrained_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load torchvision's vgg16 file (classifier and unused deeper layers are dropped)."""

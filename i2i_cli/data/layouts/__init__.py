@@ -1,6 +1,7 @@
 """Dataset layouts: which one a folder has, and what it gives training, evaluation, export and `i2i data check`.
 
 - aligned    (pix2pix):     DIR/{train,val,test}/*.png, each image A | B side by side
+- single_image (SinCUT):    DIR/{trainA,trainB}/ with one image each (+ optional testA/ testB/); serves unaligned
 - unaligned  (CycleGAN):    DIR/{trainA,trainB,testA,testB}/*
 - domains    (StarGAN v2):  DIR/{train,val}/<domain>/*  (two or more domain folders)
 - segmentation (segmenter): DIR/{images,labels}/ or DIR/{train,val}/{images,labels}/, photo and label map
@@ -20,16 +21,18 @@ from i2i_cli.data.layouts.base import SPLITS, Layout
 from i2i_cli.data.layouts.domains import DomainsLayout
 from i2i_cli.data.layouts.segmentation import SegmentationLayout
 from i2i_cli.data.layouts.single import SingleLayout
+from i2i_cli.data.layouts.single_image import SingleImageLayout
 from i2i_cli.data.layouts.unaligned import UnalignedLayout
 from i2i_cli.errors import DataError
 
 __all__ = ["LAYOUTS", "PAIRED_LAYOUTS", "SPLITS", "AlignedLayout", "DomainsLayout", "Layout", "SegmentationLayout",
-           "SingleLayout", "UnalignedLayout", "detect_layout", "require_layout"]
+           "SingleImageLayout", "SingleLayout", "UnalignedLayout", "detect_layout", "require_layout"]
 
 # name -> class, in detection order: photos + labels before anything else (their train/ would look aligned),
 # trainA/ before train/, a bare folder of images last.
 LAYOUTS: dict[str, type[Layout]] = {
     "segmentation": SegmentationLayout,
+    "single_image": SingleImageLayout,
     "unaligned": UnalignedLayout,
     "aligned": AlignedLayout,
     "domains": DomainsLayout,
@@ -59,7 +62,7 @@ def detect_layout(root: str | Path) -> Layout:
 def require_layout(layout: Layout, accepts: tuple[str, ...], method: str, split: str = "train") -> None:
     """Refuse a dataset whose layout a method cannot train on (`accepts`: the method's, its own layout first),
     saying what it needs."""
-    if layout.kind not in accepts:
+    if layout.kind not in accepts and not set(layout.serves) & set(accepts):
         wanted = accepts[0]
         example = LAYOUTS[wanted].example if wanted in LAYOUTS else wanted
         raise DataError(f"{layout.root}: is a {layout.kind} dataset but {method} trains on {wanted} data ({example})")

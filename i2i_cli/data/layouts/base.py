@@ -44,6 +44,7 @@ class Layout(ABC):
     paired: ClassVar[bool] = False
     side_by_side: ClassVar[bool] = False  # each file holds two images, left | right
     multi_domain: ClassVar[bool] = False  # groups are domains (listed by `i2i data check`)
+    serves: ClassVar[tuple[str, ...]] = ()  # other layouts whose methods it also trains (it gives their batches)
     # How `i2i data check` names what check() finds, and what to do about it.
     check_heading: ClassVar[str] = "file(s) this layout cannot use"
     check_fix: ClassVar[str] = "fix or remove those files: training refuses them"
