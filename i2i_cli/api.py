@@ -24,6 +24,7 @@ from i2i_cli.inference import (
     TorchTranslator,
     TranslateOptions,
     TranslateResult,
+    check_translation,
     domain_index,
     no_styles,
     onnx_session,
@@ -140,6 +141,8 @@ class Translator:
         source = Path(src)
         check_output_folder(Path(dst), "dst")  # images and videos alike: a writable folder, before any work
         videos = list_videos(source) if source.exists() else []
+        if videos:  # no output of the run may land on any input, images and videos together
+            check_translation(source, dst, opts, videos=videos)
         if not videos:
             return self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)
         has_images = (source.is_dir() and bool(list_images(source))) or (source.is_file() and is_image_file(source))
