@@ -14,6 +14,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -210,6 +211,77 @@ def _tables_to_stderr(json_out: Any) -> Iterator[None]:
         console.file = None  # type: ignore[assignment]  # back to following sys.stdout (rich's default)
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric option takes: low <= value (< or <=) high; None is open."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself is refused (epochs > 0)
+
+    def refuses(self, value: float) -> bool:
+        below = value <= self.low if self.low_open else value < self.low if self.low is not None else False
+        return below or (self.high is not None and value > self.high)
+
+    def describe(self) -> str:
+        low = "" if self.low is None else f"{'greater than' if self.low_open else 'at least'} {self.low:g}"
+        high = "" if self.high is None else f"at most {self.high:g}"
+        return " and ".join(part for part in (low, high) if part)
+
+
+# Every numeric option of every command, by parameter name: one place, checked before any work (handle_errors);
+# tests/test_trial3.py walks the app and fails on a numeric option missing here.
+NUMERIC_RANGES: dict[str, Range] = {
+    "steps": Range(1), "epochs": Range(0, low_open=True), "size": Range(1), "batch_size": Range(1),
+    "seed": Range(0), "workers": Range(0), "save_every": Range(0), "keep": Range(0), "sample_every": Range(0),
+    "log_every": Range(1), "max_pixels": Range(0), "resize": Range(1), "threads": Range(1), "tile": Range(0),
+    "overlap": Range(0), "num_styles": Range(1), "crf": Range(0, 63), "opset": Range(18),
+    "static_size": Range(1), "n_train": Range(1), "n_test": Range(0), "n_val": Range(0), "domains": Range(2),
+    "images": Range(1), "repeats": Range(1), "classes": Range(2),
+}
+
+
+def option_name(name: str) -> str:
+    return "--" + name.rstrip("_").replace("_", "-")
+
+
+def check_numeric_ranges(values: dict[str, Any]) -> None:
+    """A numeric option outside its range: one line naming it, the value and what it takes (exit 2)."""
+    for name, value in values.items():
+        bound = NUMERIC_RANGES.get(name)
+        if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if bound.refuses(value):
+            raise fail(f"{option_name(name)} {value:g}: must be {bound.describe()}")
+
+
+def _plain_number(value: str) -> bool:
+    try:
+        return float(value) >= 0
+    except ValueError:
+        return False
+
+
+# Environment variables i2i reads, with what they take: checked before any work, like options.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], bool]]] = {
+    "I2I_MAX_PIXELS": ("a whole number of pixels (0: no limit)", str.isdigit),
+    "I2I_PROGRESS": ("plain or bar", lambda v: v.lower() in ("plain", "bar")),
+    "I2I_PROGRESS_SECONDS": ("a number of seconds, 0 or more", _plain_number),
+    "I2I_OFFLINE": ("1 or 0 (true or false)", lambda v: v in ("0", "1", "true", "false", "True", "False")),
+    "I2I_WEIGHTS_DIR": ("an existing folder of weight files", lambda v: Path(v).is_dir()),
+    "I2I_HOME": ("a folder (made if missing), not a file", lambda v: not Path(v).is_file()),
+}
+
+
+def check_environment(environ: Any = None) -> None:
+    """A set but unusable I2I_* variable: one line naming it, its value and what it takes."""
+    environ = os.environ if environ is None else environ
+    for name, (takes, valid) in ENVIRONMENT.items():
+        value = environ.get(name)
+        if value and not valid(value):
+            raise fail(f"{name}={value}: takes {takes}; set it so or unset it")
+
+
 def handle_errors(func: F) -> F:
     """Turn library errors into one-line messages and exit codes; tracebacks only with I2I_DEBUG=1.
 
@@ -219,6 +291,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from i2i_cli.errors import I2IError
 
+        check_environment()
+        check_numeric_ranges(kwargs)
         json_out = kwargs.get("json_out")
         if isinstance(json_out, Path):
             check_json_target(json_out, bool(kwargs.get("overwrite")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -72,3 +73,99 @@ def test_styled_and_video_outputs_follow_the_same_rule(tmp_path):
     _photo(tmp_path / "in" / "x.png", 4)
     with pytest.raises(ConfigError, match="would replace an input"):  # every style's output is checked
         check_translation(tmp_path / "in" / "x.png", tmp_path / "in", TranslateOptions(), tags=["cat", ""])
+
+
+# --- items 5, 11: every numeric option and environment variable checked before any work ------------------------
+
+def _commands(typer_app, path=()):
+    for info in typer_app.registered_commands:
+        yield (*path, info.name or info.callback.__name__), info.callback
+    for group in typer_app.registered_groups:
+        yield from _commands(group.typer_instance, (*path, group.name))
+
+
+def _numeric_options():
+    import typing
+
+    found = []
+    for path, callback in _commands(app):
+        hints = typing.get_type_hints(callback, include_extras=True)
+        for name, hint in hints.items():
+            base = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+            kinds = set(typing.get_args(base)) or {base}
+            if kinds & {int, float} and bool not in kinds:
+                found.append((path, name))
+    return found
+
+
+@functools.cache
+def _click_app():
+    import typer
+
+    return typer.main.get_command(app)
+
+
+def _fast_cli(*args: str):
+    """The click command built once (typer rebuilds it on every invoke)."""
+    import click.testing
+
+    return click.testing.CliRunner().invoke(_click_app(), [str(a) for a in args], terminal_width=200)
+
+
+def _required_arguments(path, tmp_path):
+    """Values for a command's required arguments and options: an existing folder, or a choice's first value."""
+    import typing
+
+    command = _click_app()
+    for part in path:
+        command = command.commands[part]
+    hints = typing.get_type_hints(dict(_commands(app))[path], include_extras=True)
+    args = []
+    for param in command.params:
+        if not param.required:
+            continue
+        hint = typing.get_args(hints[param.name])[0]
+        value = str(typing.get_args(hint)[0]) if typing.get_origin(hint) is typing.Literal else str(tmp_path)
+        args += [value] if param.param_type_name == "argument" else [param.opts[0], value]
+    return args
+
+
+NUMERIC = _numeric_options()
+
+
+def test_every_numeric_option_has_a_declared_range():
+    from i2i_cli.cli import NUMERIC_RANGES
+
+    assert len(NUMERIC) > 30
+    assert not [f"{' '.join(p)} {n}" for p, n in NUMERIC if n not in NUMERIC_RANGES]
+
+
+@pytest.mark.parametrize("path, name", NUMERIC, ids=[f"{' '.join(p)}-{n}" for p, n in NUMERIC])
+def test_a_numeric_option_outside_its_range_is_one_line_before_any_work(tmp_path, path, name):
+    from i2i_cli.cli import NUMERIC_RANGES, option_name
+
+    bound = NUMERIC_RANGES[name]
+    value = bound.high + 1 if bound.low is None else bound.low - (0 if bound.low_open else 1)
+    text = f"{value:g}"
+    result = _fast_cli(*path, *_required_arguments(path, tmp_path), option_name(name), text)
+    assert result.exit_code == 2, result.output
+    assert f"{option_name(name)} {text}: must be {bound.describe()}" in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing made
+
+
+@pytest.mark.parametrize("name, value", [("I2I_MAX_PIXELS", "abc"), ("I2I_MAX_PIXELS", "-3"),
+                                         ("I2I_PROGRESS", "fancy"), ("I2I_PROGRESS_SECONDS", "soon"),
+                                         ("I2I_OFFLINE", "maybe"), ("I2I_WEIGHTS_DIR", "/no/such/folder")])
+def test_an_unusable_environment_variable_is_one_line_before_any_work(tmp_path, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    result = _fast_cli("data", "check", tmp_path)
+    assert result.exit_code == 2 and f"{name}={value}: takes" in result.output
+
+
+def test_the_library_reads_the_pixel_limit_with_the_same_message(monkeypatch):
+    from i2i_cli.data.images import max_pixels_default
+    from i2i_cli.errors import I2IError
+
+    monkeypatch.setenv("I2I_MAX_PIXELS", "abc")
+    with pytest.raises(I2IError, match="I2I_MAX_PIXELS=abc: takes"):
+        max_pixels_default()

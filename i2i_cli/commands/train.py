@@ -46,7 +46,7 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run (and replace an existing --json file).")] = False,
     workers: Annotated[int, typer.Option(help="Data loader worker processes.")] = 0,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: 5 per run).")] = 0,
-    keep: Annotated[int, typer.Option(min=0, help="Checkpoints kept: the newest N (0: all).")] = 2,
+    keep: Annotated[int, typer.Option(help="Checkpoints kept: the newest N (0: all).")] = 2,
     sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: 10 per run).")] = 0,
     log_every: Annotated[int, typer.Option(help="Log losses every N steps.")] = 10,
     nan_policy: Annotated[NanPolicy, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",

@@ -40,6 +40,8 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 
 def max_pixels_default() -> int:
     value = os.environ.get("I2I_MAX_PIXELS")
+    if value and not value.isdigit():
+        raise ConfigError(f"I2I_MAX_PIXELS={value}: takes a whole number of pixels (0: no limit); set it so or unset it")
     return int(value) if value else DEFAULT_MAX_PIXELS
 
 
