@@ -21,7 +21,16 @@ def _field_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def coerce(value: Any, annotation: Any, key: str) -> Any:
+def where(source: str, key: str, value: Any) -> str:
+    """How the user wrote an option, for its error: --set k=v, --k v, or FILE: k = v."""
+    if source == "--set":
+        return f"--set {key}={value}"
+    if source == "option":
+        return f"--{key.replace('_', '-')} {value}"
+    return f"{key}={value} in {source}"
+
+
+def coerce(value: Any, annotation: Any, key: str, source: str = "--set") -> Any:
     """Convert a --set string (or a TOML value) to the field's declared type."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
@@ -29,12 +38,12 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
         if value in (None, "none", "None", "null"):
             return None
         inner = [a for a in args if a is not type(None)]
-        return coerce(value, inner[0], key)
+        return coerce(value, inner[0], key, source)
     if origin is typing.Literal:
-        return _choice(value, args, key)
+        return _choice(value, args, key, source)
     if origin is tuple:
         items = value if isinstance(value, (list, tuple)) else str(value).strip("()[] ").split(",")
-        return tuple(coerce(v, args[0] if args else str, key) for v in items if str(v).strip() != "")
+        return tuple(coerce(v, args[0] if args else str, key, source) for v in items if str(v).strip() != "")
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -43,25 +52,25 @@ def coerce(value: Any, annotation: Any, key: str) -> Any:
             return True
         if text in ("0", "false", "no", "off"):
             return False
-        raise ConfigError(f"--set {key}={value}: expected true or false")
+        raise ConfigError(f"{where(source, key, value)}: expected true or false")
     if annotation in (int, float, str):
         try:
             if annotation is int and isinstance(value, str) and "e" in value.lower():
                 return int(float(value))
             return annotation(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"--set {key}={value}: expected {annotation.__name__}") from None
+            raise ConfigError(f"{where(source, key, value)}: expected {annotation.__name__}") from None
     return value
 
 
-def _choice(value: Any, allowed: tuple[Any, ...], key: str) -> Any:
+def _choice(value: Any, allowed: tuple[Any, ...], key: str, source: str = "--set") -> Any:
     """A field typed Literal[...] (gan_mode, norm, init_type, ...): refuse anything else, naming the choices."""
     for choice in allowed:
         if value == choice or str(value) == str(choice):
             return choice
     close = difflib.get_close_matches(str(value), [str(c) for c in allowed], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise ConfigError(f"--set {key}={value}: choose {', '.join(str(c) for c in allowed)}{hint}")
+    raise ConfigError(f"{where(source, key, value)}: choose {', '.join(str(c) for c in allowed)}{hint}")
 
 
 def choices(annotation: Any) -> tuple[Any, ...] | None:
@@ -97,6 +106,14 @@ def read_config_file(path: Path, method: str) -> dict[str, Any]:
     return values
 
 
+def method_of(config: Any) -> str:
+    """The registered method whose config class `config` is (for hints naming it)."""
+    from i2i_cli.models import registry
+
+    names = [m for m in registry.list_methods() if registry.method_class(m).config_class is type(config)]
+    return names[0] if names else "METHOD"
+
+
 def apply_values(config: Any, values: dict[str, Any], source: str) -> Any:
     types = _field_types(type(config))
     names = list(types)
@@ -104,13 +121,16 @@ def apply_values(config: Any, values: dict[str, Any], source: str) -> Any:
     unused = getattr(type(config), "unused", ())
     for key, value in values.items():
         if key in unused:
-            where = f"--{key.replace('_', '-')}" if source == "option" else f"{source}: '{key}'"
-            raise ConfigError(f"{where} is not used by this method; drop it")
+            place = f"--{key.replace('_', '-')}" if source == "option" else f"{source}: '{key}'"
+            raise ConfigError(f"{place} is not used by this method; drop it")
         if key not in types:
             close = difflib.get_close_matches(key, names, n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else f"; see `i2i methods show {getattr(config, 'name', '')}`"
+            hint = f" (did you mean {', '.join(close)}?)" if close else f"; see `i2i methods show {method_of(config)}`"
             raise ConfigError(f"{source}: '{key}' is not an option of this method{hint}")
-        updates[key] = coerce(value, types[key], key)
+        updates[key] = coerce(value, types[key], key, source)
+        problem = type(config).value_problem(key, updates[key]) if hasattr(type(config), "value_problem") else None
+        if problem:
+            raise ConfigError(f"{where(source, key, value)}: {problem}")
     return dataclasses.replace(config, **updates)
 
 

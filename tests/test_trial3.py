@@ -169,3 +169,51 @@ def test_the_library_reads_the_pixel_limit_with_the_same_message(monkeypatch):
     monkeypatch.setenv("I2I_MAX_PIXELS", "abc")
     with pytest.raises(I2IError, match="I2I_MAX_PIXELS=abc: takes"):
         max_pixels_default()
+
+
+def _method_numeric_fields():
+    import typing
+
+    from i2i_cli.models import registry
+
+    found = {}
+    for method in registry.list_methods():
+        cls = registry.method_class(method).config_class
+        hints = typing.get_type_hints(cls)
+        for field in cls.options():
+            if hints[field.name] in (int, float) and field.name not in found:
+                found[field.name] = method
+    return sorted((method, name) for name, method in found.items())
+
+
+@pytest.mark.parametrize("method, name", _method_numeric_fields())
+def test_every_numeric_method_option_refuses_a_value_below_its_range(method, name):
+    """--set and --config: one range rule on the config dataclass (widths, rates > 0; fractions in [0, 1])."""
+    from i2i_cli.config import resolve_config
+    from i2i_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"--set {name}=-4: must be"):
+        resolve_config(method, overrides=[f"{name}=-4"])
+
+
+def test_a_method_option_error_names_where_it_was_written(tmp_path):
+    from i2i_cli.config import resolve_config
+    from i2i_cli.errors import ConfigError
+
+    config = tmp_path / "c.toml"
+    config.write_text('ngf = "eight"\n')
+    with pytest.raises(ConfigError, match=r"ngf=eight in .*c.toml: expected int"):
+        resolve_config("pix2pix", config_file=config)
+    with pytest.raises(ConfigError, match="--set lr=-1: must be greater than 0"):
+        resolve_config("pix2pix", overrides=["lr=-1"])
+
+
+@pytest.mark.parametrize("method, size, works", [("pix2pix", 48, "32 or 64")])  # cyclegan 16: same rule, 50 s
+def test_a_size_the_networks_cannot_take_is_refused_before_the_run_folder_with_sizes_that_work(
+        datasets, tmp_path, method, size, works):
+    run = tmp_path / "r"
+    result = _cli("train", "--model", method, "--data", datasets["aligned"], "--out", run, "--size", size,
+                  "--steps", "1", "--set", "ngf=8", "--set", "ndf=8", "--device", "cpu", "--set", "load_size=0")
+    assert result.exit_code == 2, result.output
+    assert f"--size {size}: the {method} networks do not take" in result.output and "sizes that work" in result.output
+    assert works in result.output and not run.exists()

@@ -36,6 +36,7 @@ from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.fixed_weights import load_pretrained_modules
+from i2i_cli.engine.network_fit import check_network_fits
 from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
 from i2i_cli.engine.trackers import Trackers, check_trackers, open_trackers
 from i2i_cli.errors import ConfigError, DataError, TrainingDiverged
@@ -371,6 +372,9 @@ class Trainer:
             self._choose_data_cache(dataset)
         if self.config.batch_size % world.size:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
+        if not opts.resume:  # a resumed run already trained at its size
+            sample = self._sample_batch(dataset, torch.device("cpu"))
+            check_network_fits(cls, self.config, domains, {k: v[:min(2, self.config.batch_size)] for k, v in sample.items()})
         return layout, domains, dataset
 
     def _build(self, out: Path, device: torch.device, precision: Precision, world: World, layout: Layout,
