@@ -55,12 +55,57 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
             os.fsync(handle.fileno())
         if not overwrite and target.exists():
             raise OutputExistsError(target)
-        os.replace(tmp, target)
+        commit(tmp, target)
     except OSError as exc:
         raise _disk_error(target, exc) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def commit(tmp: Path, target: Path) -> None:
+    """The one rename that makes every output of i2i appear (files and folders alike)."""
+    os.replace(tmp, target)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str], *, replace: bool = False, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary folder next to `path` (its parents made); on success its files are fsynced and it is
+    renamed onto `path` (an existing `path` is removed first when `replace`). Any OSError becomes the one-line
+    disk message and the temporary folder is removed: a checkpoint or Hub folder is whole or absent."""
+    import shutil
+    import tempfile
+
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=TEMP_MARKER + target.name + ".", dir=target.parent))
+        staging.chmod(mode if mode is not None else _folder_mode(target.parent))
+    except OSError as exc:
+        raise _disk_error(target, exc) from exc
+    try:
+        yield staging
+        for file in (p for p in staging.rglob("*") if p.is_file()):
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        if target.exists() and replace:
+            shutil.rmtree(target)
+        commit(staging, target)
+    except OSError as exc:
+        raise _disk_error(target, exc) from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _folder_mode(parent: Path) -> int:
+    """0777 minus the umask (mkdtemp makes folders 0700): read from a new file's mode, as nothing process-wide
+    may be changed to read the umask."""
+    probe = create_temporary(parent, TEMP_MARKER + "mode.")
+    try:
+        return 0o777 & ~(0o666 & ~probe.stat().st_mode)
+    finally:
+        probe.unlink()
 
 
 def create_temporary(folder: Path, prefix: str) -> Path:

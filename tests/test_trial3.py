@@ -217,3 +217,52 @@ def test_a_size_the_networks_cannot_take_is_refused_before_the_run_folder_with_s
     assert result.exit_code == 2, result.output
     assert f"--size {size}: the {method} networks do not take" in result.output and "sizes that work" in result.output
     assert works in result.output and not run.exists()
+
+
+# --- item 11: every write path maps OSError to the one-line message and leaves no temporary ----------------------
+
+ERRNOS = {"ENOSPC": "the disk is full", "EROFS": "cannot write here", "EACCES": "cannot write here",
+          "ENOENT": "could not write"}
+
+
+def _write_path_command(kind, run, tmp_path):
+    src = tmp_path / "in"
+    _photo(src / "a.png", 1)
+    return {
+        "translate": ["translate", "-c", run, src, tmp_path / "out", "--device", "cpu"],
+        "hub folder": ["hub", "push", run, "me/x", "--to-folder", tmp_path / "out" / "deeper" / "x"],
+        "json report": ["data", "check", src, "--json", tmp_path / "report.json"],
+    }[kind]
+
+
+@pytest.mark.parametrize("kind", ["translate", "hub folder", "json report", "checkpoint"])
+@pytest.mark.parametrize("name", sorted(ERRNOS))
+def test_every_write_path_maps_os_errors_to_one_line_and_leaves_no_temporary(run, tmp_path, monkeypatch, kind, name):
+    import errno
+    import os
+
+    from i2i_cli import fsutil
+    from i2i_cli.errors import I2IError
+
+    def refuse(tmp, target):
+        raise OSError(getattr(errno, name), os.strerror(getattr(errno, name)), str(target))
+
+    monkeypatch.setattr(fsutil, "commit", refuse)
+    if kind == "checkpoint":
+        with pytest.raises(I2IError, match=ERRNOS[name]):
+            make_run(tmp_path / "out" / "run")
+    else:
+        result = _cli(*_write_path_command(kind, run, tmp_path))
+        assert result.exit_code in (1, 2), result.output
+        assert ERRNOS[name] in result.output and "unexpected" not in result.output
+    assert not [p for p in tmp_path.rglob("*") if fsutil.TEMP_MARKER in p.name]
+
+
+def test_hub_folder_into_a_missing_parent_is_written_without_the_local_data_path(run, tmp_path):
+    import json
+
+    out = tmp_path / "hubout" / "x"
+    result = _cli("hub", "push", run, "me/x", "--to-folder", out)
+    assert result.exit_code == 0, result.output
+    assert (out / "model.safetensors").is_file()
+    assert "/" not in json.loads((out / "config.json").read_text())["data"].get("root", "")

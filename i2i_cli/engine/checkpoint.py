@@ -12,6 +12,7 @@ trainer state is loaded with torch.load(weights_only=True): nothing from a file 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ import torch
 
 from i2i_cli import __version__
 from i2i_cli.errors import CheckpointError, ConfigError
-from i2i_cli.fsutil import TEMP_MARKER, atomic_write_json
+from i2i_cli.fsutil import atomic_folder, atomic_write_json
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -229,31 +230,17 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoints/step_N atomically (temporary folder, then rename) and point latest.json at it."""
     root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_dir_name(step)
-    tmp = root / f"{TEMP_MARKER}{checkpoint_dir_name(step)}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        meta = _safetensors_metadata(run_config, step)
+    meta = _safetensors_metadata(run_config, step)
+    with atomic_folder(final, replace=True) as tmp:  # disk full, read-only...: one line, no temporary left
         save_tensors(tmp / WEIGHTS_FILE, weights, meta)
         if ema:
             save_tensors(tmp / EMA_FILE, ema, meta)
         if trainer_state is not None:
-            torch.save(trainer_state, tmp / STATE_FILE)
+            buffer = io.BytesIO()  # torch.save on a full disk raises RuntimeError; a plain write raises OSError
+            torch.save(trainer_state, buffer)
+            (tmp / STATE_FILE).write_bytes(buffer.getvalue())
         (tmp / "meta.json").write_text(json.dumps({"step": step, "i2i_version": __version__}) + "\n")
-        for file in tmp.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        from i2i_cli.fsutil import _disk_error
-
-        raise _disk_error(final, exc) from exc
     atomic_write_json(run_dir / LATEST_FILE, {"step": step, "dir": f"checkpoints/{final.name}"})
     _prune(root, keep, final)
     return final
