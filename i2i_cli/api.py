@@ -15,7 +15,7 @@ import torch
 
 from i2i_cli.data.images import is_image_file, list_images, to_tensor
 from i2i_cli.errors import ConfigError
-from i2i_cli.fsutil import check_output_folder
+from i2i_cli.fsutil import check_output_folder, remove_stale_temporaries
 from i2i_cli.inference import (
     OnnxStyles,
     OnnxTranslator,
@@ -143,6 +143,7 @@ class Translator:
         videos = list_videos(source) if source.exists() else []
         if videos:  # no output of the run may land on any input, images and videos together
             check_translation(source, dst, opts, videos=videos)
+            remove_stale_temporaries(Path(dst))  # a killed run's half-encoded videos
         if not videos:
             return self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)
         has_images = (source.is_dir() and bool(list_images(source))) or (source.is_file() and is_image_file(source))

@@ -106,6 +106,15 @@ def read_config_file(path: Path, method: str) -> dict[str, Any]:
     return values
 
 
+def ignored_tables(path: Path, method: str) -> list[str]:
+    """The [tables] of a --config file that `method` does not read (another method's, or a misspelt name)."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return []  # read_config_file reports it
+    return [name for name, value in data.items() if isinstance(value, dict) and name != method]
+
+
 def method_of(config: Any) -> str:
     """The registered method whose config class `config` is (for hints naming it)."""
     from i2i_cli.models import registry

@@ -18,7 +18,7 @@ from typing import Any
 from i2i_cli import __version__
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.errors import CheckpointError, ConfigError, I2IError
-from i2i_cli.fsutil import atomic_folder
+from i2i_cli.fsutil import TEMP_MARKER, atomic_folder, remove_stale_temporaries
 
 CARD_FILE = "README.md"
 SAMPLE_FILE = "sample.png"
@@ -137,6 +137,7 @@ def write_hub_folder(run: str | os.PathLike[str], folder: str | os.PathLike[str]
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise ConfigError(f"{target}: the folder is not empty; pick a new one or pass --overwrite")
     hub_run = gather(run, eval_json)
+    remove_stale_temporaries(target.parent, TEMP_MARKER + target.name, recursive=False)
     with atomic_folder(target, replace=True, mode=0o755) as staging:  # the layout is meant to be shared
         _write_layout(hub_run, staging, repo_id, include_training_state)
         for path in staging.rglob("*"):

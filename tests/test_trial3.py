@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -266,3 +267,160 @@ def test_hub_folder_into_a_missing_parent_is_written_without_the_local_data_path
     assert result.exit_code == 0, result.output
     assert (out / "model.safetensors").is_file()
     assert "/" not in json.loads((out / "config.json").read_text())["data"].get("root", "")
+
+
+# --- items 2, 3, 4, 15: resume is the same run on the same data, by one trainer --------------------------------
+
+TINY = ["--size", "32", "--set", "ngf=8", "--set", "ndf=8", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def trained(datasets, tmp_path_factory):
+    run = tmp_path_factory.mktemp("trained") / "run"
+    result = _cli("train", "--model", "pix2pix", "--data", datasets["aligned"], "--out", run, "--steps", "2", *TINY)
+    assert result.exit_code == 0, result.output
+    return run
+
+
+def _other_data(datasets, tmp_path, change):
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(datasets["aligned"], other)
+    first = sorted((other / "train").iterdir())[0]
+    if change == "a file removed":
+        first.unlink()
+    else:
+        first.rename(first.with_name("renamed" + first.suffix))
+    return other
+
+
+@pytest.mark.parametrize("change", ["a file removed", "a file renamed"])
+def test_resume_with_another_dataset_is_refused_like_any_changed_option(trained, datasets, tmp_path, change):
+    other = _other_data(datasets, tmp_path, change)
+    result = _cli("train", "--out", trained, "--resume", "--data", other, "--steps", "3", "--device", "cpu")
+    assert result.exit_code == 2, result.output
+    assert "cannot resume" in result.output and "other files" in result.output
+
+
+def test_options_not_given_on_resume_come_from_the_run(trained, datasets):
+    result = _cli("train", "--model", "pix2pix", "--data", datasets["aligned"], "--out", trained, "--resume",
+                  "--steps", "3", "--set", "lambda_L1=10", "--device", "cpu")
+    assert result.exit_code == 2 and "lambda_L1 (100.0 -> 10.0)" in result.output
+    assert "ngf" not in result.output and "size (" not in result.output
+
+
+def test_resume_says_the_step_or_refuses_a_folder_that_is_not_a_resumable_run(trained, tmp_path):
+    hub = tmp_path / "hub"
+    assert _cli("hub", "push", trained, "me/x", "--to-folder", hub).exit_code == 0
+    result = _cli("train", "--out", hub, "--resume", "--steps", "3", "--device", "cpu")
+    assert result.exit_code == 2 and "a Hub folder" in result.output and not (hub / "checkpoints").exists()
+    killed = tmp_path / "killed"  # stopped before its first checkpoint
+    killed.mkdir()
+    (killed / "config.json").write_bytes((trained / "config.json").read_bytes())
+    result = _cli("train", "--out", killed, "--resume", "--steps", "3", "--device", "cpu")
+    assert result.exit_code == 2 and "no checkpoint yet" in result.output
+
+
+def test_a_run_folder_is_locked_while_a_trainer_writes_it(trained):
+    from i2i_cli.engine.checkpoint import run_lock
+
+    with run_lock(trained):
+        result = _cli("train", "--out", trained, "--resume", "--steps", "3", "--device", "cpu")
+    assert result.exit_code == 2 and f"another `i2i train` (pid {os.getpid()})" in result.output
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from i2i_cli.engine.checkpoint import run_lock
+
+    # another trainer, as the kernel sees it: a process holding flock on RUN/.i2i-train.lock with its pid in it
+    code = ("import fcntl, os, sys, time\nf = open(sys.argv[1] + '/.i2i-train.lock', 'a+')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX); f.write(str(os.getpid())); f.flush(); print('locked', flush=True)\n"
+            "time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    from i2i_cli.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"pid {holder.pid}"):
+        with run_lock(tmp_path):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with run_lock(tmp_path):  # no stale lock after kill -9
+        pass
+
+
+def test_concurrent_translates_into_one_folder_share_the_work(run, tmp_path):
+    import threading
+
+    import i2i_cli
+
+    for k in range(16):
+        _photo(tmp_path / "in" / f"{k:02d}.png", k)
+    translator = i2i_cli.load(run, device="cpu")
+    results = []
+
+    def go():
+        results.append(translator.translate_folder(tmp_path / "in", tmp_path / "out", threads=1))
+
+    threads = [threading.Thread(target=go) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 2 and all(len(r.written) + r.skipped == 16 and not r.bad for r in results)
+    assert len(list((tmp_path / "out").glob("*.png"))) == 16
+
+
+# --- item 17: each command sweeps its own stale temporaries, never a live process's ---------------------------
+
+@pytest.mark.parametrize("command", ["translate", "hub folder", "train lock"])
+def test_a_command_sweeps_stale_temporaries_older_than_itself(run, tmp_path, command):
+    import time
+
+    from i2i_cli.engine.checkpoint import run_lock
+    from i2i_cli.fsutil import TEMP_MARKER
+
+    out = tmp_path / "out"
+    out.mkdir()
+    stale, live = out / f"{TEMP_MARKER}x.onnx.1", out / f"{TEMP_MARKER}x.mp4.2"
+    stale.write_bytes(b"old")
+    live.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    os.utime(live, (time.time() + 60, time.time() + 60))
+    if command == "translate":
+        _photo(tmp_path / "in" / "a.png", 1)
+        assert _cli("translate", "-c", run, tmp_path / "in", out, "--device", "cpu").exit_code == 0
+    elif command == "hub folder":
+        (stale.rename(tmp_path / f"{TEMP_MARKER}hub.abc"), live.rename(tmp_path / f"{TEMP_MARKER}hub.def"))
+        stale, live = tmp_path / f"{TEMP_MARKER}hub.abc", tmp_path / f"{TEMP_MARKER}hub.def"
+        assert _cli("hub", "push", run, "me/x", "--to-folder", tmp_path / "hub").exit_code == 0
+    else:
+        with run_lock(out):
+            pass
+    assert not stale.exists() and live.exists()
+
+
+# --- item 6: the opset asked for is the opset written, or refused ---------------------------------------------
+
+@pytest.mark.parametrize("opset", [5, 99])
+def test_an_opset_that_cannot_be_written_is_refused_before_the_export(run, tmp_path, opset):
+    result = _cli("export", "-c", run, "--out", tmp_path / "m.onnx", "--opset", opset)
+    assert result.exit_code == 2 and f"--opset {opset}" in result.output and not (tmp_path / "m.onnx").exists()
+
+
+def test_an_export_written_in_another_opset_is_refused():
+    import onnx
+
+    from i2i_cli.errors import I2IError
+    from i2i_cli.export import refuse_other_opset
+
+    model = onnx.helper.make_model(onnx.helper.make_graph([], "g", [], []),
+                                   opset_imports=[onnx.helper.make_opsetid("", 18)])
+    refuse_other_opset(model, 18)
+    with pytest.raises(I2IError, match="--opset 20: the exporter wrote opset 18"):
+        refuse_other_opset(model, 20)

@@ -67,6 +67,11 @@ def train(
     set_max_pixels(max_pixels)
     model, data, cfg, steps = _resolve_run(model, data, out, config, set_ or [], resume, steps, epochs,
                                            {"size": size, "batch_size": batch_size, "direction": direction})
+    if config is not None:
+        from i2i_cli.config import ignored_tables
+
+        for table in ignored_tables(config, model):
+            warn(f"--config {config}: [{table}] is not read by {model} (only top-level keys and [{model}] are)")
     if nan_policy not in ("stop", "skip"):
         raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
     from i2i_cli.engine.trackers import parse_log_to
@@ -85,8 +90,12 @@ def _resolve_run(model: str | None, data: Path | None, out: Path | None, config:
                  resume: bool, steps: int | None, epochs: float | None,
                  explicit: dict[str, Any]) -> tuple[str, Path, Any, int | None]:
     """The method, dataset, resolved config and steps: from the options, or from the run --resume continues."""
-    if resume and out is not None and (model is None or data is None) and config is None:
-        model, data, cfg, planned = _saved_run(out, model, data, overrides, explicit)
+    from i2i_cli.engine.checkpoint import check_resumable
+
+    if resume and out is not None:  # a Hub folder, a run without a checkpoint: refused with the reason
+        check_resumable(out)
+    if resume and out is not None:  # options not given come from the run, not the defaults
+        model, data, cfg, planned = _saved_run(out, model, data, config, overrides, explicit)
         if steps is None and epochs is None:
             steps = planned  # continue to the run's planned end
     elif model is None or data is None or out is None:
@@ -140,16 +149,19 @@ def _refuse_finished(out: Path, steps: int | None, epochs: float | None) -> None
         raise fail(f"--resume: {out} is finished ({step} of {target} steps done); to train further pass a larger "
                    f"total, e.g. --resume --steps {step + max(step // 2, 1)} (--steps counts from the run's start)")
 
-def _saved_run(out: Path, model: str | None, data: Path | None, overrides: list[str],
+def _saved_run(out: Path, model: str | None, data: Path | None, config: Path | None, overrides: list[str],
                explicit: dict) -> tuple[str, Path, object, int | None]:
-    """`--out RUN --resume` alone: the run's method, dataset and options (any --set on top), its planned steps."""
-    from i2i_cli.config import apply_values, parse_set
+    """`--out RUN --resume`: the run's method, dataset and options (--config, --set and options given on top, to
+    be compared with the run's), its planned steps."""
+    from i2i_cli.config import apply_values, parse_set, read_config_file
     from i2i_cli.engine.checkpoint import CONFIG_FILE, build_config, read_run_config
 
     saved = read_run_config(out)
     if model is not None and model != saved.method:
         raise fail(f"--model {model}: {out} is a {saved.method} run; drop --model to resume it")
     cfg = build_config(saved.method, saved.config, str(out / CONFIG_FILE))
+    if config is not None:
+        cfg = apply_values(cfg, read_config_file(config, saved.method), str(config))
     cfg = apply_values(cfg, parse_set(overrides), "--set")
     cfg = apply_values(cfg, {k: v for k, v in explicit.items() if v is not None}, "option")
     planned = saved.train.get("total_steps")

@@ -340,7 +340,7 @@ class Trainer:
                  if k not in ("data", "out", "weights_dir")}
         train["total_steps"] = total_steps
         data = {"root": str(Path(self.options.data).resolve()), "layout": layout.kind,
-                "counts": layout.counts()}
+                "counts": layout.counts(), "fingerprint": layout.fingerprint()}
         return ckpt.RunConfig(self.method_name, self.config.to_dict(), domains, data, train)
 
     def run(self) -> TrainResult:
@@ -351,8 +351,9 @@ class Trainer:
         world = init_world(device)
         layout, domains, dataset = self._data(world)
         plan = plan_run(self.config, opts, len(dataset))
-        session = self._build(Path(opts.out), device, precision, world, layout, domains, dataset, plan)
-        return self._loop(session)
+        with ckpt.run_lock(Path(opts.out), world.is_main):  # one trainer per run folder; dies with the process
+            session = self._build(Path(opts.out), device, precision, world, layout, domains, dataset, plan)
+            return self._loop(session)
 
     def _data(self, world: World) -> tuple[Layout, list[str], Any]:
         """The layout, the method's domains and its training set (the config completed from the files)."""
@@ -448,7 +449,8 @@ class Trainer:
         writer = self._trackers(out, session.start, session.run_config) if world.is_main else None
         sample_batch = self._sample_batch(dataset, device)
         self.emit(TrainEvent("start", session.start, total, message=f"{self.method_name} on {device} "
-                             f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"))
+                             f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"
+                             + (f"; resuming from step {session.start}" if opts.resume else "")))
         t0 = time.time()
         last_losses: dict[str, float] = {}
         metrics_file = (out / "metrics.jsonl").open("a") if world.is_main else None

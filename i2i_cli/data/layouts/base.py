@@ -70,6 +70,15 @@ class Layout(ABC):
     def counts(self) -> dict[str, dict[str, int]]:
         return {split: {g: len(files) for g, files in groups.items()} for split, groups in self.splits.items()}
 
+    def fingerprint(self) -> str:
+        """The dataset's identity for --resume: a digest of every file's split, group and name (a moved folder
+        keeps it; another dataset, an added or a renamed file changes it)."""
+        import hashlib
+
+        names = sorted(f"{split}/{group}/{path.relative_to(self.root).as_posix()}"
+                       for split, groups in self.splits.items() for group, files in groups.items() for path in files)
+        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
     def sides(self, split: str) -> tuple[ImageKeys, ImageKeys]:
         """The A and B images of `split` for unpaired training (groups "A" and "B", whole files)."""
         groups = self.groups(split)
