@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from i2i_cli.config import check_ranges
 from i2i_cli.data.images import is_image_file, list_images, to_tensor
 from i2i_cli.errors import ConfigError
-from i2i_cli.fsutil import check_output_folder, remove_stale_temporaries
+from i2i_cli.fsutil import remove_stale_temporaries
 from i2i_cli.inference import (
     OnnxStyles,
     OnnxTranslator,
@@ -24,6 +25,8 @@ from i2i_cli.inference import (
     TorchTranslator,
     TranslateOptions,
     TranslateResult,
+    check_input_size,
+    check_output_target,
     check_translation,
     domain_index,
     no_styles,
@@ -74,6 +77,13 @@ class Translator:
             else:
                 self._single = TorchTranslator(loaded, direction, device, precision)
 
+    def __repr__(self) -> str:
+        """One line: what translates, from where, at which step, on what (not the network's modules)."""
+        loaded = self.loaded
+        step = f", step={loaded.step}" if loaded is not None else ""
+        return (f"Translator(method={self.name!r}, checkpoint='{self.path}'{step}, device={self.device!r}, "
+                f"precision={self.precision!r})")
+
     # --- what the model is -------------------------------------------------------------------------------
     @property
     def loaded(self) -> Any:
@@ -108,6 +118,7 @@ class Translator:
         """Translate one image (PIL, uint8 HxWx3 array) or a batch (float tensor N,3,H,W in [-1, 1]).
 
         The result is the same kind, at the input's size (with `resize`: that size, unless `keep_size`)."""
+        check_ranges({"tile": tile, "overlap": overlap, "resize": resize})
         translator = self._translator(style_ref, domain, seed)
         if isinstance(image, torch.Tensor):
             if resize:
@@ -116,6 +127,7 @@ class Translator:
             return _run_tensor(translator, image, tile, overlap, blend)  # type: ignore[return-value]
         array, kind = _as_array(image)
         prepared = resize_shorter_side(array, resize)
+        check_input_size(prepared, Path("image"), translator, tile)  # the CLI's check and message: an I2IError
         output = run_array(translator, [prepared], tile, overlap, blend)[0]
         if keep_size and resize and output.shape[:2] != array.shape[:2]:
             from PIL import Image as PILImage
@@ -138,8 +150,9 @@ class Translator:
         from i2i_cli.video import VideoOptions, list_videos
 
         opts = self.options(**options)
+        check_ranges({"num_styles": num_styles, "crf": crf})
         source = Path(src)
-        check_output_folder(Path(dst), "dst")  # images and videos alike: a writable folder, before any work
+        check_output_target(source, dst)  # images and videos alike: a writable OUT, before any work
         videos = list_videos(source) if source.exists() else []
         if videos:  # no output of the run may land on any input, images and videos together
             check_translation(source, dst, opts, videos=videos)
@@ -174,6 +187,7 @@ class Translator:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"translate_folder: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        check_ranges(options)  # batch_size=0, tile=-1...: the CLI's ranges and messages
         return TranslateOptions(direction=self.direction, device=self._requested_device, precision=self.precision,
                                 **options)
 

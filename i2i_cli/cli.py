@@ -14,7 +14,6 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -59,9 +58,22 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=LIBRARIES)
 
 
+def plain(text: str) -> str:
+    """`text` shown as written: rich would read [video] in "pip install 'i2i[video]'" as markup and drop it.
+    Every message and help text of the CLI passes through here (help strings are written escaped: pip_extra)."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def pip_extra(extra: str) -> str:
+    """`pip install 'i2i[EXTRA]'` for a help text (typer renders help as rich markup)."""
+    return plain(f"pip install 'i2i[{extra}]'")
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one red line naming the problem and the fix; return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {plain(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -100,7 +112,7 @@ class OneLineUsageErrors(typer.core.TyperGroup):
             typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
             sys.exit(exc.exit_code)
         except typer.core._click.exceptions.ClickException as exc:
-            err_console.print(f"[bold red]error:[/] {usage_error_line(exc)}", soft_wrap=True, markup=True,
+            err_console.print(f"[bold red]error:[/] {plain(usage_error_line(exc))}", soft_wrap=True, markup=True,
                               highlight=False)
             sys.exit(exc.exit_code)
         except typer.Abort:
@@ -110,11 +122,11 @@ class OneLineUsageErrors(typer.core.TyperGroup):
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/] {plain(message)}", soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(message, soft_wrap=True)
+    err_console.print(message, soft_wrap=True, markup=False)
 
 
 def _check_device(value: str | None) -> str | None:
@@ -211,48 +223,15 @@ def _tables_to_stderr(json_out: Any) -> Iterator[None]:
         console.file = None  # type: ignore[assignment]  # back to following sys.stdout (rich's default)
 
 
-@dataclass(frozen=True)
-class Range:
-    """The values a numeric option takes: low <= value (< or <=) high; None is open."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False  # low itself is refused (epochs > 0)
-
-    def refuses(self, value: float) -> bool:
-        below = value <= self.low if self.low_open else value < self.low if self.low is not None else False
-        return below or (self.high is not None and value > self.high)
-
-    def describe(self) -> str:
-        low = "" if self.low is None else f"{'greater than' if self.low_open else 'at least'} {self.low:g}"
-        high = "" if self.high is None else f"at most {self.high:g}"
-        return " and ".join(part for part in (low, high) if part)
-
-
-# Every numeric option of every command, by parameter name: one place, checked before any work (handle_errors);
-# tests/test_trial3.py walks the app and fails on a numeric option missing here.
-NUMERIC_RANGES: dict[str, Range] = {
-    "steps": Range(1), "epochs": Range(0, low_open=True), "size": Range(1), "batch_size": Range(1),
-    "seed": Range(0), "workers": Range(0), "save_every": Range(0), "keep": Range(0), "sample_every": Range(0),
-    "log_every": Range(1), "max_pixels": Range(0), "resize": Range(1), "threads": Range(1), "tile": Range(0),
-    "overlap": Range(0), "num_styles": Range(1), "crf": Range(0, 63), "opset": Range(18),
-    "static_size": Range(1), "n_train": Range(1), "n_test": Range(0), "n_val": Range(0), "domains": Range(2),
-    "images": Range(1), "repeats": Range(1), "classes": Range(2),
-}
-
-
-def option_name(name: str) -> str:
-    return "--" + name.rstrip("_").replace("_", "-")
-
-
 def check_numeric_ranges(values: dict[str, Any]) -> None:
-    """A numeric option outside its range: one line naming it, the value and what it takes (exit 2)."""
+    """A numeric option outside its range (config.NUMERIC_RANGES): one line naming it, the value and what it
+    takes (exit 2)."""
+    from i2i_cli.config import range_problem
+
     for name, value in values.items():
-        bound = NUMERIC_RANGES.get(name)
-        if bound is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        if bound.refuses(value):
-            raise fail(f"{option_name(name)} {value:g}: must be {bound.describe()}")
+        problem = range_problem(name, value)
+        if problem:
+            raise fail(problem)
 
 
 def _plain_number(value: str) -> bool:

@@ -135,7 +135,7 @@ NUMERIC = _numeric_options()
 
 
 def test_every_numeric_option_has_a_declared_range():
-    from i2i_cli.cli import NUMERIC_RANGES
+    from i2i_cli.config import NUMERIC_RANGES
 
     assert len(NUMERIC) > 30
     assert not [f"{' '.join(p)} {n}" for p, n in NUMERIC if n not in NUMERIC_RANGES]
@@ -143,7 +143,7 @@ def test_every_numeric_option_has_a_declared_range():
 
 @pytest.mark.parametrize("path, name", NUMERIC, ids=[f"{' '.join(p)}-{n}" for p, n in NUMERIC])
 def test_a_numeric_option_outside_its_range_is_one_line_before_any_work(tmp_path, path, name):
-    from i2i_cli.cli import NUMERIC_RANGES, option_name
+    from i2i_cli.config import NUMERIC_RANGES, option_name
 
     bound = NUMERIC_RANGES[name]
     value = bound.high + 1 if bound.low is None else bound.low - (0 if bound.low_open else 1)
@@ -424,3 +424,38 @@ def test_an_export_written_in_another_opset_is_refused():
     refuse_other_opset(model, 18)
     with pytest.raises(I2IError, match="--opset 20: the exporter wrote opset 18"):
         refuse_other_opset(model, 20)
+
+
+# --- item 14: rich markup never eats text: every rendered help, every message ---------------------------------
+
+def _click_commands(command=None, path=()):
+    command = command or _click_app()
+    if hasattr(command, "commands"):
+        for name, sub in command.commands.items():
+            yield from _click_commands(sub, (*path, name))
+    else:
+        yield path, command
+
+
+def test_every_bracketed_word_of_every_help_text_is_rendered():
+    import re
+
+    checked = 0
+    for path, command in _click_commands():
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params] + \
+                [getattr(p, "rich_help_panel", None) or "" for p in command.params]
+        words = {w for text in texts for w in re.findall(r"\[[\w-]+\]", text.replace("\\[", "["))}
+        if not words:
+            continue
+        rendered = _flat(_fast_cli(*path, "--help").output)
+        assert not [w for w in words if w not in rendered], (path, words)
+        checked += 1
+    assert checked >= 2  # translate's [video], train's [trackers]
+
+
+@pytest.mark.parametrize("printer", ["fail", "warn"])
+def test_messages_keep_their_brackets(capsys, printer):
+    from i2i_cli import cli
+
+    getattr(cli, printer)("install it: pip install 'i2i[video]' (see [docs])")
+    assert "pip install 'i2i[video]' (see [docs])" in _flat(capsys.readouterr().err)

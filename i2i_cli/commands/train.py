@@ -22,6 +22,7 @@ from i2i_cli.cli import (
     json_option,
     known_method,
     method_names,
+    pip_extra,
     print_table,
     warn,
 )
@@ -56,7 +57,7 @@ def train(
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of pretrained weight files (as I2I_WEIGHTS_DIR): VGG16 for F/LSeSim, DRN-D-22 for the segmenter.")] = None,
     data_cache: Annotated[DataCache, typer.Option("--data-cache", help="Keep decoded images: auto (memory if they fit a quarter of the RAM, else disk), memory, disk, off.")] = "auto",
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
-    log_to: Annotated[str, typer.Option("--log-to", help="Experiment trackers, comma-separated: tensorboard (default), wandb, mlflow (pip install 'i2i[trackers]'), or none.")] = "tensorboard",
+    log_to: Annotated[str, typer.Option("--log-to", help=f"Experiment trackers, comma-separated: tensorboard (default), wandb, mlflow ({pip_extra('trackers')}), or none.")] = "tensorboard",
     json_out: Annotated[Path | None, json_option("Write the result summary as JSON")] = None,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
 ) -> None:

@@ -16,6 +16,7 @@ from i2i_cli.cli import (
     handle_errors,
     info,
     json_option,
+    pip_extra,
     print_problems,
     print_table,
     progress_bar,
@@ -28,13 +29,13 @@ if TYPE_CHECKING:
 
 SPEED = "Speed"
 STYLE = "Multi-domain (StarGAN v2)"
-VIDEO = "Video (PyAV: pip install 'i2i[video]')"
+VIDEO = f"Video (PyAV: {pip_extra('video')})"
 
 
 @handle_errors
 def translate(
     source: Annotated[Path, typer.Argument(help="An image or video, or a folder of them (searched recursively).", callback=existing_path("image, video or folder", "pass an image, a video or a folder of them"))],
-    out: Annotated[Path, typer.Argument(help="Output folder (names and sub-folders are kept, PNG).")],
+    out: Annotated[Path, typer.Argument(help="Output folder (names and sub-folders are kept, PNG); for one input image, an image file name (result.jpg) writes that file.")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).", callback=existing_path("run, checkpoint or .onnx file", "pass a run folder of `i2i train`, a checkpoint in it, or an .onnx file of `i2i export`"))] = None,
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     resize: Annotated[int | None, typer.Option(help="Resize the shorter side to N first (output keeps N unless --keep-size).")] = None,
@@ -66,9 +67,10 @@ def translate(
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
     if keep_size and not resize:
         raise ConfigError("--keep-size goes with --resize N (without --resize outputs already keep their size)")
-    from i2i_cli.fsutil import check_output_file, check_output_folder
+    from i2i_cli.fsutil import check_output_file
+    from i2i_cli.inference.naming import check_output_target
 
-    check_output_folder(out, "OUT")  # a file, a folder under a file, a read-only place: refused before the model loads
+    check_output_target(source, out)  # a file, a folder under a file, a read-only place: refused before the model loads
     if json_out is not None:
         check_output_file(json_out, "--json")
     # the same Translator as the Python API (i2i_cli.load): one code path for both
@@ -104,7 +106,7 @@ def _announce(translator: Any) -> None:
 
 def _report(result: TranslateResult, out: Path, json_out: Path | None, extra: dict[str, Any]) -> None:
     rate = len(result.written) / result.seconds if result.seconds else 0.0
-    print_table(f"translated into {out}", ["", ""], [
+    print_table(f"translated into {out}" if result.written or result.skipped else f"nothing was translated into {out}", ["", ""], [
         ("written", len(result.written)),
         ("skipped (already there; --overwrite to redo)", result.skipped),
         ("could not be translated", len(result.bad)),

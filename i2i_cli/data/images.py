@@ -185,15 +185,24 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
+def image_format(path: Path) -> str:
+    """The format a file's name says (Pillow's table: .gif -> GIF, .jpg -> JPEG...): what save_image writes.
+    A name no writer knows is refused rather than filled with PNG bytes."""
+    Image.init()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ConfigError(f"{path}: i2i cannot write '{path.suffix or 'no extension'}' images; name it .png "
+                          "(or .jpg, .webp, .tif, .bmp, .gif)")
+    return fmt
+
+
 def save_image(array: np.ndarray, path: str | os.PathLike[str], *, overwrite: bool = False, quality: int = 95) -> None:
     """Encode an RGB (or grey) uint8 array to `path` through a temporary name (never half-written)."""
     target = Path(path)
     if array.dtype != np.uint8:
         raise TypeError(f"save_image wants uint8, got {array.dtype}")
     img = Image.fromarray(array)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
-        target.suffix.lower(), "PNG"
-    )
+    fmt = image_format(target)
     params = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
     with atomic_path(target, overwrite=overwrite) as tmp:
         img.save(tmp, format=fmt, **params)

@@ -368,7 +368,7 @@ def load_weights_into(method: Any, tensors: dict[str, torch.Tensor], source: Pat
 
 @dataclass
 class LoadedModel:
-    method: Any  # TranslationMethod, in eval mode, EMA weights applied where the run has them
+    method: Any = field(repr=False)  # TranslationMethod, in eval mode, EMA weights applied where the run has them
     run_config: RunConfig
     run_dir: Path
     checkpoint: Path

@@ -12,7 +12,7 @@ from i2i_cli.data.images import (
     list_images,
 )
 from i2i_cli.errors import ConfigError, I2IError
-from i2i_cli.fsutil import check_output_folder, folds_case
+from i2i_cli.fsutil import check_output_file, check_output_folder, folds_case
 from i2i_cli.inference.options import TranslateOptions
 from i2i_cli.inference.tiling import check_tile_options
 from i2i_cli.video import video_output_path
@@ -20,10 +20,26 @@ from i2i_cli.video import video_output_path
 
 def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: str = "", keep_extension: bool = False
                 ) -> Path:
-    """OUT/<relative folder>/NAME[__tag].png; with keep_extension NAME keeps the input's extension (a.webp.png)."""
+    """OUT/<relative folder>/NAME[__tag].png; with keep_extension NAME keeps the input's extension (a.webp.png).
+    One input and an OUT named like an image (result.jpg): that file (result__tag.jpg per style)."""
+    if writes_one_file(source, out):
+        return out.with_name(out.stem + (f"__{tag}" if tag else "") + out.suffix)
     relative = file.relative_to(source) if source.is_dir() else Path(file.name)
     stem = relative.name if keep_extension else relative.stem
     return out / relative.parent / (stem + (f"__{tag}" if tag else "") + suffix)
+
+
+def writes_one_file(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
+    """A single input image with an OUT that has an image extension: OUT is the output file, not a folder."""
+    return Path(source).is_file() and is_image_file(Path(source)) and is_image_file(Path(out))
+
+
+def check_output_target(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
+    """OUT as the file it names (one input, an image name) or as a folder: writable, before any work."""
+    if writes_one_file(source, out):
+        check_output_file(out, "OUT", suffix=Path(out).suffix)
+    else:
+        check_output_folder(out, "OUT")
 
 
 def mask_path(target: Path) -> Path:
@@ -151,7 +167,7 @@ def check_translation(source: str | os.PathLike[str], out: str | os.PathLike[str
     writable folder), the tile options for `translator`, and the output names of every input under every tag
     (style), masks and videos included."""
     src, dst = Path(source), Path(out)
-    check_output_folder(dst, "OUT")
+    check_output_target(src, dst)
     if translator is not None:
         check_tile_options(translator, opts.tile, opts.overlap, opts.blend)
     files = input_files(src, allow_empty=bool(videos))
