@@ -178,7 +178,9 @@ class Translator:
                                          progress=progress)
         self._refuse_styles(style_ref, domain)
         if opts.save_masks and getattr(self._single, "mask_net", None) is None:
-            raise ConfigError("save_masks: this model has no attention masks (agcyclegan has them)")
+            where = ("an ONNX file carries none; translate with the run folder" if self.loaded is None
+                     else f"{self.name} has none; attention methods (agcyclegan) do")
+            raise ConfigError(f"save_masks: no attention masks here ({where})")
         return translate_folder(src, dst, self._single, opts, progress)
 
     def options(self, **options: Any) -> TranslateOptions:

@@ -117,11 +117,11 @@ def _evaluate_checkpoint(checkpoint: Path | None, data: Path | None, options: An
         info(note)
     result, work = evaluate_run(checkpoint, data, options, out, report, multidomain)
     extra = result.protocol.extra
-    if "tasks" in extra:
+    if extra.get("evaluation") == "multidomain":  # the method's `evaluation` hook, as stamped by evaluate_run
         return result, (f"{len(extra['tasks'])} tasks of {extra['checkpoint']} ({result.protocol.mode} FID vs "
                         f"{extra['fid_reference_split']}/, LPIPS diversity of {multidomain.outputs_per_input} outputs "
                         f"per input; translations in {work})"), task_table(result)
-    if extra.get("evaluated") == "segmenter":  # its own accuracy on held-out label maps
+    if extra.get("evaluation") == "segmentation":  # its own accuracy on held-out label maps
         return result, (f"{extra['checkpoint']} segmenting {result.protocol.real} ({result.protocol.fcn['images']} "
                         f"photos, {result.protocol.fcn['convention']} convention; predictions in "
                         f"{work / 'predictions'})"), None
