@@ -459,3 +459,26 @@ def test_messages_keep_their_brackets(capsys, printer):
 
     getattr(cli, printer)("install it: pip install 'i2i[video]' (see [docs])")
     assert "pip install 'i2i[video]' (see [docs])" in _flat(capsys.readouterr().err)
+
+
+# --- item 7: a group (domain, side) without training images is an error in check and train alike ----------------
+
+@pytest.mark.parametrize("layout, made, missing", [
+    ("domains", ["train/cat", "train/dog", "val/cat", "val/dog", "val/rare"], "train/rare"),
+    ("domains", ["train/cat", "train/dog", "train/rare/.keep", "val/rare"], "train/rare"),
+    ("unaligned", ["trainA", "testA", "testB"], "trainB"),
+])
+def test_a_group_without_training_images_is_refused_by_check_and_train(tmp_path, layout, made, missing):
+    data = tmp_path / "data"
+    for folder in made:
+        if folder.endswith(".keep"):
+            (data / folder).parent.mkdir(parents=True, exist_ok=True)
+            continue
+        for k in range(2):
+            _photo(data / folder / f"{k}.png", k)
+    check = _cli("data", "check", data)
+    assert check.exit_code == 1 and str(data / missing) in _flat(check.output), check.output
+    model = "starganv2" if layout == "domains" else "cyclegan"
+    result = _cli("train", "--model", model, "--data", data, "--out", tmp_path / "run", "--steps", "1")
+    assert result.exit_code == 2 and f"{data / missing}: no training images" in _flat(result.output), result.output
+    assert not (tmp_path / "run").exists()

@@ -36,7 +36,7 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
     layout = detect_layout(folder)
     files = [f for groups in layout.splits.values() for group in groups.values() for f in group]
     report = CheckReport(layout.root, layout.kind, layout.counts(), layout.domains() if layout.multi_domain else [],
-                         unmatched=layout.check(), unmatched_heading=layout.check_heading,
+                         unmatched=layout.untrained_groups() + layout.check(), unmatched_heading=layout.check_heading,
                          unmatched_fix=layout.check_fix)
     sizes: Counter[tuple[int, int]] = Counter()
     if decode:
