@@ -482,3 +482,18 @@ def test_a_group_without_training_images_is_refused_by_check_and_train(tmp_path,
     result = _cli("train", "--model", model, "--data", data, "--out", tmp_path / "run", "--steps", "1")
     assert result.exit_code == 2 and f"{data / missing}: no training images" in _flat(result.output), result.output
     assert not (tmp_path / "run").exists()
+
+
+# --- item 8: error maps compare images of one size, or refuse ---------------------------------------------------
+
+@pytest.mark.parametrize("which", ["y", "aligned"])
+def test_errormap_refuses_images_of_another_size_instead_of_squashing_them(tmp_path, which):
+    from i2i_cli.errormap import analyse_pair, build_mappers
+    from i2i_cli.errors import BadImageError
+
+    x = np.zeros((32, 32, 3), np.uint8)
+    other = np.zeros((32, 48, 3), np.uint8)
+    y, aligned = (other, None) if which == "y" else (x, other)
+    with pytest.raises(BadImageError, match="48x32, but x is 32x32: error maps compare pixel to pixel"):
+        analyse_pair(x, y, build_mappers(["l1"], {}), misalign="given-whole" if aligned is not None else "none",
+                     names=("x", "y"), aligned=aligned)
