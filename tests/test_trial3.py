@@ -497,3 +497,19 @@ def test_errormap_refuses_images_of_another_size_instead_of_squashing_them(tmp_p
     with pytest.raises(BadImageError, match="48x32, but x is 32x32: error maps compare pixel to pixel"):
         analyse_pair(x, y, build_mappers(["l1"], {}), misalign="given-whole" if aligned is not None else "none",
                      names=("x", "y"), aligned=aligned)
+
+
+# --- item 18: links passed over are listed, with the bad files ------------------------------------------------
+
+@pytest.mark.parametrize("command", ["translate", "data check"])
+def test_broken_links_and_linked_folders_are_listed_not_skipped_silently(run, tmp_path, command):
+    src = tmp_path / "in"
+    _photo(src / "train" / "a.png", 1)
+    _photo(tmp_path / "elsewhere" / "b.png", 2)
+    (src / "train" / "gone.png").symlink_to(tmp_path / "missing.png")
+    (src / "train" / "linked").symlink_to(tmp_path / "elsewhere")
+    args = ["translate", "-c", run, src, tmp_path / "out", "--device", "cpu"] if command == "translate" else \
+        ["data", "check", src]
+    result = _cli(*args)
+    assert result.exit_code == 1, result.output
+    assert "gone.png: a broken symbolic link" in result.output and "linked: a symbolic link to a folder" in result.output

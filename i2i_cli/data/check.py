@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from i2i_cli.data.images import load_image
+from i2i_cli.data.images import load_image, skipped_links
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.errors import BadImageError
 
@@ -38,6 +38,7 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
     report = CheckReport(layout.root, layout.kind, layout.counts(), layout.domains() if layout.multi_domain else [],
                          unmatched=layout.untrained_groups() + layout.check(), unmatched_heading=layout.check_heading,
                          unmatched_fix=layout.check_fix)
+    report.bad += skipped_links(layout.root)
     sizes: Counter[tuple[int, int]] = Counter()
     if decode:
         for i, path in enumerate(files, start=1):

@@ -96,6 +96,23 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
     return sorted(found)
 
 
+def skipped_links(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(path, why) of what list_images passes over without a word otherwise: broken symbolic links with an image
+    name, and symlinked folders (not followed, so a link cannot loop or leave the folder). Listed with the bad files."""
+    folder = Path(root)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_symlink() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if not path.exists() and is_image_file(path):
+            found.append((str(path), f"a broken symbolic link (to {os.readlink(path)}); fix or remove it"))
+        elif path.is_dir():
+            found.append((str(path), "a symbolic link to a folder, not followed; pass that folder itself"))
+    return found
+
+
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):

@@ -15,6 +15,7 @@ import numpy as np
 from i2i_cli.data.images import (
     load_image,
     save_image,
+    skipped_links,
 )
 from i2i_cli.errors import BadImageError
 from i2i_cli.fsutil import OutputExistsError, remove_stale_temporaries
@@ -78,6 +79,7 @@ def translate_folder(
     names = output_names(src, files, dst, opts.tag)
     start = time.time()
     result = TranslateResult(device=str(getattr(translator, "device", "")))
+    result.bad += skipped_links(src)  # listed, not silently passed over
     remove_stale_temporaries(dst)
     todo = []
     for file in shard(files):
