@@ -328,6 +328,16 @@ def print_records(title: str, records: Sequence[tuple[str, Sequence[tuple[str, A
             console.print(Text(f"  {key + ':':<{width + 1}} {format_value(value)}"), soft_wrap=True)
 
 
+def finish_with_problems(rows: Sequence[tuple[str, str]], title: str, fix: str) -> None:
+    """The one exit rule of the commands that go on past bad files (translate, eval, data check): the files that
+    could not be used are listed with the reason and the fix, the rest is done, and the exit code is 1."""
+    if not rows:
+        return
+    print_problems(title, rows)
+    warn(fix)
+    raise typer.Exit(1)
+
+
 def print_problems(title: str, rows: Sequence[tuple[str, str]]) -> None:
     """Files and their problems, one per line, never truncated (paths must stay copyable)."""
     err_console.print(f"[bold yellow]{title}[/]")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -513,3 +514,48 @@ def test_broken_links_and_linked_folders_are_listed_not_skipped_silently(run, tm
     result = _cli(*args)
     assert result.exit_code == 1, result.output
     assert "gone.png: a broken symbolic link" in result.output and "linked: a symbolic link to a folder" in result.output
+
+
+# --- item 10: one exit rule for the commands that go on past bad files ---------------------------------------------
+
+class _CountReadable:
+    """A throw-away folder metric that lists the files it cannot read, as FID's feature loader does."""
+
+    name = "readable"
+    keys = ("readable",)
+    min_images = 1
+
+    def compute(self, ctx):
+        from i2i_cli.data.images import list_images, load_image
+        from i2i_cli.errors import BadImageError
+
+        good = 0
+        for file in list_images(ctx.fake):
+            try:
+                load_image(file)
+                good += 1
+            except BadImageError as exc:
+                ctx.bad.append((str(file), exc.reason))
+        ctx.values["readable"] = float(good)
+
+
+@pytest.mark.parametrize("command", ["translate", "eval", "data check"])
+def test_commands_that_go_on_past_bad_files_list_them_and_exit_1(run, tmp_path, monkeypatch, command):
+    from i2i_cli.evaluation import metrics
+
+    class Readable(_CountReadable, metrics.FolderMetric):
+        pass
+
+    monkeypatch.setattr(sys.modules[__name__], "Readable", Readable, raising=False)
+    monkeypatch.setitem(metrics._METRICS, "readable", f"{__name__}:Readable")
+    for folder in ("real", "fake"):
+        _photo(tmp_path / folder / "train" / "a.png", 1)
+        _photo(tmp_path / folder / "train" / "b.png", 2)
+    (tmp_path / "fake" / "train" / "zero.png").write_bytes(b"")
+    args = {"translate": ["translate", "-c", run, tmp_path / "fake", tmp_path / "out", "--device", "cpu"],
+            "eval": ["eval", "--real", tmp_path / "real", "--fake", tmp_path / "fake", "--metrics", "readable",
+                     "--device", "cpu"],
+            "data check": ["data", "check", tmp_path / "fake"]}[command]
+    result = _cli(*args)
+    assert result.exit_code == 1, result.output
+    assert "zero.png" in result.output

@@ -12,11 +12,11 @@ from i2i_cli.cli import (
     console,
     device_option,
     existing_path,
+    finish_with_problems,
     handle_errors,
     info,
     json_option,
     parse_csv,
-    print_problems,
     print_table,
     progress_bar,
     warn,
@@ -36,12 +36,12 @@ def _report(result: Any, title: str, json_out: Path | None, table: tuple[list[st
         warn(f"{role}: {w['path']} is unverified ({w['note']})")
     for message in result.warnings:
         warn(message)
-    if result.bad:
-        print_problems(f"{len(result.bad)} file(s) were skipped:", result.bad)
     if json_out:
         write_json(json_out, result.to_json())
     elif not result.bad:
         console.print("add --json FILE to keep the numbers with their protocol")
+    finish_with_problems(result.bad, f"{len(result.bad)} file(s) were skipped:",
+                         "the numbers above leave them out; fix or remove the files and run again")
 
 
 @eval_app.callback(invoke_without_command=True)

@@ -13,14 +13,13 @@ from i2i_cli.cli import (
     Precision,
     device_option,
     existing_path,
+    finish_with_problems,
     handle_errors,
     info,
     json_option,
     pip_extra,
-    print_problems,
     print_table,
     progress_bar,
-    warn,
     write_json,
 )
 
@@ -117,10 +116,8 @@ def _report(result: TranslateResult, out: Path, json_out: Path | None, extra: di
         write_json(json_out, {"written": [str(p) for p in result.written], "skipped": result.skipped,
                               "bad": [{"file": f, "problem": p} for f, p in result.bad], "seconds": result.seconds,
                               "device": result.device, **extra})
-    if result.bad:
-        print_problems(f"{len(result.bad)} file(s) could not be translated:", result.bad)
-        warn("the other images were translated; fix or remove the files above and run again")
-        raise typer.Exit(1)
+    finish_with_problems(result.bad, f"{len(result.bad)} file(s) could not be translated:",
+                         "the other images were translated; fix or remove the files above and run again")
 
 
 def register(app: typer.Typer) -> None:
