@@ -78,7 +78,7 @@ def where(source: str, key: str, value: Any) -> str:
         return f"--set {key}={value}"
     if source == "option":
         return f"--{key.replace('_', '-')} {value}"
-    return f"{key}={value} in {source}"
+    return f"{source}: {key}={value}"
 
 
 def coerce(value: Any, annotation: Any, key: str, source: str = "--set") -> Any:

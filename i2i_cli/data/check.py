@@ -51,3 +51,17 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
                 progress(i, len(files))
         report.sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(5))
     return report
+
+
+def unreadable_headers(files: list[Path]) -> list[tuple[str, str]]:
+    """(file, reason) of the files whose header cannot be read (empty, not an image, past the pixel limit): the
+    cheap check `i2i train` runs on every training file before it starts, whatever the run's length."""
+    from i2i_cli.data.images import image_size
+
+    bad = []
+    for path in files:
+        try:
+            image_size(path)
+        except BadImageError as exc:
+            bad.append((str(path), exc.reason))
+    return bad

@@ -318,6 +318,7 @@ class Trainer:
         self.options = options
         self.emit = on_event or (lambda event: None)
         self.bad_files: set[str] = set()
+        self.checked_bad: set[str] = set()
         self.skipped_steps = 0
 
     @functools.cached_property
@@ -373,6 +374,7 @@ class Trainer:
             self._choose_data_cache(dataset)
         if self.config.batch_size % world.size:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
+        self._check_training_files(layout)
         if not opts.resume:  # a resumed run already trained at its size
             sample = self._sample_batch(dataset, torch.device("cpu"))
             check_network_fits(cls, self.config, domains, {k: v[:min(2, self.config.batch_size)] for k, v in sample.items()})
@@ -577,8 +579,26 @@ class Trainer:
             generator=torch.Generator().manual_seed(opts.seed),
         )
 
+    def _check_training_files(self, layout: Layout) -> None:
+        """Unreadable training images found before the first step (headers: cheap), whatever the run's length:
+        more than 1% refuses the run; fewer are named in a warning and skipped."""
+        from i2i_cli.data.check import unreadable_headers
+
+        files = [f for group in layout.groups("train").values() for f in group]
+        bad = unreadable_headers(files)
+        if not bad:
+            return
+        if len(bad) > max(1, MAX_BAD_FRACTION * len(files)):
+            raise DataError(f"{self.options.data}: {len(bad)} of {len(files)} training images are unreadable (more "
+                            f"than 1%), e.g. {bad[0][0]} ({bad[0][1]}); run `i2i data check {self.options.data}` "
+                            "and fix or remove them")
+        self.bad_files.update(f"{path}: {reason}" for path, reason in bad)  # "path: reason", as datasets report
+        self.checked_bad = {f"{path}: " for path, _ in bad}  # found here: not counted again when a batch meets them
+        self.emit(TrainEvent("warning", message=f"{len(bad)} unreadable training image(s) will be skipped: "
+                             f"{', '.join(path for path, _ in bad[:3])} (`i2i data check` lists them)"))
+
     def _track_bad(self, bad: list[str], n_items: int) -> None:
-        new = [b for b in bad if b not in self.bad_files]
+        new = [b for b in bad if b not in self.bad_files and not any(b.startswith(p) for p in self.checked_bad)]
         if not new:
             return
         if not self.bad_files:
