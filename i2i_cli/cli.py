@@ -313,7 +313,16 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(column, no_wrap=i == 0, min_width=width)
     for row in rows:
         table.add_row(*[format_value(v) for v in row])
-    console.print(table)
+    # a terminal fits the table to its width; a log (no terminal, rich's 80 columns) gets it whole, never cut
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.width
+    console.width = max(width, console.measure(table, options=console.options.update_width(100_000)).maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def print_records(title: str, records: Sequence[tuple[str, Sequence[tuple[str, Any]]]]) -> None:

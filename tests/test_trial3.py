@@ -576,3 +576,17 @@ def test_unreadable_training_images_are_decided_before_the_first_step(datasets, 
     else:
         assert result.exit_code == 2 and "2 of 10 training images are unreadable" in text, result.output
         assert not (tmp_path / "run").exists()
+
+
+def test_tables_in_logs_are_whole(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from i2i_cli import cli
+
+    log = io.StringIO()
+    monkeypatch.setattr(cli, "console", Console(file=log, width=80, force_terminal=False, highlight=False))
+    long = "translate cyclegan 256 px batch 8 bf16 channels-last compiled reduce-overhead " * 2
+    cli.print_table("bench", ["benchmark", "median", "spread"], [(long, 12.3456, "11.9 - 12.8 ms (n=10)")])
+    assert long.strip() in log.getvalue() and "11.9 - 12.8 ms (n=10)" in log.getvalue() and "…" not in log.getvalue()
