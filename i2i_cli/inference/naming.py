@@ -31,7 +31,8 @@ def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: 
 
 def writes_one_file(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
     """A single input image with an OUT that has an image extension: OUT is the output file, not a folder."""
-    return Path(source).is_file() and is_image_file(Path(source)) and is_image_file(Path(out))
+    return (Path(source).is_file() and is_image_file(Path(source)) and is_image_file(Path(out))
+            and not Path(out).is_dir())  # an existing folder named x.png stays a folder
 
 
 def check_output_target(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
