@@ -134,6 +134,20 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
         raise ConfigError(f"{out} exists and is not an i2i run: choose another --out (or --overwrite to write into it)")
 
 
+def remove_run(out: Path, whole_folder: bool) -> None:
+    """Undo a new run that failed before its first step: the folder it made, or only i2i's files in a folder
+    that was there (anything else there is the user's)."""
+    if whole_folder:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for name in (*RUN_FILES, LOCK_FILE):
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+
+
 def check_resumable(out: Path) -> None:
     """--resume needs a run with a checkpoint: a Hub folder (inference weights only) or a run killed before its
     first checkpoint is refused with the reason, never silently started from step 1."""

@@ -1,5 +1,5 @@
-"""Whether a method's networks take the training crop size: one dry iteration (forward only, nothing stepped,
-random state restored) before the run folder is made, and the nearest sizes that work when they do not."""
+"""When a method's networks cannot take the training crop size (the first iteration fails on a shape), the
+nearest sizes that work: found by dry iterations (forward only, nothing stepped, random state restored)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 from i2i_cli.errors import ConfigError
 from i2i_cli.models.base import MethodConfig, Progress, TranslationMethod
 
-_SHAPE_ERRORS = (RuntimeError, ValueError, IndexError, AssertionError, ZeroDivisionError)
+SHAPE_ERRORS = (RuntimeError, ValueError, IndexError, AssertionError, ZeroDivisionError)
 
 
 def _resized(batch: dict[str, torch.Tensor], old: int, new: int) -> dict[str, torch.Tensor]:
@@ -37,7 +37,7 @@ def dry_run(cls: type[TranslationMethod], config: MethodConfig, domains: list[st
             cache: dict[str, Any] = {}
             for phase in method.phases(Progress()):
                 phase.compute(batch, cache)
-    except _SHAPE_ERRORS as exc:
+    except SHAPE_ERRORS as exc:
         return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     finally:
         random.setstate(states[0])
@@ -53,12 +53,10 @@ def _candidates(size: int, multiple: int) -> list[int]:
     return found
 
 
-def check_network_fits(cls: type[TranslationMethod], config: MethodConfig, domains: list[str],
-                       batch: dict[str, torch.Tensor]) -> None:
-    """Refuse a --size the method's networks cannot take, naming the nearest sizes that work."""
-    problem = dry_run(cls, config, domains, batch)
-    if problem is None:
-        return
+def size_error(cls: type[TranslationMethod], config: MethodConfig, domains: list[str],
+               batch: dict[str, torch.Tensor], exc: BaseException) -> ConfigError:
+    """The one-line error for a --size the method's networks cannot take, naming the nearest sizes that work."""
+    problem = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
     multiple = cls(config, domains=domains).size_multiple
     working: list[int] = []
     for size in _candidates(config.size, multiple):
@@ -69,5 +67,5 @@ def check_network_fits(cls: type[TranslationMethod], config: MethodConfig, domai
             break
     hint = f"sizes that work near it: {' or '.join(map(str, sorted(working)))}" if working else \
         f"try a multiple of {multiple}"
-    raise ConfigError(f"--size {config.size}: the {cls.name} networks do not take {config.size}x{config.size} crops "
-                      f"({problem}); {hint}; nothing was written")
+    return ConfigError(f"--size {config.size}: the {cls.name} networks do not take {config.size}x{config.size} "
+                       f"crops ({problem}); {hint}; the run folder was not kept")

@@ -36,7 +36,7 @@ from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.fixed_weights import load_pretrained_modules
-from i2i_cli.engine.network_fit import check_network_fits
+from i2i_cli.engine.network_fit import SHAPE_ERRORS, size_error
 from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
 from i2i_cli.engine.trackers import Trackers, check_trackers, open_trackers
 from i2i_cli.errors import ConfigError, DataError, TrainingDiverged
@@ -319,6 +319,7 @@ class Trainer:
         self.emit = on_event or (lambda event: None)
         self.bad_files: set[str] = set()
         self.checked_bad: set[str] = set()
+        self._steps_done = 0  # iterations this process ran (a shape error before the first: a size problem)
         self.skipped_steps = 0
 
     @functools.cached_property
@@ -352,9 +353,21 @@ class Trainer:
         world = init_world(device)
         layout, domains, dataset = self._data(world)
         plan = plan_run(self.config, opts, len(dataset))
-        with ckpt.run_lock(Path(opts.out), world.is_main):  # one trainer per run folder; dies with the process
-            session = self._build(Path(opts.out), device, precision, world, layout, domains, dataset, plan)
-            return self._loop(session)
+        out = Path(opts.out)
+        new_folder = not out.exists()
+        with ckpt.run_lock(out, world.is_main):  # one trainer per run folder; dies with the process
+            session = self._build(out, device, precision, world, layout, domains, dataset, plan)
+            try:
+                return self._loop(session)
+            except SHAPE_ERRORS as exc:
+                if opts.resume or self._steps_done or not world.is_main or "out of memory" in str(exc).lower():
+                    raise
+                # the networks do not take this --size: the new run is undone, so the corrected command is not
+                # refused as "already holds a run"; the error names the sizes that work
+                ckpt.remove_run(out, whole_folder=new_folder)
+                batch = self._sample_batch(dataset, torch.device("cpu"))
+                raise size_error(self.method_class, self.config, domains,
+                                 {k: v[:min(2, self.config.batch_size)] for k, v in batch.items()}, exc) from None
 
     def _data(self, world: World) -> tuple[Layout, list[str], Any]:
         """The layout, the method's domains and its training set (the config completed from the files)."""
@@ -375,9 +388,6 @@ class Trainer:
         if self.config.batch_size % world.size:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
         self._check_training_files(layout)
-        if not opts.resume:  # a resumed run already trained at its size
-            sample = self._sample_batch(dataset, torch.device("cpu"))
-            check_network_fits(cls, self.config, domains, {k: v[:min(2, self.config.batch_size)] for k, v in sample.items()})
         return layout, domains, dataset
 
     def _build(self, out: Path, device: torch.device, precision: Precision, world: World, layout: Layout,
@@ -463,6 +473,7 @@ class Trainer:
                 progress = Progress(step, total, step / plan.steps_per_epoch, total / plan.steps_per_epoch)
                 losses = self._iteration(method, batch, progress, session.optimizers, session.scaler,
                                          session.precision, world, step)
+                self._steps_done += 1
                 for scheduler in session.schedulers.values():
                     scheduler.step()
                 if losses is None:
