@@ -13,9 +13,10 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from i2i_cli.config import check_ranges
 from i2i_cli.data.images import is_image_file, list_images, to_tensor
 from i2i_cli.errors import ConfigError
-from i2i_cli.fsutil import check_output_folder
+from i2i_cli.fsutil import remove_stale_temporaries
 from i2i_cli.inference import (
     OnnxStyles,
     OnnxTranslator,
@@ -24,6 +25,9 @@ from i2i_cli.inference import (
     TorchTranslator,
     TranslateOptions,
     TranslateResult,
+    check_input_size,
+    check_output_target,
+    check_translation,
     domain_index,
     no_styles,
     onnx_session,
@@ -72,6 +76,13 @@ class Translator:
                 self._styles = TorchStyles(loaded, device, precision)
             else:
                 self._single = TorchTranslator(loaded, direction, device, precision)
+
+    def __repr__(self) -> str:
+        """One line: what translates, from where, at which step, on what (not the network's modules)."""
+        loaded = self.loaded
+        step = f", step={loaded.step}" if loaded is not None else ""
+        return (f"Translator(method={self.name!r}, checkpoint='{self.path}'{step}, device={self.device!r}, "
+                f"precision={self.precision!r})")
 
     # --- what the model is -------------------------------------------------------------------------------
     @property
@@ -143,6 +154,7 @@ class Translator:
         """Translate one image (PIL, uint8 HxWx3 array) or a batch (float tensor N,3,H,W in [-1, 1]).
 
         The result is the same kind, at the input's size (with `resize`: that size, unless `keep_size`)."""
+        check_ranges({"tile": tile, "overlap": overlap, "resize": resize})
         translator = self._translator(style_ref, domain, seed)
         if isinstance(image, torch.Tensor):
             if resize:
@@ -151,6 +163,7 @@ class Translator:
             return _run_tensor(translator, image, tile, overlap, blend)  # type: ignore[return-value]
         array, kind = _as_array(image)
         prepared = resize_shorter_side(array, resize)
+        check_input_size(prepared, Path("image"), translator, tile)  # the CLI's check and message: an I2IError
         output = run_array(translator, [prepared], tile, overlap, blend)[0]
         if keep_size and resize and output.shape[:2] != array.shape[:2]:
             from PIL import Image as PILImage
@@ -173,9 +186,13 @@ class Translator:
         from i2i_cli.video import VideoOptions, list_videos
 
         opts = self.options(**options)
+        check_ranges({"num_styles": num_styles, "crf": crf})
         source = Path(src)
-        check_output_folder(Path(dst), "dst")  # images and videos alike: a writable folder, before any work
+        check_output_target(source, dst)  # images and videos alike: a writable OUT, before any work
         videos = list_videos(source) if source.exists() else []
+        if videos:  # no output of the run may land on any input, images and videos together
+            check_translation(source, dst, opts, videos=videos)
+            remove_stale_temporaries(Path(dst))  # a killed run's half-encoded videos
         if not videos:
             return self._translate_images(src, dst, style_ref, domain, num_styles, seed, progress, opts)
         has_images = (source.is_dir() and bool(list_images(source))) or (source.is_file() and is_image_file(source))
@@ -204,7 +221,9 @@ class Translator:
                                          progress=progress)
         self._refuse_styles(style_ref, domain)
         if opts.save_masks and getattr(self._single, "mask_net", None) is None:
-            raise ConfigError("save_masks: this model has no attention masks (agcyclegan has them)")
+            where = ("an ONNX file carries none; translate with the run folder" if self.loaded is None
+                     else f"{self.name} has none; attention methods (agcyclegan) do")
+            raise ConfigError(f"save_masks: no attention masks here ({where})")
         return translate_folder(src, dst, self._single, opts, progress)
 
     def options(self, **options: Any) -> TranslateOptions:
@@ -213,6 +232,7 @@ class Translator:
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"translate_folder: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        check_ranges(options)  # batch_size=0, tile=-1...: the CLI's ranges and messages
         return TranslateOptions(direction=self.direction, device=self._requested_device, precision=self.precision,
                                 **options)
 

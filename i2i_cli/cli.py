@@ -60,12 +60,22 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module=LIBRARIES)
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one red line naming the problem and the fix; return the Exit to raise."""
+def plain(text: str) -> str:
+    """`text` shown as written: rich would read [video] in "pip install 'i2i[video]'" as markup and drop it.
+    Every message and help text of the CLI passes through here (help strings are written escaped: pip_extra)."""
     from rich.markup import escape
 
-    # escaped: "pip install 'i2i[ray]'" is text, not a rich tag that would vanish from the line
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return escape(text)
+
+
+def pip_extra(extra: str) -> str:
+    """`pip install 'i2i[EXTRA]'` for a help text (typer renders help as rich markup)."""
+    return plain(f"pip install 'i2i[{extra}]'")
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one red line naming the problem and the fix; return the Exit to raise."""
+    err_console.print(f"[bold red]error:[/] {plain(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -104,7 +114,7 @@ class OneLineUsageErrors(typer.core.TyperGroup):
             typer.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
             sys.exit(exc.exit_code)
         except typer.core._click.exceptions.ClickException as exc:
-            err_console.print(f"[bold red]error:[/] {usage_error_line(exc)}", soft_wrap=True, markup=True,
+            err_console.print(f"[bold red]error:[/] {plain(usage_error_line(exc))}", soft_wrap=True, markup=True,
                               highlight=False)
             sys.exit(exc.exit_code)
         except typer.Abort:
@@ -114,11 +124,11 @@ class OneLineUsageErrors(typer.core.TyperGroup):
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    err_console.print(f"[yellow]warning:[/] {plain(message)}", soft_wrap=True)
 
 
 def info(message: str) -> None:
-    err_console.print(message, soft_wrap=True)
+    err_console.print(message, soft_wrap=True, markup=False)
 
 
 def _check_device(value: str | None) -> str | None:
@@ -218,6 +228,44 @@ def _tables_to_stderr(json_out: Any) -> Iterator[None]:
         console.file = None  # type: ignore[assignment]  # back to following sys.stdout (rich's default)
 
 
+def check_numeric_ranges(values: dict[str, Any]) -> None:
+    """A numeric option outside its range (config.NUMERIC_RANGES): one line naming it, the value and what it
+    takes (exit 2)."""
+    from i2i_cli.config import range_problem
+
+    for name, value in values.items():
+        problem = range_problem(name, value)
+        if problem:
+            raise fail(problem)
+
+
+def _plain_number(value: str) -> bool:
+    try:
+        return float(value) >= 0
+    except ValueError:
+        return False
+
+
+# Environment variables i2i reads, with what they take: checked before any work, like options.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], bool]]] = {
+    "I2I_MAX_PIXELS": ("a whole number of pixels (0: no limit)", str.isdigit),
+    "I2I_PROGRESS": ("plain or bar", lambda v: v.lower() in ("plain", "bar")),
+    "I2I_PROGRESS_SECONDS": ("a number of seconds, 0 or more", _plain_number),
+    "I2I_OFFLINE": ("1 or 0 (true or false)", lambda v: v in ("0", "1", "true", "false", "True", "False")),
+    "I2I_WEIGHTS_DIR": ("an existing folder of weight files", lambda v: Path(v).is_dir()),
+    "I2I_HOME": ("a folder (made if missing), not a file", lambda v: not Path(v).is_file()),
+}
+
+
+def check_environment(environ: Any = None) -> None:
+    """A set but unusable I2I_* variable: one line naming it, its value and what it takes."""
+    environ = os.environ if environ is None else environ
+    for name, (takes, valid) in ENVIRONMENT.items():
+        value = environ.get(name)
+        if value and not valid(value):
+            raise fail(f"{name}={value}: takes {takes}; set it so or unset it")
+
+
 def handle_errors(func: F) -> F:
     """Turn library errors into one-line messages and exit codes; tracebacks only with I2I_DEBUG=1.
 
@@ -227,6 +275,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from i2i_cli.errors import I2IError
 
+        check_environment()
+        check_numeric_ranges(kwargs)
         json_out = kwargs.get("json_out")
         if isinstance(json_out, Path):
             check_json_target(json_out, bool(kwargs.get("overwrite")))
@@ -268,7 +318,16 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
         table.add_column(column, no_wrap=i == 0, min_width=width)
     for row in rows:
         table.add_row(*[format_value(v) for v in row])
-    console.print(table)
+    # a terminal fits the table to its width; a log (no terminal, rich's 80 columns) gets it whole, never cut
+    if console.is_terminal:
+        console.print(table)
+        return
+    width = console.width
+    console.width = max(width, console.measure(table, options=console.options.update_width(100_000)).maximum)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def print_records(title: str, records: Sequence[tuple[str, Sequence[tuple[str, Any]]]]) -> None:
@@ -281,6 +340,16 @@ def print_records(title: str, records: Sequence[tuple[str, Sequence[tuple[str, A
         console.print(Text(name, style="bold"), soft_wrap=True)
         for key, value in fields:
             console.print(Text(f"  {key + ':':<{width + 1}} {format_value(value)}"), soft_wrap=True)
+
+
+def finish_with_problems(rows: Sequence[tuple[str, str]], title: str, fix: str) -> None:
+    """The one exit rule of the commands that go on past bad files (translate, eval, data check): the files that
+    could not be used are listed with the reason and the fix, the rest is done, and the exit code is 1."""
+    if not rows:
+        return
+    print_problems(title, rows)
+    warn(fix)
+    raise typer.Exit(1)
 
 
 def print_problems(title: str, rows: Sequence[tuple[str, str]]) -> None:

@@ -241,6 +241,17 @@ def _resize_to(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
 
 
+def refuse_other_sizes(x: np.ndarray, compared: dict[str, np.ndarray | None], x_name: str) -> None:
+    """Error maps compare pixel to pixel: a compared image of another size than x is refused (it was silently
+    resized, and the figure showed it squashed), naming both sizes and the fix."""
+    from i2i_cli.errors import BadImageError
+
+    for name, image in compared.items():
+        if image is not None and image.shape[:2] != x.shape[:2]:
+            raise BadImageError(name, f"{image.shape[1]}x{image.shape[0]}, but {x_name} is {x.shape[1]}x{x.shape[0]}: "
+                                      "error maps compare pixel to pixel; resize one to the other's size first")
+
+
 def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, misalign: str = "half",
                  other: np.ndarray | None = None, names: tuple[str, str] = ("x", "y"),
                  device: torch.device | str = "cpu", aligned: np.ndarray | None = None) -> PairResult:
@@ -251,8 +262,8 @@ def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, mis
         raise BadImageError(names[0], f"{x.shape[1]}x{x.shape[0]} is smaller than the {MIN_FEATURE_SIDE} px the "
                                       "feature losses need (VGG16 relu4_3 is 1/8 of the size); use a larger image "
                                       "or --losses l1")
-    y = _resize_to(y, (x.shape[1], x.shape[0]))
-    if other is not None:
+    refuse_other_sizes(x, {names[1]: y, "--aligned": aligned}, names[0])
+    if other is not None:  # another pair's target, only its halves are borrowed: brought to x's size
         other = _resize_to(other, (x.shape[1], x.shape[0]))
     if misalign not in PAIR_MODES:
         raise ConfigError(f"--misalign {misalign}: choose {', '.join(MISALIGN_MODES)}")
@@ -268,8 +279,7 @@ def analyse_pair(x: np.ndarray, y: np.ndarray, mappers: list[LossMapper], *, mis
         loss = LossResult(mapper.name, full, float(full.mean()), note=mapper.note)
         loss.aligned, loss.misaligned = _columns(full, misalign)
         if misalign == "given-whole":
-            reference = _resize_to(aligned, (w, h))  # type: ignore[arg-type]
-            loss.aligned = float(_full_map(mapper, tx, _tensor(reference).to(device), (h, w)).mean())
+            loss.aligned = float(_full_map(mapper, tx, _tensor(aligned).to(device), (h, w)).mean())  # type: ignore[arg-type]
         result.losses.append(loss)
     return result
 

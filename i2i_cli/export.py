@@ -32,7 +32,7 @@ from i2i_cli import __version__
 from i2i_cli.data.images import to_tensor
 from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
 from i2i_cli.errors import ConfigError, I2IError
-from i2i_cli.fsutil import atomic_path
+from i2i_cli.fsutil import TEMP_MARKER, atomic_path, remove_stale_temporaries
 from i2i_cli.models.base import StyleSource
 
 TOLERANCE = {False: 1e-4, True: 1e-2}  # fp32, fp16
@@ -285,6 +285,29 @@ def _parity(session: Any, graph: _Graph, reference: torch.nn.Module) -> dict[str
     return diffs
 
 
+def supported_opsets() -> range:
+    """The opsets an export can be written in: the dynamo exporter's lowest native one up to what the installed
+    onnx package defines."""
+    import onnx
+
+    return range(DEFAULT_OPSET, onnx.defs.onnx_opset_version() + 1)
+
+
+def check_opset(opset: int) -> None:
+    allowed = supported_opsets()
+    if opset not in allowed:
+        raise ConfigError(f"--opset {opset}: this install writes opsets {allowed.start} to {allowed.stop - 1}; "
+                          f"pass one of them (default {DEFAULT_OPSET})")
+
+
+def refuse_other_opset(model: Any, opset: int) -> None:
+    """The opset asked for is the opset written (and recorded), or the export stops: never a silent other one."""
+    written = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), opset)
+    if written != opset:
+        raise ExportError(f"--opset {opset}: the exporter wrote opset {written} for this network; pass --opset "
+                          f"{written} (nothing was written)")
+
+
 def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, direction: str = "AtoB",
                 opset: int = DEFAULT_OPSET, fp16: bool = False, static_size: tuple[int, int] | None = None,
                 overwrite: bool = False) -> ExportResult:
@@ -298,6 +321,11 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     target = Path(out)
     if target.suffix != ".onnx":
         raise ConfigError(f"--out {target}: name the file *.onnx")
+    check_opset(opset)
+    if Path(checkpoint).suffix == ".onnx":
+        raise ConfigError(f"--checkpoint {checkpoint}: already an ONNX file (export reads a run folder of `i2i train`); "
+                          f"translate with it directly: i2i translate --checkpoint {checkpoint} IN/ OUT/")
+    remove_stale_temporaries(target.parent, TEMP_MARKER + target.stem, recursive=False)
     loaded = load_for_inference(checkpoint, device="cpu")
     method = loaded.method
     styled = isinstance(method, StyleSource)
@@ -327,6 +355,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
         for graph in graphs:
             tmp = stack.enter_context(atomic_path(targets[graph.name], overwrite=overwrite))
             model = _to_onnx(graph, method.name, opset, fp16)
+            refuse_other_opset(model, opset)
             written = {p.key for p in model.metadata_props}
             for key, value in {**metadata, "graph": graph.name}.items():
                 if key in written:

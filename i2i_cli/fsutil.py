@@ -12,6 +12,7 @@ import errno
 import json
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,12 +56,57 @@ def atomic_path(path: str | os.PathLike[str], *, overwrite: bool = True) -> Iter
             os.fsync(handle.fileno())
         if not overwrite and target.exists():
             raise OutputExistsError(target)
-        os.replace(tmp, target)
+        commit(tmp, target)
     except OSError as exc:
         raise _disk_error(target, exc) from exc
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def commit(tmp: Path, target: Path) -> None:
+    """The one rename that makes every output of i2i appear (files and folders alike)."""
+    os.replace(tmp, target)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str], *, replace: bool = False, mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary folder next to `path` (its parents made); on success its files are fsynced and it is
+    renamed onto `path` (an existing `path` is removed first when `replace`). Any OSError becomes the one-line
+    disk message and the temporary folder is removed: a checkpoint or Hub folder is whole or absent."""
+    import shutil
+    import tempfile
+
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=TEMP_MARKER + target.name + ".", dir=target.parent))
+        staging.chmod(mode if mode is not None else _folder_mode(target.parent))
+    except OSError as exc:
+        raise _disk_error(target, exc) from exc
+    try:
+        yield staging
+        for file in (p for p in staging.rglob("*") if p.is_file()):
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        if target.exists() and replace:
+            shutil.rmtree(target)
+        commit(staging, target)
+    except OSError as exc:
+        raise _disk_error(target, exc) from exc
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _folder_mode(parent: Path) -> int:
+    """0777 minus the umask (mkdtemp makes folders 0700): read from a new file's mode, as nothing process-wide
+    may be changed to read the umask."""
+    probe = create_temporary(parent, TEMP_MARKER + "mode.")
+    try:
+        return 0o777 & ~(0o666 & ~probe.stat().st_mode)
+    finally:
+        probe.unlink()
 
 
 def create_temporary(folder: Path, prefix: str) -> Path:
@@ -90,14 +136,28 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, overwrite: bool
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", overwrite=overwrite)
 
 
-def remove_stale_temporaries(folder: Path) -> int:
-    """Delete temporaries left by a killed process in `folder` (recursively); return how many."""
-    count = 0
+# Temporaries made before this process started are left by a killed one; later ones may be another live
+# process's (two translates sharing an OUT), so they are never swept.
+STARTED = time.time()
+
+
+def remove_stale_temporaries(folder: Path, prefix: str = TEMP_MARKER, recursive: bool = True) -> int:
+    """Delete temporaries (files or folders named `prefix`...) a killed i2i left in `folder`, older than this
+    process; return how many. Each command sweeps its own OUT: translate, export, train, hub --to-folder."""
+    import shutil
+
     if not folder.is_dir():
         return 0
-    for stale in folder.rglob(TEMP_MARKER + "*"):
+    count = 0
+    found = folder.rglob(prefix + "*") if recursive else folder.glob(prefix + "*")
+    for stale in sorted(found, key=lambda p: len(p.parts), reverse=True):
         try:
-            stale.unlink()
+            if stale.lstat().st_mtime >= STARTED:
+                continue
+            if stale.is_dir() and not stale.is_symlink():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
             count += 1
         except OSError:
             pass
@@ -165,12 +225,13 @@ def check_output_folder(path: str | os.PathLike[str], option: str) -> None:
         raise I2IError(f"{option} {folder}: cannot write in {existing} ({reason}); choose a writable folder")
 
 
-def check_output_file(path: str | os.PathLike[str], option: str, *, overwrite: bool = True) -> None:
+def check_output_file(path: str | os.PathLike[str], option: str, *, overwrite: bool = True,
+                      suffix: str = ".json") -> None:
     """Refuse, before any work, an output file that is a folder, lies under a file, cannot be written, or
     exists when `overwrite` is False."""
     file = Path(path)
     if file.is_dir():
-        raise I2IError(f"{option} {file}: is a folder; name a file to write (e.g. {file / 'out.json'})")
+        raise I2IError(f"{option} {file}: is a folder; name a file to write (e.g. {file / ('out' + suffix)})")
     if file.exists() and not overwrite:
         raise OutputExistsError(file)
     existing = _nearest_existing(file.parent)

@@ -20,6 +20,7 @@ from typing import Any
 from i2i_cli import __version__
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.errors import CheckpointError, ConfigError, I2IError
+from i2i_cli.fsutil import TEMP_MARKER, atomic_folder, remove_stale_temporaries
 
 CARD_FILE = "README.md"
 SAMPLE_FILE = "sample.png"
@@ -113,10 +114,19 @@ def inference_tensors(loaded: Any) -> dict[str, Any]:
     return {k: state[k] for k in ckpt.inference_state_keys(loaded.method)}
 
 
+def shared_run_config(loaded: Any) -> dict[str, Any]:
+    """The run's config as published: the dataset named by its folder, never the local path it was read from."""
+    obj = loaded.run_config.to_json()
+    data = dict(obj.get("data") or {})
+    if data.get("root"):
+        data["root"] = Path(data["root"]).name
+    return {**obj, "data": data}
+
+
 def hub_config(hub_run: HubRun) -> dict[str, Any]:
     """config.json: the run's resolved config (what the loaders rebuild the method from) + where it came from."""
     loaded = hub_run.loaded
-    return {**loaded.run_config.to_json(), "library_name": "i2i",
+    return {**shared_run_config(loaded), "library_name": "i2i",
             "i2i_checkpoint": {"step": loaded.step, "used_ema": loaded.used_ema, "i2i_version": __version__,
                                "seconds_trained": round(hub_run.seconds, 1)}}
 
@@ -129,17 +139,11 @@ def write_hub_folder(run: str | os.PathLike[str], folder: str | os.PathLike[str]
     if target.exists() and any(target.iterdir()) and not overwrite:
         raise ConfigError(f"{target}: the folder is not empty; pick a new one or pass --overwrite")
     hub_run = gather(run, eval_json)
-    staging = Path(tempfile.mkdtemp(prefix=".i2i-hub-", dir=target.parent if target.parent.exists() else None))
-    try:
+    remove_stale_temporaries(target.parent, TEMP_MARKER + target.name, recursive=False)
+    with atomic_folder(target, replace=True, mode=0o755) as staging:  # the layout is meant to be shared
         _write_layout(hub_run, staging, repo_id, include_training_state)
-        for path in (staging, *staging.rglob("*")):  # mkdtemp makes it private; the layout is meant to be shared
+        for path in staging.rglob("*"):
             path.chmod(0o755 if path.is_dir() else 0o644)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return sorted(p for p in target.rglob("*") if p.is_file())
 
 
@@ -232,7 +236,7 @@ def model_card(hub_run: HubRun, repo_id: str, include_training_state: bool = Fal
             "## Evaluation", "", *_eval_section(hub_run), "", "## Samples", ""]
     body.append(f"![training samples]({SAMPLE_FILE})" if hub_run.sample else "No sample grid was saved by this run.")
     body += ["", "## How to use it", "", *_usage_section(loaded, repo_id), "", "## Resolved config", "",
-             "```json", json.dumps(loaded.run_config.to_json(), indent=2), "```", ""]
+             "```json", json.dumps(shared_run_config(loaded), indent=2), "```", ""]
     return "\n".join(front + body)
 
 

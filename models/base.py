@@ -71,6 +71,30 @@ class MethodConfig:
     # Options above that a method does not use (hidden by `i2i methods show`, refused by --set).
     unused: ClassVar[tuple[str, ...]] = ()
 
+    # Ranges of the numeric options: none is meaningfully negative; these must be above 0 (widths, sizes, counts,
+    # rates, temperatures), and these are fractions in [0, 1] (Adam's betas, averaging rates, shares).
+    positive: ClassVar[tuple[str, ...]] = (
+        "size", "batch_size", "lr", "f_lr", "ngf", "ndf", "netF_nc", "num_patches", "max_conv_dim", "style_dim",
+        "latent_dim", "mapping_dim", "attention_ngf", "base_channels", "n_layers_D", "n_classes", "fan_width",
+        "patch_size", "nce_T",
+    )
+    fractions: ClassVar[tuple[str, ...]] = (
+        "beta1", "beta2", "ema_beta", "momentum", "mask_threshold", "top_fraction", "random_resized_crop",
+    )
+
+    @classmethod
+    def value_problem(cls, name: str, value: Any) -> str | None:
+        """What is wrong with `value` for the numeric option `name` (None: it is in range)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if name in cls.positive and not value > 0:
+            return "must be greater than 0"
+        if name in cls.fractions and not 0 <= value <= 1:
+            return "must be between 0 and 1"
+        if value < 0:
+            return "must be 0 or more"
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

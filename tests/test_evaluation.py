@@ -162,7 +162,7 @@ def test_eval_command_writes_metrics_and_protocol(small_inception_dir, tmp_path)
     result = CliRunner().invoke(app, ["eval", "--real", str(real), "--fake", str(fake), "--weights-dir",
                                       str(small_inception_dir), "--json", str(tmp_path / "m.json"),
                                       "--kid-subsets", "5", "--kid-subset-size", "8", "--metrics", "fid,kid"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # issue 25 item 10: a skipped file exits 1, as translate / data check
     report = json.loads((tmp_path / "m.json").read_text())
     assert report["fid"] > 0 and report["kid_mean"] > 0 and report["kid_std"] > 0 and report["lpips"] is None
     protocol = report["protocol"]

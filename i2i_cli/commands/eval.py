@@ -12,11 +12,11 @@ from i2i_cli.cli import (
     console,
     device_option,
     existing_path,
+    finish_with_problems,
     handle_errors,
     info,
     json_option,
     parse_csv,
-    print_problems,
     print_table,
     progress_bar,
     warn,
@@ -36,12 +36,12 @@ def _report(result: Any, title: str, json_out: Path | None, table: tuple[list[st
         warn(f"{role}: {w['path']} is unverified ({w['note']})")
     for message in result.warnings:
         warn(message)
-    if result.bad:
-        print_problems(f"{len(result.bad)} file(s) were skipped:", result.bad)
     if json_out:
         write_json(json_out, result.to_json())
     elif not result.bad:
         console.print("add --json FILE to keep the numbers with their protocol")
+    finish_with_problems(result.bad, f"{len(result.bad)} file(s) were skipped:",
+                         "the numbers above leave them out; fix or remove the files and run again")
 
 
 @eval_app.callback(invoke_without_command=True)
@@ -130,11 +130,11 @@ def _evaluate_checkpoint(checkpoint: Path | None, data: Path | None, options: An
         info(note)
     result, work = evaluate_run(checkpoint, data, options, out, report, multidomain)
     extra = result.protocol.extra
-    if "tasks" in extra:
+    if extra.get("evaluation") == "multidomain":  # the method's `evaluation` hook, as stamped by evaluate_run
         return result, (f"{len(extra['tasks'])} tasks of {extra['checkpoint']} ({result.protocol.mode} FID vs "
                         f"{extra['fid_reference_split']}/, LPIPS diversity of {multidomain.outputs_per_input} outputs "
                         f"per input; translations in {work})"), task_table(result)
-    if extra.get("evaluated") == "segmenter":  # its own accuracy on held-out label maps
+    if extra.get("evaluation") == "segmentation":  # its own accuracy on held-out label maps
         return result, (f"{extra['checkpoint']} segmenting {result.protocol.real} ({result.protocol.fcn['images']} "
                         f"photos, {result.protocol.fcn['convention']} convention; predictions in "
                         f"{work / 'predictions'})"), None

@@ -54,7 +54,7 @@ def export(
     from i2i_cli.fsutil import check_output_file
     from i2i_cli.inference import resolve_checkpoint
 
-    check_output_file(out, "--out", overwrite=overwrite)  # before the (slow) export, not after it
+    check_output_file(out, "--out", overwrite=overwrite, suffix=".onnx")  # before the (slow) export, not after it
     if json_out is not None:
         check_output_file(json_out, "--json")
     run, note = resolve_checkpoint(checkpoint)

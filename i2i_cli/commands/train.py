@@ -24,6 +24,7 @@ from i2i_cli.cli import (
     known_method,
     method_names,
     parse_csv,
+    pip_extra,
     print_table,
     warn,
 )
@@ -48,7 +49,7 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run (and replace an existing --json file).")] = False,
     workers: Annotated[int, typer.Option(help="Data loader worker processes.")] = 0,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: 5 per run).")] = 0,
-    keep: Annotated[int, typer.Option(min=0, help="Checkpoints kept: the newest N (0: all).")] = 2,
+    keep: Annotated[int, typer.Option(help="Checkpoints kept: the newest N (0: all).")] = 2,
     sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: up to 10 per run within 5% of the training time; always the last step).")] = 0,
     log_every: Annotated[int, typer.Option(help="Log losses every N steps.")] = 10,
     nan_policy: Annotated[NanPolicy, typer.Option(help="On a NaN/inf loss: stop, or skip the step.")] = "stop",
@@ -58,7 +59,7 @@ def train(
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help="Folder of pretrained weight files (as I2I_WEIGHTS_DIR): VGG16 for F/LSeSim, DRN-D-22 for the segmenter.")] = None,
     data_cache: Annotated[DataCache, typer.Option("--data-cache", help="Keep decoded images: auto (memory if they fit a quarter of the RAM, else disk), memory, disk, off.")] = "auto",
     sync_bn: Annotated[bool, typer.Option("--sync-bn", help="Under torchrun on GPUs: BatchNorm statistics over all processes (fyu/drn's --bn-sync).")] = False,
-    log_to: Annotated[str, typer.Option("--log-to", help="Experiment trackers, comma-separated: tensorboard (default), wandb, mlflow (pip install 'i2i[trackers]'), or none.")] = "tensorboard",
+    log_to: Annotated[str, typer.Option("--log-to", help=f"Experiment trackers, comma-separated: tensorboard (default), wandb, mlflow ({pip_extra('trackers')}), or none.")] = "tensorboard",
     json_out: Annotated[Path | None, json_option("Write the result summary as JSON")] = None,
     eval_every: Annotated[str, typer.Option("--eval-every", help="Evaluate the run every N steps (500) or epochs (5e) on the data's test split, as `i2i eval --checkpoint` would; logged to metrics.jsonl, the report and the trackers.")] = "",
     eval_metrics: Annotated[str, typer.Option("--eval-metrics", help="With --eval-every: fid, kid (comma-separated; paired data adds lpips). StarGAN v2 and segmenter runs use their own protocol.")] = "fid,kid",
@@ -76,6 +77,11 @@ def train(
                                            {"size": size, "batch_size": batch_size, "direction": direction})
     if resume and out is not None and not eval_every:
         eval_every, eval_metrics, keep_best = _saved_evaluation(out, eval_metrics, keep_best)
+    if config is not None:
+        from i2i_cli.config import ignored_tables
+
+        for table in ignored_tables(config, model):
+            warn(f"--config {config}: [{table}] is not read by {model} (only top-level keys and [{model}] are)")
     if nan_policy not in ("stop", "skip"):
         raise fail(f"--nan-policy {nan_policy}: choose stop or skip")
     from i2i_cli.engine.trackers import parse_log_to
@@ -111,8 +117,12 @@ def _resolve_run(model: str | None, data: Path | None, out: Path | None, config:
                  resume: bool, steps: int | None, epochs: float | None,
                  explicit: dict[str, Any]) -> tuple[str, Path, Any, int | None]:
     """The method, dataset, resolved config and steps: from the options, or from the run --resume continues."""
-    if resume and out is not None and (model is None or data is None) and config is None:
-        model, data, cfg, planned = _saved_run(out, model, data, overrides, explicit)
+    from i2i_cli.engine.checkpoint import check_resumable
+
+    if resume and out is not None:  # a Hub folder, a run without a checkpoint: refused with the reason
+        check_resumable(out)
+    if resume and out is not None:  # options not given come from the run, not the defaults
+        model, data, cfg, planned = _saved_run(out, model, data, config, overrides, explicit)
         if steps is None and epochs is None:
             steps = planned  # continue to the run's planned end
     elif model is None or data is None or out is None:
@@ -185,16 +195,19 @@ def _refuse_finished(out: Path, steps: int | None, epochs: float | None) -> None
         raise fail(f"--resume: {out} is finished ({step} of {target} steps done); to train further pass a larger "
                    f"total, e.g. --resume --steps {step + max(step // 2, 1)} (--steps counts from the run's start)")
 
-def _saved_run(out: Path, model: str | None, data: Path | None, overrides: list[str],
+def _saved_run(out: Path, model: str | None, data: Path | None, config: Path | None, overrides: list[str],
                explicit: dict) -> tuple[str, Path, object, int | None]:
-    """`--out RUN --resume` alone: the run's method, dataset and options (any --set on top), its planned steps."""
-    from i2i_cli.config import apply_values, parse_set
+    """`--out RUN --resume`: the run's method, dataset and options (--config, --set and options given on top, to
+    be compared with the run's), its planned steps."""
+    from i2i_cli.config import apply_values, parse_set, read_config_file
     from i2i_cli.engine.checkpoint import CONFIG_FILE, build_config, read_run_config
 
     saved = read_run_config(out)
     if model is not None and model != saved.method:
         raise fail(f"--model {model}: {out} is a {saved.method} run; drop --model to resume it")
     cfg = build_config(saved.method, saved.config, str(out / CONFIG_FILE))
+    if config is not None:
+        cfg = apply_values(cfg, read_config_file(config, saved.method), str(config))
     cfg = apply_values(cfg, parse_set(overrides), "--set")
     cfg = apply_values(cfg, {k: v for k, v in explicit.items() if v is not None}, "option")
     planned = saved.train.get("total_steps")

@@ -13,13 +13,13 @@ from i2i_cli.cli import (
     InferencePrecision,
     device_option,
     existing_path,
+    finish_with_problems,
     handle_errors,
     info,
     json_option,
-    print_problems,
+    pip_extra,
     print_table,
     progress_bar,
-    warn,
     write_json,
 )
 
@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 
 SPEED = "Speed"
 STYLE = "Multi-domain (StarGAN v2)"
-VIDEO = "Video (PyAV: pip install 'i2i[video]')"
-CLUSTER = "Cluster (Ray: pip install 'i2i[ray]')"
+VIDEO = f"Video (PyAV: {pip_extra('video')})"
+CLUSTER = f"Cluster (Ray: {pip_extra('ray')})"
 
 
 @handle_errors
 def translate(
     source: Annotated[str, typer.Argument(help="An image or video, or a folder of them (searched recursively); with --engine ray also an object-store URL (s3://bucket/prefix, gs://...).", callback=existing_path("image, video or folder", "pass an image, a video or a folder of them"))],
-    out: Annotated[str, typer.Argument(help="Output folder (names and sub-folders are kept, PNG); with --engine ray also an object-store URL.")],
+    out: Annotated[str, typer.Argument(help="Output folder (names and sub-folders are kept, PNG); for one input image, an image file name (result.jpg) writes that file; with --engine ray also an object-store URL.")],
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", "-c", help="Run folder, checkpoint, or .onnx file (default: newest run under ./runs).", callback=existing_path("run, checkpoint or .onnx file", "pass a run folder of `i2i train`, a checkpoint in it, or an .onnx file of `i2i export`"))] = None,
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     resize: Annotated[int | None, typer.Option(help="Resize the shorter side to N first (output keeps N unless --keep-size).")] = None,
@@ -70,7 +70,8 @@ def translate(
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
     if keep_size and not resize:
         raise ConfigError("--keep-size goes with --resize N (without --resize outputs already keep their size)")
-    from i2i_cli.fsutil import check_output_file, check_output_folder
+    from i2i_cli.fsutil import check_output_file
+    from i2i_cli.inference.naming import check_output_target
 
     options = dict(batch_size=batch_size, resize=resize, keep_size=keep_size, overwrite=overwrite,
                    skip_existing=skip_existing, threads=threads, max_pixels=max_pixels, save_masks=save_masks,
@@ -86,7 +87,7 @@ def translate(
     if "://" in source or "://" in out:
         raise ConfigError(f"{source if '://' in source else out}: object-store URLs are read and written by "
                           "--engine ray; download the files, or add --engine ray")
-    check_output_folder(out, "OUT")  # a file, a folder under a file, a read-only place: refused before the model loads
+    check_output_target(Path(source), Path(out))  # a file, a folder under a file, a read-only place: refused before the model loads
     if json_out is not None:
         check_output_file(json_out, "--json")
     # the same Translator as the Python API (i2i_cli.load): one code path for both
@@ -136,7 +137,7 @@ def _announce(translator: Any) -> None:
 
 def _report(result: TranslateResult, out: str, json_out: Path | None, extra: dict[str, Any]) -> None:
     rate = len(result.written) / result.seconds if result.seconds else 0.0
-    print_table(f"translated into {out}", ["", ""], [
+    print_table(f"translated into {out}" if result.written or result.skipped else f"nothing was translated into {out}", ["", ""], [
         ("written", len(result.written)),
         ("skipped (already there; --overwrite to redo)", result.skipped),
         ("could not be translated", len(result.bad)),
@@ -148,10 +149,8 @@ def _report(result: TranslateResult, out: str, json_out: Path | None, extra: dic
         write_json(json_out, {"written": [str(p) for p in result.written], "skipped": result.skipped,
                               "bad": [{"file": f, "problem": p} for f, p in result.bad], "seconds": result.seconds,
                               "device": result.device, "precision": result.precision, **extra})
-    if result.bad:
-        print_problems(f"{len(result.bad)} file(s) could not be translated:", result.bad)
-        warn("the other images were translated; fix or remove the files above and run again")
-        raise typer.Exit(1)
+    finish_with_problems(result.bad, f"{len(result.bad)} file(s) could not be translated:",
+                         "the other images were translated; fix or remove the files above and run again")
 
 
 def register(app: typer.Typer) -> None:

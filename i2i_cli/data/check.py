@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from i2i_cli.data.images import load_image
+from i2i_cli.data.images import load_image, skipped_links
 from i2i_cli.data.layouts import detect_layout
 from i2i_cli.errors import BadImageError
 
@@ -36,8 +36,9 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
     layout = detect_layout(folder)
     files = [f for groups in layout.splits.values() for group in groups.values() for f in group]
     report = CheckReport(layout.root, layout.kind, layout.counts(), layout.domains() if layout.multi_domain else [],
-                         unmatched=layout.check(), unmatched_heading=layout.check_heading,
+                         unmatched=layout.untrained_groups() + layout.check(), unmatched_heading=layout.check_heading,
                          unmatched_fix=layout.check_fix)
+    report.bad += skipped_links(layout.root)
     sizes: Counter[tuple[int, int]] = Counter()
     if decode:
         for i, path in enumerate(files, start=1):
@@ -50,3 +51,17 @@ def check_dataset(folder: Path, decode: bool = True, progress: Callable[[int, in
                 progress(i, len(files))
         report.sizes = ", ".join(f"{w}x{h} ({n})" for (w, h), n in sizes.most_common(5))
     return report
+
+
+def unreadable_headers(files: list[Path]) -> list[tuple[str, str]]:
+    """(file, reason) of the files whose header cannot be read (empty, not an image, past the pixel limit): the
+    cheap check `i2i train` runs on every training file before it starts, whatever the run's length."""
+    from i2i_cli.data.images import image_size
+
+    bad = []
+    for path in files:
+        try:
+            image_size(path)
+        except BadImageError as exc:
+            bad.append((str(path), exc.reason))
+    return bad

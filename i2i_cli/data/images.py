@@ -40,6 +40,8 @@ warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
 
 def max_pixels_default() -> int:
     value = os.environ.get("I2I_MAX_PIXELS")
+    if value and not value.isdigit():
+        raise ConfigError(f"I2I_MAX_PIXELS={value}: takes a whole number of pixels (0: no limit); set it so or unset it")
     return int(value) if value else DEFAULT_MAX_PIXELS
 
 
@@ -92,6 +94,23 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
         if p.is_file() and is_image_file(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     ]
     return sorted(found)
+
+
+def skipped_links(root: str | os.PathLike[str]) -> list[tuple[str, str]]:
+    """(path, why) of what list_images passes over without a word otherwise: broken symbolic links with an image
+    name, and symlinked folders (not followed, so a link cannot loop or leave the folder). Listed with the bad files."""
+    folder = Path(root)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_symlink() or any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if not path.exists() and is_image_file(path):
+            found.append((str(path), f"a broken symbolic link (to {os.readlink(path)}); fix or remove it"))
+        elif path.is_dir():
+            found.append((str(path), "a symbolic link to a folder, not followed; pass that folder itself"))
+    return found
 
 
 def _to_rgb_array(img: Image.Image) -> np.ndarray:
@@ -191,10 +210,21 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
+def image_format(path: Path) -> str:
+    """The format a file's name says (Pillow's table: .gif -> GIF, .jpg -> JPEG...): what save_image writes.
+    A name no writer knows is refused rather than filled with PNG bytes."""
+    Image.init()
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None or fmt not in Image.SAVE:
+        raise ConfigError(f"{path}: i2i cannot write '{path.suffix or 'no extension'}' images; name it .png "
+                          "(or .jpg, .webp, .tif, .bmp, .gif)")
+    return fmt
+
+
 def save_image(array: np.ndarray, path: str | os.PathLike[str], *, overwrite: bool = False, quality: int = 95) -> None:
     """Encode an RGB (or grey) uint8 array to `path` through a temporary name (never half-written)."""
     target = Path(path)
-    img, fmt, params = _encoder(array, target.suffix, quality)
+    img, fmt, params = _encoder(array, target, quality)
     with atomic_path(target, overwrite=overwrite) as tmp:
         img.save(tmp, format=fmt, **params)
 
@@ -205,18 +235,16 @@ MIME_SUFFIXES = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp
 def encode_image(array: np.ndarray, suffix: str = ".png", quality: int = 95) -> bytes:
     """The bytes save_image writes for `array` under a name ending in `suffix` (object stores), or of a MIME type
     of MIME_SUFFIXES (an HTTP answer)."""
-    img, fmt, params = _encoder(array, MIME_SUFFIXES.get(suffix, suffix), quality)
+    img, fmt, params = _encoder(array, Path("image" + MIME_SUFFIXES.get(suffix, suffix)), quality)
     buffer = io.BytesIO()
     img.save(buffer, format=fmt, **params)
     return buffer.getvalue()
 
 
-def _encoder(array: np.ndarray, suffix: str, quality: int) -> tuple[Image.Image, str, dict[str, int]]:
+def _encoder(array: np.ndarray, name: Path, quality: int) -> tuple[Image.Image, str, dict[str, int]]:
     if array.dtype != np.uint8:
         raise TypeError(f"save_image wants uint8, got {array.dtype}")
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}.get(
-        suffix.lower(), "PNG"
-    )
+    fmt = image_format(name)
     return Image.fromarray(array), fmt, ({"quality": quality} if fmt in ("JPEG", "WEBP") else {})
 
 

@@ -15,10 +15,12 @@ trainer state is loaded with torch.load(weights_only=True): nothing from a file 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import torch
 
 from i2i_cli import __version__
 from i2i_cli.errors import CheckpointError, ConfigError
-from i2i_cli.fsutil import TEMP_MARKER, atomic_write_json
+from i2i_cli.fsutil import atomic_folder, atomic_write_json, remove_stale_temporaries
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -116,10 +118,9 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
     """Refuse an --out that would lose work (another run, a folder that is not a run); with --overwrite, remove
     only i2i's own files of an earlier run."""
     if resume:
-        if not is_run_dir(out):
-            raise CheckpointError(f"{out}: nothing to resume (no config.json); drop --resume to start a new run")
+        check_resumable(out)
         return
-    if not out.exists() or not any(out.iterdir()):
+    if not out.exists() or not [p for p in out.iterdir() if p.name != LOCK_FILE]:
         return
     if is_run_dir(out):
         other = read_run_config(out).method
@@ -137,6 +138,85 @@ def prepare_run_dir(out: Path, resume: bool, overwrite: bool) -> None:
         return
     if not overwrite:
         raise ConfigError(f"{out} exists and is not an i2i run: choose another --out (or --overwrite to write into it)")
+
+
+def remove_run(out: Path, whole_folder: bool) -> None:
+    """Undo a new run that failed before its first step: the folder it made, or only i2i's files in a folder
+    that was there (anything else there is the user's)."""
+    if whole_folder:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for name in (*RUN_FILES, LOCK_FILE):
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+
+
+def check_resumable(out: Path) -> None:
+    """--resume needs a run with a checkpoint: a Hub folder (inference weights only) or a run killed before its
+    first checkpoint is refused with the reason, never silently started from step 1."""
+    if not is_run_dir(out):
+        raise CheckpointError(f"{out}: nothing to resume (no config.json); drop --resume to start a new run")
+    if is_hub_folder(out):
+        raise CheckpointError(f"{out}: a Hub folder (inference weights, no trainer state) is not a run; train a new "
+                              "run with another --out")
+    if latest_checkpoint(out) is None:
+        raise CheckpointError(f"{out}: the run has no checkpoint yet (stopped before its first save), so there is "
+                              "nothing to resume; start it again with --overwrite")
+
+
+LOCK_FILE = ".i2i-train.lock"
+
+
+@contextmanager
+def run_lock(out: Path, take: bool = True) -> Iterator[None]:
+    """An advisory lock on RUN/.i2i-train.lock while a trainer writes the run: a second trainer is refused with
+    the first one's pid. The kernel drops it when the process ends, so kill -9 leaves no stale lock."""
+    if not take:
+        yield
+        return
+    import fcntl
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle = open(out / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the whole run
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write the run folder ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            raise ConfigError(f"{out}: another `i2i train` (pid {pid}) is writing this run; wait for it to end or "
+                              "choose another --out") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        remove_stale_temporaries(out)  # a killed trainer's half-written checkpoint or report
+        yield
+    finally:
+        handle.close()
+
+
+def data_differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The dataset as an option: another folder's files (its fingerprint), or another path when the run
+    predates fingerprints."""
+    if saved.get("fingerprint") and new.get("fingerprint"):
+        if saved["fingerprint"] == new["fingerprint"]:
+            return []
+        return [f"data ({saved.get('root')} {_count(saved)} -> {new.get('root')} {_count(new)}: other files)"]
+    if saved.get("root") and new.get("root") and saved["root"] != new["root"]:
+        return [f"data ({saved['root']} -> {new['root']})"]
+    return []
+
+
+def _count(data: dict[str, Any]) -> str:
+    total = sum(n for groups in (data.get("counts") or {}).values() for n in groups.values())
+    return f"[{total} files]"
 
 
 def config_differences(saved: RunConfig, new: RunConfig, config_may_change: Iterable[str] = (),
@@ -157,7 +237,7 @@ def config_differences(saved: RunConfig, new: RunConfig, config_may_change: Iter
     for key in sorted(set(saved.train) | set(new.train)):
         if key not in train_free and saved.train.get(key) != new.train.get(key):
             diffs.append(f"{key} ({saved.train.get(key)} -> {new.train.get(key)})")
-    return diffs
+    return diffs + data_differences(saved.data, new.data)
 
 
 def refuse_changed_config(out: Path, new: RunConfig, config_may_change: Iterable[str] = (),
@@ -235,31 +315,17 @@ def save_checkpoint(
 ) -> Path:
     """Write checkpoints/step_N atomically (temporary folder, then rename) and point latest.json at it."""
     root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     final = root / checkpoint_dir_name(step)
-    tmp = root / f"{TEMP_MARKER}{checkpoint_dir_name(step)}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
-        meta = _safetensors_metadata(run_config, step)
+    meta = _safetensors_metadata(run_config, step)
+    with atomic_folder(final, replace=True) as tmp:  # disk full, read-only...: one line, no temporary left
         save_tensors(tmp / WEIGHTS_FILE, weights, meta)
         if ema:
             save_tensors(tmp / EMA_FILE, ema, meta)
         if trainer_state is not None:
-            torch.save(trainer_state, tmp / STATE_FILE)
+            buffer = io.BytesIO()  # torch.save on a full disk raises RuntimeError; a plain write raises OSError
+            torch.save(trainer_state, buffer)
+            (tmp / STATE_FILE).write_bytes(buffer.getvalue())
         (tmp / "meta.json").write_text(json.dumps({"step": step, "i2i_version": __version__}) + "\n")
-        for file in tmp.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        from i2i_cli.fsutil import _disk_error
-
-        raise _disk_error(final, exc) from exc
     atomic_write_json(run_dir / LATEST_FILE, {"step": step, "dir": f"checkpoints/{final.name}"})
     _prune(root, keep, final)
     return final
@@ -322,7 +388,7 @@ def load_weights_into(method: Any, tensors: dict[str, torch.Tensor], source: Pat
 
 @dataclass
 class LoadedModel:
-    method: Any  # TranslationMethod, in eval mode, EMA weights applied where the run has them
+    method: Any = field(repr=False)  # TranslationMethod, in eval mode, EMA weights applied where the run has them
     run_config: RunConfig
     run_dir: Path
     checkpoint: Path
@@ -534,18 +600,12 @@ def resolve_run_reference(value: str | os.PathLike[str]) -> Path:
 
 
 def save_best(run_dir: Path, checkpoint: Path, record: dict[str, Any]) -> Path:
-    """Copy `checkpoint` to RUN/checkpoints/best (temporary folder, then rename) and write RUN/best.json."""
+    """Copy `checkpoint` to RUN/checkpoints/best (whole or absent, as every checkpoint) and write RUN/best.json."""
     final = run_dir / "checkpoints" / BEST_DIR
-    tmp = run_dir / "checkpoints" / f"{TEMP_MARKER}{BEST_DIR}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    for name in (WEIGHTS_FILE, EMA_FILE, "meta.json"):  # the trainer state is not needed to use the weights
-        if (checkpoint / name).is_file():
-            shutil.copy2(checkpoint / name, tmp / name)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_folder(final, replace=True) as tmp:
+        for name in (WEIGHTS_FILE, EMA_FILE, "meta.json"):  # the trainer state is not needed to use the weights
+            if (checkpoint / name).is_file():
+                shutil.copy2(checkpoint / name, tmp / name)
     atomic_write_json(run_dir / BEST_FILE, record)
     return final
 

@@ -37,6 +37,7 @@ from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.cadence import SampleCadence
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
 from i2i_cli.engine.fixed_weights import load_pretrained_modules
+from i2i_cli.engine.network_fit import SHAPE_ERRORS, size_error
 from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
 from i2i_cli.engine.trackers import Trackers, check_trackers, open_trackers
 from i2i_cli.errors import ConfigError, DataError, TrainingDiverged
@@ -354,6 +355,8 @@ class Trainer:
         self.options = options
         self.emit = on_event or (lambda event: None)
         self.bad_files: set[str] = set()
+        self.checked_bad: set[str] = set()
+        self._steps_done = 0  # iterations this process ran (a shape error before the first: a size problem)
         self.skipped_steps = 0
 
     @functools.cached_property
@@ -376,7 +379,7 @@ class Trainer:
                  if k not in ("data", "out", "weights_dir")}
         train["total_steps"] = total_steps
         data = {"root": str(Path(self.options.data).resolve()), "layout": layout.kind,
-                "counts": layout.counts()}
+                "counts": layout.counts(), "fingerprint": layout.fingerprint()}
         return ckpt.RunConfig(self.method_name, self.config.to_dict(), domains, data, train)
 
     def run(self) -> TrainResult:
@@ -388,8 +391,21 @@ class Trainer:
         world = init_world(device)
         layout, domains, dataset = self._data(world)
         plan = plan_run(self.config, opts, len(dataset))
-        session = self._build(Path(opts.out), device, precision, world, layout, domains, dataset, plan)
-        return self._loop(session)
+        out = Path(opts.out)
+        new_folder = not out.exists()
+        with ckpt.run_lock(out, world.is_main):  # one trainer per run folder; dies with the process
+            session = self._build(out, device, precision, world, layout, domains, dataset, plan)
+            try:
+                return self._loop(session)
+            except SHAPE_ERRORS as exc:
+                if opts.resume or self._steps_done or not world.is_main or "out of memory" in str(exc).lower():
+                    raise
+                # the networks do not take this --size: the new run is undone, so the corrected command is not
+                # refused as "already holds a run"; the error names the sizes that work
+                ckpt.remove_run(out, whole_folder=new_folder)
+                batch = self._sample_batch(dataset, torch.device("cpu"))
+                raise size_error(self.method_class, self.config, domains,
+                                 {k: v[:min(2, self.config.batch_size)] for k, v in batch.items()}, exc) from None
 
     def _data(self, world: World) -> tuple[Layout, list[str], Any]:
         """The layout, the method's domains and its training set (the config completed from the files)."""
@@ -410,6 +426,7 @@ class Trainer:
             self._choose_data_cache(dataset)
         if self.config.batch_size % world.size:
             raise ConfigError(f"--batch-size {self.config.batch_size} must be a multiple of the {world.size} processes")
+        self._check_training_files(layout)
         return layout, domains, dataset
 
     def _build(self, out: Path, device: torch.device, precision: Precision, world: World, layout: Layout,
@@ -483,7 +500,8 @@ class Trainer:
         writer = self._trackers(out, session.start, session.run_config) if world.is_main else None
         sample_batch = self._sample_batch(dataset, device)
         self.emit(TrainEvent("start", session.start, total, message=f"{self.method_name} on {device} "
-                             f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"))
+                             f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"
+                             + (f"; resuming from step {session.start}" if opts.resume else "")))
         t0 = time.time()
         cadence = SampleCadence(total, plan.sample_every, budgeted=not opts.sample_every)
         last_losses: dict[str, float] = {}
@@ -495,6 +513,7 @@ class Trainer:
                 progress = Progress(step, total, step / plan.steps_per_epoch, total / plan.steps_per_epoch)
                 losses = self._iteration(method, batch, progress, session.optimizers, session.scaler,
                                          session.precision, world, step)
+                self._steps_done += 1
                 for scheduler in session.schedulers.values():
                     scheduler.step()
                 if losses is None:
@@ -683,8 +702,26 @@ class Trainer:
             generator=torch.Generator().manual_seed(opts.seed),
         )
 
+    def _check_training_files(self, layout: Layout) -> None:
+        """Unreadable training images found before the first step (headers: cheap), whatever the run's length:
+        more than 1% refuses the run; fewer are named in a warning and skipped."""
+        from i2i_cli.data.check import unreadable_headers
+
+        files = [f for group in layout.groups("train").values() for f in group]
+        bad = unreadable_headers(files)
+        if not bad:
+            return
+        if len(bad) > max(1, MAX_BAD_FRACTION * len(files)):
+            raise DataError(f"{self.options.data}: {len(bad)} of {len(files)} training images are unreadable (more "
+                            f"than 1%), e.g. {bad[0][0]} ({bad[0][1]}); run `i2i data check {self.options.data}` "
+                            "and fix or remove them")
+        self.bad_files.update(f"{path}: {reason}" for path, reason in bad)  # "path: reason", as datasets report
+        self.checked_bad = {f"{path}: " for path, _ in bad}  # found here: not counted again when a batch meets them
+        self.emit(TrainEvent("warning", message=f"{len(bad)} unreadable training image(s) will be skipped: "
+                             f"{', '.join(path for path, _ in bad[:3])} (`i2i data check` lists them)"))
+
     def _track_bad(self, bad: list[str], n_items: int) -> None:
-        new = [b for b in bad if b not in self.bad_files]
+        new = [b for b in bad if b not in self.bad_files and not any(b.startswith(p) for p in self.checked_bad)]
         if not new:
             return
         if not self.bad_files:

@@ -123,7 +123,8 @@ class RunToEvaluate:
     def stamp(self, result: EvalResult, **more: Any) -> EvalResult:
         """The result with the run, step and data it came from in its protocol."""
         result.protocol.update({"checkpoint": str(self.loaded.run_dir), "step": self.loaded.step,
-                                "data": str(self.root), "split_layout": self.layout.kind, **more})
+                                "data": str(self.root), "split_layout": self.layout.kind,
+                                "evaluation": type(self.loaded.method).evaluation, **more})
         return result
 
 

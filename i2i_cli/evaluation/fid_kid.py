@@ -310,12 +310,15 @@ def _frechet_sqrtm(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2:
                        "2048 features; use --fid-sqrt eigh (exact for covariances) or more images") from exc
 
 
-def fid_from_features(real: np.ndarray, fake: np.ndarray, sqrt: str = "eigh", mode: str = "clean") -> float:
+def fid_from_features(real: np.ndarray, fake: np.ndarray, sqrt: str = "eigh", mode: str = "clean",
+                      what: str = "") -> float:
     """FID of (N, D) features with covariances over N - 1, as clean-fid (and StarGAN v2). `sqrt`: eigh, from the
     features (an n x n eigenproblem when n < D: milliseconds), or clean-fid's scipy sqrtm (~20-40 s at D = 2048)."""
     check_fid_sqrt(sqrt)
     if min(real.shape[0], fake.shape[0]) < 2:
-        raise I2IError("FID needs at least 2 images in each folder")
+        counts = f"{real.shape[0]} real, {fake.shape[0]} translated"
+        raise I2IError(f"FID{' of ' + what if what else ''} needs at least 2 images in each folder ({counts}); add "
+                       "images there (see `i2i data check`)")
     mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
     if sqrt == "sqrtm":
         return _frechet_sqrtm(mu1, np.cov(real, rowvar=False), mu2, np.cov(fake, rowvar=False), canonical_mode(mode))

@@ -186,7 +186,8 @@ def _score_tasks(styles: Any, tasks: list[_Task], layout: Any, splits: tuple[str
         if task.target not in real_features:
             real_features[task.target] = scorers.features(layout.root / reference / task.target)
         values[f"fid_{task.guidance}_{task.name}"] = fid_kid.fid_from_features(
-            real_features[task.target], scorers.features(folder), options.fid_sqrt, options.mode)
+            real_features[task.target], scorers.features(folder), options.fid_sqrt, options.mode,
+            what=f"task {task.guidance} {task.name} ({layout.root / reference / task.target} vs {folder})")
         values[f"lpips_{task.guidance}_{task.name}"] = diversity
         counts[task.guidance][task.name] = {"inputs": written // md.outputs_per_input, "outputs": written,
                                             "fid_reference_images": int(real_features[task.target].shape[0])}

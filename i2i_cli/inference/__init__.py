@@ -9,6 +9,7 @@ the package's public interface.
 from i2i_cli.inference.checkpoints import resolve_checkpoint
 from i2i_cli.inference.folder import shard, translate_folder
 from i2i_cli.inference.naming import (
+    check_output_target,
     check_translation,
     find_collisions,
     input_files,
@@ -55,7 +56,7 @@ from i2i_cli.inference.translators import (
 __all__ = [
     "OnnxStyles", "OnnxTranslator", "ProgressFn", "StyledTranslator", "TILES_PER_FORWARD", "TorchStyles",
     "TorchTranslator", "TranslateOptions", "TranslateResult", "check_input_size", "check_tile_options",
-    "check_translation", "domain_index", "find_collisions", "input_files", "load_styles", "load_translator",
+    "check_output_target", "check_translation", "domain_index", "find_collisions", "input_files", "load_styles", "load_translator",
     "mask_path", "no_styles", "onnx_relative_direction", "onnx_session", "output_claims", "output_names",
     "output_path", "pad_to_multiple", "reference_tags", "refuse_collisions", "relative_output_names",
     "resize_shorter_side", "resolve_checkpoint", "restore_size", "run_array", "run_masks", "run_tiled", "shard", "skip_existing_output",

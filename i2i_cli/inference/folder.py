@@ -15,9 +15,10 @@ import numpy as np
 from i2i_cli.data.images import (
     load_image,
     save_image,
+    skipped_links,
 )
 from i2i_cli.errors import BadImageError
-from i2i_cli.fsutil import remove_stale_temporaries
+from i2i_cli.fsutil import OutputExistsError, remove_stale_temporaries
 from i2i_cli.inference.naming import (
     check_translation,
     input_files,
@@ -78,6 +79,7 @@ def translate_folder(
     names = output_names(src, files, dst, opts.tag)
     start = time.time()
     result = TranslateResult(device=str(getattr(translator, "device", "")))
+    result.bad += skipped_links(src)  # listed, not silently passed over
     remove_stale_temporaries(dst)
     todo = []
     for file in shard(files):
@@ -104,14 +106,27 @@ def _translate_files(todo: list[tuple[Path, Path]], translator: Any, opts: Trans
         check_input_size(array, path, translator, opts.tile)
         return array
 
-    def write(array: np.ndarray, target: Path, size: tuple[int, int] | None) -> None:
-        save_image(restore_size(array, size), target, overwrite=opts.overwrite)
+    def write(array: np.ndarray, target: Path, size: tuple[int, int] | None) -> Path | None:
+        """Encode `array` to `target`; the target when another process wrote it first (skipped, its work shared)."""
+        try:
+            save_image(restore_size(array, size), target, overwrite=opts.overwrite)
+        except OutputExistsError:
+            if not opts.skip_existing:
+                raise
+            return target
+        return None
+
+    def settle(future: Future[Path | None]) -> None:
+        shared = future.result()
+        if shared is not None and shared in result.written:
+            result.written.remove(shared)
+            result.skipped += 1
 
     done = 0
     # encoding overlaps the network; a bounded queue keeps a slow disk from piling up decoded outputs in memory
     queue_limit = 2 * max(1, opts.threads) + opts.batch_size
     with ThreadPoolExecutor(max_workers=max(1, opts.threads)) as writers:
-        pending: list[Future[None]] = []
+        pending: list[Future[Path | None]] = []
         for group in _batches([f for f, _ in todo], load, opts.batch_size, opts.threads):
             if isinstance(group[0][1], BadImageError):
                 result.bad.append((str(group[0][0]), group[0][1].reason))
@@ -127,9 +142,9 @@ def _translate_files(todo: list[tuple[Path, Path]], translator: Any, opts: Trans
                         pending.append(writers.submit(write, masks[i], mask_path(target), size))
                     result.written.append(target)
                 while len(pending) > queue_limit:
-                    pending.pop(0).result()
+                    settle(pending.pop(0))
             done += len(group)
             if progress:
                 progress(done, len(todo))
         for future in pending:
-            future.result()
+            settle(future)

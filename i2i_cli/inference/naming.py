@@ -12,17 +12,35 @@ from i2i_cli.data.images import (
     list_images,
 )
 from i2i_cli.errors import ConfigError, I2IError
-from i2i_cli.fsutil import check_output_folder, folds_case
+from i2i_cli.fsutil import check_output_file, check_output_folder, folds_case
 from i2i_cli.inference.options import TranslateOptions
 from i2i_cli.inference.tiling import check_tile_options
+from i2i_cli.video import video_output_path
 
 
 def output_path(source: Path, file: Path, out: Path, suffix: str = ".png", tag: str = "", keep_extension: bool = False
                 ) -> Path:
-    """OUT/<relative folder>/NAME[__tag].png; with keep_extension NAME keeps the input's extension (a.webp.png)."""
+    """OUT/<relative folder>/NAME[__tag].png; with keep_extension NAME keeps the input's extension (a.webp.png).
+    One input and an OUT named like an image (result.jpg): that file (result__tag.jpg per style)."""
+    if writes_one_file(source, out):
+        return out.with_name(out.stem + (f"__{tag}" if tag else "") + out.suffix)
     relative = file.relative_to(source) if source.is_dir() else Path(file.name)
     stem = relative.name if keep_extension else relative.stem
     return out / relative.parent / (stem + (f"__{tag}" if tag else "") + suffix)
+
+
+def writes_one_file(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
+    """A single input image with an OUT that has an image extension: OUT is the output file, not a folder."""
+    return (Path(source).is_file() and is_image_file(Path(source)) and is_image_file(Path(out))
+            and not Path(out).is_dir())  # an existing folder named x.png stays a folder
+
+
+def check_output_target(source: str | os.PathLike[str], out: str | os.PathLike[str]) -> None:
+    """OUT as the file it names (one input, an image name) or as a folder: writable, before any work."""
+    if writes_one_file(source, out):
+        check_output_file(out, "OUT", suffix=Path(out).suffix)
+    else:
+        check_output_folder(out, "OUT")
 
 
 def mask_path(target: Path) -> Path:
@@ -105,42 +123,72 @@ def skip_existing_output(source: Path, target: Path, opts: TranslateOptions) -> 
     return True
 
 
-def input_files(source: Path) -> list[Path]:
+def input_files(source: Path, allow_empty: bool = False) -> list[Path]:
+    """The images of a translation: the one file, or every image under the folder."""
     if not source.exists():
         raise I2IError(f"{source}: no such file or folder")
     if source.is_file():
+        if allow_empty and not is_image_file(source):
+            return []
         if not is_image_file(source):
             raise I2IError(f"{source}: not an image file (by its extension)")
         return [source]
     files = list_images(source)
-    if not files:
+    if not files and not allow_empty:
         raise I2IError(f"{source}: no images found (looked recursively for png, jpg, bmp, tif, webp...)")
     return files
 
 
-def _refuse_output_in_input(src: Path, dst: Path) -> None:
-    """Outputs written into the input folder would replace the inputs (same names) or be read as inputs later."""
+def _refuse_nested_folders(src: Path, dst: Path) -> None:
+    """OUT inside a SOURCE folder (outputs would be read as inputs next time, or replace them) and a SOURCE folder
+    inside OUT (its nested names can meet outputs: SOURCE/a.png lands on OUT/SOURCE/... of another input) are
+    one case: the two folders overlap."""
     if not src.is_dir():
         return
     source, target = src.resolve(), dst.resolve()
     if target == source or source in target.parents:
         raise ConfigError(f"{dst}: is {'the input folder' if target == source else 'inside the input folder'} "
-                          f"{src}; choose an OUT outside it")
+                          f"{src}; choose an OUT outside it (nothing was written)")
+    if target in source.parents:
+        raise ConfigError(f"{dst}: contains the input folder {src}, so outputs could land on inputs; choose an OUT "
+                          "that neither contains nor lies inside SOURCE (nothing was written)")
+
+
+def refuse_outputs_on_inputs(src: Path, dst: Path, inputs: list[Path], outputs: list[Path],
+                             fold_case: bool = False) -> None:
+    """The rule that keeps inputs safe: no output of a run may be any input of the run (whatever the nesting,
+    symlinks or case folding), checked before any work, naming the paths."""
+    _refuse_nested_folders(src, dst)
+
+    def key(path: Path) -> str:
+        text = os.path.realpath(path)
+        return text.casefold() if fold_case else text
+
+    sources = {key(file): file for file in inputs}
+    hits = [(out, sources[key(out)]) for out in outputs if key(out) in sources]
+    if hits:
+        listed = "; ".join(f"{out} would replace its own input" if out == file else f"{out} is the input {file}"
+                           for out, file in hits[:5])
+        raise ConfigError(f"{len(hits)} output(s) would replace an input: {listed}; choose an OUT outside the "
+                          "inputs (nothing was written)")
 
 
 def check_translation(source: str | os.PathLike[str], out: str | os.PathLike[str], opts: TranslateOptions,
-                      translator: Any = None, tags: tuple[str, ...] | list[str] = ("",)) -> None:
-    """Everything that would fail later, refused before any image is read: OUT (not the input folder, a
+                      translator: Any = None, tags: tuple[str, ...] | list[str] = ("",),
+                      videos: list[Path] | None = None) -> None:
+    """Everything that would fail later, refused before any image is read: OUT (not over any input, a
     writable folder), the tile options for `translator`, and the output names of every input under every tag
-    (style), masks included."""
+    (style), masks and videos included."""
     src, dst = Path(source), Path(out)
-    _refuse_output_in_input(src, dst)
-    check_output_folder(dst, "OUT")
+    check_output_target(src, dst)
     if translator is not None:
         check_tile_options(translator, opts.tile, opts.overlap, opts.blend)
-    files = input_files(src)
+    files = input_files(src, allow_empty=bool(videos))
     claims: list[tuple[str, Path]] = []
     for tag in tags:
         claims += output_claims(output_names(src, files, dst, tag), opts.save_masks,
                                 f" with style {tag}" if tag else "")
-    refuse_collisions(claims, fold_case=folds_case(dst))
+    claims += [(str(video), video_output_path(src, video, dst)) for video in videos or []]
+    fold = folds_case(dst)
+    refuse_outputs_on_inputs(src, dst, files + list(videos or []), [path for _, path in claims], fold)
+    refuse_collisions(claims, fold_case=fold)

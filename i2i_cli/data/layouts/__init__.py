@@ -67,6 +67,11 @@ def require_layout(layout: Layout, accepts: tuple[str, ...], method: str, split:
         example = LAYOUTS[wanted].example if wanted in LAYOUTS else wanted
         raise DataError(f"{layout.root}: is a {layout.kind} dataset but {method} trains on {wanted} data ({example})")
     groups = layout.groups(split)
+    untrained = layout.untrained_groups()
+    if untrained:
+        folder, problem = untrained[0]
+        more = f" (and {len(untrained) - 1} more, see `i2i data check {layout.root}`)" if len(untrained) > 1 else ""
+        raise DataError(f"{folder}: {problem}{more}")
     empty = [g for g, files in groups.items() if not files]
     if empty or not groups:
         raise DataError(f"{layout.root}: the {split} split has no images in {', '.join(empty) or split}; add images")

@@ -71,6 +71,34 @@ class Layout(ABC):
     def counts(self) -> dict[str, dict[str, int]]:
         return {split: {g: len(files) for g, files in groups.items()} for split, groups in self.splits.items()}
 
+    def group_folder(self, split: str, group: str) -> Path:
+        """Where a split's group lives (DIR/train/cat; unaligned: DIR/trainA)."""
+        return self.root / split / group
+
+    def untrained_groups(self) -> list[tuple[str, str]]:
+        """(folder, problem) of each group (domain, side) with images in another split but none to train on
+        (train/rare/ empty, val/rare/ full): training would learn it from nothing. Used by `data check`, train
+        and eval alike."""
+        train = self.splits.get("train")
+        if train is None:
+            return []
+        elsewhere: dict[str, list[str]] = {}
+        for split, groups in self.splits.items():
+            for group, files in groups.items():
+                if split != "train" and files and not train.get(group):
+                    elsewhere.setdefault(group, []).append(f"{split} has {len(files)}")
+        return [(str(self.group_folder("train", group)), f"no training images ({', '.join(where)}); add training images "
+                 "there or remove the group's folders") for group, where in sorted(elsewhere.items())]
+
+    def fingerprint(self) -> str:
+        """The dataset's identity for --resume: a digest of every file's split, group and name (a moved folder
+        keeps it; another dataset, an added or a renamed file changes it)."""
+        import hashlib
+
+        names = sorted(f"{split}/{group}/{path.relative_to(self.root).as_posix()}"
+                       for split, groups in self.splits.items() for group, files in groups.items() for path in files)
+        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
     def sides(self, split: str) -> tuple[ImageKeys, ImageKeys]:
         """The A and B images of `split` for unpaired training (groups "A" and "B", whole files)."""
         groups = self.groups(split)

@@ -25,6 +25,9 @@ class UnalignedLayout(Layout):
                 splits[split] = {"A": list_images(a) if a.is_dir() else [], "B": list_images(b) if b.is_dir() else []}
         return cls(root, splits) if splits else None
 
+    def group_folder(self, split: str, group: str) -> Path:
+        return self.root / f"{split}{group}"
+
     def training_dataset(self, batches: str, split: str, augment: Any, *, direction: str = "AtoB",
                          domains: list[str] | None = None, cache: bool = True,
                          segmentation: SegmentationData | None = None) -> Any:
