@@ -45,6 +45,10 @@ NUMERIC_RANGES: dict[str, Range] = {
     "overlap": Range(0), "num_styles": Range(1), "crf": Range(0, 63), "opset": Range(18),
     "static_size": Range(1), "n_train": Range(1), "n_test": Range(0), "n_val": Range(0), "domains": Range(2),
     "images": Range(1), "repeats": Range(1), "classes": Range(2),
+    # the Ray engine, the HTTP service, reproduce and bench
+    "actors": Range(1), "max_batch": Range(1), "port": Range(1, 65535), "batch_timeout": Range(0),
+    "max_mb": Range(0, low_open=True), "timeout": Range(0, low_open=True), "scale": Range(0, low_open=True),
+    "seeds": Range(1), "rounds": Range(1), "requests": Range(1),
 }
 
 

@@ -114,6 +114,16 @@ def _fast_cli(*args: str):
     return click.testing.CliRunner().invoke(_click_app(), [str(a) for a in args], terminal_width=200)
 
 
+def _an_image_file():
+    import tempfile
+
+    from PIL import Image
+
+    path = Path(tempfile.mkdtemp()) / "image.png"
+    Image.new("RGB", (8, 8)).save(path)
+    return path
+
+
 def _required_arguments(path, tmp_path):
     """Values for a command's required arguments and options: an existing folder, or a choice's first value."""
     import typing
@@ -128,6 +138,9 @@ def _required_arguments(path, tmp_path):
             continue
         hint = typing.get_args(hints[param.name])[0]
         value = str(typing.get_args(hint)[0]) if typing.get_origin(hint) is typing.Literal else str(tmp_path)
+        info = typing.get_args(hints[param.name])[1:]  # typer's Argument/Option: dir_okay=False asks for a file
+        if any(getattr(i, "dir_okay", True) is False for i in info):  # (bench serve IMAGE): one outside tmp_path
+            value = str(_an_image_file())
         args += [value] if param.param_type_name == "argument" else [param.opts[0], value]
     return args
 

@@ -24,7 +24,7 @@ def reproduce(
     name: Annotated[str, typer.Argument(help="A recipe (see `i2i reproduce list`), a recipe .toml file, or list.")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the data, the runs and results.json / results.md (default: reproduce/NAME).")] = None,
     scale: Annotated[float, typer.Option(help="Fraction of every schedule (0.01: a 1% smoke test on the same data).")] = 1.0,
-    seeds: Annotated[int, typer.Option(min=1, help="Training seeds per row; the table shows their mean and spread.")] = 1,
+    seeds: Annotated[int, typer.Option(help="Training seeds per row; the table shows their mean and spread.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and its estimated GPU time; train nothing.")] = False,
     data: Annotated[Path | None, typer.Option("--data", help="Use this dataset folder instead of downloading (needed for Cityscapes).")] = None,
     data_url: Annotated[str | None, typer.Option("--data-url", help="Download the dataset from this mirror instead of the registry's URL.")] = None,
