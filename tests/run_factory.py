@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from i2i_cli.models import registry
 
 from i2i_cli.engine.checkpoint import RunConfig, save_checkpoint, write_run_config
+from i2i_cli.models import registry
 from tests.conftest import tiny_config
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models.networks.fan import FAN, landmarks_from_heatmaps
 from PIL import Image
 from typer.testing import CliRunner
 
 from i2i_cli.main import app
+from i2i_cli.models.networks.fan import FAN, landmarks_from_heatmaps
 from tests.golden.record_align_faces import mean_landmarks
 
 runner = CliRunner()

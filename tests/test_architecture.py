@@ -10,12 +10,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from i2i_cli.models import registry
-from i2i_cli.models.base import MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
 from torch import nn
 from typer.testing import CliRunner
 
 from i2i_cli.main import app
+from i2i_cli.models import registry
+from i2i_cli.models.base import MethodConfig, OptimizerSpec, Phase, Progress, TranslationMethod
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("i2i_cli", "models")

@@ -6,12 +6,12 @@ import copy
 
 import pytest
 import torch
-from i2i_cli.models.networks.common import with_per_image_batchnorm
-from i2i_cli.models.networks.resnet import ResnetGenerator
-from i2i_cli.models.networks.unet import UnetGenerator
 
 from i2i_cli.engine.trainer import EMA
 from i2i_cli.inference import run_tiled, translate_tiles
+from i2i_cli.models.networks.common import with_per_image_batchnorm
+from i2i_cli.models.networks.resnet import ResnetGenerator
+from i2i_cli.models.networks.unet import UnetGenerator
 
 
 class _Translator:

@@ -76,9 +76,8 @@ def test_config_choice_refused_before_the_run_folder_is_made(datasets, tmp_path)
 
 
 def test_every_fixed_choice_field_is_typed_with_its_choices():
-    from i2i_cli.models import registry
-
     from i2i_cli.config import choices, resolve_config
+    from i2i_cli.models import registry
 
     for name in registry.list_methods():
         config = resolve_config(name)

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models.networks.dino_vit import DinoViT
 from typer.testing import CliRunner
 
 from i2i_cli.data.images import load_image, save_image
 from i2i_cli.evaluation import dino_struct
 from i2i_cli.main import app
+from i2i_cli.models.networks.dino_vit import DinoViT
 from i2i_cli.weights import ResolvedWeights
 from tests.golden.record_dino_struct import DEPTH, HEADS, MLP_RATIO, PATCH, WIDTH, seeded_tiny_vit
 

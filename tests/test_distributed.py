@@ -64,10 +64,10 @@ def test_bf16_autocast_on_the_cpu_trains_a_step(datasets, tmp_path):
 
 
 def test_sync_bn_converts_every_batchnorm_keeping_the_checkpoint_layout():
-    from i2i_cli.models import registry
     from torch import nn
 
     from i2i_cli.engine.trainer import sync_batchnorm
+    from i2i_cli.models import registry
     from tests.conftest import tiny_config
 
     method = registry.method_class("segmenter")(tiny_config("segmenter"))

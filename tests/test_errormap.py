@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models.losses.location_maps import patchnce_map
 from PIL import Image
 from typer.testing import CliRunner
 
 from i2i_cli.data.images import load_image, save_image
 from i2i_cli.errormap import analyse_pair, build_mappers, l1_map, misaligned_target
 from i2i_cli.main import app
+from i2i_cli.models.losses.location_maps import patchnce_map
 
 
 @pytest.fixture
@@ -126,10 +126,10 @@ def test_learned_maps_from_a_run(method, loss, datasets, fake_weights_dir, scene
 def test_fsesim_map_is_the_training_loss_with_every_location_a_query(scene_pair, fake_weights_dir):
     """The error map uses the spatially-correlative loss FSeSim trains with (official defaults), per VGG layer."""
     import torch.nn.functional as F
-    from i2i_cli.models.losses.spatial_correlative import spatial_correlative_map
-    from i2i_cli.models.methods.sesim import FSeSimConfig
 
     from i2i_cli.errormap import FEATURE_LAYERS
+    from i2i_cli.models.losses.spatial_correlative import spatial_correlative_map
+    from i2i_cli.models.methods.sesim import FSeSimConfig
 
     context = {"weights_dir": fake_weights_dir}
     mapper = build_mappers(["fsesim"], context)[0]

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models import registry
 from PIL import Image
 from typer.testing import CliRunner
 
 from i2i_cli.data.images import load_image
 from i2i_cli.export import _Graph, _to_onnx, companion_paths, export_onnx, read_metadata
 from i2i_cli.main import app
+from i2i_cli.models import registry
 from tests.conftest import tiny_config
 from tests.run_factory import make_run
 

@@ -10,8 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models import registry
-from i2i_cli.models.base import SegmentationData
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,6 +20,8 @@ from i2i_cli.data.layouts import LAYOUTS, Layout, detect_layout, require_layout
 from i2i_cli.data.layouts.base import SPLITS
 from i2i_cli.errors import DataError
 from i2i_cli.main import app
+from i2i_cli.models import registry
+from i2i_cli.models.base import SegmentationData
 from tests.test_architecture import ThrowAway
 
 runner = CliRunner()

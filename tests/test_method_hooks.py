@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from i2i_cli.models import registry
 from i2i_cli.models.base import AttentionMasks, LossMaps, OfficialRelease, SegmentationModel, StyleSource
-
 from tests.conftest import TINY_SIZE, tiny_config
 
 HOOKS = {

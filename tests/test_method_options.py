@@ -6,12 +6,12 @@ import dataclasses
 import json
 
 import pytest
-from i2i_cli.models import registry
-from i2i_cli.models.base import MethodConfig
-from i2i_cli.models.option_help import option_help
 from typer.testing import CliRunner
 
 from i2i_cli.main import app
+from i2i_cli.models import registry
+from i2i_cli.models.base import MethodConfig
+from i2i_cli.models.option_help import option_help
 
 
 @pytest.mark.parametrize("method", registry.list_methods())

@@ -6,11 +6,11 @@ import math
 
 import pytest
 import torch
-from i2i_cli.models import registry
-from i2i_cli.models.base import SegmentationModel
 
 from i2i_cli.engine.checkpoint import load_for_inference, read_run_config
 from i2i_cli.engine.trainer import TrainOptions, _seed_everything, train
+from i2i_cli.models import registry
+from i2i_cli.models.base import SegmentationModel
 from tests.conftest import TINY_SIZE, tiny_config
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from i2i_cli.models.base import Progress
 from i2i_cli.models.methods.pix2pix import Pix2Pix
-
 from tests.conftest import tiny_config
 
 

@@ -21,7 +21,6 @@ import tarfile
 import pytest
 import torch
 import torch.nn.functional as F
-from i2i_cli.models.networks.stargan_v2 import Generator, MappingNetwork, StyleEncoder
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -29,6 +28,7 @@ from i2i_cli import pretrained
 from i2i_cli.engine.checkpoint import load_for_inference, read_run_config
 from i2i_cli.errors import CheckpointError
 from i2i_cli.main import app
+from i2i_cli.models.networks.stargan_v2 import Generator, MappingNetwork, StyleEncoder
 from tests.http_server import serve
 
 runner = CliRunner()

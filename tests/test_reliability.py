@@ -13,11 +13,11 @@ import time
 
 import pytest
 import torch
-from i2i_cli.models.methods.pix2pix import Pix2Pix
 
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import CheckpointError, I2IError, TrainingDiverged
+from i2i_cli.models.methods.pix2pix import Pix2Pix
 from tests.conftest import tiny_config
 
 

@@ -12,6 +12,7 @@ import math
 
 import pytest
 import torch
+
 from i2i_cli.models.base import Progress, TranslationMethod, set_requires_grad
 from i2i_cli.models.image_pool import ImagePool
 from i2i_cli.models.losses.patchnce import PatchNCELoss, patch_nce

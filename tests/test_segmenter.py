@@ -8,9 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models.base import SegmentationData
-from i2i_cli.models.methods.segmenter import Segmenter, poly_factor
-from i2i_cli.models.networks.drn import DRN, DRNSeg, drn_d_22
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -22,6 +19,9 @@ from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import DataError
 from i2i_cli.evaluation.fcn_score import confusion, scores
 from i2i_cli.main import app
+from i2i_cli.models.base import SegmentationData
+from i2i_cli.models.methods.segmenter import Segmenter, poly_factor
+from i2i_cli.models.networks.drn import DRN, DRNSeg, drn_d_22
 from tests.conftest import tiny_config
 
 runner = CliRunner()

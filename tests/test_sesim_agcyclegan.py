@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+
+from i2i_cli.data.images import load_image
+from i2i_cli.engine.fixed_weights import load_pretrained_modules
+from i2i_cli.errors import WeightsError
 from i2i_cli.models.base import Progress, TranslationMethod
 from i2i_cli.models.losses.spatial_correlative import (
     colour_jitter,
@@ -33,10 +37,6 @@ from i2i_cli.models.networks.attention import (
     Conv2dSame,
     ConvTranspose2dSame,
 )
-
-from i2i_cli.data.images import load_image
-from i2i_cli.engine.fixed_weights import load_pretrained_modules
-from i2i_cli.errors import WeightsError
 from tests.conftest import tiny_config
 
 

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models import registry
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,6 +15,7 @@ from i2i_cli.data.layouts import detect_layout, require_layout
 from i2i_cli.data.zoom_patch import ZoomPatchDataset, zoom_and_patch
 from i2i_cli.errors import DataError
 from i2i_cli.main import app
+from i2i_cli.models import registry
 from tests.run_factory import make_run
 
 runner = CliRunner()

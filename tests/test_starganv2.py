@@ -5,9 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models.base import Progress
-from i2i_cli.models.methods.starganv2 import StarGANv2, StarGANv2Config
-from i2i_cli.models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -16,6 +13,9 @@ from i2i_cli.engine.checkpoint import latest_checkpoint, load_for_inference, loa
 from i2i_cli.engine.trainer import TrainOptions, train
 from i2i_cli.errors import CheckpointError
 from i2i_cli.main import app
+from i2i_cli.models.base import Progress
+from i2i_cli.models.methods.starganv2 import StarGANv2, StarGANv2Config
+from i2i_cli.models.networks.stargan_v2 import Discriminator, Generator, MappingNetwork, StyleEncoder
 from tests.conftest import tiny_config
 
 runner = CliRunner()
@@ -419,9 +419,8 @@ def _release(tmp_path, filter_value: torch.Tensor | None = None):
 
 
 def test_the_imported_high_pass_release_translates_with_the_fan_masks(tmp_path, wing_dir, monkeypatch):
-    from i2i_cli.models.networks.fan import FAN
-
     from i2i_cli import pretrained
+    from i2i_cli.models.networks.fan import FAN
 
     monkeypatch.setenv("I2I_WEIGHTS_DIR", str(wing_dir))
     nets = _release(tmp_path)

@@ -31,9 +31,8 @@ def _l1_to_targets(method, data: Path) -> float:
 
 def test_pix2pix_learns_the_mapping(datasets, tmp_path):
     config = tiny_config("pix2pix", ngf=16, ndf=16, batch_size=4, load_size=0)
-    from i2i_cli.models.methods.pix2pix import Pix2Pix
-
     from i2i_cli.engine.trainer import _seed_everything
+    from i2i_cli.models.methods.pix2pix import Pix2Pix
 
     _seed_everything(0)
     before = _l1_to_targets(Pix2Pix(config), datasets["aligned"])

@@ -9,10 +9,6 @@ from typing import ClassVar
 
 import pytest
 import torch
-from i2i_cli.models import registry
-from i2i_cli.models.base import MethodConfig
-from i2i_cli.models.methods.pix2pix import Pix2PixConfig
-from i2i_cli.models.methods.starganv2 import StarGANv2Config
 from typer.testing import CliRunner
 
 from i2i_cli.engine.checkpoint import (
@@ -26,6 +22,10 @@ from i2i_cli.engine.checkpoint import (
 from i2i_cli.engine.trainer import TrainOptions, plan_run, train
 from i2i_cli.errors import ConfigError
 from i2i_cli.main import app
+from i2i_cli.models import registry
+from i2i_cli.models.base import MethodConfig
+from i2i_cli.models.methods.pix2pix import Pix2PixConfig
+from i2i_cli.models.methods.starganv2 import StarGANv2Config
 from tests.conftest import tiny_config
 
 HOOKS = ("total_iterations", "ema_decay", "resumable")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+
 from i2i_cli.models.image_pool import ImagePool
 from i2i_cli.models.losses.patchnce import patch_nce
 from i2i_cli.models.networks.resnet import ResnetGenerator
@@ -80,7 +81,6 @@ def test_attention_composite_keeps_x_where_the_mask_is_zero():
 def test_agcyclegan_freezes_attention_after_the_switch_epoch():
     from i2i_cli.models.base import Progress
     from i2i_cli.models.methods.agcyclegan import AGCycleGAN
-
     from tests.conftest import tiny_config
 
     method = AGCycleGAN(tiny_config("agcyclegan"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from i2i_cli.models.losses.precision import upcast
 from torch import nn
+
+from i2i_cli.models.losses.precision import upcast
 
 
 def gan_loss(logits: torch.Tensor, target_is_real: bool, mode: str = "vanilla") -> torch.Tensor:

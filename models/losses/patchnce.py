@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from i2i_cli.models.losses.precision import upcast
 from torch import nn
+
+from i2i_cli.models.losses.precision import upcast
 
 
 def patch_nce(query: torch.Tensor, key: torch.Tensor, batch_size: int, temperature: float = 0.07) -> torch.Tensor:

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from i2i_cli.models.losses.precision import upcast
 from torch import nn
+
+from i2i_cli.models.losses.precision import upcast
 
 LOSS_MODES = ("cos", "l1")
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from i2i_cli.models.base import (
     AttentionMasks,
     GanMode,
@@ -39,7 +41,6 @@ from i2i_cli.models.networks.attention import (
     foreground,
 )
 from i2i_cli.models.networks.common import init_weights
-from torch import nn
 
 
 @dataclass

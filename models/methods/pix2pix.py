@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from i2i_cli.models.base import (
     GanMode,
     LossDict,
@@ -24,7 +26,6 @@ from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.networks.common import init_weights, with_per_image_batchnorm
 from i2i_cli.models.networks.patchgan import PatchDiscriminator, PixelDiscriminator
 from i2i_cli.models.networks.unet import UnetGenerator
-from torch import nn
 
 
 @dataclass

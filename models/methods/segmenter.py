@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from i2i_cli.models.base import (
     DataSpec,
     LossDict,
@@ -35,7 +37,6 @@ from i2i_cli.models.networks.drn import (
     DRN_D_22_LAYERS,
     DRNSeg,
 )
-from torch import nn
 
 IGNORE_INDEX = 255
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from i2i_cli.models.base import (
     GanMode,
     InitType,
@@ -45,7 +47,6 @@ from i2i_cli.models.networks.common import init_weights
 from i2i_cli.models.networks.patchgan import PatchDiscriminator
 from i2i_cli.models.networks.resnet import ResnetGenerator
 from i2i_cli.models.networks.vgg import VGG16_CHANNELS, VGG16Features
-from torch import nn
 
 
 @dataclass

@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from i2i_cli.models.base import DataSpec, GanMode, InitType, LossDict, TranslationMethod
 from i2i_cli.models.draws import draw
 from i2i_cli.models.image_pool import ImagePool
@@ -29,7 +31,6 @@ from i2i_cli.models.networks.common import init_weights
 from i2i_cli.models.networks.patch_sampler import PatchSampleMLP
 from i2i_cli.models.networks.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from i2i_cli.models.networks.vgg import VGG16_CHANNELS, VGG16Features
-from torch import nn
 
 # Options of the parents that these networks do not have (the StyleGAN2 networks are not re-initialised either).
 _NOT_STYLEGAN = ("load_size", "norm", "antialias", "antialias_up", "n_layers_D")

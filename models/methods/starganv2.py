@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from i2i_cli.models.base import (
     DataSpec,
     InitType,
@@ -43,7 +45,6 @@ from i2i_cli.models.networks.stargan_v2 import (
     MaskedGenerator,
     StyleEncoder,
 )
-from torch import nn
 
 
 def r1_penalty(logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -4,9 +4,10 @@ n_layers=1, 70x70 with 3, 286x286 with 5) and the 1x1 PixelDiscriminator (`net.N
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from i2i_cli.models.networks.antialias import Downsample
 from i2i_cli.models.networks.common import norm_layer, uses_bias
-from torch import nn
 
 
 class PatchDiscriminator(nn.Module):

@@ -8,9 +8,10 @@ the activations after chosen indices of the Sequential, the layers PatchNCE read
 from __future__ import annotations
 
 import torch
+from torch import nn
+
 from i2i_cli.models.networks.antialias import Downsample, Upsample
 from i2i_cli.models.networks.common import NormFactory, norm_layer, uses_bias
-from torch import nn
 
 __all__ = ["Downsample", "ResnetBlock", "ResnetGenerator", "Upsample"]
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from i2i_cli.models.networks.common import NormFactory, norm_layer, uses_bias
 from torch import nn
+
+from i2i_cli.models.networks.common import NormFactory, norm_layer, uses_bias
 
 
 class UnetSkipBlock(nn.Module):

@@ -8,9 +8,9 @@ import dataclasses
 from typing import Any
 
 import torch
+
 from i2i_cli.models import registry
 from i2i_cli.models.base import Progress, TranslationMethod, set_requires_grad
-
 from i2i_cli.pretrained import OFFICIAL_NETWORKS, load_official_networks
 from tests.golden.golden_fixtures import (
     FLOAT32_STORAGE,

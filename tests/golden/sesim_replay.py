@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
+
 from i2i_cli.models.base import Progress, TranslationMethod
 from i2i_cli.models.losses import spatial_correlative
 from i2i_cli.models.losses.spatial_correlative import JitterDraw, LearnedSimilarityHead
 from i2i_cli.models.methods import sesim
 from i2i_cli.models.methods.sesim import FSeSim
-from torch import nn
-
 from tests.golden.golden_fixtures import assert_float64_close, assert_float64_step_close
 
 

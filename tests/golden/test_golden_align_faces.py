@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from i2i_cli.models.networks.fan import landmarks_from_heatmaps
 
 from i2i_cli import face_align as fa
+from i2i_cli.models.networks.fan import landmarks_from_heatmaps
 from tests.golden.golden_fixtures import assert_close, load_fixture
 from tests.golden.record_align_faces import heatmaps, mean_landmarks, photo, source_landmarks
 

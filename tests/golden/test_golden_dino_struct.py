@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from i2i_cli.models.networks.dino_vit import DinoViT, key_self_similarity
 from torch.nn import functional as F
 
 from i2i_cli.evaluation.dino_struct import LAYER, pair_distance, preprocess
+from i2i_cli.models.networks.dino_vit import DinoViT, key_self_similarity
 from tests.golden.golden_fixtures import assert_close, load_fixture
 from tests.golden.record_dino_struct import DEPTH, HEADS, MLP_RATIO, PATCH, WIDTH, seeded_tiny_vit
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from i2i_cli.models.losses.spatial_correlative import colour_jitter, from_8bit, jitter_8bit
 from i2i_cli.models.methods.sesim import LSeSim
-
 from tests.golden.golden_fixtures import assert_close, assert_float64_close, float64, load_fixture
 from tests.golden.sesim_replay import (
     assert_step_equals_the_official_one,

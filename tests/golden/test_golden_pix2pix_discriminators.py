@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from i2i_cli.models.methods.pix2pix import Pix2Pix, Pix2PixConfig
 from torch import nn
 
+from i2i_cli.models.methods.pix2pix import Pix2Pix, Pix2PixConfig
 from tests.golden.golden_fixtures import load_fixture
 
 FIXTURE = load_fixture("pix2pix_discriminators")

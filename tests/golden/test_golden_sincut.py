@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 import torch
+
 from i2i_cli.models.base import Progress
 from i2i_cli.models.methods.single_image import SinCUT, SinCUTConfig
-
 from tests.golden.golden_fixtures import assert_close, load_fixture
 
 RTOL = 1e-9

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from i2i_cli.models.methods.single_image import SinSeSim, SinSeSimConfig
 
+from i2i_cli.models.methods.single_image import SinSeSim, SinSeSimConfig
 from tests.golden.golden_fixtures import assert_close, load_fixture
 from tests.golden.sesim_replay import replay_draws, tiny_vgg
 from tests.golden.test_golden_sincut import RTOL, canonical_init, one_step

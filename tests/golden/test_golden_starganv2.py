@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from i2i_cli.engine.trainer import EMA, _optimizer
 from i2i_cli.models.base import Progress
 from i2i_cli.models.methods.starganv2 import StarGANv2, StarGANv2Config
 from i2i_cli.models.networks.fan import FAN, masks_from_heatmaps
-
-from i2i_cli.engine.trainer import EMA, _optimizer
 from i2i_cli.pretrained import load_official
 from tests.golden.golden_fixtures import FLOAT32_STORAGE, assert_float64_close, float64, load_fixture
 from tests.golden.record_starganv2 import (

@@ -17,7 +17,6 @@ pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
 from i2i_cli.models.networks import turbo  # noqa: E402
-
 from tests.golden.golden_fixtures import assert_close, load_fixture  # noqa: E402
 from tests.golden.record_turbo_generator import (  # noqa: E402
     SCHEDULER,
