@@ -11,8 +11,8 @@ from tests.conftest import TINY_SIZE, tiny_config
 
 HOOKS = {
     StyleSource: {"starganv2"},
-    LossMaps: {"cut", "fastcut", "fsesim", "lsesim"},
-    OfficialRelease: {"pix2pix", "cyclegan", "cut", "fastcut", "fsesim", "lsesim", "starganv2"},
+    LossMaps: {"cut", "fastcut", "fsesim", "lsesim", "sincut", "sinsesim"},
+    OfficialRelease: {"pix2pix", "cyclegan", "cut", "fastcut", "fsesim", "lsesim", "starganv2", "sincut", "sinsesim"},
     SegmentationModel: {"segmenter"},
     AttentionMasks: {"agcyclegan"},
 }
