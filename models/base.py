@@ -72,9 +72,10 @@ class MethodConfig:
     unused: ClassVar[tuple[str, ...]] = ()
 
     # Ranges of the numeric options: none is meaningfully negative; these must be above 0 (widths, sizes, counts,
-    # rates, temperatures), and these are fractions in [0, 1] (Adam's betas, averaging rates, shares).
+    # temperatures), and these are fractions in [0, 1] (Adam's betas, averaging rates, shares). A learning rate
+    # of 0 is allowed (a run that must leave its weights as loaded, as tests/test_segmenter.py checks).
     positive: ClassVar[tuple[str, ...]] = (
-        "size", "batch_size", "lr", "f_lr", "ngf", "ndf", "netF_nc", "num_patches", "max_conv_dim", "style_dim",
+        "size", "batch_size", "ngf", "ndf", "netF_nc", "num_patches", "max_conv_dim", "style_dim",
         "latent_dim", "mapping_dim", "attention_ngf", "base_channels", "n_layers_D", "n_classes", "fan_width",
         "patch_size", "nce_T",
     )

@@ -62,7 +62,7 @@ def test_outputs_are_scored_against_their_namesake_inputs(tmp_path: Path, monkey
     weights = ResolvedWeights("dino_vitb8", tmp_path / "tiny.pth", "0" * 64, False, "override", "a tiny random ViT")
     monkeypatch.setattr(dino_struct, "build_dino_vitb8", lambda device, weights_dir=None: (tiny, weights))
     result = _eval(real, fake)
-    assert result.exit_code == 0, result.output  # `i2i eval` scores the rest and lists the bad file
+    assert result.exit_code == 1, result.output  # `i2i eval` scores the rest, lists the bad file, exits 1
     payload = json.loads(result.stdout[result.stdout.index("{"):])
     expected = dino_struct.pair_distance(tiny, load_image(real / "a.png"), load_image(fake / "a.png"))
     assert payload["dino_struct"] == pytest.approx(expected) and expected > 0

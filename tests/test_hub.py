@@ -92,7 +92,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 repo = f"{obj['organization']}/{obj['name']}"
                 if repo in hub.repos:
                     return self._send(409, {"error": "You already created this model repo"})
-                hub.repos[repo] = {"private": obj.get("visibility") == "private", "branches": {"main": "0" * 40},
+                hub.repos[repo] = {"private": obj.get("visibility") == "private" or obj.get("private") is True, "branches": {"main": "0" * 40},
                                    "commits": {"0" * 40: {}}}
                 return self._send(200, {"url": f"http://{self.headers['Host']}/{repo}", "name": repo})
             parts = path.split("/")  # /api/models/OWNER/NAME/<action>/<revision>

@@ -219,7 +219,7 @@ def test_a_method_option_error_names_where_it_was_written(tmp_path):
     config.write_text('ngf = "eight"\n')
     with pytest.raises(ConfigError, match=r"c.toml: ngf=eight: expected int"):
         resolve_config("pix2pix", config_file=config)
-    with pytest.raises(ConfigError, match="--set lr=-1: must be greater than 0"):
+    with pytest.raises(ConfigError, match="--set lr=-1: must be 0 or more"):
         resolve_config("pix2pix", overrides=["lr=-1"])
 
 

@@ -17,6 +17,7 @@ from i2i_cli.cli import (
     info,
     json_option,
     parse_csv,
+    pip_extra,
     print_table,
     progress_bar,
     warn,
@@ -71,7 +72,7 @@ def evaluate(
     json_out: Annotated[Path | None, json_option("Write metrics and protocol as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
-    engine: Annotated[Literal["local", "ray"], typer.Option(help="Folders: FID / KID features on this machine (local) or on a Ray cluster's actors (ray: pip install 'i2i[ray]').")] = "local",
+    engine: Annotated[Literal["local", "ray"], typer.Option(help=f"Folders: FID / KID features on this machine (local) or on a Ray cluster's actors (ray: {pip_extra('ray')}).")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="--engine ray: join this cluster (else RAY_ADDRESS, else a local Ray).")] = None,
     actors: Annotated[int | None, typer.Option(help="--engine ray: feature actors (default: one per GPU; without GPUs one per 2 CPUs, at most 4).")] = None,
 ) -> None:
@@ -158,7 +159,7 @@ def fcn(
     json_out: Annotated[Path | None, json_option("Write scores, per-class values and protocol as JSON")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --json file.")] = False,
     max_pixels: Annotated[int | None, typer.Option("--max-pixels", help="Refuse images with more pixels than this (default 178,956,970 or I2I_MAX_PIXELS; 0: no limit).")] = None,
-    engine: Annotated[Literal["local", "ray"], typer.Option(help="Folders: FID / KID features on this machine (local) or on a Ray cluster's actors (ray: pip install 'i2i[ray]').")] = "local",
+    engine: Annotated[Literal["local", "ray"], typer.Option(help=f"Folders: FID / KID features on this machine (local) or on a Ray cluster's actors (ray: {pip_extra('ray')}).")] = "local",
     ray_address: Annotated[str | None, typer.Option("--ray-address", help="--engine ray: join this cluster (else RAY_ADDRESS, else a local Ray).")] = None,
     actors: Annotated[int | None, typer.Option(help="--engine ray: feature actors (default: one per GPU; without GPUs one per 2 CPUs, at most 4).")] = None,
 ) -> None:
