@@ -27,6 +27,7 @@ from i2i_cli.inference import (
     TranslateResult,
     check_input_size,
     check_output_target,
+    check_tile_options,
     check_translation,
     domain_index,
     no_styles,
@@ -330,11 +331,7 @@ def _run_tensor(translator: Any, x: torch.Tensor, tile: int, overlap: int, blend
         raise ConfigError(f"{w}x{h} is smaller than this network takes ({translator.min_size} px)")
     source = x.detach().float().cpu()
     if tile and max(h, w) > tile:
-        if tile % translator.size_multiple or overlap >= tile:
-            raise ConfigError(f"tile {tile} must be a multiple of {translator.size_multiple} and larger than "
-                              f"overlap {overlap}")
-        if blend not in ("linear", "cosine"):
-            raise ConfigError(f"blend {blend}: choose linear or cosine")
+        check_tile_options(translator, tile, overlap, blend)  # the CLI's rule and message
         y = run_tiled(translator, source, tile, overlap, blend)
     else:
         padded, _ = pad_to_multiple(source, translator.size_multiple)

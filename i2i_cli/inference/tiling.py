@@ -133,11 +133,7 @@ def run_array(translator: Any, arrays: list[np.ndarray], tile: int = 0, overlap:
     """Translate same-size uint8 (H, W, 3) arrays; outputs have the inputs' size."""
     x = to_tensor_batch(arrays)
     if tile and max(x.shape[-2:]) > tile:
-        if tile % translator.size_multiple or overlap >= tile:
-            raise ConfigError(f"--tile {tile} must be a multiple of {translator.size_multiple} and larger than "
-                              f"--overlap {overlap}")
-        if blend not in ("linear", "cosine"):
-            raise ConfigError(f"--blend {blend}: choose linear or cosine")
+        check_tile_options(translator, tile, overlap, blend)
         y = run_tiled(translator, x, tile, overlap, blend)
         return to_uint8_batch(y)
     padded, (h, w) = pad_to_multiple(x, translator.size_multiple)
