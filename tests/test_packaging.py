@@ -62,7 +62,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("this environment has no pip (uv makes such virtual environments): the wheel is built with pip")
     out = tmp_path_factory.mktemp("wheel")
     # this environment's setuptools when it is new enough (no download); otherwise pip's isolated build
-    isolation = [] if _setuptools_major() < 68 else ["--no-build-isolation"]
+    isolation = [] if _setuptools_major() < 77 else ["--no-build-isolation"]
     built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q",
                             "-w", str(out), str(ROOT)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr[-2000:]
