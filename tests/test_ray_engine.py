@@ -120,7 +120,6 @@ def s3_server(monkeypatch):
     process.wait(timeout=10)
 
 
-@pytest.mark.slow  # ~45 s on 2 busy cores: moto's server and a second actor pool
 def test_s3_in_and_out_through_ray_equal_the_local_engine(local_ray, run, tmp_path, s3_server):
     from pyarrow import fs
 
