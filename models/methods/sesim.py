@@ -98,13 +98,18 @@ class FSeSim(TranslationMethod, LossMaps, OfficialRelease):
     def __init__(self, config: FSeSimConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
         c = config
-        if c.loss_mode not in LOSS_MODES:
-            raise ValueError(f"loss_mode '{c.loss_mode}': use one of {', '.join(LOSS_MODES)}")
-        self.layer_names = tuple(n.strip() for n in c.layers.split(",") if n.strip())
         self.G = ResnetGenerator(3, 3, c.ngf, c.n_blocks, c.norm, antialias=c.antialias)
         self.D = PatchDiscriminator(3, c.ndf, c.n_layers_D, c.norm, antialias=c.antialias)
         init_weights(self.G, c.init_type, c.init_gain)
         init_weights(self.D, c.init_type, c.init_gain)
+        self._build_similarity_loss(c)
+
+    def _build_similarity_loss(self, c: FSeSimConfig) -> None:
+        """The loss side every F/LSeSim variant shares (after its G and D, so the head's initialisation draws
+        come where the official code makes them): VGG16 layers, the learned head, the GAN loss, the pool."""
+        if c.loss_mode not in LOSS_MODES:
+            raise ValueError(f"loss_mode '{c.loss_mode}': use one of {', '.join(LOSS_MODES)}")
+        self.layer_names = tuple(n.strip() for n in c.layers.split(",") if n.strip())
         self.vgg = VGG16Features(self.layer_names)
         if c.learned_head:
             self.head = LearnedSimilarityHead([VGG16_CHANNELS[n] for n in self.layer_names])

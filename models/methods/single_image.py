@@ -22,15 +22,12 @@ from torch import nn
 
 from i2i_cli.models.base import DataSpec, GanMode, InitType, LossDict, TranslationMethod
 from i2i_cli.models.draws import draw
-from i2i_cli.models.image_pool import ImagePool
 from i2i_cli.models.losses.adversarial import GANLoss, interpolated_gradient_penalty, r1_penalty
-from i2i_cli.models.losses.spatial_correlative import LOSS_MODES, LearnedSimilarityHead
 from i2i_cli.models.methods.cut import CUT, CUTConfig
 from i2i_cli.models.methods.sesim import FSeSim, FSeSimConfig
 from i2i_cli.models.networks.common import init_weights
 from i2i_cli.models.networks.patch_sampler import PatchSampleMLP
 from i2i_cli.models.networks.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-from i2i_cli.models.networks.vgg import VGG16_CHANNELS, VGG16Features
 
 # Options of the parents that these networks do not have (the StyleGAN2 networks are not re-initialised either).
 _NOT_STYLEGAN = ("load_size", "norm", "antialias", "antialias_up", "n_layers_D")
@@ -169,17 +166,9 @@ class SinSeSim(FSeSim):
     def __init__(self, config: SinSeSimConfig, domains: list[str] | None = None) -> None:
         TranslationMethod.__init__(self, config, domains)
         c = config
-        if c.loss_mode not in LOSS_MODES:
-            raise ValueError(f"loss_mode '{c.loss_mode}': use one of {', '.join(LOSS_MODES)}")
-        self.layer_names = tuple(n.strip() for n in c.layers.split(",") if n.strip())
         self.G = StyleGAN2Generator(c.ngf, c.size, c.n_down, c.n_blocks, tanh=True)
         self.D = StyleGAN2Discriminator(c.ndf, c.size, final_res=8, rounding="round")
-        self.vgg = VGG16Features(self.layer_names)
-        if c.learned_head:
-            self.head = LearnedSimilarityHead([VGG16_CHANNELS[n] for n in self.layer_names])
-            init_weights(self.head, c.head_init_type, c.head_init_gain)
-        self.gan = GANLoss(c.gan_mode)
-        self.pool = ImagePool(c.pool_size)
+        self._build_similarity_loss(c)
 
     @property
     def size_multiple(self) -> int:
