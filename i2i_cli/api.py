@@ -53,7 +53,7 @@ class Translator:
     (StarGAN v2) need `t(image, style_ref=..., domain=...)` or `t(image, domain=..., seed=...)`."""
 
     def __init__(self, checkpoint: str | os.PathLike[str] | None, device: str = "auto", *, direction: str = "AtoB",
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", caption: str | None = None) -> None:
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"direction {direction!r}: choose AtoB or BtoA")
         path, self.note = resolve_checkpoint(checkpoint)
@@ -63,6 +63,9 @@ class Translator:
         if path.suffix == ".onnx":
             if precision not in ("auto", "fp32"):
                 raise ConfigError(f"precision {precision}: an ONNX file runs in the precision it was exported in")
+            if caption is not None:
+                raise ConfigError(f"caption: {path} was exported with its caption fixed; translate with the run "
+                                  "folder, or export again with `i2i export --caption`")
             session, metadata = onnx_session(path, device)
             if "companions" in metadata:
                 self._styles = OnnxStyles(path, device)
@@ -76,7 +79,7 @@ class Translator:
             if isinstance(loaded.method, StyleSource):
                 self._styles = TorchStyles(loaded, device, precision)
             else:
-                self._single = TorchTranslator(loaded, direction, device, precision)
+                self._single = TorchTranslator(loaded, direction, device, precision, caption=caption)
 
     def __repr__(self) -> str:
         """One line: what translates, from where, at which step, on what (not the network's modules)."""

@@ -238,3 +238,5 @@ def _validate(config: Any) -> None:
         raise ConfigError(f"--direction {config.direction}: choose AtoB or BtoA")
     if config.batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")
+    for problem in config.problems():  # what the method's options say together (MethodConfig.problems)
+        raise ConfigError(problem)

@@ -118,7 +118,7 @@ def _metadata(loaded: LoadedModel, direction: str, fp16: bool, opset: int, extra
         "trained_direction": trained,
         "domains": json.dumps(method.domains),
         "normalization": "[-1,1]",
-        "size_multiple": str(method.size_multiple),
+        "size_multiple": str(method.export_size_multiple),
         "min_size": str(method.min_size),
         "precision": "fp16" if fp16 else "fp32",
         "opset": str(opset),
@@ -154,7 +154,7 @@ def _images(shapes: list[tuple[int, int, int, int]]) -> dict[str, torch.Tensor]:
 
 
 def _image_graph(loaded: LoadedModel, direction: str, h: int, w: int, static: bool) -> _Graph:
-    multiple = loaded.method.size_multiple
+    multiple = loaded.method.export_size_multiple
     shapes = [(2, 3, h, w), (1, 3, h, w) if static else (1, 3, h + multiple, w + 2 * multiple)]
     checks = {k: (v,) for k, v in _images(shapes).items()}
     real = _real_input(loaded, (h, w), direction)
@@ -232,13 +232,18 @@ def _quiet() -> Iterator[None]:
         yield
 
 
-def _to_onnx(graph: _Graph, method_name: str, opset: int, fp16: bool) -> Any:
+def _to_onnx(graph: _Graph, method_name: str, opset: int, fp16: bool, tracer: str = "dynamo") -> Any:
     """The graph as an onnx ModelProto (weights inline, one file), or a one-line error naming the operator.
 
     fp16: torch.export cannot trace some half-precision CPU kernels; then the TorchScript exporter (which
-    traces with real tensors) writes the graph instead, and the metadata's `exporter` says so."""
+    traces with real tensors) writes the graph instead, and the metadata's `exporter` says so. A method whose
+    `onnx_tracer` is "torchscript" is written by it first (the parity check that follows holds it to the same
+    tolerance), and by torch.export if this torch has no TorchScript exporter left."""
     module = _Half(copy.deepcopy(graph.module)).eval() if fp16 else graph.module
     output = "style" if graph.name != "generator" else "output"
+    if tracer == "torchscript":
+        with contextlib.suppress(Exception):  # noqa: BLE001 - any failure: torch.export below says what it is
+            return _to_onnx_torchscript(module, graph, output, opset, "torch.onnx (TorchScript)")
     try:
         with _quiet():
             program = torch.onnx.export(module, graph.example, None, dynamo=True, opset_version=opset,
@@ -255,7 +260,8 @@ def _to_onnx(graph: _Graph, method_name: str, opset: int, fp16: bool) -> Any:
         raise ExportError(f"ONNX cannot express {method_name}'s {graph.name} at opset {opset}: {what}") from exc
 
 
-def _to_onnx_torchscript(module: torch.nn.Module, graph: _Graph, output: str, opset: int) -> Any:
+def _to_onnx_torchscript(module: torch.nn.Module, graph: _Graph, output: str, opset: int,
+                         exporter: str = "torch.onnx (TorchScript, fp16 fallback)") -> Any:
     import tempfile
 
     import onnx
@@ -270,7 +276,7 @@ def _to_onnx_torchscript(module: torch.nn.Module, graph: _Graph, output: str, op
                           input_names=graph.input_names, output_names=[output], dynamic_axes=dynamic)
         model = onnx.load(str(path))
     entry = model.metadata_props.add()
-    entry.key, entry.value = "exporter", "torch.onnx (TorchScript, fp16 fallback)"
+    entry.key, entry.value = "exporter", exporter
     return model
 
 
@@ -337,7 +343,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
         raise ConfigError(f"--direction {direction}: choose AtoB or BtoA")
     if direction == "BtoA" and not method.two_sided:
         raise ConfigError(f"--direction BtoA: {method.name} translates one way only")
-    multiple = method.size_multiple
+    multiple = method.export_size_multiple
     size = max(multiple, 64 - 64 % multiple or multiple)
     h, w = static_size or (size, size)
     if h % multiple or w % multiple:
@@ -354,7 +360,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     with contextlib.ExitStack() as stack:
         for graph in graphs:
             tmp = stack.enter_context(atomic_path(targets[graph.name], overwrite=overwrite))
-            model = _to_onnx(graph, method.name, opset, fp16)
+            model = _to_onnx(graph, method.name, opset, fp16, method.onnx_tracer)
             refuse_other_opset(model, opset)
             written = {p.key for p in model.metadata_props}
             for key, value in {**metadata, "graph": graph.name}.items():

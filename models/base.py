@@ -24,7 +24,8 @@ next to TranslationMethod; the application checks `isinstance` and asks, and nev
 - `OfficialRelease`  the parts of the reference implementation's released checkpoint: {part: module}, and the
   directions a converted release translates, for `i2i pretrained`;
 - `SegmentationModel`  class logits and colourised label maps, for the FCN-score and a segmenter's own eval;
-- `AttentionMasks`  where the translation changes the image (attention-guided CycleGAN), for `--save-masks`.
+- `AttentionMasks`  where the translation changes the image (attention-guided CycleGAN), for `--save-masks`;
+- `DiffusionBase`  networks made from a pretrained diffusion model the application loads (img2img-turbo).
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ class MethodConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def problems(self) -> list[str]:
+        """What is wrong with these options together, one line each naming the fix (the application refuses a
+        run with any before it starts; a method's constructor raises ValueError for the same)."""
+        return []
+
     def data_spec(self) -> DataSpec:
         """What the training set needs from these options: a config says it, so no method is built to ask."""
         return DataSpec()
@@ -124,22 +130,27 @@ class MethodConfig:
 
 @dataclass
 class OptimizerSpec:
-    """One optimizer over named parameter groups: Adam (the default) or SGD with momentum.
+    """One optimizer over named parameter groups: Adam (the default), AdamW or SGD with momentum.
 
-    `schedule(step, total_steps)` -> lr factor; None: the trainer's constant-then-linear-decay schedule."""
+    `schedule(step, total_steps)` -> lr factor; None: the trainer's constant-then-linear-decay schedule.
+    `max_grad_norm` > 0: the trainer clips the gradients of the groups' parameters to that total norm before each
+    step (torch's clip_grad_norm_ over the listed parameters, as given: a parameter listed twice counts twice,
+    as in reference code that lists it twice)."""
 
     name: str
     param_groups: list[dict[str, Any]]  # each {"params": [...], optional "lr": float}
     lr: float
     betas: tuple[float, float]
     weight_decay: float = 0.0
-    kind: str = "adam"  # adam | sgd
+    kind: str = "adam"  # adam | adamw | sgd
     momentum: float = 0.0  # sgd only
     schedule: Callable[[int, int], float] | None = None
+    eps: float = 1e-8  # adam / adamw
+    max_grad_norm: float = 0.0  # 0: no clipping
 
     def __post_init__(self) -> None:
-        if self.kind not in ("adam", "sgd"):
-            raise ValueError(f"optimizer {self.name}: kind {self.kind!r} is not adam or sgd")
+        if self.kind not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer {self.name}: kind {self.kind!r} is not adam, adamw or sgd")
 
 
 @dataclass
@@ -159,12 +170,17 @@ class Phase:
     The trainer zeroes the gradients of `optimizers`, back-propagates the sum, and steps `optimizers`.
     `frozen` names networks whose parameters get requires_grad=False during this phase (e.g. D while G is
     trained), purely to save work. `cache` is a dict shared by the phases of one iteration (e.g. fakes).
+    `accumulate` names optimizers of this phase whose gradients are not zeroed first: what earlier phases of the
+    iteration left on their parameters is added to (reference code that back-propagates a generator loss through
+    an unfrozen discriminator and steps the discriminator without zeroing). The trainer zeroes an optimizer's
+    gradients after each of its steps, so only the same iteration's phases can leave any.
     """
 
     name: str
     optimizers: tuple[str, ...]
     compute: Callable[[dict[str, Tensor], dict[str, Any]], LossDict]
     frozen: tuple[str, ...] = ()
+    accumulate: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +223,10 @@ class TranslationMethod(nn.Module, metaclass=ABCMeta):
     two_sided: ClassVar[bool] = False  # translates both ways (--direction AtoB|BtoA at inference)
     multi_domain: ClassVar[bool] = False
     takes_style_reference: ClassVar[bool] = False
+    takes_caption: ClassVar[bool] = False  # translate / export_module take caption="..." (text-conditioned)
+    # how `i2i export` traces export_module: torch.export ("dynamo"), or the TorchScript tracer for networks
+    # torch.export takes minutes over (diffusers' UNet and VAE: 6 min against 18 s at a tiny size on 2 cores)
+    onnx_tracer: ClassVar[Literal["dynamo", "torchscript"]] = "dynamo"
 
     def __init__(self, config: MethodConfig, domains: list[str] | None = None) -> None:
         super().__init__()
@@ -264,6 +284,13 @@ class TranslationMethod(nn.Module, metaclass=ABCMeta):
     def min_size(self) -> int:
         """Smaller inputs are refused: below this, padding would be most of what the network sees."""
         return 8
+
+    @property
+    def export_size_multiple(self) -> int:
+        """Heights and widths an ONNX graph with dynamic sizes stays exact for (what its metadata tells ONNX
+        translation to pad to). A network that picks its shapes in Python by the input size (a UNet that
+        resizes its skips when a level's size is odd) is traced on one branch: it needs larger multiples."""
+        return self.size_multiple
 
     @abstractmethod
     def translate(self, x: Tensor, direction: str = "AtoB", **kwargs: Any) -> Tensor:
@@ -395,3 +422,22 @@ class AttentionMasks(metaclass=ABCMeta):
     def mask_module(self, direction: str = "AtoB") -> nn.Module:
         """attention_mask of `direction` as a pure image -> mask module (a copy in eval mode), as
         export_module is for the translation."""
+
+
+class DiffusionBase(metaclass=ABCMeta):
+    """A method built on a pretrained text-to-image diffusion model (img2img-turbo on sd-turbo).
+
+    Its networks are made from the base model's parts, which no config holds: the application loads the model
+    that `base_model_reference()` names (a Hub id, `hf://OWNER/NAME[@REV]` or a folder in the diffusers layout;
+    i2i_cli/diffusion) and hands it to `attach_base_model` right after construction, before any weights load and
+    before training, translation or export. A run saves only what it trains (saved_state_dict) and the reference
+    in its config, so a checkpoint is rebuilt from the same base model.
+    """
+
+    @abstractmethod
+    def base_model_reference(self) -> str:
+        """Where the base model comes from (a Hub id, hf:// reference or local folder)."""
+
+    @abstractmethod
+    def attach_base_model(self, parts: Any) -> None:
+        """Build the networks from `parts` (.unet, .vae, .text_encoder, .tokenizer, .scheduler_config)."""

@@ -24,6 +24,8 @@ _METHODS: dict[str, str] = {
     "agcyclegan": "i2i_cli.models.methods.agcyclegan:AGCycleGAN",
     "starganv2": "i2i_cli.models.methods.starganv2:StarGANv2",
     "segmenter": "i2i_cli.models.methods.segmenter:Segmenter",
+    "pix2pix_turbo": "i2i_cli.models.methods.pix2pix_turbo:Pix2PixTurbo",
+    "cyclegan_turbo": "i2i_cli.models.methods.cyclegan_turbo:CycleGANTurbo",
 }
 
 

@@ -24,7 +24,11 @@ TINY_SIZE = 32
 # Methods whose width tables give many channels at small resolutions (StyleGAN2's: 512 * ngf / 32 at 32 px).
 # SinCUT: 64 MLP units (with 16, one row of all-dead ReLUs is likely at these widths, and its 0-norm output has
 # an infinite gradient through the normalisation, in the reference too).
-TINY_OVERRIDES: dict[str, dict[str, Any]] = {"sincut": {"ngf": 2, "ndf": 2, "netF_nc": 64}, "sinsesim": {"ngf": 2, "ndf": 2}}
+TINY_OVERRIDES: dict[str, dict[str, Any]] = {
+    "sincut": {"ngf": 2, "ndf": 2, "netF_nc": 64}, "sinsesim": {"ngf": 2, "ndf": 2},
+    "pix2pix_turbo": {"caption": "a cat", "lambda_clipsim": 0.0, "lambda_gan": 0.0},
+    "cyclegan_turbo": {"caption_A": "a cat", "caption_B": "a dog", "lambda_gan": 0.0},
+}
 
 
 def tiny_config(method: str, **extra: Any) -> Any:
@@ -36,6 +40,10 @@ def tiny_config(method: str, **extra: Any) -> Any:
     values = {k: v for k, v in TINY_VALUES.items() if k in names}
     values.update(size=TINY_SIZE, load_size=36, batch_size=2)
     values.update(TINY_OVERRIDES.get(method, {}))
+    if "base_model" in names:  # img2img-turbo: a tiny random sd-turbo-layout folder instead of the real one
+        from tests.tiny_diffusion import tiny_base_model
+
+        values.update(base_model=str(tiny_base_model()), lora_rank_unet=4)
     values.update(extra)
     return dataclasses.replace(config, **values)
 

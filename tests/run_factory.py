@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from i2i_cli.diffusion.base_model import attach_base_model
 from i2i_cli.engine.checkpoint import RunConfig, save_checkpoint, write_run_config
 from i2i_cli.models import registry
 from tests.conftest import tiny_config
@@ -19,6 +20,7 @@ def make_run(folder: Path, method: str = "pix2pix", domains: list[str] | None = 
     torch.manual_seed(seed)
     names = domains or (["cat", "dog", "wild"] if cls.takes_style_reference else None)
     net = cls(tiny_config(method, **config), names)
+    attach_base_model(net)
     for module in net.modules():  # non-trivial BatchNorm statistics so eval-mode differences would show
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1)

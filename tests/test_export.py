@@ -11,6 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from i2i_cli.data.images import load_image
+from i2i_cli.diffusion.base_model import attach_base_model
 from i2i_cli.export import _Graph, _to_onnx, companion_paths, export_onnx, read_metadata
 from i2i_cli.main import app
 from i2i_cli.models import registry
@@ -28,7 +29,9 @@ def _methods_by_network() -> list:
     seen, params = {"UnetGenerator", "Generator", "AttendedGenerator"}, []
     for name in registry.list_methods():
         cls = registry.method_class(name)
-        network = type(cls(tiny_config(name)).export_module()).__name__
+        method = cls(tiny_config(name))
+        attach_base_model(method)
+        network = type(method.export_module()).__name__
         params.append(pytest.param(name, marks=pytest.mark.slow) if network in seen else name)
         seen.add(network)
     return params

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from i2i_cli.diffusion.base_model import attach_base_model
 from i2i_cli.models import registry
 from i2i_cli.models.base import AttentionMasks, LossMaps, OfficialRelease, SegmentationModel, StyleSource
 from tests.conftest import TINY_SIZE, tiny_config
@@ -22,7 +23,9 @@ def _build(name: str, **extra):
     cls = registry.method_class(name)
     domains = ["cat", "dog"] if cls.multi_domain else None
     torch.manual_seed(0)
-    return cls(tiny_config(name, **extra), domains=domains).eval()
+    method = cls(tiny_config(name, **extra), domains=domains)
+    attach_base_model(method)
+    return method.eval()
 
 
 def _image(seed: int = 1) -> torch.Tensor:

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from i2i_cli.diffusion.base_model import attach_base_model
 from i2i_cli.engine.checkpoint import load_for_inference, read_run_config
 from i2i_cli.engine.trainer import TrainOptions, _seed_everything, train
 from i2i_cli.models import registry
@@ -50,7 +51,9 @@ def test_method_trains_saves_and_reloads(name, datasets, fake_weights_dir, tmp_p
     assert all(math.isfinite(v) for v in result.final_losses.values()), result.final_losses
 
     _seed_everything(0)
-    initial = cls(config, domains=result.method.domains).saved_state_dict()
+    initial_method = cls(config, domains=result.method.domains)
+    attach_base_model(initial_method)
+    initial = initial_method.saved_state_dict()
     trained = result.method.saved_state_dict()
     changed = [k for k in trained if trained[k].dtype.is_floating_point and not torch.equal(trained[k], initial[k])]
     assert len(changed) > len(trained) // 4, f"only {len(changed)} of {len(trained)} tensors changed"

@@ -54,6 +54,7 @@ def translate(
     domain: Annotated[str | None, typer.Option(help="The target domain (else inferred from the reference's folder).", rich_help_panel=STYLE)] = None,
     num_styles: Annotated[int, typer.Option("--num-styles", help="Latent-guided: outputs per input.", rich_help_panel=STYLE)] = 1,
     seed: Annotated[int, typer.Option(help="Latent-guided: seed of the style codes.", rich_help_panel=STYLE)] = 0,
+    caption: Annotated[str | None, typer.Option(help="Text-conditioned methods (img2img-turbo): the caption to translate with (default: the run's).")] = None,
     save_masks: Annotated[bool, typer.Option("--save-masks", help="Attention methods: also write NAME__mask.png.")] = False,
     video_codec: Annotated[str | None, typer.Option("--video-codec", help="Video files: the encoder (default libx264, H.264; libvpx-vp9 for .webm).", rich_help_panel=VIDEO)] = None,
     crf: Annotated[int, typer.Option(help="Video files: constant rate factor (lower: better and bigger).", rich_help_panel=VIDEO)] = 18,
@@ -77,6 +78,8 @@ def translate(
                    skip_existing=skip_existing, threads=threads, max_pixels=max_pixels, save_masks=save_masks,
                    tile=tile, overlap=overlap, blend=blend)
     if engine == "ray":
+        if caption is not None:
+            raise ConfigError("--caption: captions translate with --engine local only for now")
         if style_ref is not None or domain is not None:
             raise ConfigError("--style-ref / --domain: styles translate with --engine local only for now")
         _translate_on_ray(source, out, checkpoint, json_out, options, direction, device, precision,
@@ -91,7 +94,7 @@ def translate(
     if json_out is not None:
         check_output_file(json_out, "--json")
     # the same Translator as the Python API (i2i_cli.load): one code path for both
-    translator = Translator(checkpoint, device, direction=direction, precision=precision)
+    translator = Translator(checkpoint, device, direction=direction, precision=precision, caption=caption)
     if translator.note:
         info(translator.note)
     _announce(translator)

@@ -120,3 +120,11 @@ def load_base_model(reference: str | os.PathLike[str] = SD_TURBO) -> BaseModel:
         raise WeightsError(f"{repo or folder}: cannot load its parts ({str(exc).splitlines()[0][:200]}); "
                            f"re-download it with `{download_command(repo or SD_TURBO)}`") from None
     return BaseModel(unet, vae, text_encoder, tokenizer, scheduler, folder, repo)
+
+
+def attach_base_model(method: Any) -> None:
+    """Load the base model a DiffusionBase method names and hand it over (other methods: nothing to do)."""
+    from i2i_cli.models.base import DiffusionBase
+
+    if isinstance(method, DiffusionBase):
+        method.attach_base_model(load_base_model(method.base_model_reference()))

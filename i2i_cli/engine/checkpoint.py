@@ -276,10 +276,13 @@ def build_config(method: str, values: dict[str, Any], source: str = "config") ->
 
 
 def build_method(run_config: RunConfig, source: str = "config"):  # -> TranslationMethod
+    from i2i_cli.diffusion.base_model import attach_base_model
     from i2i_cli.models import registry
 
     config = build_config(run_config.method, run_config.config, source)
-    return registry.method_class(run_config.method)(config, domains=run_config.domains)
+    method = registry.method_class(run_config.method)(config, domains=run_config.domains)
+    attach_base_model(method)
+    return method
 
 
 # --- checkpoints -------------------------------------------------------------------------------------

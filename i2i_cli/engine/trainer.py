@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from i2i_cli.data.datasets import (
 )
 from i2i_cli.data.images import uint8_tensor_to_signed
 from i2i_cli.data.layouts import Layout, detect_layout, require_layout
+from i2i_cli.diffusion.base_model import attach_base_model
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.cadence import SampleCadence
 from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
@@ -211,14 +213,19 @@ def _optimizer(spec: OptimizerSpec, device: torch.device, fused: bool = True) ->
     if spec.kind == "sgd":
         kwargs: dict[str, Any] = {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
     else:
-        kwargs = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay}
+        kwargs = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay, "eps": spec.eps}
+    params = [p for group in spec.param_groups for p in group["params"]]
+    duplicated = len({id(p) for p in params}) != len(params)
     if not fused:
         kwargs["foreach"] = False
-    elif device.type == "cuda":
+    elif device.type == "cuda" and not duplicated:  # a fused kernel would update a listed-twice tensor in parallel
         kwargs["fused"] = True
     else:
         kwargs["foreach"] = True
-    return (torch.optim.SGD if spec.kind == "sgd" else torch.optim.Adam)(spec.param_groups, **kwargs)
+    kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[spec.kind]
+    with warnings.catch_warnings():  # a method that lists a parameter twice does so on purpose (OptimizerSpec)
+        warnings.filterwarnings("ignore", message="optimizer contains a parameter group with duplicate parameters")
+        return kind(spec.param_groups, **kwargs)
 
 
 def _lr_lambda(spec: OptimizerSpec, total: int, decay: int) -> Callable[[int], float]:
@@ -440,6 +447,7 @@ class Trainer:
             ckpt.refuse_changed_config(out, run_config, type(self.config).resumable, TrainOptions.resumable)
         method = self._method(device, world, domains)
         specs = method.optimizers()
+        self._clip_norms = {s.name: s.max_grad_norm for s in specs}
         optimizers = {s.name: _optimizer(s, device, opts.fused_optimizer) for s in specs}
         schedulers = {s.name: torch.optim.lr_scheduler.LambdaLR(optimizers[s.name], _lr_lambda(s, plan.total, plan.decay))
                       for s in specs}
@@ -457,6 +465,7 @@ class Trainer:
         opts = self.options
         _seed_everything(opts.seed)  # the same initial weights on every rank
         method = self.method_class(self.config, domains=domains)
+        attach_base_model(method)  # networks made from a diffusion base model (DiffusionBase methods only)
         if world.size > 1:
             _seed_everything(opts.seed + world.rank)  # per-rank randomness (dropout, latent codes, pools)
         for used in load_pretrained_modules(method, opts.weights_dir):
@@ -631,6 +640,8 @@ class Trainer:
                    precision: Precision, world: World, step: int) -> dict[str, float] | None:
         cache: dict[str, Any] = {}
         logged: dict[str, float] = {}
+        clip_norms = self._clip_norms
+        stepped: set[str] = set()
         for phase in method.phases(progress):
             frozen = [getattr(method, name) for name in phase.frozen]
             flags = [[p.requires_grad for p in m.parameters()] for m in frozen]
@@ -656,12 +667,15 @@ class Trainer:
                 if world.size > 1:
                     values = dict(zip(values, average_values(list(values.values()), world, batch)))
                 for name in phase.optimizers:
-                    optimizers[name].zero_grad(set_to_none=True)
+                    if name not in phase.accumulate:
+                        optimizers[name].zero_grad(set_to_none=True)
+                if stepped & set(phase.optimizers):  # a second step of one optimizer in this iteration:
+                    scaler.update()  # GradScaler takes one step per optimizer between updates
+                    stepped.clear()
                 scaler.scale(total).backward()
                 for name in phase.optimizers:
-                    params = [p for g in optimizers[name].param_groups for p in g["params"]]
-                    average_gradients(params, world)
-                    scaler.step(optimizers[name])
+                    self._step(optimizers[name], clip_norms.get(name, 0.0), scaler, world)
+                stepped.update(phase.optimizers)
                 logged.update(values)
             finally:
                 for m, f in zip(frozen, flags):
@@ -669,6 +683,18 @@ class Trainer:
                         p.requires_grad_(flag)
         scaler.update()
         return logged
+
+    @staticmethod
+    def _step(optimizer: torch.optim.Optimizer, max_grad_norm: float, scaler: torch.amp.GradScaler,
+              world: World) -> None:
+        """Average the gradients over processes, clip them (max_grad_norm > 0), step, and zero them."""
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        average_gradients(list(dict.fromkeys(params)), world)  # once per tensor, however often it is listed
+        if max_grad_norm > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        scaler.step(optimizer)
+        optimizer.zero_grad(set_to_none=True)
 
     # helpers
     def _choose_data_cache(self, dataset: Any) -> None:

@@ -22,7 +22,8 @@ from i2i_cli.models.base import AttentionMasks, StyleSource
 class TorchTranslator:
     """A run's inference network on a device: float (N, 3, H, W) in [-1, 1] -> same shape."""
 
-    def __init__(self, loaded: LoadedModel, direction: str = "AtoB", device: str = "auto", precision: str = "auto") -> None:
+    def __init__(self, loaded: LoadedModel, direction: str = "AtoB", device: str = "auto", precision: str = "auto",
+                 caption: str | None = None) -> None:
         method = loaded.method
         if isinstance(method, StyleSource):
             raise ConfigError(f"{loaded.run_dir} is a multi-domain {method.name} run: pass --style-ref or --domain")
@@ -35,7 +36,8 @@ class TorchTranslator:
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.loaded = loaded
-        self.net = method.export_module(direction=direction).to(self.device).eval()
+        self.net = method.export_module(direction=direction, **caption_option(method, caption))
+        self.net = self.net.to(self.device).eval()
         self.mask_net = (method.mask_module(direction).to(self.device).eval() if isinstance(method, AttentionMasks)
                          else None)
         self.size_multiple = method.size_multiple
@@ -45,6 +47,15 @@ class TorchTranslator:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with self.precision.autocast():
             return self.net(x.to(self.device)).float()
+
+
+def caption_option(method: Any, caption: str | None) -> dict[str, str]:
+    """{"caption": ...} for a method conditioned on a text caption; a caption for any other is refused."""
+    if caption is None:
+        return {}
+    if not method.takes_caption:
+        raise ConfigError(f"--caption: {method.name} is not conditioned on text; drop --caption")
+    return {"caption": caption}
 
 
 def onnx_session(path: Path, device: str) -> tuple[Any, dict[str, str]]:

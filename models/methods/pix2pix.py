@@ -49,6 +49,11 @@ class Pix2PixConfig(MethodConfig):
     inference_norm: Literal["per_image", "running"] = "per_image"
     test_dropout: bool = False  # the paper keeps dropout at test time as noise; off for deterministic output
 
+    def problems(self) -> list[str]:
+        if not self.lambda_GAN and not self.lambda_L1:
+            return ["lambda_GAN and lambda_L1 are both 0: nothing would be trained; set one of them above 0"]
+        return []
+
 
 class Pix2Pix(TranslationMethod, OfficialRelease):
     name = "pix2pix"
@@ -60,8 +65,8 @@ class Pix2Pix(TranslationMethod, OfficialRelease):
 
     def __init__(self, config: Pix2PixConfig, domains: list[str] | None = None) -> None:
         super().__init__(config, domains)
-        if not config.lambda_GAN and not config.lambda_L1:
-            raise ValueError("lambda_GAN and lambda_L1 are both 0: nothing would be trained; set one of them above 0")
+        if config.problems():
+            raise ValueError(config.problems()[0])
         num_downs = config.num_downs or max(5, int(math.log2(config.size)))
         self.G = UnetGenerator(3, 3, num_downs=num_downs, ngf=config.ngf, norm=config.norm, dropout=config.dropout,
                                skips=config.unet_skips)

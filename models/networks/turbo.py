@@ -18,6 +18,7 @@ official 512->512, 256->512, 128->512, 128->256.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -91,6 +92,7 @@ def add_unet_lora_unpaired(unet: nn.Module, rank: int) -> None:
     """CycleGAN-Turbo: three adapters (encoder, decoder, others), lora_alpha = rank, all active."""
     from peft import LoraConfig
 
+    warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")  # three adapters, by design
     for adapter, modules in unpaired_unet_groups(unet).items():
         unet.add_adapter(LoraConfig(r=rank, init_lora_weights="gaussian", target_modules=modules, lora_alpha=rank),
                          adapter_name=adapter)
@@ -189,3 +191,63 @@ class OneStepTranslator(nn.Module):
         for conv in skip_convs(self.vae):
             params += list(conv.parameters())
         return list(dict.fromkeys(params))
+
+
+def latent_noise_shape(vae: nn.Module, x: Tensor) -> tuple[int, ...]:
+    """The shape of the posterior draw for images x: (N, latent channels, H / f, W / f), f = 2^(blocks - 1)."""
+    factor = 2 ** (len(vae.config.block_out_channels) - 1)
+    return (x.shape[0], vae.config.latent_channels, x.shape[2] // factor, x.shape[3] // factor)
+
+
+def encode_captions(text_encoder: nn.Module, tokenizer: Any, captions: list[str]) -> tuple[Tensor, Tensor]:
+    """Captions -> (token ids (N, max length), padded as the official datasets pad them; the text encoder's last
+    hidden state (N, L, D), what the UNet attends to)."""
+    device = next(text_encoder.parameters()).device
+    ids = tokenizer(captions, max_length=tokenizer.model_max_length, padding="max_length", truncation=True,
+                    return_tensors="pt").input_ids.to(device)
+    with torch.no_grad():
+        return ids, text_encoder(ids)[0]
+
+
+def official_paired_parameters(unet: nn.Module, vae: nn.Module) -> list[nn.Parameter]:
+    """pix2pix-Turbo's optimizer list in the official order, duplicates included: every UNet LoRA weight, the
+    UNet's conv_in, every VAE `vae_skip` LoRA weight, then the skip convolutions' parameters (whose LoRA weights,
+    once peft wraps them, are listed a second time)."""
+    params = [p for n, p in unet.named_parameters() if "lora" in n]
+    params += list(unet.conv_in.parameters())
+    params += [p for n, p in vae.named_parameters() if "lora" in n and VAE_ADAPTER in n]
+    for conv in skip_convs(vae):
+        params += list(conv.parameters())
+    return params
+
+
+def official_unpaired_parameters(unet: nn.Module, vae_a2b: nn.Module, vae_b2a: nn.Module) -> list[nn.Parameter]:
+    """CycleGAN-Turbo's optimizer list in the official order, duplicates included: the UNet's conv_in (with its
+    LoRA weights), every UNet LoRA weight (those again), then per VAE its LoRA weights and skip convolutions."""
+    params = list(unet.conv_in.parameters())
+    params += [p for n, p in unet.named_parameters() if "lora" in n and "default" in n]
+    for vae in (vae_a2b, vae_b2a):
+        params += [p for n, p in vae.named_parameters() if "lora" in n and VAE_ADAPTER in n]
+        for conv in skip_convs(vae):
+            params += list(conv.parameters())
+    return params
+
+
+def trained_state_keys(prefix: str, module: nn.Module) -> list[str]:
+    """State-dict keys (under `prefix`) of what img2img-turbo trains and saves: LoRA weights, the UNet's conv_in
+    and the skip convolutions; the rest is the base model's."""
+    unet_conv_in = ("conv_in.", "unet.conv_in.")  # `module` is a UNet or a OneStepTranslator (not the VAE's)
+    return [prefix + k for k in module.state_dict() if "lora" in k or k.startswith(unet_conv_in) or "skip_conv" in k]
+
+
+def merge_lora(module: nn.Module) -> nn.Module:
+    """Fold every active LoRA adapter into its base layer and put the plain layer back in its place (in place):
+    the same outputs from plain convolutions and linears, what an exported graph should hold."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, BaseTunerLayer):
+                child.merge()
+                setattr(parent, name, child.get_base_layer())
+    return module

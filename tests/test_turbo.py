@@ -1,0 +1,115 @@
+"""img2img-turbo's methods end to end as a user runs them, on a tiny random sd-turbo-layout base model:
+train (CLI), exact resume, translate (CLI, with and without --caption), export to ONNX with parity, eval with
+DINO-Struct; only the trained parts are saved; a missing base model is one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+
+from i2i_cli.engine.checkpoint import latest_checkpoint, load_for_inference, load_tensors  # noqa: E402
+from i2i_cli.engine.trainer import TrainOptions, train  # noqa: E402
+from i2i_cli.main import app  # noqa: E402
+from tests.conftest import tiny_config  # noqa: E402
+from tests.tiny_diffusion import tiny_base_model  # noqa: E402
+
+runner = CliRunner()
+
+
+def _cli(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_tensors(latest_checkpoint(run) / "weights.safetensors")
+
+
+@pytest.mark.parametrize("method", ["pix2pix_turbo", "cyclegan_turbo"])
+def test_resume_is_exact(method, datasets, fake_weights_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(fake_weights_dir))
+    config = tiny_config(method)
+    data = datasets["aligned" if method == "pix2pix_turbo" else "unaligned"]
+    common = dict(data=data, device="cpu", log_every=1, save_every=2)
+    full = train(method, config, TrainOptions(out=tmp_path / "full", steps=3, **common))
+
+    def interrupt(event) -> None:
+        if event.kind == "checkpoint" and event.step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(method, config, TrainOptions(out=tmp_path / "part", steps=3, **common), interrupt)
+    resumed = train(method, config, TrainOptions(out=tmp_path / "part", steps=3, resume=True, **common))
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert full.final_losses == resumed.final_losses
+    # only what is trained is saved (LoRA, the UNet's conv_in, the skip convolutions): the base model is not
+    assert all("lora" in k or "conv_in" in k or "skip_conv" in k for k in a), [k for k in a][:5]
+    assert any(".unet.conv_in." in f".{k}" for k in a) and any("skip_conv_4" in k for k in a)
+
+
+def test_pix2pix_turbo_through_the_cli(datasets, fake_weights_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(fake_weights_dir))
+    run = tmp_path / "run"
+    trained = _cli("train", "--model", "pix2pix_turbo", "--data", datasets["aligned"], "--out", run, "--size", "32",
+                   "--steps", "2", "--device", "cpu", "--set", f"base_model={tiny_base_model()}", "--set",
+                   "caption=a cat", "--set", "lora_rank_unet=4", "--set", "lambda_clipsim=0", "--set", "lambda_gan=0",
+                   "--set", "batch_size=2")
+    assert trained.exit_code == 0, trained.output
+    src = datasets["aligned"] / "test"
+    out, other = tmp_path / "out", tmp_path / "other"
+    assert _cli("translate", "--checkpoint", run, src, out, "--device", "cpu").exit_code == 0
+    captioned = _cli("translate", "--checkpoint", run, src, other, "--device", "cpu", "--caption", "a dog")
+    assert captioned.exit_code == 0, captioned.output
+    files = sorted(p.name for p in out.rglob("*.png"))
+    assert files and files == sorted(p.name for p in other.rglob("*.png"))
+    assert (out / files[0]).read_bytes() != (other / files[0]).read_bytes()  # the caption conditions the UNet
+    onnx = tmp_path / "g.onnx"
+    exported = _cli("export", "--checkpoint", run, "--out", onnx)
+    assert exported.exit_code == 0, exported.output
+    assert onnx.is_file() and "parity" in exported.output
+
+
+def test_caption_for_a_method_without_text_is_one_line(tmp_path):
+    from tests.run_factory import make_run
+
+    run = make_run(tmp_path / "run")
+    src = tmp_path / "in"
+    src.mkdir()
+    from i2i_cli.data.images import save_image
+
+    save_image(torch.zeros(32, 32, 3, dtype=torch.uint8).numpy(), src / "a.png")
+    result = _cli("translate", "--checkpoint", run, src, tmp_path / "out", "--caption", "a cat", "--device", "cpu")
+    assert result.exit_code == 2 and "is not conditioned on text" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cyclegan_turbo_needs_its_captions_and_translates_both_ways(datasets, fake_weights_dir, tmp_path,
+                                                                    monkeypatch):
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(fake_weights_dir))
+    base = ["train", "--model", "cyclegan_turbo", "--data", datasets["unaligned"], "--size", "32", "--steps", "1",
+            "--device", "cpu", "--set", f"base_model={tiny_base_model()}", "--set", "lora_rank_unet=4",
+            "--set", "lambda_gan=0", "--set", "batch_size=1"]
+    refused = _cli(*base, "--out", tmp_path / "bad")
+    assert refused.exit_code == 2 and "caption_A" in refused.output and "Traceback" not in refused.output
+    run = tmp_path / "run"
+    assert _cli(*base, "--out", run, "--set", "caption_A=a cat", "--set", "caption_B=a dog").exit_code == 0
+    loaded = load_for_inference(run, use_ema=False).method
+    x = torch.rand(1, 3, 24, 40) * 2 - 1  # any size that is a multiple of 8
+    assert loaded.translate(x, "AtoB").shape == x.shape and loaded.translate(x, "BtoA").shape == x.shape
+    assert not torch.equal(loaded.translate(x, "AtoB"), loaded.translate(x, "BtoA"))
+
+
+def test_a_missing_base_model_is_one_line(datasets, tmp_path):
+    result = _cli("train", "--model", "pix2pix_turbo", "--data", datasets["aligned"], "--out", tmp_path / "run",
+                  "--steps", "1", "--device", "cpu", "--set", f"base_model={tmp_path / 'nowhere'}")
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert "no such base-model folder" in message and "stabilityai/sd-turbo" in message
+    assert "Traceback" not in result.output
