@@ -19,7 +19,14 @@ from i2i_cli.models.losses.vision_aided import multilevel_sigmoid_loss
 from i2i_cli.models.networks.diff_augment import diff_augment
 from i2i_cli.models.networks.vision_aided import ClipVisionBackbone, VisionAidedDiscriminator
 from tests.golden.golden_fixtures import assert_float64_close, float64, load_fixture
-from tests.golden.record_clip import DRAW_NAMES, TARGETS, VISION, discriminator_inputs, sample_index, seeded_state
+from tests.golden.record_clip import (
+    DRAW_NAMES,
+    TARGETS,
+    VISION,
+    discriminator_inputs,
+    sample_index,
+    seeded_state,
+)
 from tests.golden.test_golden_clip import clip_config
 
 
