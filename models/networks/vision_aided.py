@@ -51,8 +51,6 @@ class ClipVisionBackbone(nn.Module):
         self.size = size
         self.visual = VisionTransformer(c.image_resolution, c.vision_patch_size, c.vision_width, c.vision_layers,
                                         c.vision_heads, c.embed_dim)
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.eval()
 
@@ -67,7 +65,9 @@ class ClipVisionBackbone(nn.Module):
     def normalise(self, x: Tensor) -> Tensor:
         """[-1, 1] images of any size -> 224 px (area), CLIP-normalised, in the tower's dtype."""
         x = F.interpolate(x * 0.5 + 0.5, size=(self.size, self.size), mode="area")
-        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        # the constants in x's dtype (a float32 buffer cast to float64 would differ from the official in float64)
+        mean = torch.tensor(CLIP_MEAN, dtype=x.dtype, device=x.device).view(3, 1, 1)
+        x = (x - mean) / torch.tensor(CLIP_STD, dtype=x.dtype, device=x.device).view(3, 1, 1)
         return x.to(self.visual.conv1.weight.dtype)
 
     def forward(self, x: Tensor) -> list[Tensor]:
