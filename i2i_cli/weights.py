@@ -13,6 +13,8 @@ Missing and offline: a one-line WeightsError with the URL, the file name and whe
 from __future__ import annotations
 
 import os
+import warnings
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,16 @@ REGISTRY: dict[str, WeightsEntry] = {
             None,
             "DINO ViT-B/8 (self-supervised, ImageNet): the DINO-Struct distance (`i2i eval --metrics dino_struct`)",
             "Apache-2.0",
+        ),
+        WeightsEntry(
+            "clip_vit_b32",
+            "ViT-B-32.pt",
+            # openai/CLIP clip.py's _MODELS["ViT-B/32"] (a TorchScript archive; float16 weights)
+            "https://openaipublic.azureedge.net/clip/models/"
+            "40d3657591a8d1f8cd0bbb5bf4b1e0cbb3b7db7e63d59f2ecf6c9b4d4b6d1f29/ViT-B-32.pt",
+            "40d3657591a8d1f8cd0bbb5bf4b1e0cbb3b7db7e63d59f2ecf6c9b4d4b6d1f29",  # the URL's folder is its sha256
+            "OpenAI CLIP ViT-B/32: img2img-turbo's CLIP-similarity loss and vision-aided discriminator backbone",
+            "MIT",
         ),
         WeightsEntry(
             "inception_fid",
@@ -222,8 +234,17 @@ def status(name: str, weights_dir: str | os.PathLike[str] | None = None) -> tupl
     return "missing", None
 
 
+def _is_torchscript(file: Path) -> bool:
+    """A TorchScript archive (torch.jit.save): a zip whose records hold constants.pkl (torch's own test)."""
+    if not zipfile.is_zipfile(file):
+        return False
+    with zipfile.ZipFile(file) as archive:
+        return any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
+
+
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load tensors without unpickling arbitrary objects (safetensors, or torch.load(weights_only=True))."""
+    """Load tensors without unpickling arbitrary objects: safetensors, torch.load(weights_only=True), or the
+    state dict of a TorchScript archive (OpenAI's CLIP files; torch.jit.load's restricted unpickler, on the CPU)."""
     file = Path(path)
     try:
         if file.suffix == ".safetensors":
@@ -232,6 +253,11 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, Any]:
             return load_file(str(file))
         import torch
 
+        if _is_torchscript(file):
+            with warnings.catch_warnings():  # torch >= 2.9 marks torch.jit deprecated; the files stay TorchScript
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(file), map_location="cpu")
+            return {key: value.detach() for key, value in module.state_dict().items()}
         return torch.load(file, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure to parse is the file's fault
         raise WeightsError(f"{file}: cannot load weights ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from exc
