@@ -1,0 +1,181 @@
+"""The img2img-turbo training fixtures (record_turbo_training.py; keys in turbo_training_format.md) are complete
+and self-consistent, checked with plain tensor arithmetic and no official or i2i code:
+
+- every optimizer step: torch's foreach AdamW, written out op by op over the official param list (duplicates
+  included, in order), from the initial weights and the recorded gradients, gives the recorded step and step
+  counters (a duplicated parameter is stepped twice);
+- every clip_grad_norm_: the recorded coefficient scaled each gradient once per listing (coef^2 for duplicated
+  parameters), and the pre-clip gradients rebuilt from that give the recorded total norm;
+- every weighted loss the script logs is its recorded unweighted terms times the official lambdas;
+- before PR #62 only the discriminator steps differ, and they do.
+These are what a replay of i2i's methods (pix2pix_turbo, cyclegan_turbo) will rely on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from tests.golden.golden_fixtures import FLOAT32_STORAGE, FLOAT64_RTOL, load_fixture
+
+
+def unpack(packed: dict) -> dict[str, torch.Tensor]:
+    sizes = [int(torch.tensor(shape).prod()) for shape in packed["shapes"]]
+    parts = torch.split(packed["flat"].double(), sizes)
+    return {key: part.reshape(shape) for key, part, shape in zip(packed["keys"], parts, packed["shapes"])}
+
+
+@pytest.fixture(scope="module", params=["pix2pix", "cyclegan"])
+def fixture(request) -> dict:
+    return load_fixture(f"turbo_training_{request.param}")
+
+
+def initial_weights(fixture: dict) -> dict[str, torch.Tensor]:
+    """Every network's initial weights by parameter name (`<network>.<name>`)."""
+    initial, weights = fixture["initial"], {}
+    for network, packed in initial.items():
+        if isinstance(packed, dict) and network != "vae_b2a_differs":
+            prefix = f"{network}.decoder." if network.startswith("net_disc") else f"{network}."
+            weights.update({prefix + k: v for k, v in unpack(packed).items()})
+    if "vae_b2a_differs" in initial:
+        b2a = {**unpack(initial["vae_a2b"]), **unpack(initial["vae_b2a_differs"])}
+        weights.update({f"vae_b2a.{k}": v for k, v in b2a.items()})
+    return weights
+
+
+def split(flat: torch.Tensor, optimizer: dict) -> dict[str, torch.Tensor]:
+    sizes = [int(torch.tensor(shape).prod()) for shape in optimizer["trained_shapes"]]
+    parts = torch.split(flat.double(), sizes)
+    return {n: p.reshape(s) for n, p, s in zip(optimizer["trained"], parts, optimizer["trained_shapes"])}
+
+
+class ForeachAdamW:
+    """torch.optim.AdamW(foreach=True)'s _multi_tensor_adam on a list that may hold a tensor twice: each
+    foreach op runs over the whole list, entry by entry (as on the CPU)."""
+
+    def __init__(self, params: dict[str, torch.Tensor], entries: list[str], hyper: dict) -> None:
+        self.params, self.entries, self.hyper = params, entries, hyper
+        self.exp_avg = {n: torch.zeros_like(params[n]) for n in set(entries)}
+        self.exp_avg_sq = {n: torch.zeros_like(params[n]) for n in set(entries)}
+        self.count = {n: 0.0 for n in set(entries)}
+
+    def step(self, grads: dict[str, torch.Tensor]) -> None:
+        lr, (beta1, beta2) = self.hyper["lr"], self.hyper["betas"]
+        entries = self.entries
+        for n in entries:
+            self.count[n] += 1
+        for n in entries:
+            self.params[n].mul_(1 - lr * self.hyper["weight_decay"])
+        for n in entries:
+            self.exp_avg[n].lerp_(grads[n], 1 - beta1)
+        for n in entries:
+            self.exp_avg_sq[n].mul_(beta2)
+        for n in entries:
+            self.exp_avg_sq[n].addcmul_(grads[n], grads[n], value=1 - beta2)
+        step_size = [(lr / (1 - beta1 ** self.count[n])) * -1 for n in entries]
+        denominators = [self.exp_avg_sq[n].sqrt() for n in entries]
+        for i, n in enumerate(entries):
+            denominators[i].div_((1 - beta2 ** self.count[n]) ** 0.5).add_(self.hyper["eps"])
+        for i, n in enumerate(entries):
+            self.params[n].addcdiv_(self.exp_avg[n], denominators[i], value=step_size[i])
+
+
+def test_adamw_from_the_recorded_gradients_gives_the_recorded_steps(fixture) -> None:
+    weights = initial_weights(fixture)
+    for name, optimizer in fixture["optimizers"].items():
+        trained = set(optimizer["trained"])
+        entries = [n for n in optimizer["param_names"] if n in trained]  # AdamW skips grad-less entries
+        params = {n: weights[n].clone() for n in trained}
+        adamw = ForeachAdamW(params, entries, optimizer["hyper"])
+        for step in [s for s in fixture["steps"] if s["optimizer"] == name]:
+            before = {n: p.clone() for n, p in params.items()}
+            adamw.step(split(step["grads"], optimizer))
+            recorded = split(step["step"], optimizer)
+            for n in optimizer["trained"]:
+                taken = params[n] - before[n]
+                scale = float(recorded[n].abs().max())
+                bound = FLOAT32_STORAGE * recorded[n].abs() + FLOAT64_RTOL * scale + 1e-300
+                assert torch.all((taken - recorded[n]).abs() <= bound), f"{name} {step['phase']} {n}"
+            counts = torch.tensor([adamw.count[n] for n in optimizer["trained"]], dtype=torch.float64)
+            assert torch.equal(counts, step["adam_step_count"])
+
+
+def test_duplicated_parameters_are_stepped_and_clipped_twice(fixture) -> None:
+    for name, optimizer in fixture["optimizers"].items():
+        entries = optimizer["param_names"]
+        duplicated = {n for n in entries if entries.count(n) == 2}
+        assert bool(duplicated) == (name != "optimizer_disc"), name  # the generators' lists hold some twice
+        if not duplicated:
+            continue
+        first = next(s for s in fixture["steps"] if s["optimizer"] == name)
+        counts = dict(zip(optimizer["trained"], first["adam_step_count"].tolist()))
+        assert {n for n, c in counts.items() if c == 2} == duplicated
+
+
+def test_clipping_scaled_each_listing_and_the_norm_counts_each_listing(fixture) -> None:
+    for clip in fixture["clips"]:
+        step = fixture["steps"][clip["before_step"]]
+        optimizer = fixture["optimizers"][step["optimizer"]]
+        grads = split(step["grads"], optimizer)
+        names = optimizer["param_names"] if clip["param_names"] == step["optimizer"] else clip["param_names"]
+        listed = [n for n in names if n in grads]
+        for n, factor in zip(optimizer["trained"], clip["grad_scaled_by"].tolist()):
+            if not math.isnan(factor):  # NaN: an all-zero gradient
+                assert factor == pytest.approx(clip["coef"] ** listed.count(n), rel=1e-12), n
+        pre_clip = {n: grads[n] / clip["coef"] ** listed.count(n) for n in set(listed)}
+        total = torch.stack([pre_clip[n].norm() for n in listed]).norm()
+        assert float(total) == pytest.approx(float(clip["total_norm"]), rel=1e-12)
+        assert clip["coef"] == min(1.0, clip["max_norm"] / (float(clip["total_norm"]) + 1e-6))
+
+
+def _terms(fixture: dict, what: str) -> list[torch.Tensor]:
+    return [t["value"] for t in fixture["terms"] if t["what"] == what]
+
+
+def test_pix2pix_losses_are_the_terms_times_the_lambdas() -> None:
+    fixture = load_fixture("turbo_training_pix2pix")
+    args, losses = fixture["args"], fixture["losses"]
+    (mse,), (lpips,), (logits,) = _terms(fixture, "mse"), _terms(fixture, "lpips_per_sample"), _terms(
+        fixture, "clip_logits_per_image")
+    generator, real, fake = _terms(fixture, "disc_loss_per_sample")
+    assert torch.equal(losses["loss_l2"], mse * args["lambda_l2"])
+    assert torch.equal(losses["loss_lpips"], lpips.mean() * args["lambda_lpips"])
+    assert torch.equal(losses["loss_clipsim"], 1 - logits.mean() / 100)
+    assert torch.equal(losses["loss"], losses["loss_l2"] + losses["loss_lpips"]
+                       + losses["loss_clipsim"] * args["lambda_clipsim"])
+    for key, per_sample in (("lossG", generator), ("lossD_real", real), ("lossD_fake", fake)):
+        assert torch.equal(losses[key], per_sample.mean() * args["lambda_gan"]), key
+    assert [d["kind"] for d in fixture["draws"]] == ["vae_posterior", "ddpm_step"] * 2 + (
+        ["diffaug_rand"] * 3 + ["diffaug_randint"] * 4) * 3
+    assert [s["phase"] for s in fixture["steps"]] == ["reconstruction", "generator_gan", "disc_real", "disc_fake"]
+
+
+def test_cyclegan_losses_are_the_terms_times_the_lambdas() -> None:
+    fixture = load_fixture("turbo_training_cyclegan")
+    args, losses = fixture["args"], fixture["losses"]
+    cycle, idt, lpips = _terms(fixture, "l1_cycle"), _terms(fixture, "l1_idt"), _terms(fixture, "lpips_per_sample")
+    for i, key in enumerate(("loss_cycle_a", "loss_cycle_b")):
+        expected = cycle[i] * args["lambda_cycle"] + lpips[i].mean() * args["lambda_cycle_lpips"]
+        assert torch.equal(losses[key], expected), key
+    for i, key in enumerate(("loss_idt_a", "loss_idt_b")):
+        expected = idt[i] * args["lambda_idt"] + lpips[2 + i].mean() * args["lambda_idt_lpips"]
+        assert torch.equal(losses[key], expected), key
+    disc = _terms(fixture, "disc_loss_per_sample")
+    for i, key in enumerate(("loss_gan_a", "loss_gan_b", "loss_D_A_fake", "loss_D_B_fake", "loss_D_A_real",
+                             "loss_D_B_real")):
+        assert torch.equal(losses[key], disc[i].mean() * args["lambda_gan"]), key
+    assert torch.equal(losses["loss_D_fake"], (losses["loss_D_A_fake"] + losses["loss_D_B_fake"]) * 0.5)
+    assert torch.equal(losses["loss_D_real"], (losses["loss_D_A_real"] + losses["loss_D_B_real"]) * 0.5)
+    assert len(fixture["outputs"]) == 8 and len(fixture["draws"]) == 8 * 3 + 6 * 7  # posterior + 2 ddpm_step
+
+
+def test_before_pr62_only_the_discriminator_steps_differ() -> None:
+    head, before = load_fixture("turbo_training_cyclegan"), load_fixture("turbo_training_cyclegan_pre62")
+    assert [s["phase"] for s in before["steps"]] == ["disc_fake", "disc_real"]
+    for key, value in head["losses"].items():
+        same = torch.equal(value, before["losses"][key])
+        assert same == (key not in ("loss_D_A_real", "loss_D_B_real", "loss_D_real")), key
+    for head_step, before_step in zip(head["steps"][3:], before["steps"]):
+        assert (head_step["grads"] - before_step["grads"]).abs().max() > 1e-3 * head_step["grads"].abs().max()
