@@ -22,8 +22,9 @@ FID references, wandb trackers, progress bars, the tokenizer calls of the fixed 
 given instead); the training `for` loops are replaced by ONE execution of the inner body up to and including its
 `with accelerator.accumulate(...)` block (the logging and checkpointing after it are skipped), with `batch` given.
 Two rewrites: `torch.float32` -> `torch.float64` in the executed script text (the scripts' weight_dtype) and,
-globally while recording, `Tensor.float()` and `Tensor.type(torch.float32)` give float64 (the official float32
-casts, no-ops in its float32 training, would otherwise truncate this float64 run). The real accelerate.Accelerator runs (on the CPU).
+while recording, `Tensor.float()` and `Tensor.type(torch.float32)` called from the official code (the scripts,
+vision_aided_loss, CLIP) give float64: its float32 casts, no-ops in its float32 training, would otherwise
+truncate this float64 run (the libraries' own casts, e.g. diffusers' float32 timestep embedding, are kept). The real accelerate.Accelerator runs (on the CPU).
 Before-#62 is the same run with the loop body taken from the pre-#62 script (src/cyclegan_turbo.py, model.py and
 my_utils/ are byte-identical at both commits; checked).
 
@@ -44,6 +45,10 @@ Tiny pieces (record_turbo_generator's patches: TINY_UNET / TINY_VAE / TINY_TEXT,
   (stored) and updated by every discriminator forward (their values after each forward are stored).
 - AdamW runs with foreach=True, the implementation torch picks by default on CUDA (on this CPU the foreach ops
   run tensor by tensor, in list order); the optimizers' param lists are the official ones, duplicates included.
+- The one-step DDPMScheduler is made with torch's default dtype float32, as in the official run (everything
+  else is made in float64): its constant `one` (alpha_prod_t_prev at t = 999) is then float32, so CycleGAN-Turbo's
+  per-sample step (0-d timesteps, where 0-d float32 and float64 tensors promote to float64) multiplies x0 by
+  exactly 1, as the float32 original does, not by (1 - a)_64 / (1 - a)_32 = 1 + 3e-8.
 Random draws (the VAE posterior's randn, the DDPM step's randn, DiffAugment's rand / randint) are recorded in
 call order with the forward they belong to; the replay feeds them back.
 """
@@ -372,20 +377,31 @@ def run_script(path: Path, namespace: dict, before_loop: Callable[[dict], None])
     return left_out
 
 
-def _float32_means_float64() -> None:
-    """`Tensor.float()` and `Tensor.type(torch.float32)` give float64: the official code's float32 casts (no-ops
-    in its float32 training: the scripts' `.float()`, vision_aided_loss's, CLIP's fp16-safe LayerNorm) would
-    otherwise truncate this float64 run."""
-    to_type = torch.Tensor.type
+def _float32_means_float64(official_folders: list[Path]) -> None:
+    """`Tensor.float()` and `Tensor.type(torch.float32)` give float64 when called from the official code (the
+    training scripts, vision_aided_loss, CLIP): its float32 casts, no-ops in its float32 training, would
+    otherwise truncate this float64 run. Calls from the libraries (diffusers' float32 timestep embedding,
+    transformers, torch) keep their meaning, as in record_turbo_generator's float64 run."""
+    prefixes = tuple(str(folder.resolve()) for folder in official_folders)
+    to_type, to_float = torch.Tensor.type, torch.Tensor.float
+
+    def official_caller() -> bool:
+        return os.path.realpath(sys._getframe(2).f_code.co_filename).startswith(prefixes)
 
     def type_(self, dtype=None, non_blocking=False, **kwargs):
-        if dtype in (torch.float32, "torch.FloatTensor"):
+        if dtype is None:
+            return to_type(self)
+        if dtype in (torch.float32, "torch.FloatTensor") and official_caller():
             dtype = torch.float64
-        return to_type(self, dtype, non_blocking, **kwargs) if dtype is not None else to_type(self)
+        return to_type(self, dtype, non_blocking, **kwargs)
+
+    def float_(self, memory_format=torch.preserve_format):
+        if official_caller():
+            return self.to(torch.float64, memory_format=memory_format)
+        return to_float(self, memory_format=memory_format)
 
     torch.Tensor.type = type_
-    torch.Tensor.float = lambda self, memory_format=torch.preserve_format: self.to(
-        torch.float64, memory_format=memory_format)
+    torch.Tensor.float = float_
 
 
 def _parse(parse: Callable, argv: list[str]):
@@ -419,8 +435,16 @@ def _prepare_environment() -> dict[str, object]:
     torch.set_default_dtype(torch.float64)
     _stub_imports()
     sys.path[:0] = [str(root / "src"), str(clip_root), str(vision_aided_root)]
+
+    def float32_scheduler():  # made as in the official float32 run: its constant `one` float32 (see docstring)
+        torch.set_default_dtype(torch.float32)
+        try:
+            return one_step_scheduler()
+        finally:
+            torch.set_default_dtype(torch.float64)
+
     for name in ("model", "pix2pix_turbo", "cyclegan_turbo"):
-        importlib.import_module(name).make_1step_sched = one_step_scheduler
+        importlib.import_module(name).make_1step_sched = float32_scheduler
     clip = importlib.import_module("clip")
     clip.load = _tiny_clip_loader(importlib.import_module("clip.model"))
     _patch_vision_aided()
@@ -428,7 +452,7 @@ def _prepare_environment() -> dict[str, object]:
     _patch_noise_draws()
     _patch_clip_grad_norm()
     torch.optim.AdamW = _ForeachAdamW
-    _float32_means_float64()
+    _float32_means_float64([root / "src", pre62 / "src", clip_root, vision_aided_root])
     _label_generators(importlib.import_module("pix2pix_turbo").Pix2Pix_Turbo,
                       importlib.import_module("cyclegan_turbo").CycleGAN_Turbo)
     return {"root": root, "pre62": pre62, "official_commit": commit, "official_commit_pre62": commit_pre62,

@@ -13,6 +13,7 @@ These are what a replay of i2i's methods (pix2pix_turbo, cyclegan_turbo) will re
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -179,3 +180,96 @@ def test_before_pr62_only_the_discriminator_steps_differ() -> None:
         assert same == (key not in ("loss_D_A_real", "loss_D_B_real", "loss_D_real")), key
     for head_step, before_step in zip(head["steps"][3:], before["steps"]):
         assert (head_step["grads"] - before_step["grads"]).abs().max() > 1e-3 * head_step["grads"].abs().max()
+
+
+def _translator(fixture: dict, vae_key: str, vae_state: dict[str, torch.Tensor]):
+    """i2i's one-step generator (models/networks/turbo.py) with the fixture's initial weights, strictly."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from i2i_cli.models.networks import turbo
+
+    config, args = fixture["config"], fixture["args"]
+    vae, unet = AutoencoderKL(**config["vae"]), UNet2DConditionModel(**config["unet"])
+    turbo.add_skip_convs(vae)
+    turbo.add_vae_lora(vae, rank=args["lora_rank_vae"])
+    if vae_key == "vae":
+        turbo.add_unet_lora_paired(unet, rank=args["lora_rank_unet"])
+    else:
+        turbo.add_unet_lora_unpaired(unet, rank=args["lora_rank_unet"])
+    translator = turbo.OneStepTranslator(unet, vae, turbo.OneStepScheduler.from_config(config["scheduler"]))
+    translator = translator.double()
+    translator.unet.load_state_dict(unpack(fixture["initial"]["unet"]), strict=True)
+    translator.vae.load_state_dict(vae_state, strict=True)
+    return translator
+
+
+def test_the_first_generator_forward_rebuilds_from_the_fixture(fixture) -> None:
+    """The initial weights, the configs and the first posterior draw give the first recorded output (i2i's
+    generator leaves out the DDPM step's 1e-10 noise: 1e-9, as test_golden_turbo_generator)."""
+    pytest.importorskip("diffusers")
+    pytest.importorskip("peft")
+    initial, batch = fixture["initial"], fixture["batch"]
+    if "vae" in initial:
+        from transformers import CLIPTextConfig, CLIPTextModel
+
+        text = CLIPTextModel(CLIPTextConfig(**fixture["config"]["text"])).double().eval()
+        text.load_state_dict(unpack(initial["text_encoder"]), strict=True)
+        with torch.no_grad():
+            caption = text(batch["input_ids"])[0]
+        translator, x = _translator(fixture, "vae", unpack(initial["vae"])), batch["conditioning_pixel_values"]
+    else:
+        caption = initial["fixed_a2b_emb_base"].repeat(2, 1, 1)
+        translator, x = _translator(fixture, "vae_a2b", unpack(initial["vae_a2b"])), batch["pixel_values_src"]
+    first = fixture["draws"][0]
+    assert first["kind"] == "vae_posterior" and first["forward"] == fixture["outputs"][0]["forward"]
+    with torch.no_grad():
+        output = translator(x, caption, noise=first["value"])
+    assert (output - fixture["outputs"][0]["value"]).abs().max() <= 1e-9
+
+
+@functools.cache
+def _vgg16_features(seed: int) -> torch.nn.Sequential:
+    """torchvision's vgg16().features layout (convs at record_turbo_training.VGG_CONVS' indices, ReLU after
+    each, max pools between the stages), float64, with the seeded weights."""
+    from tests.golden.record_turbo_training import VGG_CONVS, seeded_vgg16_features
+
+    layers: list[torch.nn.Module] = []
+    for index in range(31):
+        if index in VGG_CONVS:
+            out_channels, in_channels = VGG_CONVS[index]
+            layers.append(torch.nn.Conv2d(in_channels, out_channels, 3, padding=1, dtype=torch.float64))
+        elif index - 1 in VGG_CONVS:
+            layers.append(torch.nn.ReLU(inplace=True))
+        else:
+            layers.append(torch.nn.MaxPool2d(2, 2))
+    features = torch.nn.Sequential(*layers)
+    features.load_state_dict(seeded_vgg16_features(seed), strict=True)
+    return features
+
+
+def _lpips(fixture: dict, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """LPIPS 0.1 (VGG, lpips=True, spatial=False) written out: scaling layer, VGG16 relu1_2..relu5_3 of the
+    seeded features, unit-normalised channels, squared difference, the stored 1x1 heads, spatial mean, sum."""
+    state = fixture["lpips"]["state"]
+    features = _vgg16_features(fixture["lpips"]["vgg_seed"])
+    slices = [features[0:4], features[4:9], features[9:16], features[16:23], features[23:30]]
+    shift, scale = state["scaling_layer.shift"], state["scaling_layer.scale"]
+    ha, hb, total = (a - shift) / scale, (b - shift) / scale, 0
+    for k, layers in enumerate(slices):
+        ha, hb = layers(ha), layers(hb)
+        na = ha / (ha.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        nb = hb / (hb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        head = torch.nn.functional.conv2d((na - nb) ** 2, state[f"lin{k}.model.1.weight"])
+        total = total + head.mean([2, 3], keepdim=True)
+    return total
+
+
+def test_the_lpips_term_rebuilds_from_the_seeded_vgg_and_the_stored_heads(fixture) -> None:
+    batch, (term, *_) = fixture["batch"], _terms(fixture, "lpips_per_sample")
+    if "output_pixel_values" in batch:  # pix2pix: lpips(x_tgt_pred of the first forward, x_tgt)
+        a, b = fixture["outputs"][0]["value"], batch["output_pixel_values"]
+    else:  # CycleGAN: lpips(cyc_rec_a, img_a)
+        a, b = fixture["outputs"][1]["value"], batch["pixel_values_src"]
+    with torch.no_grad():
+        value = _lpips(fixture, a, b)
+    assert (value - term).abs().max() <= 1e-12 * term.abs().max()
