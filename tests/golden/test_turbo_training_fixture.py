@@ -7,7 +7,10 @@ and self-consistent, checked with plain tensor arithmetic and no official or i2i
 - every clip_grad_norm_: the recorded coefficient scaled each gradient once per listing (coef^2 for duplicated
   parameters), and the pre-clip gradients rebuilt from that give the recorded total norm;
 - every weighted loss the script logs is its recorded unweighted terms times the official lambdas;
-- before PR #62 only the discriminator steps differ, and they do.
+- before PR #62 only the discriminator steps differ, and they do;
+- the first generator output (i2i's OneStepTranslator, 1e-9), the first LPIPS term, pix2pix's CLIP logits and the
+  first discriminator term (LPIPS, CLIP, DiffAugment with the recorded draws and the spectral-norm heads written
+  out here, 1e-12) rebuild from the fixture's weights, seeds and draws.
 These are what a replay of i2i's methods (pix2pix_turbo, cyclegan_turbo) will rely on.
 """
 
@@ -273,3 +276,147 @@ def test_the_lpips_term_rebuilds_from_the_seeded_vgg_and_the_stored_heads(fixtur
     with torch.no_grad():
         value = _lpips(fixture, a, b)
     assert (value - term).abs().max() <= 1e-12 * term.abs().max()
+
+
+def _clip_blocks(x: torch.Tensor, state: dict, prefix: str, heads: int, mask: torch.Tensor | None,
+                 layers: range) -> torch.Tensor:
+    """CLIP's residual attention blocks (LND layout): x + attn(ln_1 x), then x + c_proj(QuickGELU(c_fc(ln_2 x)))."""
+    f = torch.nn.functional
+    for i in layers:
+        p = f"{prefix}{i}."
+        h = f.layer_norm(x, x.shape[-1:], state[p + "ln_1.weight"], state[p + "ln_1.bias"])
+        h = f.multi_head_attention_forward(
+            h, h, h, x.shape[-1], heads, state[p + "attn.in_proj_weight"], state[p + "attn.in_proj_bias"], None, None,
+            False, 0.0, state[p + "attn.out_proj.weight"], state[p + "attn.out_proj.bias"], need_weights=False,
+            attn_mask=mask)[0]
+        x = x + h
+        h = f.layer_norm(x, x.shape[-1:], state[p + "ln_2.weight"], state[p + "ln_2.bias"])
+        h = f.linear(h, state[p + "mlp.c_fc.weight"], state[p + "mlp.c_fc.bias"])
+        x = x + f.linear(h * torch.sigmoid(1.702 * h), state[p + "mlp.c_proj.weight"], state[p + "mlp.c_proj.bias"])
+    return x
+
+
+def _clip_image_levels(fixture: dict, images: torch.Tensor) -> list[torch.Tensor]:
+    """openai/CLIP's ViT image tower written out on `seeded_clip_state` weights: the (N, 50, width) tokens after
+    blocks 4 and 8 (vision_aided_loss's feature points) and the final image embedding."""
+    from tests.golden.record_turbo_training import seeded_clip_state
+
+    f, clip, config = torch.nn.functional, fixture["clip"], fixture["clip"]["config"]
+    s = seeded_clip_state(clip["keys"], clip["shapes"], clip["seed"])
+    x = f.conv2d(images, s["visual.conv1.weight"], stride=config["vision_patch_size"]).flatten(2).permute(0, 2, 1)
+    x = torch.cat([s["visual.class_embedding"].expand(x.shape[0], 1, -1), x], 1) + s["visual.positional_embedding"]
+    x = f.layer_norm(x, x.shape[-1:], s["visual.ln_pre.weight"], s["visual.ln_pre.bias"]).permute(1, 0, 2)
+    levels, heads = [], config["vision_width"] // 64
+    for start, stop in ((0, 4), (4, 8), (8, config["vision_layers"])):
+        x = _clip_blocks(x, s, "visual.transformer.resblocks.", heads, None, range(start, stop))
+        levels.append(x.permute(1, 0, 2))
+    last = levels.pop()[:, 0]
+    levels.append(f.layer_norm(last, last.shape[-1:], s["visual.ln_post.weight"], s["visual.ln_post.bias"])
+                  @ s["visual.proj"])
+    return levels
+
+
+def _clip_logits_per_image(fixture: dict, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """openai/CLIP's CLIP.forward written out: logit_scale.exp() x cosine(image, text) embeddings."""
+    from tests.golden.record_turbo_training import seeded_clip_state
+
+    f, clip, config = torch.nn.functional, fixture["clip"], fixture["clip"]["config"]
+    s = seeded_clip_state(clip["keys"], clip["shapes"], clip["seed"])
+    image = _clip_image_levels(fixture, images)[-1]
+    length = config["context_length"]
+    mask = torch.full((length, length), float("-inf"), dtype=torch.float64).triu_(1)
+    t = (s["token_embedding.weight"][tokens] + s["positional_embedding"]).permute(1, 0, 2)
+    t = _clip_blocks(t, s, "transformer.resblocks.", config["transformer_heads"], mask,
+                     range(config["transformer_layers"])).permute(1, 0, 2)
+    t = f.layer_norm(t, t.shape[-1:], s["ln_final.weight"], s["ln_final.bias"])
+    text = t[torch.arange(t.shape[0]), tokens.argmax(dim=-1)] @ s["text_projection"]
+    image, text = image / image.norm(dim=1, keepdim=True), text / text.norm(dim=1, keepdim=True)
+    return s["logit_scale"].exp() * image @ text.t()
+
+
+def test_the_clip_similarity_term_rebuilds_from_the_seeded_clip() -> None:
+    """pix2pix-Turbo's CLIP-sim input: the first output renormalised with CLIP's statistics, resized to 224
+    bilinearly; the caption's `clip_tokens`: the recorded logits_per_image, 1e-12."""
+    fixture = load_fixture("turbo_training_pix2pix")
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073], dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711], dtype=torch.float64).view(1, 3, 1, 1)
+    images = (fixture["outputs"][0]["value"] * 0.5 + 0.5 - mean) / std
+    images = torch.nn.functional.interpolate(images, (224, 224), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        logits = _clip_logits_per_image(fixture, images, fixture["batch"]["clip_tokens"])
+    (term,) = _terms(fixture, "clip_logits_per_image")
+    assert (logits - term).abs().max() <= 1e-12 * term.abs().max()
+
+
+def _diff_augment(x: torch.Tensor, draws: list[torch.Tensor]) -> torch.Tensor:
+    """DiffAugment 'color,translation,cutout' with its 7 recorded draws (brightness, saturation, contrast,
+    translation x / y, cutout offset x / y)."""
+    brightness, saturation, contrast, shift_x, shift_y, offset_x, offset_y = draws
+    x = x + (brightness - 0.5)
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (saturation * 2) + mean
+    mean = x.mean(dim=[1, 2, 3], keepdim=True)
+    x = (x - mean) * (contrast + 0.5) + mean
+    n, _, h, w = x.shape
+    grid_n, grid_x, grid_y = torch.meshgrid(torch.arange(n), torch.arange(h), torch.arange(w), indexing="ij")
+    grid_x = torch.clamp(grid_x + shift_x + 1, 0, h + 1)
+    grid_y = torch.clamp(grid_y + shift_y + 1, 0, w + 1)
+    x = torch.nn.functional.pad(x, [1, 1, 1, 1]).permute(0, 2, 3, 1)[grid_n, grid_x, grid_y].permute(0, 3, 1, 2)
+    size_x, size_y = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+    grid_n, grid_x, grid_y = torch.meshgrid(torch.arange(n), torch.arange(size_x), torch.arange(size_y), indexing="ij")
+    grid_x = torch.clamp(grid_x + offset_x - size_x // 2, min=0, max=h - 1)
+    grid_y = torch.clamp(grid_y + offset_y - size_y // 2, min=0, max=w - 1)
+    mask = torch.ones(n, h, w, dtype=x.dtype)
+    mask[grid_n, grid_x, grid_y] = 0
+    return x * mask.unsqueeze(1)
+
+
+def _spectral_normalised(state: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
+    """torch's spectral_norm in training mode: one power iteration from the stored u, v, then weight / sigma."""
+    f = torch.nn.functional
+    weight = state[prefix + "weight_orig"]
+    matrix = weight.reshape(weight.shape[0], -1)
+    v = f.normalize(matrix.t() @ state[prefix + "weight_u"], dim=0, eps=1e-12)
+    u = f.normalize(matrix @ v, dim=0, eps=1e-12)
+    return weight / torch.dot(u, matrix @ v)
+
+
+def _discriminator_loss(fixture: dict, state: dict, images: torch.Tensor, draws: list[torch.Tensor],
+                        target: float) -> torch.Tensor:
+    """vision_aided_loss 0.1.0's Discriminator(cv_type='clip') + multilevel sigmoid loss, written out: DiffAugment,
+    CLIP's features at blocks 4 and 8 (as 7 x 7 maps) and its embedding, MultiLevelDViT's three spectral-norm heads
+    (conv 3x3, LeakyReLU 0.2, BlurPool [1 3 3 1] zero-padded, conv 1x1 stride 2; linear, LeakyReLU, linear), BCE
+    with logits against `target`, each level averaged per sample, summed."""
+    f = torch.nn.functional
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073], dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711], dtype=torch.float64).view(1, 3, 1, 1)
+    x = f.interpolate(_diff_augment(images, draws) * 0.5 + 0.5, size=(224, 224), mode="area")
+    first, second, embedding = _clip_image_levels(fixture, (x - mean) / std)
+    loss = 0
+    for i, tokens in enumerate((first, second)):
+        p = f"0.decoder.{i}."
+        maps = tokens[:, 1:, :].permute(0, 2, 1).reshape(tokens.shape[0], -1, 7, 7)
+        h = f.leaky_relu(f.conv2d(maps, _spectral_normalised(state, p + "1."), state[p + "1.bias"], padding=1), 0.2)
+        h = f.conv2d(f.pad(h, [1, 1, 1, 1]), state[p + "3.filt"], groups=h.shape[1])
+        logits = f.conv2d(h, _spectral_normalised(state, p + "4."), state[p + "4.bias"], stride=2).squeeze(1)
+        bce = f.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none")
+        loss = loss + bce.mean([1, 2]).reshape(-1, 1)
+    h = f.leaky_relu(f.linear(embedding, _spectral_normalised(state, "0.decoder.2.0."), state["0.decoder.2.0.bias"]),
+                     0.2)
+    logits = f.linear(h, _spectral_normalised(state, "0.out."), state["0.out.bias"])
+    return loss + f.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target), reduction="none")
+
+
+def test_the_first_discriminator_term_rebuilds_from_the_fixture(fixture) -> None:
+    """The generator's GAN term (the first discriminator forward, before any discriminator step) from the
+    initial heads, the seeded CLIP, the recorded output and the recorded DiffAugment draws: 1e-12."""
+    if "net_disc" in fixture["initial"]:  # pix2pix: D(second forward's output), multilevel_sigmoid_s (0.8)
+        label, source, network, target = "net_disc(for_G) #1", "net_pix2pix #2", "net_disc", 0.8
+    else:  # CycleGAN: disc_a(fake_b = a2b(img_a) of the GAN step), multilevel_sigmoid
+        label, source, network, target = "net_disc_a(for_G) #1", "forward_with_networks(a2b) #3", "net_disc_a", 1.0
+    images = next(o["value"] for o in fixture["outputs"] if o["forward"] == source)
+    draws = [d["value"] for d in fixture["draws"] if d["forward"] == label]
+    term = next(t["value"] for t in fixture["terms"] if t["forward"] == label)
+    with torch.no_grad():
+        loss = _discriminator_loss(fixture, unpack(fixture["initial"][network]), images, draws, target)
+    assert (loss - term).abs().max() <= 1e-12 * term.abs().max()
