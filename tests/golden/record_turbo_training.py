@@ -3,7 +3,8 @@ img2img-turbo's pix2pix-Turbo (src/train_pix2pix_turbo.py) and CycleGAN-Turbo (s
 PR #62's fix and before it) at tiny configurations, in float64, seeded. tests/golden/turbo_training_format.md
 describes the fixtures' keys.
 
-Runs outside CI against four checkouts (none is copied here):
+Runs outside CI (about 5 minutes on 2 cores; `... record_turbo_training.py cyclegan` records CycleGAN-Turbo
+only) against four checkouts (none is copied here):
 
     I2I_OFFICIAL_IMG2IMG_TURBO=/tmp/official/turbo \\              # GaParmar/img2img-turbo 86f5414 (HEAD)
     I2I_OFFICIAL_IMG2IMG_TURBO_PRE62=/tmp/official/turbo_pre62 \\  # its 573dfdd: the parent of 296fa53 (PR #62)
@@ -20,16 +21,19 @@ top-level statements are executed in order in one namespace (the script's own im
 statements that need files, a dataset, trackers or the Hub (SKIPPED below: output folders, datasets and loaders,
 FID references, wandb trackers, progress bars, the tokenizer calls of the fixed captions, whose token ids are
 given instead); the training `for` loops are replaced by ONE execution of the inner body up to and including its
-`with accelerator.accumulate(...)` block (the logging and checkpointing after it are skipped), with `batch` given.
+`with accelerator.accumulate(...)` block (the logging and checkpointing after it are skipped), `batch` given.
 Two rewrites: `torch.float32` -> `torch.float64` in the executed script text (the scripts' weight_dtype) and,
 while recording, `Tensor.float()` and `Tensor.type(torch.float32)` called from the official code (the scripts,
 vision_aided_loss, CLIP) give float64: its float32 casts, no-ops in its float32 training, would otherwise
-truncate this float64 run (the libraries' own casts, e.g. diffusers' float32 timestep embedding, are kept). The real accelerate.Accelerator runs (on the CPU).
+truncate this float64 run (the libraries' own casts, e.g. diffusers' float32 timestep embedding, are kept).
+The real accelerate.Accelerator runs (1.16, on the CPU; its clip_grad_norm_ computes what
+torch.nn.utils.clip_grad_norm_, which the accelerate of 2024 called, computes).
 Before-#62 is the same run with the loop body taken from the pre-#62 script (src/cyclegan_turbo.py, model.py and
 my_utils/ are byte-identical at both commits; checked).
 
 Tiny pieces (record_turbo_generator's patches: TINY_UNET / TINY_VAE / TINY_TEXT, SKIP_CHANNELS, no cuda):
-- LoRA ranks: pix2pix-Turbo unet 8 / vae 4 (the defaults); CycleGAN-Turbo unet 4 (default 128) / vae 4.
+- LoRA ranks: pix2pix-Turbo unet 8 / vae 4 (the defaults); CycleGAN-Turbo unet 4 (default 128) / vae 2
+  (default 4), images (2, 3, 16, 32): the fixtures stay under 2 MB.
 - After the setup, every LoRA B matrix (zero at init) is set to 0.1 * N(0, 1) from a seeded generator (so every
   LoRA A gets a gradient), and every generator and discriminator-head weight and buffer is rounded to float32
   (so the fixture stores them as float32 exactly).
@@ -42,7 +46,7 @@ Tiny pieces (record_turbo_generator's patches: TINY_UNET / TINY_VAE / TINY_TEXT,
 - vision_aided_loss: its CLIP wrapper's hard-coded ViT-B/32 width in `reshape(-1, 768, 7, 7).float()` becomes
   TINY_CLIP's vision width (source text replaced at import, twice), and MultiLevelDViT's channels 768 / 512 /
   256 are mapped by DISC_CHANNELS (constructor arguments). Spectral norm's u, v are drawn at construction
-  (stored) and updated by every discriminator forward (their values after each forward are stored).
+  (stored in `initial`) and updated by every discriminator forward (the last forward's are stored).
 - AdamW runs with foreach=True, the implementation torch picks by default on CUDA (on this CPU the foreach ops
   run tensor by tensor, in list order); the optimizers' param lists are the official ones, duplicates included.
 - The one-step DDPMScheduler is made with torch's default dtype float32, as in the official run (everything
