@@ -110,8 +110,10 @@ class CycleGANTurbo(OneStepDiffusionMethod):
         self.vae_a2b.requires_grad_(False)
         for name, param in self.unet.named_parameters():  # initialize_unet: LoRA and conv_in are trained
             param.requires_grad_("lora" in name or name.startswith("conv_in."))
-        for name, param in self.vae_a2b.named_parameters():  # initialize_vae: LoRA and the skip convolutions
-            param.requires_grad_("lora" in name or name.startswith("decoder.skip_conv"))
+        # initialize_vae: only LoRA (peft's add_adapter freezes the rest after the skip convolutions were made
+        # trainable, so their 1x1 weights stay at 1e-5 and only their LoRA weights train; pix2pix-Turbo differs)
+        for name, param in self.vae_a2b.named_parameters():
+            param.requires_grad_("lora" in name)
         self.vae_b2a = copy.deepcopy(self.vae_a2b)
         self._take_text_encoder(parts)
         self.scheduler = OneStepScheduler.from_config(parts.scheduler_config)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from i2i_cli.models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress
+from i2i_cli.models.losses.precision import upcast
 from i2i_cli.models.methods.one_step import OneStepDiffusionMethod, constant_schedule
 from i2i_cli.models.networks.turbo import (
     add_skip_convs,
@@ -136,7 +137,7 @@ class Pix2PixTurbo(OneStepDiffusionMethod):
     def _reconstruction_loss(self, batch: dict[str, Tensor], cache: dict[str, Any]) -> LossDict:
         c = self.config
         fake = self._output(batch, cache, "rec")
-        fake32, real32 = fake.float(), batch["B"].float()
+        fake32, real32 = upcast(fake), upcast(batch["B"])  # the official computes these losses in float32
         terms: LossDict = {"G_L2": F.mse_loss(fake32, real32) * c.lambda_l2}
         if self.lpips is not None:
             terms["G_LPIPS"] = self.lpips(fake32, real32).mean() * c.lambda_lpips
