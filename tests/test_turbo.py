@@ -106,10 +106,15 @@ def test_cyclegan_turbo_needs_its_captions_and_translates_both_ways(datasets, fa
     assert not torch.equal(loaded.translate(x, "AtoB"), loaded.translate(x, "BtoA"))
 
 
-def test_a_missing_base_model_is_one_line(datasets, tmp_path):
-    result = _cli("train", "--model", "pix2pix_turbo", "--data", datasets["aligned"], "--out", tmp_path / "run",
-                  "--steps", "1", "--device", "cpu", "--set", f"base_model={tmp_path / 'nowhere'}")
+def test_a_missing_base_model_or_clip_file_is_one_line(datasets, tmp_path):
+    base = ["train", "--model", "pix2pix_turbo", "--data", datasets["aligned"], "--steps", "1", "--device", "cpu"]
+    result = _cli(*base, "--out", tmp_path / "run", "--set", f"base_model={tmp_path / 'nowhere'}",
+                  "--set", "lambda_gan=0", "--set", "lambda_clipsim=0", "--set", "lambda_lpips=0")
     assert result.exit_code == 2
     message = " ".join(result.output.split())
     assert "no such base-model folder" in message and "stabilityai/sd-turbo" in message
     assert "Traceback" not in result.output
+    clip = _cli(*base, "--out", tmp_path / "run2", "--set", f"base_model={tiny_base_model()}")  # GAN + CLIP on
+    message = " ".join(clip.output.split())
+    assert clip.exit_code == 2 and "ViT-B-32.pt" in message and "openaipublic" in message, message
+    assert "Traceback" not in clip.output
