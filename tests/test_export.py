@@ -142,10 +142,11 @@ def test_stargan_onnx_reference_and_latent_guided_equal_pytorch(tmp_path):
     Image.fromarray(rng.integers(0, 255, (40, 36, 3), dtype=np.uint8)).save(src / "x.png")
     Image.fromarray(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)).save(refs / "r.png")
     for model, tag in ((run, "t"), (tmp_path / "s.onnx", "o")):
+        # fp32 both ways (a CPU with native bf16 would translate the run in bf16 under --precision auto)
         by_ref = runner.invoke(app, ["translate", "-c", str(model), str(src), str(tmp_path / f"{tag}_ref"),
-                                     "--style-ref", str(refs / "r.png")])  # domain from the folder name
+                                     "--style-ref", str(refs / "r.png"), "--precision", "fp32"])  # domain: folder
         latent = runner.invoke(app, ["translate", "-c", str(model), str(src), str(tmp_path / f"{tag}_z"),
-                                     "--domain", "cat", "--num-styles", "2", "--seed", "7"])
+                                     "--domain", "cat", "--num-styles", "2", "--seed", "7", "--precision", "fp32"])
         assert by_ref.exit_code == 0 and latent.exit_code == 0, by_ref.output + latent.output
     for name in ("t_ref/x.png", "t_z/x__cat0.png", "t_z/x__cat1.png"):
         a = load_image(tmp_path / name).astype(int)

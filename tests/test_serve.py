@@ -80,7 +80,9 @@ def served(tmp_path_factory):
     inputs.mkdir()
     for name, (h, w) in SIZES.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(inputs / f"{name}.png")
-    result = runner.invoke(app, ["translate", str(inputs), str(root / "cli"), "-c", str(run), "--device", "cpu"])
+    # fp32 both ways: on a CPU with native bf16, translate's --precision auto would pick bf16
+    result = runner.invoke(app, ["translate", str(inputs), str(root / "cli"), "-c", str(run), "--device", "cpu",
+                                 "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     expected = {name: load_image(root / "cli" / f"{name}.png") for name in SIZES}
     try:
@@ -197,7 +199,7 @@ def test_styles_triton_and_onnx_through_the_batched_translators(tmp_path):
     results = Translators(path, "cpu").translate(requests)
     assert [r.batch for r in results] == [3, 3, 3]
     result = runner.invoke(app, ["translate", str(tmp_path / "in"), str(tmp_path / "cli"), "-c", str(run),
-                                 "--domain", "dog", "--seed", "3", "--device", "cpu"])
+                                 "--domain", "dog", "--seed", "3", "--device", "cpu", "--precision", "fp32"])
     assert result.exit_code == 0, result.output
     cli = sorted((tmp_path / "cli").rglob("*.png"))
     assert len(cli) == 3
