@@ -2,6 +2,8 @@
 
     python -m i2i_cli.benchmarks.cpu_precision conv            # one 3x3 convolution: fp32 vs bf16 autocast
     python -m i2i_cli.benchmarks.cpu_precision folder 256 6 3  # ResNet-9: model-only vs folder, 4 vs 1 threads
+    python -m i2i_cli.benchmarks.cpu_precision gemm            # the fp32 GEMM limit: torch.mm 2048^3, GFLOP/s
+    python -m i2i_cli.benchmarks.cpu_precision flops 256       # ResNet-9 generator: GFLOP per image
 
 Both interleave what they compare (rotated order per round) and print medians with min-max."""
 
@@ -35,6 +37,32 @@ def conv(rounds: int = 6) -> None:
                 ms[kind].append((time.perf_counter() - start) * 1000)
     for kind, values in ms.items():
         print(_summary(kind, values[1:], "ms"))  # the first call of each allocates
+
+
+def gemm(n: int = 2048, rounds: int = 12) -> None:
+    """The fp32 GEMM limit of this CPU at torch's thread count: 2 n^3 FLOP per n x n matrix product."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    torch.mm(a, b)  # first call: allocation, kernel choice
+    rates = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        rates.append(2 * n**3 / (time.perf_counter() - start) / 1e9)
+    print(f"threads {torch.get_num_threads()}: " + _summary(f"torch.mm {n}^3 fp32", rates, "GFLOP/s"))
+
+
+def flops(size: int) -> None:
+    """FLOP of one forward pass of the ResNet-9 generator (torch's flop counter: convolutions and matmuls)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from i2i_cli.models import registry
+
+    cls = registry.method_class("cyclegan")
+    method = cls(cls.config_class(size=size))
+    net = method.export_module("AtoB") if hasattr(method, "export_module") else method.netG_A
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.rand(1, 3, size, size))
+    print(f"{type(net).__name__} at {size} px: {counter.get_total_flops() / 1e9:.1f} GFLOP per image")
 
 
 def folder(size: int, images: int, rounds: int) -> None:
@@ -82,5 +110,9 @@ def folder(size: int, images: int, rounds: int) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["conv"]:
         conv()
+    elif sys.argv[1:2] == ["gemm"]:
+        gemm()
+    elif sys.argv[1:2] == ["flops"]:
+        flops(int(sys.argv[2]))
     else:
         folder(*(int(a) for a in sys.argv[2:5]))

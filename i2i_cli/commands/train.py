@@ -48,7 +48,7 @@ def train(
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start --out again if it holds a run (and replace an existing --json file).")] = False,
     workers: Annotated[int, typer.Option(help="Data loader worker processes.")] = 0,
-    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: 5 per run).")] = 0,
+    save_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: up to 5 per run within 5% of the training time; always the last step).")] = 0,
     keep: Annotated[int, typer.Option(help="Checkpoints kept: the newest N (0: all).")] = 2,
     sample_every: Annotated[int, typer.Option(help="Sample grid every N steps (0: up to 10 per run within 5% of the training time; always the last step).")] = 0,
     log_every: Annotated[int, typer.Option(help="Log losses every N steps.")] = 10,

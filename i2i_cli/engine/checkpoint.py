@@ -327,7 +327,7 @@ def save_checkpoint(
         if trainer_state is not None:
             buffer = io.BytesIO()  # torch.save on a full disk raises RuntimeError; a plain write raises OSError
             torch.save(trainer_state, buffer)
-            (tmp / STATE_FILE).write_bytes(buffer.getvalue())
+            (tmp / STATE_FILE).write_bytes(buffer.getbuffer())  # a view: no copy of the (0.5 GB for pix2pix) state
         (tmp / "meta.json").write_text(json.dumps({"step": step, "i2i_version": __version__}) + "\n")
     atomic_write_json(run_dir / LATEST_FILE, {"step": step, "dir": f"checkpoints/{final.name}"})
     _prune(root, keep, final)

@@ -62,7 +62,7 @@ class TrainOptions:
     cache: bool = True
     log_every: int = 10
     sample_every: int = 0  # 0: about 10 grids per run
-    save_every: int = 0  # 0: about 5 checkpoints per run (and always the last step)
+    save_every: int = 0  # 0: up to 5 checkpoints per run within 5% of the training time (cadence.py); always the last
     keep: int = 2
     nan_policy: str = "stop"  # stop | skip
     channels_last: bool = False
@@ -512,7 +512,8 @@ class Trainer:
                              f"({session.precision.name}), {len(dataset)} images, {plan.steps_per_epoch} steps/epoch"
                              + (f"; resuming from step {session.start}" if opts.resume else "")))
         t0 = time.time()
-        cadence = SampleCadence(total, plan.sample_every, budgeted=not opts.sample_every)
+        cadence = SampleCadence(total, plan.sample_every, budgeted=not opts.sample_every, save_every=plan.save_every,
+                                save_budgeted=not opts.save_every)
         last_losses: dict[str, float] = {}
         metrics_file = (out / "metrics.jsonl").open("a") if world.is_main else None
         try:
@@ -557,8 +558,8 @@ class Trainer:
             with cadence.periodic(grid=True):
                 self._save_sample(session.out, session.method, sample_batch, done, session.ema)
         evaluate = self._evaluates_at(done, plan)
-        if done % plan.save_every == 0 or done == plan.total or evaluate:  # an evaluation scores a saved checkpoint
-            with cadence.periodic():
+        if cadence.checkpoint_due(done, done - session.start) or evaluate:  # an evaluation scores a saved checkpoint
+            with cadence.periodic(checkpoint=not evaluate):
                 path = self._checkpoint(session.out, session.run_config, session.method, session.ema, optimizers,
                                         session.schedulers, session.scaler, done)
             if evaluate:  # asked for by the user: not periodic work the grid budget answers for
