@@ -138,6 +138,8 @@ def summary(rows: list[dict[str, float]]) -> dict[str, object]:
 
 
 def main() -> None:
+    from i2i_cli.models import registry
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("methods", nargs="+", choices=sorted(OFFICIAL))
     parser.add_argument("--unaligned", type=Path, required=True, help="trainA/trainB folder (CUT, CycleGAN)")
@@ -150,7 +152,7 @@ def main() -> None:
     results = {}
     for method in args.methods:
         data = (args.unaligned, args.unaligned)
-        if method == "pix2pix":
+        if registry.method_class(method).accepts[0] == "aligned":  # paired: A|B pairs for i2i
             data = (args.pairs if os.environ.get("I2I_OFFICIAL_JZ_MODELS") else args.aligned, args.aligned)
         rows = []
         with tempfile.TemporaryDirectory() as work:
