@@ -4,6 +4,7 @@ DINO-Struct; only the trained parts are saved; a missing base model is one line.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,35 @@ def test_a_missing_base_model_or_clip_file_is_one_line(datasets, tmp_path):
     message = " ".join(clip.output.split())
     assert clip.exit_code == 2 and "ViT-B-32.pt" in message and "openaipublic" in message, message
     assert "Traceback" not in clip.output
+
+
+def test_eval_checkpoint_scores_a_turbo_run_with_dino_struct(datasets, fake_weights_dir, tmp_path, monkeypatch):
+    """`i2i eval --checkpoint` translates the test split with the run and scores it (DINO-Struct: the paper's
+    structure metric, here with a tiny random ViT in place of DINO ViT-B/8)."""
+    import shutil
+
+    import torchvision
+
+    from i2i_cli.evaluation import dino_struct
+    from i2i_cli.models.networks.dino_vit import DinoViT
+    from i2i_cli.weights import ResolvedWeights
+    from tests.golden.record_dino_struct import DEPTH, HEADS, MLP_RATIO, PATCH, WIDTH, seeded_tiny_vit
+
+    weights_dir = tmp_path / "weights"  # VGG16 (training's LPIPS) and AlexNet (eval's paired LPIPS), seeded
+    shutil.copytree(fake_weights_dir, weights_dir)
+    alexnet = torchvision.models.alexnet(weights=None).features.state_dict()
+    torch.save({f"features.{k}": v for k, v in alexnet.items()}, weights_dir / "alexnet-owt-7be5be79.pth")
+    monkeypatch.setenv("I2I_WEIGHTS_DIR", str(weights_dir))
+    run = tmp_path / "run"
+    train("pix2pix_turbo", tiny_config("pix2pix_turbo"),
+          TrainOptions(data=datasets["aligned"], out=run, steps=1, device="cpu"))
+    tiny = DinoViT(patch_size=PATCH, embed_dim=WIDTH, depth=DEPTH, num_heads=HEADS, mlp_ratio=MLP_RATIO).eval()
+    tiny.load_state_dict(seeded_tiny_vit())
+    weights = ResolvedWeights("dino_vitb8", tmp_path / "tiny.pth", "0" * 64, False, "override", "a tiny random ViT")
+    monkeypatch.setattr(dino_struct, "build_dino_vitb8", lambda device, weights_dir=None: (tiny, weights))
+    result = _cli("eval", "--checkpoint", run, "--metrics", "dino_struct", "--device", "cpu", "--json",
+                  tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["dino_struct"] > 0 and report["protocol"]["dino_struct"]["pairs"] == 4
+    assert report["lpips"] is not None  # paired data: LPIPS to the ground truth as for pix2pix
