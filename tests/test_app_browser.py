@@ -75,7 +75,7 @@ def test_page_in_headless_chromium_matches_the_cli(tmp_path):
                                     "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         result = CliRunner().invoke(app, ["translate", str(tmp_path / "in"), str(tmp_path / "cli"), "-c", str(run),
-                                          "--domain", "cat", "--seed", "0", "--device", "cpu"])
+                                          "--domain", "cat", "--seed", "0", "--device", "cpu", "--precision", "fp32"])
         assert result.exit_code == 0, result.output
         expected = load_image(next((tmp_path / "cli").rglob("*.png")))
         url = f"http://127.0.0.1:{port}/"

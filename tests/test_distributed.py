@@ -16,7 +16,8 @@ from i2i_cli.engine.trainer import TrainOptions, train
 from tests.conftest import tiny_config
 
 OPTIONS = ["--model", "pix2pix", "--size", "32", "--set", "ngf=8", "--set", "ndf=8", "--set", "norm=instance",
-           "--set", "dropout=false", "--steps", "3", "--batch-size", "4", "--device", "cpu", "--log-every", "1"]
+           "--set", "dropout=false", "--steps", "3", "--batch-size", "4", "--device", "cpu", "--log-every", "1",
+           "--save-every", "1"]  # a checkpoint at each step: the resume below starts from step 2's
 
 
 def _losses(run) -> list[dict[str, float]]:
