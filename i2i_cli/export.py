@@ -30,7 +30,7 @@ import torch
 
 from i2i_cli import __version__
 from i2i_cli.data.images import to_tensor
-from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
+from i2i_cli.engine.checkpoint import LoadedModel, caption_option, load_for_inference
 from i2i_cli.errors import ConfigError, I2IError
 from i2i_cli.fsutil import TEMP_MARKER, atomic_path, remove_stale_temporaries
 from i2i_cli.models.base import StyleSource
@@ -153,14 +153,15 @@ def _images(shapes: list[tuple[int, int, int, int]]) -> dict[str, torch.Tensor]:
     return {f"random {n}x{h}x{w}": torch.rand(n, 3, h, w, generator=generator) * 2 - 1 for n, _, h, w in shapes}
 
 
-def _image_graph(loaded: LoadedModel, direction: str, h: int, w: int, static: bool) -> _Graph:
+def _image_graph(loaded: LoadedModel, direction: str, h: int, w: int, static: bool,
+                 caption: str | None = None) -> _Graph:
     multiple = loaded.method.export_size_multiple
     shapes = [(2, 3, h, w), (1, 3, h, w) if static else (1, 3, h + multiple, w + 2 * multiple)]
     checks = {k: (v,) for k, v in _images(shapes).items()}
     real = _real_input(loaded, (h, w), direction)
     if real is not None:
         checks["real image"] = (real,)
-    net = loaded.method.export_module(direction=direction).eval()
+    net = loaded.method.export_module(direction=direction, **caption_option(loaded.method, caption)).eval()
     example = (torch.rand(2, 3, h, w) * 2 - 1,)  # batch 2: an example of batch 1 would specialise the batch axis
     auto = torch.export.Dim.AUTO
     dynamic = {0: auto} if static else {0: auto, 2: auto, 3: auto}  # --static-size fixes H and W, not the batch
@@ -316,7 +317,7 @@ def refuse_other_opset(model: Any, opset: int) -> None:
 
 def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *, direction: str = "AtoB",
                 opset: int = DEFAULT_OPSET, fp16: bool = False, static_size: tuple[int, int] | None = None,
-                overwrite: bool = False) -> ExportResult:
+                overwrite: bool = False, caption: str | None = None) -> ExportResult:
     """Export, check with onnx.checker, compare ONNX Runtime with PyTorch; raise ParityError past tolerance.
 
     Nothing is left behind on failure: every file goes through a temporary name and is renamed only after
@@ -349,7 +350,7 @@ def export_onnx(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
     if h % multiple or w % multiple:
         raise ConfigError(f"--static-size {h} {w}: must be multiples of {multiple} for this network")
     graphs = _style_graphs(loaded, h, w, static_size is not None) if styled else \
-        [_image_graph(loaded, direction, h, w, static_size is not None)]
+        [_image_graph(loaded, direction, h, w, static_size is not None, caption)]
     extra = {}
     if isinstance(method, StyleSource):
         extra = {"companions": json.dumps({k: p.name for k, p in targets.items() if k != "generator"}),

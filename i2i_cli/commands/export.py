@@ -34,6 +34,7 @@ def export(
     calibrate: Annotated[Path | None, typer.Option("--calibrate", help="int8: calibrate on these images instead of the run's test split (half calibrate, half are held out).", callback=existing_path("folder of images", "pass a folder of images like the ones you will translate"))] = None,
     allow_lossy: Annotated[bool, typer.Option("--allow-lossy", help="int8: write it even under 30 dB PSNR against fp32.")] = False,
     static_size: Annotated[tuple[int, int] | None, typer.Option("--static-size", help="Fix H W instead of dynamic sizes.")] = None,
+    caption: Annotated[str | None, typer.Option(help="Text-conditioned methods (img2img-turbo): the caption fixed in the graph (default: the run's).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file (and an existing --json file).")] = False,
     json_out: Annotated[Path | None, json_option("Write the export report as JSON")] = None,
     fmt: Annotated[ExportFormat, typer.Option("--format", help="onnx: one .onnx file; triton: a Triton Inference Server model repository (OUT/NAME/config.pbtxt + 1/model.onnx).")] = "onnx",
@@ -41,6 +42,11 @@ def export(
     max_batch: Annotated[int, typer.Option("--max-batch", help="--format triton: max_batch_size (dynamic batching).", rich_help_panel=TRITON)] = 8,
 ) -> None:
     """Export to ONNX (dynamic batch/height/width, metadata embedded) and check parity in ONNX Runtime."""
+    if caption is not None and (fmt == "triton" or precision == "int8"):
+        from i2i_cli.errors import ConfigError
+
+        raise ConfigError("--caption goes with --format onnx in fp32 or fp16 for now; export without it to keep "
+                          "the run's caption")
     if fmt == "triton":
         if precision in ("int8", "bf16"):
             from i2i_cli.errors import ConfigError
@@ -67,7 +73,7 @@ def export(
         _export_int8(run, out, direction, opset, calibrate, allow_lossy, overwrite, static_size, json_out)
         return
     with progress_bar(f"export {out.name}", None, transient=True):  # the export and parity check take minutes
-        result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16 or precision == "fp16",
+        result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16 or precision == "fp16", caption=caption,
                              static_size=static_size, overwrite=overwrite)
     print_table(f"parity with PyTorch in ONNX Runtime ({result.provider}), tolerance {result.tolerance:g}",
                 ["input", "max |onnx - torch|"], list(result.max_diff.items()))

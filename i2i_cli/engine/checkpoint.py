@@ -285,6 +285,16 @@ def build_method(run_config: RunConfig, source: str = "config"):  # -> Translati
     return method
 
 
+def caption_option(method: Any, caption: str | None) -> dict[str, str]:
+    """{"caption": ...} for a method conditioned on a text caption; a caption for any other is refused."""
+    if caption is None:
+        return {}
+    if not method.takes_caption:
+        raise ConfigError(f"--caption: {method.name} is not conditioned on text; drop --caption")
+    return {"caption": caption}
+
+
+
 # --- checkpoints -------------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from i2i_cli.engine.checkpoint import LoadedModel, load_for_inference
+from i2i_cli.engine.checkpoint import LoadedModel, caption_option, load_for_inference
 from i2i_cli.engine.device import resolve_device, resolve_precision
 from i2i_cli.errors import CheckpointError, ConfigError
 from i2i_cli.inference.checkpoints import resolve_checkpoint
@@ -47,15 +47,6 @@ class TorchTranslator:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         with self.precision.autocast():
             return self.net(x.to(self.device)).float()
-
-
-def caption_option(method: Any, caption: str | None) -> dict[str, str]:
-    """{"caption": ...} for a method conditioned on a text caption; a caption for any other is refused."""
-    if caption is None:
-        return {}
-    if not method.takes_caption:
-        raise ConfigError(f"--caption: {method.name} is not conditioned on text; drop --caption")
-    return {"caption": caption}
 
 
 def onnx_session(path: Path, device: str) -> tuple[Any, dict[str, str]]:
