@@ -5,12 +5,13 @@ CLIP backbone) and saving only what is trained (the rest is the base model's, re
 from __future__ import annotations
 
 import copy
+from abc import abstractmethod
 from typing import Any
 
 import torch
 from torch import nn
 
-from i2i_cli.models.base import DiffusionBase, MethodConfig, TranslationMethod
+from i2i_cli.models.base import DiffusionBase, MethodConfig, OptimizerSpec, TranslationMethod
 from i2i_cli.models.draws import draw
 from i2i_cli.models.losses.lpips_loss import LpipsLoss
 from i2i_cli.models.networks.turbo import (
@@ -57,9 +58,9 @@ class OneStepDiffusionMethod(TranslationMethod, DiffusionBase):
     def base_model_reference(self) -> str:
         return self.config.base_model
 
+    @abstractmethod
     def generators(self) -> dict[str, nn.Module]:
         """{attribute: module} of the trained generator parts (what saved_state_dict keeps, with the Ds' heads)."""
-        raise NotImplementedError
 
     def _take_text_encoder(self, parts: Any) -> None:
         self.text_encoder = parts.text_encoder.requires_grad_(False).eval()
@@ -111,9 +112,27 @@ class OneStepDiffusionMethod(TranslationMethod, DiffusionBase):
         return [p for name in self.discriminator_names for p in getattr(self, name).parameters() if p.requires_grad]
 
     # --- inference ------------------------------------------------------------------------------------------
+    @abstractmethod
     def unet_and_vae(self) -> tuple[nn.Module, nn.Module]:
         """The (a2b) generator's UNet and VAE: what sizes depend on."""
-        raise NotImplementedError
+
+    @abstractmethod
+    def official_generator_parameters(self) -> list[nn.Parameter]:
+        """The generator optimizer's list as the official code builds it (duplicates included)."""
+
+    def optimizers(self) -> list[OptimizerSpec]:
+        """AdamW for the generator parts and, with a GAN, the discriminators' heads, each clipped before its steps;
+        `official_param_lists` false lists each generator weight once."""
+        c = self.config
+        g_params = self.official_generator_parameters()
+        if not c.official_param_lists:
+            g_params = list(dict.fromkeys(g_params))
+        groups = {"G": g_params}
+        if c.lambda_gan > 0:
+            groups["D"] = self.trained_discriminator_parameters()
+        return [OptimizerSpec(name, [{"params": params}], c.lr, (c.beta1, c.beta2), c.weight_decay, "adamw",
+                              schedule=constant_schedule, eps=c.adam_eps, max_grad_norm=c.max_grad_norm)
+                for name, params in groups.items()]
 
     @property
     def size_multiple(self) -> int:

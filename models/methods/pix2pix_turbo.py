@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from i2i_cli.models.base import LossDict, MethodConfig, OptimizerSpec, Phase, Progress
+from i2i_cli.models.base import LossDict, MethodConfig, Phase, Progress
 from i2i_cli.models.losses.precision import upcast
-from i2i_cli.models.methods.one_step import OneStepDiffusionMethod, constant_schedule
+from i2i_cli.models.methods.one_step import OneStepDiffusionMethod
 from i2i_cli.models.networks.turbo import (
     add_skip_convs,
     add_unet_lora_paired,
@@ -106,18 +106,8 @@ class Pix2PixTurbo(OneStepDiffusionMethod):
         return self.G.unet, self.G.vae
 
     # --- training -----------------------------------------------------------------------------------------
-    def optimizers(self) -> list[OptimizerSpec]:
-        c = self.config
-        g_params = official_paired_parameters(self.G.unet, self.G.vae)
-        if not c.official_param_lists:
-            g_params = list(dict.fromkeys(g_params))
-        specs = [OptimizerSpec("G", [{"params": g_params}], c.lr, (c.beta1, c.beta2), c.weight_decay, "adamw",
-                               schedule=constant_schedule, eps=c.adam_eps, max_grad_norm=c.max_grad_norm)]
-        if c.lambda_gan > 0:
-            specs.append(OptimizerSpec("D", [{"params": self.trained_discriminator_parameters()}], c.lr,
-                                       (c.beta1, c.beta2), c.weight_decay, "adamw", schedule=constant_schedule,
-                                       eps=c.adam_eps, max_grad_norm=c.max_grad_norm))
-        return specs
+    def official_generator_parameters(self) -> list[nn.Parameter]:
+        return official_paired_parameters(self.G.unet, self.G.vae)
 
     def phases(self, progress: Progress) -> list[Phase]:
         c = self.config
