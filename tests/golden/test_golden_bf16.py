@@ -34,7 +34,7 @@ DEFAULT_PSNR = 40.0
 BF16_PSNR = {"starganv2/afhq/reference": 38.0, "starganv2/afhq/latent": 38.0}
 # PSNR on [-1, 1] grows as an output shrinks: these initial weights give some methods outputs of rms 0.01 (CUT's,
 # the SeSims'), where 75 dB says little. The scale-free check: the rms of bf16 - fp32 relative to fp32's own rms,
-# measured 0.5% .. 3.6% (img2img-turbo's VAE decoder the largest) with torch's native and emulated bf16 kernels.
+# measured 0.5% .. 3.6% (CycleGAN-Turbo the largest) with torch's native and emulated bf16 kernels.
 REL_RMS = 0.06
 SAME_CLASS = 0.98  # segmenter: share of pixels whose argmax class bf16 keeps (near-tied logits may flip)
 
