@@ -42,7 +42,7 @@ NUMERIC_RANGES: dict[str, Range] = {
     "steps": Range(1), "epochs": Range(0, low_open=True), "size": Range(1), "batch_size": Range(1),
     "seed": Range(0), "workers": Range(0), "save_every": Range(0), "keep": Range(0), "sample_every": Range(0),
     "log_every": Range(1), "max_pixels": Range(0), "resize": Range(1), "threads": Range(1), "tile": Range(0),
-    "overlap": Range(0), "num_styles": Range(1), "crf": Range(0, 63), "opset": Range(18),
+    "overlap": Range(0), "num_styles": Range(1), "crf": Range(0, 63), "opset": Range(18), "min_speedup": Range(0),
     "static_size": Range(1), "n_train": Range(1), "n_test": Range(0), "n_val": Range(0), "domains": Range(2),
     "images": Range(1), "repeats": Range(1), "classes": Range(2),
     # the Ray engine, the HTTP service, reproduce and bench

@@ -72,7 +72,7 @@ def test_page_in_headless_chromium_matches_the_cli(tmp_path):
     log = tmp_path / "app.log"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "i2i_cli", "app", str(run), "--port", str(port),
-                                    "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                    "--device", "cpu", "--precision", "fp32"], stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         result = CliRunner().invoke(app, ["translate", str(tmp_path / "in"), str(tmp_path / "cli"), "-c", str(run),
                                           "--domain", "cat", "--seed", "0", "--device", "cpu", "--precision", "fp32"])

@@ -35,12 +35,13 @@ def test_int8_is_measured_on_held_out_images_and_the_figures_are_recorded(setup,
     run, images = setup
     out, report = tmp_path / "m.onnx", tmp_path / "r.json"
     result = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "int8",
-                                 "--calibrate", str(images), "--allow-lossy", "--json", str(report)])
+                                 "--calibrate", str(images), "--allow-lossy", "--min-speedup", "0", "--json", str(report)])
     assert result.exit_code == 0, result.output
     quality = json.loads(read_metadata(out)["int8_quality"])
     assert read_metadata(out)["precision"] == "int8"
     assert (quality["calibration_images"], quality["held_out_images"]) == (2, 2)
     assert quality["psnr_db"] > 0 and quality["fp32_ms"] > 0 and quality["int8_ms"] > 0
+    assert "InstanceNormalization" in quality["float_ops"]  # pix2pix's U-Net: norms between dequantize and quantize
     assert "LPIPS not measured" in quality["note"]  # the tests are offline: no AlexNet weights
     assert json.loads(report.read_text())["quality"]["psnr_db"] == quality["psnr_db"]
     assert "PSNR" in result.output
@@ -60,3 +61,20 @@ def test_int8_under_the_bound_is_refused_with_the_figures_and_bf16_is_explained(
     assert not out.exists() and not list(tmp_path.iterdir())
     bf16 = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "bf16"])
     assert bf16.exit_code == 2 and "bf16" in bf16.output
+
+
+def test_int8_slower_than_the_bar_is_refused_with_its_figures(setup, tmp_path):
+    """An int8 file that does not run --min-speedup times fp32's speed (default 2x) is refused: the figures, the
+    layers left in float and the way out in one line, nothing written."""
+    run, images = setup
+    out = tmp_path / "m.onnx"
+    refused = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "int8",
+                                  "--calibrate", str(images), "--allow-lossy", "--min-speedup", "1000"])
+    assert refused.exit_code == 1, refused.output
+    line = " ".join(refused.output.split())
+    assert "x fp32's speed" in line and "ms per 32 px image" in line and "in float:" in line
+    assert "--min-speedup 0" in line and "Traceback" not in refused.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+    negative = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "int8",
+                                   "--min-speedup", "-1"])
+    assert negative.exit_code == 2 and "--min-speedup" in negative.output

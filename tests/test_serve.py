@@ -6,6 +6,7 @@ also run in-process for the other kinds of model (StarGAN v2 styles, an .onnx ex
 from __future__ import annotations
 
 import http.client
+import inspect
 import io
 import json
 import os
@@ -72,7 +73,8 @@ def served(tmp_path_factory):
     run = make_run(root / "run", "pix2pix")
     port = _free_port()
     command = [sys.executable, "-m", "i2i_cli", "serve", str(run), "--port", str(port), "--device", "cpu",
-               "--max-batch", "8", "--batch-timeout", "0.1", "--max-pixels", str(MAX_PIXELS), "--max-mb", "0.05"]
+               "--max-batch", "8", "--batch-timeout", "0.1", "--max-pixels", str(MAX_PIXELS), "--max-mb", "0.05",
+               "--precision", "fp32"]
     log = (root / "serve.log").open("w")
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rng = np.random.default_rng(0)
@@ -80,7 +82,7 @@ def served(tmp_path_factory):
     inputs.mkdir()
     for name, (h, w) in SIZES.items():
         Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(inputs / f"{name}.png")
-    # fp32 both ways: on a CPU with native bf16, translate's --precision auto would pick bf16
+    # fp32 both ways: on a CPU with native bf16, --precision auto (both commands' default) would pick bf16
     result = runner.invoke(app, ["translate", str(inputs), str(root / "cli"), "-c", str(run), "--device", "cpu",
                                  "--precision", "fp32"])
     assert result.exit_code == 0, result.output
@@ -178,6 +180,26 @@ def test_metadata_openapi_and_accept(served):
     assert Image.open(io.BytesIO(body)).size == (32, 32)
 
 
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_serve_and_app_default_to_auto_precision(tmp_path, monkeypatch, native_bf16):
+    """`i2i serve` and `i2i app` run `--precision auto` by default, as translate does: bf16 on a CPU with native
+    bf16, fp32 elsewhere; the metadata says what runs, not "auto"."""
+    from i2i_cli.engine import device as device_module
+    from i2i_cli.serve import ServeOptions, Translators, load_facts
+
+    monkeypatch.setattr(device_module, "cpu_has_native_bf16", lambda: native_bf16)
+    run = make_run(tmp_path / "run", "pix2pix")
+    expected = "bf16" if native_bf16 else "fp32"
+    _, facts = load_facts(str(run), ServeOptions(device="cpu"))
+    assert facts.precision == expected
+    assert Translators(str(run), "cpu").default.precision_ran == expected
+    from i2i_cli.commands.app import app_command
+    from i2i_cli.commands.serve import serve
+
+    for command in (serve, app_command):  # the commands' own defaults
+        assert inspect.signature(command).parameters["precision"].default == "auto"
+
+
 def test_styles_triton_and_onnx_through_the_batched_translators(tmp_path):
     """The worker's batching (in-process): StarGAN v2 requests with a domain and seed equal `i2i translate`'s
     outputs; an unknown domain is refused. `i2i export --format triton` writes the repository layout, its
@@ -196,7 +218,7 @@ def test_styles_triton_and_onnx_through_the_batched_translators(tmp_path):
     with pytest.raises(RequestError, match="domain lion: unknown; this model has cat, dog, wild"):
         build_request(_png(images[0]), {"domain": "lion"}, "", None, facts, 10**6)
     requests = [build_request(_png(im), {"domain": "dog", "seed": "3"}, "", None, facts, 10**6) for im in images]
-    results = Translators(path, "cpu").translate(requests)
+    results = Translators(path, "cpu", "fp32").translate(requests)
     assert [r.batch for r in results] == [3, 3, 3]
     result = runner.invoke(app, ["translate", str(tmp_path / "in"), str(tmp_path / "cli"), "-c", str(run),
                                  "--domain", "dog", "--seed", "3", "--device", "cpu", "--precision", "fp32"])
@@ -223,7 +245,7 @@ def test_styles_triton_and_onnx_through_the_batched_translators(tmp_path):
     path, facts = load_facts(str(model), ServeOptions())  # the same file served by i2i serve
     assert facts.kind == "onnx" and facts.method == "pix2pix"
     onnx_out = Translators(path, "cpu").translate([build_request(_png(images[0]), {}, "", None, facts, 10**6)])
-    torch_out = Translators(str(p2p), "cpu").translate([build_request(_png(images[0]), {}, "", None, facts, 10**6)])
+    torch_out = Translators(str(p2p), "cpu", "fp32").translate([build_request(_png(images[0]), {}, "", None, facts, 10**6)])
     assert np.abs(onnx_out[0].image.astype(int) - torch_out[0].image.astype(int)).max() <= 1
     result = runner.invoke(app, ["export", "-c", str(run), "--format", "triton", "--out", str(tmp_path / "r2")])
     assert result.exit_code == 2 and "three graphs" in result.output

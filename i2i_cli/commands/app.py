@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from i2i_cli.cli import Direction, Precision, device_option, existing_path, handle_errors, info
+from i2i_cli.cli import Direction, InferencePrecision, device_option, existing_path, handle_errors, info
 
 
 @handle_errors
@@ -16,7 +16,7 @@ def app_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
     share: Annotated[bool, typer.Option("--share", help="Also open a public gradio.live link (72 hours).")] = False,
     device: Annotated[str, device_option()] = "auto",
-    precision: Annotated[Precision, typer.Option(help="PyTorch runs (fp16: CUDA).")] = "fp32",
+    precision: Annotated[InferencePrecision, typer.Option(help="PyTorch runs: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA).")] = "auto",
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: the direction selected at first.")] = "AtoB",
 ) -> None:
     """Open a web page for CHECKPOINT: drop an image (or several), see input and output side by side, pick the direction or domain, download the result."""

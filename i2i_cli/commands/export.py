@@ -30,9 +30,10 @@ def export(
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: which generator.")] = "AtoB",
     opset: Annotated[int, typer.Option(help="ONNX opset (18 or later).")] = 18,
     fp16: Annotated[bool, typer.Option("--fp16", help="fp16 weights and compute (fp32 in and out); the same as the fp16 precision.")] = False,
-    precision: Annotated[ExportPrecision, typer.Option(help="fp32; fp16 (GPUs: ONNX Runtime CUDA); int8 (CPUs: calibrated on the run's data, refused under 30 dB PSNR vs fp32 unless --allow-lossy).")] = "fp32",
+    precision: Annotated[ExportPrecision, typer.Option(help="fp32; fp16 (GPUs: ONNX Runtime CUDA); int8 (CPUs: calibrated on the run's data, refused under 30 dB PSNR vs fp32 unless --allow-lossy, and under --min-speedup).")] = "fp32",
     calibrate: Annotated[Path | None, typer.Option("--calibrate", help="int8: calibrate on these images instead of the run's test split (half calibrate, half are held out).", callback=existing_path("folder of images", "pass a folder of images like the ones you will translate"))] = None,
     allow_lossy: Annotated[bool, typer.Option("--allow-lossy", help="int8: write it even under 30 dB PSNR against fp32.")] = False,
+    min_speedup: Annotated[float, typer.Option("--min-speedup", help="int8: refuse it unless it runs at least this many times fp32's speed in ONNX Runtime on this CPU (0: write it whatever its speed).")] = 2.0,
     static_size: Annotated[tuple[int, int] | None, typer.Option("--static-size", help="Fix H W instead of dynamic sizes.")] = None,
     caption: Annotated[str | None, typer.Option(help="Text-conditioned methods (img2img-turbo): the caption fixed in the graph (default: the run's).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file (and an existing --json file).")] = False,
@@ -70,7 +71,8 @@ def export(
         raise ConfigError("--precision bf16: ONNX Runtime has no bf16 convolution kernels for the CPU; export fp32 "
                           "(or int8), or translate the run itself with `i2i translate --precision bf16`")
     if precision == "int8":
-        _export_int8(run, out, direction, opset, calibrate, allow_lossy, overwrite, static_size, json_out)
+        _export_int8(run, out, direction, opset, calibrate, (allow_lossy, min_speedup), overwrite, static_size,
+                     json_out)
         return
     with progress_bar(f"export {out.name}", None, transient=True):  # the export and parity check take minutes
         result = export_onnx(run, out, direction=direction, opset=opset, fp16=fp16 or precision == "fp16", caption=caption,
@@ -113,8 +115,8 @@ def _export_triton(out: Path, checkpoint: Path | None, direction: str, opset: in
                               "max_diff": export.max_diff, "tolerance": export.tolerance, "provider": export.provider})
 
 
-def _export_int8(run: Path, out: Path, direction: str, opset: int, calibrate: Path | None, allow_lossy: bool,
-                 overwrite: bool, static_size: tuple[int, int] | None, json_out: Path | None) -> None:
+def _export_int8(run: Path, out: Path, direction: str, opset: int, calibrate: Path | None,
+                 bounds: tuple[bool, float], overwrite: bool, static_size: tuple[int, int] | None, json_out: Path | None) -> None:
     from dataclasses import asdict
 
     from i2i_cli.errors import ConfigError
@@ -123,14 +125,14 @@ def _export_int8(run: Path, out: Path, direction: str, opset: int, calibrate: Pa
     if static_size is not None:
         raise ConfigError("--static-size goes with fp32/fp16 exports; an int8 export keeps dynamic sizes")
     with progress_bar(f"export {out.name} (int8: export, calibrate, measure)", None, transient=True):
-        result, report = export_int8(run, out, direction=direction, calibrate=calibrate, allow_lossy=allow_lossy,
-                                     overwrite=overwrite, opset=opset)
+        result, report = export_int8(run, out, direction=direction, calibrate=calibrate, allow_lossy=bounds[0],
+                                     overwrite=overwrite, opset=opset, min_speedup=bounds[1])
     lpips = f"{report.lpips:.4f}" if report.lpips is not None else "-"
     print_table(f"int8 vs fp32 in ONNX Runtime (CPU) on {report.held_out_images} held-out images of {report.source} "
                 f"at {report.size} px ({report.calibration_images} calibrated)", ["", ""], [
                     ("PSNR (mean, min)", f"{report.psnr_db:.1f} dB, {report.psnr_min_db:.1f} dB"),
                     ("LPIPS", lpips), ("ms per image fp32 / int8", f"{report.fp32_ms:.1f} / {report.int8_ms:.1f}"),
-                    ("speed", f"{report.speedup:.2f}x fp32")])
+                    ("speed", f"{report.speedup:.2f}x fp32"), ("in float", report.float_ops or "-")])
     if report.note:
         console.print(report.note)
     console.print(f"wrote {result.path} (int8); use it with: i2i translate --checkpoint {result.path} IN/ OUT/")

@@ -15,7 +15,6 @@ trainer state is loaded with torch.load(weights_only=True): nothing from a file 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -335,9 +334,10 @@ def save_checkpoint(
         if ema:
             save_tensors(tmp / EMA_FILE, ema, meta)
         if trainer_state is not None:
-            buffer = io.BytesIO()  # torch.save on a full disk raises RuntimeError; a plain write raises OSError
-            torch.save(trainer_state, buffer)
-            (tmp / STATE_FILE).write_bytes(buffer.getbuffer())  # a view: no copy of the (0.5 GB for pix2pix) state
+            # through a Python file: a full disk raises OSError (torch.save on a path raises RuntimeError), and no
+            # in-memory copy of the state (0.5 GB for pix2pix; a BytesIO doubled the write: 0.9 against 0.43 s)
+            with (tmp / STATE_FILE).open("wb") as state_file:
+                torch.save(trainer_state, state_file)
         (tmp / "meta.json").write_text(json.dumps({"step": step, "i2i_version": __version__}) + "\n")
     atomic_write_json(run_dir / LATEST_FILE, {"step": step, "dir": f"checkpoints/{final.name}"})
     _prune(root, keep, final)

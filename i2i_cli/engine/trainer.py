@@ -37,7 +37,7 @@ from i2i_cli.data.layouts import Layout, detect_layout, require_layout
 from i2i_cli.diffusion.base_model import attach_base_model
 from i2i_cli.engine import checkpoint as ckpt
 from i2i_cli.engine.cadence import SampleCadence
-from i2i_cli.engine.device import Precision, resolve_device, resolve_precision
+from i2i_cli.engine.device import Precision, preview_precision, resolve_device, resolve_precision
 from i2i_cli.engine.fixed_weights import load_pretrained_modules
 from i2i_cli.engine.network_fit import SHAPE_ERRORS, size_error
 from i2i_cli.engine.report import sample_grid, truncate_metrics, write_report
@@ -556,7 +556,7 @@ class Trainer:
             self._log(session, done, losses, metrics_file, seconds)
         if cadence.due(done, done - session.start):
             with cadence.periodic(grid=True):
-                self._save_sample(session.out, session.method, sample_batch, done, session.ema)
+                self._save_sample(session.out, session.method, sample_batch, done, preview_precision(session.precision))
         evaluate = self._evaluates_at(done, plan)
         if cadence.checkpoint_due(done, done - session.start) or evaluate:  # an evaluation scores a saved checkpoint
             with cadence.periodic(checkpoint=not evaluate):
@@ -780,13 +780,13 @@ class Trainer:
         return self._to_device(batch, device, False)
 
     def _save_sample(self, out: Path, method: TranslationMethod, batch: dict[str, torch.Tensor], step: int,
-                     ema: EMA | None) -> None:
+                     precision: Precision) -> None:
         from i2i_cli.data.images import save_image
 
         was_training = method.training
         method.eval()
-        with torch.no_grad():
-            rows = method.sample_rows(batch)
+        with torch.no_grad(), precision.autocast():
+            rows = {name: row.float() for name, row in method.sample_rows(batch).items()}
         method.train(was_training)
         path = out / "samples" / f"step_{step:08d}.png"
         save_image(sample_grid(rows), path, overwrite=True)

@@ -23,7 +23,10 @@ def load_facts(checkpoint: str | os.PathLike[str] | None, options: ServeOptions)
     translator = load(checkpoint, "cpu", direction=options.direction, precision="fp32")
     path = str(translator.path)
     facts = model_facts(translator, path)
-    facts.precision = options.precision
+    if facts.kind != "onnx":  # what the worker will run on its device (`auto` resolved), not the CPU copy's fp32
+        from i2i_cli.engine.device import resolve_device, resolve_precision
+
+        facts.precision = resolve_precision(options.precision, resolve_device(options.device)).name
     return path, facts
 
 

@@ -54,13 +54,12 @@ def facts_markdown(facts: ModelFacts) -> str:
 class PageModel:
     """The loaded model behind the page and the files it writes for download."""
 
-    def __init__(self, checkpoint: str | None, device: str = "auto", precision: str = "fp32",
+    def __init__(self, checkpoint: str | None, device: str = "auto", precision: str = "auto",
                  direction: str = "AtoB") -> None:
         self.translators = Translators(str(checkpoint) if checkpoint is not None else None, device, precision,
                                        direction)  # type: ignore[arg-type]
         default = self.translators.default
         self.facts = model_facts(default, str(default.path))
-        self.facts.precision = precision
         self.out_dir = Path(tempfile.mkdtemp(prefix="i2i-app-"))
 
     def _request(self, path: str, direction: str, domain: str | None, style: str | None, seed: float,

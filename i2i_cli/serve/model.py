@@ -51,7 +51,7 @@ def model_facts(translator: Any, checkpoint: str) -> ModelFacts:
     facts = ModelFacts(checkpoint=checkpoint, kind="onnx" if translator.path.suffix == ".onnx" else "run",
                        method=translator.name, direction=translator.direction, domains=translator.domains,
                        size_multiple=translator.size_multiple, min_size=translator.min_size,
-                       precision=translator.precision)
+                       precision=translator.precision_ran)
     if loaded is None:
         return facts
     method = loaded.method
@@ -126,7 +126,7 @@ def check_request(req: TranslationRequest, facts: ModelFacts) -> None:
 class Translators:
     """The loaded model, one Translator per direction asked for (the other direction loads on first use)."""
 
-    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "fp32", direction: str = "AtoB") -> None:
+    def __init__(self, checkpoint: str, device: str = "auto", precision: str = "auto", direction: str = "AtoB") -> None:
         from i2i_cli.api import load
 
         self.checkpoint, self.device, self.precision = checkpoint, device, precision

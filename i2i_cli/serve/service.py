@@ -28,7 +28,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8000
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = "auto"  # bf16 on a CPU with native bf16, else fp32 (engine/device.py)
     direction: str = "AtoB"
     max_batch: int = 8
     batch_timeout: float = 0.05  # seconds the worker waits for more requests to fill a batch
