@@ -53,7 +53,7 @@ class Translator:
     (StarGAN v2) need `t(image, style_ref=..., domain=...)` or `t(image, domain=..., seed=...)`."""
 
     def __init__(self, checkpoint: str | os.PathLike[str] | None, device: str = "auto", *, direction: str = "AtoB",
-                 precision: str = "auto", caption: str | None = None) -> None:
+                 precision: str = "auto", caption: str | None = None, runtime: str = "auto") -> None:
         if direction not in ("AtoB", "BtoA"):
             raise ConfigError(f"direction {direction!r}: choose AtoB or BtoA")
         path, self.note = resolve_checkpoint(checkpoint)
@@ -66,13 +66,15 @@ class Translator:
             if caption is not None:
                 raise ConfigError(f"caption: {path} was exported with its caption fixed; translate with the run "
                                   "folder, or export again with `i2i export --caption`")
-            session, metadata = onnx_session(path, device)
+            session, metadata = onnx_session(path, device, runtime)
             if "companions" in metadata:
                 self._styles = OnnxStyles(path, device)
             else:
                 self._single = OnnxTranslator(path, direction, device, session=session, metadata=metadata)
                 self.note = "; ".join(n for n in (self.note, self._single.note) if n)
         else:
+            if runtime != "auto":
+                raise ConfigError(f"--runtime {runtime} runs exported .onnx files; {path} is a run (PyTorch)")
             from i2i_cli.engine.checkpoint import load_for_inference
 
             loaded = load_for_inference(path, device="cpu")

@@ -30,7 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Options with fixed choices: typer turns a Literal into a choice that `--help` lists and completion offers.
 Precision = Literal["fp32", "bf16", "fp16"]
-InferencePrecision = Literal["auto", "fp32", "bf16", "fp16"]  # auto: bf16 on CPUs with native bf16
+InferencePrecision = Literal["auto", "fp32", "bf16", "fp16"]
+Runtime = Literal["auto", "onnxruntime", "openvino"]  # .onnx files (inference/openvino_runtime.py)  # auto: bf16 on CPUs with native bf16
 ExportPrecision = Literal["fp32", "fp16", "bf16", "int8"]
 Direction = Literal["AtoB", "BtoA"]
 Blend = Literal["linear", "cosine"]

@@ -72,9 +72,59 @@ def test_int8_slower_than_the_bar_is_refused_with_its_figures(setup, tmp_path):
                                   "--calibrate", str(images), "--allow-lossy", "--min-speedup", "1000"])
     assert refused.exit_code == 1, refused.output
     line = " ".join(refused.output.split())
-    assert "x fp32's speed" in line and "ms per 32 px image" in line and "in float:" in line
+    assert "x fp32's speed" in line and "fp32 per 32 px image" in line and "InstanceNormalization" in line
     assert "--min-speedup 0" in line and "Traceback" not in refused.output
     assert not out.exists() and not list(tmp_path.iterdir())
     negative = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(out), "--precision", "int8",
                                    "--min-speedup", "-1"])
     assert negative.exit_code == 2 and "--min-speedup" in negative.output
+
+
+def _png_arrays(folder):
+    return {f.name: np.asarray(Image.open(f)).astype(np.float64) for f in sorted(folder.rglob("*.png"))}
+
+
+def test_openvino_runs_the_same_onnx_files(setup, tmp_path):
+    """--runtime openvino runs an .onnx file in OpenVINO on the CPU: an fp32 export gives ONNX Runtime's outputs
+    (within a level), and `auto` picks OpenVINO for an int8 file (what the export's figures measured)."""
+    pytest.importorskip("openvino")
+    run, images = setup
+    fp32 = tmp_path / "f.onnx"
+    assert runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(fp32)]).exit_code == 0
+    outputs = {}
+    for runtime in ("onnxruntime", "openvino"):
+        result = runner.invoke(app, ["translate", "--checkpoint", str(fp32), str(images), str(tmp_path / runtime),
+                                     "--device", "cpu", "--runtime", runtime])
+        assert result.exit_code == 0, result.output
+        outputs[runtime] = _png_arrays(tmp_path / runtime)
+    assert "OpenVINO (CPU)" in result.output
+    assert len(outputs["openvino"]) == 4
+    for name, image in outputs["openvino"].items():
+        assert np.abs(image - outputs["onnxruntime"][name]).max() <= 1, name
+
+    int8 = tmp_path / "q.onnx"
+    exported = runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(int8), "--precision", "int8",
+                                   "--calibrate", str(images), "--allow-lossy", "--min-speedup", "0"])
+    assert exported.exit_code == 0, exported.output
+    quality = json.loads(read_metadata(int8)["int8_quality"])
+    assert quality["runtime"] == "openvino" and set(quality["int8_ms_by_runtime"]) == {"onnxruntime", "openvino"}
+    auto = runner.invoke(app, ["translate", "--checkpoint", str(int8), str(images), str(tmp_path / "auto"),
+                               "--device", "cpu"])
+    assert auto.exit_code == 0 and "OpenVINO (CPU), int8" in " ".join(auto.output.split()), auto.output
+
+
+def test_runtime_errors_name_the_fix(setup, tmp_path, monkeypatch):
+    run, images = setup
+    on_run = runner.invoke(app, ["translate", "--checkpoint", str(run), str(images), str(tmp_path / "o"),
+                                 "--runtime", "openvino"])
+    assert on_run.exit_code == 2 and "runs exported .onnx files" in on_run.output
+    fp32 = tmp_path / "f.onnx"
+    assert runner.invoke(app, ["export", "--checkpoint", str(run), "--out", str(fp32)]).exit_code == 0
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    missing = runner.invoke(app, ["translate", "--checkpoint", str(fp32), str(images), str(tmp_path / "o"),
+                                  "--runtime", "openvino", "--device", "cpu"])
+    assert missing.exit_code == 2 and "pip install 'i2i[openvino]'" in missing.output
+    assert not (tmp_path / "o").exists()

@@ -128,11 +128,13 @@ def _export_int8(run: Path, out: Path, direction: str, opset: int, calibrate: Pa
         result, report = export_int8(run, out, direction=direction, calibrate=calibrate, allow_lossy=bounds[0],
                                      overwrite=overwrite, opset=opset, min_speedup=bounds[1])
     lpips = f"{report.lpips:.4f}" if report.lpips is not None else "-"
-    print_table(f"int8 vs fp32 in ONNX Runtime (CPU) on {report.held_out_images} held-out images of {report.source} "
-                f"at {report.size} px ({report.calibration_images} calibrated)", ["", ""], [
+    runtimes = ", ".join(f"{name} {ms:.1f}" for name, ms in report.int8_ms_by_runtime.items())
+    print_table(f"int8 ({report.runtime}) vs fp32 (onnxruntime) on the CPU, on {report.held_out_images} held-out "
+                f"images of {report.source} at {report.size} px ({report.calibration_images} calibrated)", ["", ""], [
                     ("PSNR (mean, min)", f"{report.psnr_db:.1f} dB, {report.psnr_min_db:.1f} dB"),
                     ("LPIPS", lpips), ("ms per image fp32 / int8", f"{report.fp32_ms:.1f} / {report.int8_ms:.1f}"),
-                    ("speed", f"{report.speedup:.2f}x fp32"), ("in float", report.float_ops or "-")])
+                    ("int8 ms by runtime", runtimes), ("speed", f"{report.speedup:.2f}x fp32"),
+                    ("in float (ONNX Runtime)", report.float_ops or "-")])
     if report.note:
         console.print(report.note)
     console.print(f"wrote {result.path} (int8); use it with: i2i translate --checkpoint {result.path} IN/ OUT/")

@@ -11,6 +11,7 @@ from i2i_cli.cli import (
     Blend,
     Direction,
     InferencePrecision,
+    Runtime,
     device_option,
     existing_path,
     finish_with_problems,
@@ -44,6 +45,7 @@ def translate(
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip outputs that exist (default); --no-skip-existing makes an existing output an error.")] = True,
     device: Annotated[str, device_option(rich_help_panel=SPEED)] = "auto",
     precision: Annotated[InferencePrecision, typer.Option(help="PyTorch runs: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA).", rich_help_panel=SPEED)] = "auto",
+    runtime: Annotated[Runtime, typer.Option(help="An .onnx checkpoint: auto (OpenVINO for int8 files on the CPU when installed, else ONNX Runtime), onnxruntime, openvino.", rich_help_panel=SPEED)] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass (same-size images).", rich_help_panel=SPEED)] = 1,
     threads: Annotated[int, typer.Option(help="Decode/encode threads.", rich_help_panel=SPEED)] = 4,
     tile: Annotated[int, typer.Option(help="Translate images larger than this in overlapping tiles (0: off).", rich_help_panel=SPEED)] = 0,
@@ -82,6 +84,8 @@ def translate(
             raise ConfigError("--caption: captions translate with --engine local only for now")
         if style_ref is not None or domain is not None:
             raise ConfigError("--style-ref / --domain: styles translate with --engine local only for now")
+        if runtime != "auto":
+            raise ConfigError("--runtime: the Ray actors pick theirs (auto: OpenVINO for int8 files where installed)")
         _translate_on_ray(source, out, checkpoint, json_out, options, direction, device, precision,
                           ray_address, actors)
         return
@@ -94,7 +98,8 @@ def translate(
     if json_out is not None:
         check_output_file(json_out, "--json")
     # the same Translator as the Python API (i2i_cli.load): one code path for both
-    translator = Translator(checkpoint, device, direction=direction, precision=precision, caption=caption)
+    translator = Translator(checkpoint, device, direction=direction, precision=precision, caption=caption,
+                            runtime=runtime)
     if translator.note:
         info(translator.note)
     _announce(translator)
@@ -135,7 +140,8 @@ def _announce(translator: Any) -> None:
         info(f"{loaded.method.name} run {loaded.run_dir} (step {loaded.step}"
              f"{', EMA weights' if loaded.used_ema else ''}) on {translator.device}, {translator.precision_note}")
     else:
-        info(f"ONNX Runtime on {translator.device}, {translator.precision_note}")
+        where = translator.device if translator.device.startswith("OpenVINO") else f"ONNX Runtime on {translator.device}"
+        info(f"{where}, {translator.precision_note}")
 
 
 def _report(result: TranslateResult, out: str, json_out: Path | None, extra: dict[str, Any]) -> None:

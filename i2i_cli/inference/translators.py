@@ -49,16 +49,26 @@ class TorchTranslator:
             return self.net(x.to(self.device)).float()
 
 
-def onnx_session(path: Path, device: str) -> tuple[Any, dict[str, str]]:
+def onnx_session(path: Path, device: str, runtime: str = "auto") -> tuple[Any, dict[str, str]]:
+    """An .onnx file opened in ONNX Runtime or OpenVINO (`runtime`: inference/openvino_runtime.py), and its
+    metadata."""
     import onnxruntime as ort
 
     from i2i_cli.export import onnx_providers, read_metadata
+    from i2i_cli.extras import require_extra
+    from i2i_cli.inference.openvino_runtime import OpenVinoSession, choose_runtime
 
     providers = onnx_providers(device)  # raises a one-line error for --device cuda without a GPU
     if not path.is_file():
         raise CheckpointError(f"{path}: no such ONNX file (write one with `i2i export`)")
+    if runtime == "openvino":
+        require_extra("openvino", "openvino", "--runtime openvino")
+        if providers[0] != "CPUExecutionProvider":
+            raise ConfigError(f"--runtime openvino runs on the CPU: pass --device cpu (asked: {device})")
     try:
         metadata = read_metadata(path)
+        if choose_runtime(runtime, metadata, providers) == "openvino":
+            return OpenVinoSession(path), metadata
         session = ort.InferenceSession(str(path), providers=providers)
     except Exception as exc:  # noqa: BLE001 - a broken file can fail in many ways
         raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from exc

@@ -11,12 +11,16 @@ int8 buys speed with quality, so it must buy enough: ONNX Runtime runs some laye
 and quantize nodes (instance norms, transposed convolutions), and a pix2pix U-Net measured 0.79x fp32's speed in
 int8 at 47 dB (docs/benchmarks.md). Both files are timed on a held-out image, interleaved after a warm-up; under
 MIN_SPEEDUP the export is refused with the figures and the layers left in float, unless the caller lowers the
-bar (a CPU with native bf16 runs `i2i translate --precision bf16` about 2x fp32 at ~48 dB)."""
+bar (a CPU with native bf16 runs `i2i translate --precision bf16` about 2x fp32 at ~48 dB). Where the openvino
+package is installed, `i2i translate` runs int8 files in OpenVINO (inference/openvino_runtime.py), which folds
+those pairs into int8 kernels: quality and speed are then measured there, against ONNX Runtime's fp32."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import logging
 import os
 import statistics
 import tempfile
@@ -36,6 +40,7 @@ from i2i_cli.fsutil import atomic_path
 MIN_PSNR = 30.0  # dB against the fp32 export on held-out images; below it an int8 export needs allow_lossy
 MIN_SPEEDUP = 2.0  # int8 over fp32 in ONNX Runtime on this CPU; below it an int8 export needs a lower min_speedup
 MAX_IMAGES = 32  # calibration + held-out images read from a run's data
+RUNTIME_NAMES = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 TIMING_ROUNDS = 7  # interleaved fp32 / int8 runs on one held-out image, after a warm-up run of each
 
 
@@ -54,7 +59,9 @@ class Int8Report:
     size: int
     fp32_ms: float  # median ms per image in ONNX Runtime (CPU): TIMING_ROUNDS interleaved runs after a warm-up
     int8_ms: float
-    float_ops: str = ""  # the heavy layers the int8 graph still runs in float, e.g. "7 ConvTranspose"
+    float_ops: str = ""  # the heavy layers ONNX Runtime still runs in float, e.g. "11 InstanceNormalization"
+    runtime: str = "onnxruntime"  # what `i2i translate` runs the file in (runtime auto): quality and int8_ms are its
+    int8_ms_by_runtime: dict[str, float] = field(default_factory=dict)
     note: str = ""
     files: list[str] = field(default_factory=list)
 
@@ -112,13 +119,7 @@ def _batches(arrays: list[np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
 
 
 def _quantize(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
+    from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self, name: str) -> None:
@@ -130,8 +131,22 @@ def _quantize(fp32: Path, int8: Path, calibration: list[np.ndarray]) -> None:
     import onnx
 
     name = onnx.load(str(fp32), load_external_data=False).graph.input[0].name
+    # the quantizer prints its progress and logs warnings on the root logger: the library prints nothing
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            _quantize_static(fp32, int8, Reader(name))
+    finally:
+        root.setLevel(level)
+
+
+def _quantize_static(fp32: Path, int8: Path, reader: Any) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     # percentile calibration: min-max ranges are set by a few extreme activations and waste the 8 bits
-    quantize_static(str(fp32), str(int8), Reader(name), quant_format=QuantFormat.QDQ, per_channel=True,
+    quantize_static(str(fp32), str(int8), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                     weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
                     calibrate_method=CalibrationMethod.Percentile,
                     extra_options={"CalibPercentile": 99.99, "ActivationSymmetric": False})
@@ -242,30 +257,40 @@ def export_int8(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str],
 
 def _measure(fp32: Path, int8: Path, held_out: list[np.ndarray], calibrated: int, source: str,
              size: int) -> Int8Report:
-    """Quality (PSNR, LPIPS) on every held-out image and speed on the first, both files in ONNX Runtime."""
-    sessions = [_session(fp32), _session(int8)]
-    reference, quantized = (_outputs(session, held_out) for session in sessions)
+    """Quality (PSNR, LPIPS) on every held-out image and speed on the first: the fp32 file in ONNX Runtime, the
+    int8 file in each runtime installed; quality in the one `i2i translate` picks for it (OpenVINO if installed)."""
+    from i2i_cli.inference.openvino_runtime import OpenVinoSession, openvino_installed
+
+    runtime = "openvino" if openvino_installed() else "onnxruntime"
+    reference_session = _session(fp32)
+    int8_sessions = {"onnxruntime": _session(int8)}
+    if runtime == "openvino":
+        int8_sessions["openvino"] = OpenVinoSession(int8)
+    reference, quantized = _outputs(reference_session, held_out), _outputs(int8_sessions[runtime], held_out)
     psnrs = [_psnr(a, b) for a, b in zip(quantized, reference)]
     lpips, note = _lpips(quantized, reference)
-    fp32_ms, int8_ms = _median_ms(sessions, held_out[0])
+    fp32_ms, *int8_ms = _median_ms([reference_session, *int8_sessions.values()], held_out[0])
+    by_runtime = dict(zip(int8_sessions, int8_ms))
     return Int8Report(statistics.mean(psnrs), min(psnrs), lpips, calibrated, len(held_out), source, size, fp32_ms,
-                      int8_ms, float_ops(int8), note)
+                      by_runtime[runtime], float_ops(int8), runtime, by_runtime, note)
 
 
 def _check(report: Int8Report, allow_lossy: bool, min_speedup: float) -> None:
     """Refuses (LossyExportError, the figures in one line) an int8 file that loses too much or gains too little."""
     figures = (f"{report.psnr_db:.1f} dB PSNR against fp32 on {report.held_out_images} held-out images of "
-               f"{report.source}; {report.speedup:.2f}x fp32's speed in ONNX Runtime on this CPU ({report.int8_ms:.1f} "
-               f"against {report.fp32_ms:.1f} ms per {report.size} px image, median of {TIMING_ROUNDS})")
+               f"{report.source}; {report.speedup:.2f}x fp32's speed on this CPU ({report.int8_ms:.1f} ms in "
+               f"{RUNTIME_NAMES[report.runtime]} against {report.fp32_ms:.1f} in ONNX Runtime fp32 per {report.size} px "
+               f"image, median of {TIMING_ROUNDS})")
     if report.psnr_db < MIN_PSNR and not allow_lossy:
         raise LossyExportError(f"int8 export refused: {figures}; under {MIN_PSNR:g} dB: keep --precision fp32, or "
                                "pass --allow-lossy to write it anyway")
     if report.speedup < min_speedup:
-        in_float = f"; in float: {report.float_ops}" if report.float_ops else ""
+        in_float = f"; in float in ONNX Runtime: {report.float_ops}" if report.float_ops else ""
+        openvino = "" if report.runtime == "openvino" else " (or pip install openvino: it runs int8 files faster)"
         raise LossyExportError(
             f"int8 export refused: {figures}{in_float}; under {min_speedup:g}x it is not worth its loss: keep "
-            "--precision fp32 (or `i2i translate --precision bf16` on a CPU with native bf16), or pass "
-            "--min-speedup 0 to write it anyway")
+            "--precision fp32 (or `i2i translate --precision bf16` on a CPU with native bf16)" + openvino +
+            ", or pass --min-speedup 0 to write it anyway")
 
 
 def _write(source: Path, target: Path, metadata: dict[str, str], overwrite: bool) -> None:
