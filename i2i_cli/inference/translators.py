@@ -68,7 +68,11 @@ def onnx_session(path: Path, device: str, runtime: str = "auto") -> tuple[Any, d
     try:
         metadata = read_metadata(path)
         if choose_runtime(runtime, metadata, providers) == "openvino":
-            return OpenVinoSession(path), metadata
+            try:
+                return OpenVinoSession(path), metadata
+            except Exception:  # noqa: BLE001 - auto falls back to ONNX Runtime; an explicit openvino says why
+                if runtime == "openvino":
+                    raise
         session = ort.InferenceSession(str(path), providers=providers)
     except Exception as exc:  # noqa: BLE001 - a broken file can fail in many ways
         raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from exc

@@ -261,14 +261,19 @@ def _measure(fp32: Path, int8: Path, held_out: list[np.ndarray], calibrated: int
     int8 file in each runtime installed; quality in the one `i2i translate` picks for it (OpenVINO if installed)."""
     from i2i_cli.inference.openvino_runtime import OpenVinoSession, openvino_installed
 
-    runtime = "openvino" if openvino_installed() else "onnxruntime"
     reference_session = _session(fp32)
-    int8_sessions = {"onnxruntime": _session(int8)}
-    if runtime == "openvino":
-        int8_sessions["openvino"] = OpenVinoSession(int8)
+    int8_sessions: dict[str, Any] = {"onnxruntime": _session(int8)}
+    note = ""
+    if openvino_installed():
+        try:
+            int8_sessions["openvino"] = OpenVinoSession(int8)
+        except Exception as exc:  # noqa: BLE001 - translate's `auto` falls back to ONNX Runtime the same way
+            note = f"OpenVINO could not compile the int8 file ({str(exc).splitlines()[0][:120]}): measured in ONNX Runtime"
+    runtime = "openvino" if "openvino" in int8_sessions else "onnxruntime"
     reference, quantized = _outputs(reference_session, held_out), _outputs(int8_sessions[runtime], held_out)
     psnrs = [_psnr(a, b) for a, b in zip(quantized, reference)]
-    lpips, note = _lpips(quantized, reference)
+    lpips, lpips_note = _lpips(quantized, reference)
+    note = "; ".join(n for n in (note, lpips_note) if n)
     fp32_ms, *int8_ms = _median_ms([reference_session, *int8_sessions.values()], held_out[0])
     by_runtime = dict(zip(int8_sessions, int8_ms))
     return Int8Report(statistics.mean(psnrs), min(psnrs), lpips, calibrated, len(held_out), source, size, fp32_ms,
