@@ -53,7 +53,7 @@ class OpenVinoSession:
         self.inputs = [RuntimeInput(port.any_name, [d.get_length() if d.is_static else None
                                                     for d in port.get_partial_shape()]) for port in self.model.inputs]
         self.by_shape: dict[tuple[tuple[int, ...], ...], tuple[Any, Any]] = {}
-        self.dynamic = self._compile(self.model)
+        self.dynamic: tuple[Any, Any] | None = None  # compiled on first need: most files only meet a few sizes
 
     def _compile(self, model: Any) -> tuple[Any, Any]:
         # f32 for what is not quantized: OpenVINO's CPU default may pick bf16 where the CPU has it, and an fp32
@@ -68,8 +68,9 @@ class OpenVinoSession:
         key = tuple(tuple(feed[i.name].shape) for i in self.inputs)
         if key not in self.by_shape:
             if len(self.by_shape) >= MAX_SHAPES:
+                self.dynamic = self.dynamic or self._compile(self.model)
                 return self.dynamic
-            model = self.core.read_model(str(self.path))
+            model = self.model.clone()
             model.reshape({i.name: list(shape) for i, shape in zip(self.inputs, key)})
             self.by_shape[key] = self._compile(model)
         return self.by_shape[key]

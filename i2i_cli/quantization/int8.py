@@ -259,12 +259,12 @@ def _measure(fp32: Path, int8: Path, held_out: list[np.ndarray], calibrated: int
              size: int) -> Int8Report:
     """Quality (PSNR, LPIPS) on every held-out image and speed on the first: the fp32 file in ONNX Runtime, the
     int8 file in each runtime installed; quality in the one `i2i translate` picks for it (OpenVINO if installed)."""
-    from i2i_cli.inference.openvino_runtime import OpenVinoSession, openvino_installed
+    from i2i_cli.inference.openvino_runtime import OpenVinoSession, choose_runtime
 
     reference_session = _session(fp32)
     int8_sessions: dict[str, Any] = {"onnxruntime": _session(int8)}
     note = ""
-    if openvino_installed():
+    if choose_runtime("auto", {"precision": "int8"}, ["CPUExecutionProvider"]) == "openvino":  # translate's rule
         try:
             int8_sessions["openvino"] = OpenVinoSession(int8)
         except Exception as exc:  # noqa: BLE001 - translate's `auto` falls back to ONNX Runtime the same way
