@@ -181,3 +181,38 @@ def test_cyclegan_resume_is_exact_including_its_image_pools(datasets, tmp_path):
     train("cyclegan", config, TrainOptions(out=tmp_path / "part", steps=6, resume=True, **common))
     a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_streamed_safetensors_reads_back_in_safetensors_own_reader(tmp_path: Path) -> None:
+    """The checkpoint writer streams the safetensors format itself: safetensors must read every dtype, shape,
+    view and shared tensor back bit for bit, with the metadata, and the file follows the umask."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from i2i_cli.engine.checkpoint import save_tensors
+
+    base = torch.randn(6, 5, dtype=torch.float64)
+    tensors = {
+        "conv.weight": torch.randn(4, 3, 3, 3), "half": torch.randn(7).half(), "bf": torch.randn(3, 2).bfloat16(),
+        "steps": torch.tensor(12), "mask": torch.tensor([True, False, True]), "codes": torch.arange(5, dtype=torch.int8),
+        "ids": torch.arange(3, dtype=torch.int64), "empty": torch.zeros(0, 4), "transposed": base.t(),
+        "shared_a": base, "shared_b": base[1:3],
+    }
+    path = tmp_path / "w.safetensors"
+    save_tensors(path, tensors, {"format": "pt", "step": "3"})
+    loaded = load_file(str(path))
+    assert set(loaded) == set(tensors)
+    for name, tensor in tensors.items():
+        assert loaded[name].dtype == tensor.dtype and loaded[name].shape == tensor.shape, name
+        assert torch.equal(loaded[name], tensor), name
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.metadata() == {"format": "pt", "step": "3"}
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    current = os.umask(0)
+    os.umask(current)
+    return current

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -306,12 +308,47 @@ def _safetensors_metadata(run_config: RunConfig, step: int) -> dict[str, str]:
             "config": json.dumps(run_config.to_json())}
 
 
+_SAFETENSORS_DTYPES = {
+    torch.float64: "F64", torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
+    torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+    torch.bool: "BOOL", torch.float8_e4m3fn: "F8_E4M3", torch.float8_e5m2: "F8_E5M2",
+}
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file tensor by tensor, straight from each tensor's memory: the format's 8-byte header
+    length, its JSON header (padded to 8 bytes), then the tensors' bytes back to back. safetensors.torch.save
+    builds the whole file in memory first (three copies: 1.4 s of fresh pages for pix2pix's 0.2 GB U-Net on this
+    CPU, the most of a short run's last checkpoint), and save_file leaves the file 0600; open() follows the umask."""
+    ready = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
+    if sys.byteorder != "little" or any(t.dtype not in _SAFETENSORS_DTYPES for t in ready.values()):
+        _save_tensors_in_memory(path, ready, metadata)
+        return
+    # widest dtypes first, as safetensors orders them: every tensor then starts aligned to its element size
+    order = sorted(ready, key=lambda name: (-ready[name].element_size(), name))
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    offset = 0
+    for name in order:
+        tensor = ready[name]
+        size = tensor.numel() * tensor.element_size()
+        header[name] = {"dtype": _SAFETENSORS_DTYPES[tensor.dtype], "shape": list(tensor.shape),
+                        "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    encoded += b" " * (-len(encoded) % 8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for name in order:
+            handle.write(ready[name].reshape(-1).view(torch.uint8).numpy().data)
+
+
+def _save_tensors_in_memory(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """safetensors' own writer, for what the streamed one does not cover (a big-endian host, other dtypes)."""
     from safetensors.torch import save
 
-    # safetensors refuses tensors that share storage; contiguous copies keep the file self-contained.
-    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, metadata=metadata)
-    # written with open(), not safetensors.save_file (which leaves the file at 0600): the mode follows the umask
+    # safetensors refuses tensors that share storage; copies keep the file self-contained.
+    data = save({k: v.clone() for k, v in tensors.items()}, metadata=metadata)
     with open(path, "wb") as handle:
         handle.write(data)
 
