@@ -61,14 +61,12 @@ class Translator:
         self._single: TorchTranslator | OnnxTranslator | None = None
         self._styles: TorchStyles | OnnxStyles | None = None
         if path.suffix == ".onnx":
-            if precision not in ("auto", "fp32"):
-                raise ConfigError(f"precision {precision}: an ONNX file runs in the precision it was exported in")
             if caption is not None:
                 raise ConfigError(f"caption: {path} was exported with its caption fixed; translate with the run "
                                   "folder, or export again with `i2i export --caption`")
-            session, metadata = onnx_session(path, device, runtime)
+            session, metadata = onnx_session(path, device, runtime, precision)
             if "companions" in metadata:
-                self._styles = OnnxStyles(path, device)
+                self._styles = OnnxStyles(path, device, runtime, precision, session=session, metadata=metadata)
             else:
                 self._single = OnnxTranslator(path, direction, device, session=session, metadata=metadata)
                 self.note = "; ".join(n for n in (self.note, self._single.note) if n)
@@ -134,19 +132,20 @@ class Translator:
     def precision_ran(self) -> str:
         """What runs: fp32, bf16 or fp16 (`auto` resolved; an ONNX file: the precision it was exported in)."""
         chosen = self._torch_precision()
-        return chosen.name if chosen is not None else self._onnx_metadata().get("precision", "fp32")
+        return chosen.name if chosen is not None else self._onnx_source().precision_ran
 
     @property
     def precision_note(self) -> str:
         """What runs and why, for the line a command prints: 'bf16 (auto: native bf16 on this CPU)'."""
         chosen = self._torch_precision()
-        return chosen.describe() if chosen is not None else f"{self.precision_ran} (the exported file's)"
+        return chosen.describe() if chosen is not None else self._onnx_source().precision_note
 
     def _torch_precision(self) -> Any:
         return getattr(self._single if self._single is not None else self._styles, "precision", None)
 
-    def _onnx_metadata(self) -> dict[str, str]:
-        return getattr(self._single if self._single is not None else self._styles, "metadata", None) or {}
+    def _onnx_source(self) -> Any:
+        """The ONNX translator or style source (precision_ran, precision_note)."""
+        return self._single if self._single is not None else self._styles
 
     @property
     def device(self) -> str:

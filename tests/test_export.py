@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +156,12 @@ def test_stargan_onnx_reference_and_latent_guided_equal_pytorch(tmp_path):
         assert a.shape == (40, 36, 3) and np.abs(a - b).max() <= 1, name
     assert np.abs(load_image(tmp_path / "o_z/x__cat0.png").astype(int)
                   - load_image(tmp_path / "o_z/x__cat1.png").astype(int)).max() > 0  # two styles differ
+    if importlib.util.find_spec("openvino") is not None:  # the generator and its two companions in OpenVINO bf16
+        bf16 = runner.invoke(app, ["translate", "-c", str(tmp_path / "s.onnx"), str(src), str(tmp_path / "b_ref"),
+                                   "--style-ref", str(refs / "r.png"), "--precision", "bf16", "--device", "cpu"])
+        assert bf16.exit_code == 0 and "OpenVINO" in bf16.output, bf16.output
+        diff = load_image(tmp_path / "b_ref/x.png").astype(float) - load_image(tmp_path / "o_ref/x.png")
+        assert 10 * np.log10(255.0**2 / max(np.mean(diff**2), 1e-12)) >= 35
     unknown = runner.invoke(app, ["translate", "-c", str(tmp_path / "s.onnx"), str(src), str(tmp_path / "u"),
                                   "--domain", "moon"])
     assert unknown.exit_code == 2 and "cat, dog, wild" in unknown.output

@@ -16,7 +16,7 @@ def app_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 7860,
     share: Annotated[bool, typer.Option("--share", help="Also open a public gradio.live link (72 hours).")] = False,
     device: Annotated[str, device_option()] = "auto",
-    precision: Annotated[InferencePrecision, typer.Option(help="PyTorch runs: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA).")] = "auto",
+    precision: Annotated[InferencePrecision, typer.Option(help="A run: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA). An .onnx file: auto/fp32 as exported, bf16 (OpenVINO, CPU).")] = "auto",
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: the direction selected at first.")] = "AtoB",
 ) -> None:
     """Open a web page for CHECKPOINT: drop an image (or several), see input and output side by side, pick the direction or domain, download the result."""

@@ -69,7 +69,8 @@ def export(
         console.print(note)
     if precision == "bf16":
         raise ConfigError("--precision bf16: ONNX Runtime has no bf16 convolution kernels for the CPU; export fp32 "
-                          "(or int8), or translate the run itself with `i2i translate --precision bf16`")
+                          "and translate the file with `i2i translate --precision bf16` (OpenVINO runs its float "
+                          "layers in bf16), or translate the run itself with --precision bf16")
     if precision == "int8":
         _export_int8(run, out, direction, opset, calibrate, (allow_lossy, min_speedup), overwrite, static_size,
                      json_out)

@@ -18,7 +18,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     device: Annotated[str, device_option()] = "auto",
-    precision: Annotated[InferencePrecision, typer.Option(help="PyTorch runs: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA).")] = "auto",
+    precision: Annotated[InferencePrecision, typer.Option(help="A run: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA). An .onnx file: auto/fp32 as exported, bf16 (OpenVINO, CPU).")] = "auto",
     direction: Annotated[Direction, typer.Option(help="Two-sided methods: the default direction (a request may ask for the other).")] = "AtoB",
     max_batch: Annotated[int, typer.Option("--max-batch", help="Most requests translated in one forward pass (same size and options).")] = 8,
     batch_timeout: Annotated[float, typer.Option("--batch-timeout", help="Seconds to wait for more requests to fill a batch.")] = 0.05,

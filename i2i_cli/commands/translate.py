@@ -44,7 +44,7 @@ def translate(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace existing outputs (and an existing --json file).")] = False,
     skip_existing: Annotated[bool, typer.Option("--skip-existing/--no-skip-existing", help="Skip outputs that exist (default); --no-skip-existing makes an existing output an error.")] = True,
     device: Annotated[str, device_option(rich_help_panel=SPEED)] = "auto",
-    precision: Annotated[InferencePrecision, typer.Option(help="PyTorch runs: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA).", rich_help_panel=SPEED)] = "auto",
+    precision: Annotated[InferencePrecision, typer.Option(help="A run: auto (bf16 on a CPU with native bf16: avx512_bf16 or AMX; else fp32), fp32, bf16, fp16 (CUDA). An .onnx file: auto/fp32 as exported, bf16 (OpenVINO, CPU).", rich_help_panel=SPEED)] = "auto",
     runtime: Annotated[Runtime, typer.Option(help="An .onnx checkpoint: auto (OpenVINO for int8 files on the CPU when installed, else ONNX Runtime), onnxruntime, openvino.", rich_help_panel=SPEED)] = "auto",
     batch_size: Annotated[int, typer.Option("--batch-size", "-b", help="Images per forward pass (same-size images).", rich_help_panel=SPEED)] = 1,
     threads: Annotated[int, typer.Option(help="Decode/encode threads.", rich_help_panel=SPEED)] = 4,

@@ -22,7 +22,7 @@ from i2i_cli.errors import ConfigError, I2IError
 from i2i_cli.inference.folder import translate_folder
 from i2i_cli.inference.naming import check_translation
 from i2i_cli.inference.options import ProgressFn, TranslateOptions, TranslateResult
-from i2i_cli.inference.translators import OnnxTranslator, onnx_session
+from i2i_cli.inference.translators import OnnxTranslator, onnx_precision, onnx_session
 from i2i_cli.models.base import StyleSource
 
 
@@ -74,16 +74,20 @@ class TorchStyles:
 class OnnxStyles:
     """Style codes and styled translators from a multi-domain ONNX export (generator + its two companions)."""
 
-    def __init__(self, path: Path, device: str = "auto") -> None:
+    def __init__(self, path: Path, device: str = "auto", runtime: str = "auto", precision: str = "auto",
+                 session: Any = None, metadata: dict[str, str] | None = None) -> None:
         import json
 
         self.path = Path(path)
-        self.session, self.metadata = onnx_session(self.path, device)
+        if session is None:
+            session, metadata = onnx_session(self.path, device, runtime, precision)
+        self.session, self.metadata = session, metadata or {}
         companions = json.loads(self.metadata.get("companions", "{}"))
         if not companions:
             raise ConfigError(f"{path} has no style networks; {self._takers()}")
-        self.encoder, _ = onnx_session(self.path.with_name(companions["style_encoder"]), device)
-        self.mapping, _ = onnx_session(self.path.with_name(companions["mapping"]), device)
+        self.encoder, _ = onnx_session(self.path.with_name(companions["style_encoder"]), device, runtime, precision)
+        self.mapping, _ = onnx_session(self.path.with_name(companions["mapping"]), device, runtime, precision)
+        self.precision_ran, self.precision_note = onnx_precision(self.metadata, self.session)
         self.name = self.metadata.get("method", "")
         self.domains = json.loads(self.metadata["domains"])
         self.latent_dim = int(self.metadata["latent_dim"])
@@ -124,7 +128,7 @@ def load_styles(checkpoint: str | os.PathLike[str] | Path, device: str = "auto",
     """The style source of a multi-domain run folder or .onnx export; a one-line error for other models."""
     path = Path(checkpoint)
     if path.suffix == ".onnx":
-        return OnnxStyles(path, device)
+        return OnnxStyles(path, device, precision=precision)
     return TorchStyles(load_for_inference(path, device="cpu"), device, precision)
 
 

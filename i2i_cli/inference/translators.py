@@ -49,34 +49,68 @@ class TorchTranslator:
             return self.net(x.to(self.device)).float()
 
 
-def onnx_session(path: Path, device: str, runtime: str = "auto") -> tuple[Any, dict[str, str]]:
+def onnx_session(path: Path, device: str, runtime: str = "auto", precision: str = "auto"
+                 ) -> tuple[Any, dict[str, str]]:
     """An .onnx file opened in ONNX Runtime or OpenVINO (`runtime`: inference/openvino_runtime.py), and its
-    metadata."""
+    metadata. `precision`: auto or fp32 run the file as exported; bf16 runs an fp32 or int8 file's float
+    layers in bf16, in OpenVINO on the CPU."""
     import onnxruntime as ort
 
     from i2i_cli.export import onnx_providers, read_metadata
-    from i2i_cli.extras import require_extra
     from i2i_cli.inference.openvino_runtime import OpenVinoSession, choose_runtime
 
     providers = onnx_providers(device)  # raises a one-line error for --device cuda without a GPU
+    _check_onnx_precision(precision, runtime, providers, device)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such ONNX file (write one with `i2i export`)")
-    if runtime == "openvino":
-        require_extra("openvino", "openvino", "--runtime openvino")
-        if providers[0] != "CPUExecutionProvider":
-            raise ConfigError(f"--runtime openvino runs on the CPU: pass --device cpu (asked: {device})")
     try:
         metadata = read_metadata(path)
-        if choose_runtime(runtime, metadata, providers) == "openvino":
+    except Exception as exc:  # noqa: BLE001 - a broken file can fail in many ways
+        raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
+    exported = metadata.get("precision", "fp32")
+    if precision == "bf16" and exported not in ("fp32", "int8"):
+        raise ConfigError(f"--precision bf16: {path} is a {exported} export; bf16 runs fp32 and int8 files (export "
+                          "again without --fp16, or translate with --precision auto)")
+    try:
+        if choose_runtime(runtime, metadata, providers, precision) == "openvino":
             try:
-                return OpenVinoSession(path), metadata
-            except Exception:  # noqa: BLE001 - auto falls back to ONNX Runtime; an explicit openvino says why
-                if runtime == "openvino":
+                return OpenVinoSession(path, "bf16" if precision == "bf16" else "fp32"), metadata
+            except Exception:  # noqa: BLE001 - auto falls back to ONNX Runtime; asked for, OpenVINO says why
+                if runtime == "openvino" or precision == "bf16":
                     raise
         session = ort.InferenceSession(str(path), providers=providers)
     except Exception as exc:  # noqa: BLE001 - a broken file can fail in many ways
         raise CheckpointError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from exc
     return session, metadata
+
+
+def _check_onnx_precision(precision: str, runtime: str, providers: list[str], device: str) -> None:
+    """What an .onnx file can run in, and where, before the file is read: one line for each refusal."""
+    from i2i_cli.extras import require_extra
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--precision {precision}: an ONNX file runs in the precision it was exported in "
+                          "(`i2i export --fp16` for half precision), or in bf16 on the CPU (OpenVINO)")
+    on_cpu = providers[0] == "CPUExecutionProvider"
+    if runtime == "openvino" or precision == "bf16":
+        asked = "--runtime openvino" if runtime == "openvino" else "--precision bf16 on an .onnx file"
+        if precision == "bf16" and runtime == "onnxruntime":
+            raise ConfigError("--precision bf16: ONNX Runtime has no bf16 convolutions for the CPU; use "
+                              "--runtime openvino (or auto)")
+        require_extra("openvino", "openvino", asked)
+        if not on_cpu:
+            raise ConfigError(f"{asked} runs in OpenVINO on the CPU: pass --device cpu (asked: {device})")
+
+
+def onnx_precision(metadata: dict[str, str], session: Any) -> tuple[str, str]:
+    """What an opened .onnx file runs in (fp32, bf16, fp16 or int8) and the line that says why."""
+    exported = metadata.get("precision", "fp32")
+    float_layers = getattr(session, "float_precision", "fp32")  # OpenVINO's; ONNX Runtime runs the file as is
+    if float_layers != "bf16":
+        return exported, f"{exported} (the exported file's)"
+    if exported == "int8":
+        return exported, "int8 (the exported file's; its float layers in bf16, OpenVINO)"
+    return "bf16", f"bf16 (OpenVINO, from the {exported} file)"
 
 
 def onnx_relative_direction(metadata: dict[str, str], default: str) -> str:
@@ -90,7 +124,7 @@ def onnx_relative_direction(metadata: dict[str, str], default: str) -> str:
 
 
 class OnnxTranslator:
-    """An exported .onnx file in ONNX Runtime (CUDA provider when a GPU is present, else CPU).
+    """An exported .onnx file in ONNX Runtime (CUDA provider when a GPU is present, else CPU) or OpenVINO.
 
     A multi-domain generator (inputs image and style) runs with one fixed style code, given as `style`."""
 
@@ -121,6 +155,8 @@ class OnnxTranslator:
         dims = image.shape[2:4]
         self.static_size = (dims[0], dims[1]) if len(dims) == 2 and all(isinstance(d, int) for d in dims) else None
         self.device = session.get_providers()[0]
+        self.precision_ran, self.precision_note = onnx_precision(self.metadata, session)
+        self.runtime_note = self.device if self.device.startswith("OpenVINO") else f"ONNX Runtime on {self.device}"
         self.note = "" if "i2i_version" in self.metadata else (
             f"{path} has no i2i metadata: assuming inputs in [-1, 1] and any size (multiple 1)")
 
@@ -136,10 +172,8 @@ def load_translator(checkpoint: str | os.PathLike[str] | None, direction: str = 
     """A translator for a run folder (PyTorch) or an .onnx file (ONNX Runtime), and a note to show."""
     path, note = resolve_checkpoint(checkpoint)
     if path.suffix == ".onnx":
-        if precision not in ("auto", "fp32"):
-            raise ConfigError(f"--precision {precision}: an ONNX file runs in the precision it was exported in "
-                              "(`i2i export --fp16` for half precision)")
-        translator = OnnxTranslator(path, direction, device)
-        return translator, "; ".join(n for n in (note, translator.note, f"ONNX Runtime on {translator.device}") if n)
+        session, metadata = onnx_session(path, device, precision=precision)
+        translator = OnnxTranslator(path, direction, device, session=session, metadata=metadata)
+        return translator, "; ".join(n for n in (note, translator.note, translator.runtime_note) if n)
     loaded = load_for_inference(path, device="cpu")
     return TorchTranslator(loaded, direction, device, precision), note

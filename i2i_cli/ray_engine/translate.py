@@ -94,7 +94,7 @@ def _checked_translator(path: Path, opts: TranslateOptions) -> Any:
 
     refusal = ConfigError(f"{path}: a multi-domain model (styles) translates with --engine local only for now")
     if path.suffix == ".onnx":
-        session, metadata = onnx_session(path, "cpu")
+        session, metadata = onnx_session(path, "cpu", precision=opts.precision)  # its refusals, before the work
         if "companions" in metadata:
             raise refusal
         translator: Any = OnnxTranslator(path, opts.direction, "cpu", session=session, metadata=metadata)

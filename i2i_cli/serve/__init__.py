@@ -27,6 +27,9 @@ def load_facts(checkpoint: str | os.PathLike[str] | None, options: ServeOptions)
         from i2i_cli.engine.device import resolve_device, resolve_precision
 
         facts.precision = resolve_precision(options.precision, resolve_device(options.device)).name
+    elif options.precision not in ("auto", "fp32"):  # bf16 runs the file in OpenVINO: its refusals come here
+        facts.precision = load(path, options.device, direction=options.direction,
+                               precision=options.precision).precision_ran
     return path, facts
 
 
