@@ -14,6 +14,7 @@ import pytest
 import torch
 from torch import nn
 
+from i2i_cli.engine.trainer import _optimizer
 from i2i_cli.models.base import Progress, TranslationMethod
 from i2i_cli.models.losses import spatial_correlative
 from i2i_cli.models.losses.spatial_correlative import JitterDraw, LearnedSimilarityHead
@@ -101,7 +102,7 @@ def iteration(method: TranslationMethod, batch: dict[str, torch.Tensor]
               ) -> tuple[dict[str, float], dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
     """One training iteration as the trainer runs it; returns the loss terms, the cache and each stepped
     network's gradients."""
-    optimizers = {s.name: torch.optim.Adam(s.param_groups, lr=s.lr, betas=s.betas) for s in method.optimizers()}
+    optimizers = {s.name: _optimizer(s, torch.device("cpu")) for s in method.optimizers()}  # the trainer's own
     cache: dict[str, Any] = {}
     logged: dict[str, float] = {}
     grads: dict[str, dict[str, torch.Tensor]] = {}

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from i2i_cli.engine.trainer import _optimizer
 from i2i_cli.models.base import Progress
 from i2i_cli.models.methods.single_image import SinCUT, SinCUTConfig
 from tests.golden.golden_fixtures import assert_close, load_fixture
@@ -55,7 +56,7 @@ def build(fixture: dict[str, Any]) -> SinCUT:
 def one_step(method: SinCUT, batch: dict[str, torch.Tensor], draws: dict[str, Any]
              ) -> tuple[dict[str, float], dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
     """One iteration as the trainer runs it (phases in order, each optimizer stepped), with given draws."""
-    optimizers = {s.name: torch.optim.Adam(s.param_groups, lr=s.lr, betas=s.betas) for s in method.optimizers()}
+    optimizers = {s.name: _optimizer(s, torch.device("cpu")) for s in method.optimizers()}  # the trainer's own
     cache: dict[str, Any] = {"draws": draws}
     logged: dict[str, float] = {}
     grads: dict[str, dict[str, torch.Tensor]] = {}
