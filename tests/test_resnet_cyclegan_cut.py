@@ -118,6 +118,32 @@ def test_encoder_features_are_the_sequential_outputs_at_the_requested_indices() 
     assert g(x).shape == x.shape
 
 
+@pytest.mark.parametrize("name", ["cut", "fastcut"])
+def test_patchnce_keys_taken_from_the_forward_pass_are_the_encoders_features(name: str) -> None:
+    """CUT keeps the real images' encoder features from G's forward pass as PatchNCE's keys (no second
+    encoder pass); with the batch concatenated for identity NCE each term gets its own images' features, and
+    a flipped pass (FastCUT's equivariance) leaves the keys to the encoder."""
+    from i2i_cli.models import registry
+
+    torch.manual_seed(0)
+    cls = registry.method_class(name)
+    method = cls(dataclasses.replace(cls.config_class(), ngf=4, ndf=4, n_blocks=6, netF_nc=8, num_patches=16)).train()
+    batch = {"A": torch.rand(2, 3, 32, 32) * 2 - 1, "B": torch.rand(2, 3, 32, 32) * 2 - 1}
+    for flip in (False, True):
+        cache: dict[str, object] = {"draws": {"flip": flip}}
+        method._forward(batch, cache)
+        terms = [("NCE", "A")] + ([("NCE_Y", "B")] if method.config.nce_idt else [])
+        for term, domain in terms:
+            kept = cache.get(f"keys/{term}")
+            if flip and method.config.flip_equivariance:
+                assert kept is None
+                continue
+            expected = method.G.encode(batch[domain], method.layers)
+            assert kept is not None and len(kept) == len(expected) == 5
+            for a, b in zip(kept, expected):
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_patchnce_matches_a_hand_computation() -> None:
     t = 0.07
     q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # one image, two patches, orthogonal features

@@ -110,7 +110,15 @@ class CUT(TranslationMethod, LossMaps, OfficialRelease):
         cache["flipped"] = bool(c.flip_equivariance and draw(cache, "flip", lambda: torch.rand(()).item() < 0.5))
         if cache["flipped"]:
             real = torch.flip(real, [3])
-        fake = self.G(real)
+            fake = self.G(real)
+        else:
+            # PatchNCE's keys are the encoder's features of the real images, which this pass computes anyway (G
+            # does not change before the G phase; the keys are detached): kept instead of a second encoder pass
+            fake, feats = self.G.forward_with_features(real, self.layers)
+            n = real_a.shape[0]
+            cache["keys/NCE"] = [f[:n] for f in feats]
+            if c.nce_idt:
+                cache["keys/NCE_Y"] = [f[n:] for f in feats]
         cache["fake_B"] = fake[: real_a.shape[0]]
         if c.nce_idt:
             cache["idt_B"] = fake[real_a.shape[0] :]
@@ -120,7 +128,7 @@ class CUT(TranslationMethod, LossMaps, OfficialRelease):
         feat_q = self.G.encode(output, self.layers)
         if cache["flipped"]:
             feat_q = [torch.flip(f, [3]) for f in feat_q]
-        feat_k = self.G.encode(source, self.layers)
+        feat_k = cache.get(f"keys/{term}") or self.G.encode(source, self.layers)
         ids = draw(cache, f"patch_ids/{term}", lambda: self.F.sample_ids(feat_k, c.num_patches))
         k_pool, _ = self.F(feat_k, c.num_patches, ids)
         q_pool, _ = self.F(feat_q, c.num_patches, ids)

@@ -81,6 +81,15 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def forward_with_features(self, x: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """forward(x) and encode(x, layers) from one pass: the same tensors, without running the encoder twice."""
+        wanted, feats, h = set(layers), [], x
+        for index, layer in enumerate(self.model):
+            h = layer(h)
+            if index in wanted:
+                feats.append(h)
+        return h, feats
+
     def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """The outputs of the Sequential's layers at the indices in `layers`, in index order, computing no
         further than the largest index (CUT's `netG(x, nce_layers, encode_only=True)`). With antialias, CUT's
