@@ -27,7 +27,8 @@ KERNELS = {"fused": {"fused": True}, "foreach": {"foreach": True}, "loop": {"for
 
 def _optimizers(method: Any, kernel: str) -> tuple[list[torch.optim.Optimizer], list[torch.Tensor]]:
     """Copies of the method's parameters (gradients set), grouped as its specs group them, under `kernel`."""
-    kinds = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+    from i2i_cli.engine.trainer import OPTIMIZER_KINDS, optimizer_hyperparameters
+
     optimizers, copies = [], []
     generator = torch.Generator().manual_seed(0)
     for spec in method.optimizers():
@@ -38,11 +39,8 @@ def _optimizers(method: Any, kernel: str) -> tuple[list[torch.optim.Optimizer], 
                 p.grad = torch.randn(p.shape, generator=generator, dtype=p.dtype)
             copies += params
             groups.append({**group, "params": params})
-        if spec.kind == "sgd":
-            hyper: dict[str, Any] = {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
-        else:
-            hyper = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay, "eps": spec.eps}
-        optimizers.append(kinds[spec.kind](groups, **hyper, **KERNELS[kernel]))
+        hyper = optimizer_hyperparameters(spec)
+        optimizers.append(OPTIMIZER_KINDS[spec.kind](groups, **hyper, **KERNELS[kernel]))
     return optimizers, copies
 
 

@@ -211,16 +211,24 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 # Where torch has fused Adam / AdamW / SGD kernels. On the CPU the fused Adam step is 5-8x the foreach one (which
-# is slower there than the plain loop the official code runs): pix2pix's 57 M parameters 31 against 234 ms (loop
-# 88), FastCUT's 15 M 9 against 42 ms (docs/benchmarks.md); it rounds differently from the loop by an ulp.
+# is slower there than the plain loop the official code runs): pix2pix's 57 M parameters 30 against 151 ms (loop
+# 150), FastCUT's 15 M 9 against 24 ms (benchmarks/optimizer_step.py); it rounds differently from the loop by an ulp.
 FUSED_OPTIMIZER_DEVICES = ("cuda", "cpu")
 
 
-def _optimizer(spec: OptimizerSpec, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
+OPTIMIZER_KINDS: dict[str, type[torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+
+
+def optimizer_hyperparameters(spec: OptimizerSpec) -> dict[str, Any]:
+    """The torch optimizer's keyword arguments a spec sets (kernel choice aside)."""
     if spec.kind == "sgd":
-        kwargs: dict[str, Any] = {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
-    else:
-        kwargs = {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay, "eps": spec.eps}
+        return {"lr": spec.lr, "momentum": spec.momentum, "weight_decay": spec.weight_decay}
+    return {"lr": spec.lr, "betas": spec.betas, "weight_decay": spec.weight_decay, "eps": spec.eps}
+
+
+def _optimizer(spec: OptimizerSpec, device: torch.device, fused: bool = True) -> torch.optim.Optimizer:
+    kwargs = optimizer_hyperparameters(spec)
     params = [p for group in spec.param_groups for p in group["params"]]
     duplicated = len({id(p) for p in params}) != len(params)
     if not fused:
@@ -229,10 +237,9 @@ def _optimizer(spec: OptimizerSpec, device: torch.device, fused: bool = True) ->
         kwargs["fused"] = True                                         # tensor in parallel
     else:
         kwargs["foreach"] = True
-    kind = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[spec.kind]
     with warnings.catch_warnings():  # a method that lists a parameter twice does so on purpose (OptimizerSpec)
         warnings.filterwarnings("ignore", message="optimizer contains a parameter group with duplicate parameters")
-        return kind(spec.param_groups, **kwargs)
+        return OPTIMIZER_KINDS[spec.kind](spec.param_groups, **kwargs)
 
 
 def _lr_lambda(spec: OptimizerSpec, total: int, decay: int) -> Callable[[int], float]:

@@ -115,10 +115,9 @@ class CUT(TranslationMethod, LossMaps, OfficialRelease):
             # PatchNCE's keys are the encoder's features of the real images, which this pass computes anyway (G
             # does not change before the G phase; the keys are detached): kept instead of a second encoder pass
             fake, feats = self.G.forward_with_features(real, self.layers)
-            n = real_a.shape[0]
-            cache["keys/NCE"] = [f[:n] for f in feats]
+            cache["keys/NCE"] = [f[: real_a.shape[0]] for f in feats]
             if c.nce_idt:
-                cache["keys/NCE_Y"] = [f[n:] for f in feats]
+                cache["keys/NCE_Y"] = [f[real_a.shape[0] :] for f in feats]
         cache["fake_B"] = fake[: real_a.shape[0]]
         if c.nce_idt:
             cache["idt_B"] = fake[real_a.shape[0] :]

@@ -83,24 +83,22 @@ class ResnetGenerator(nn.Module):
 
     def forward_with_features(self, x: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """forward(x) and encode(x, layers) from one pass: the same tensors, without running the encoder twice."""
-        wanted, feats, h = set(layers), [], x
-        for index, layer in enumerate(self.model):
-            h = layer(h)
-            if index in wanted:
-                feats.append(h)
-        return h, feats
+        return self._walk(x, layers, to_end=True)
 
     def encode(self, x: torch.Tensor, layers: list[int]) -> list[torch.Tensor]:
         """The outputs of the Sequential's layers at the indices in `layers`, in index order, computing no
         further than the largest index (CUT's `netG(x, nce_layers, encode_only=True)`). With antialias, CUT's
         0,4,8,12,16 are the reflection-padded input, the two stride-1 down convolutions, residual blocks 1, 5."""
-        if not layers:
-            return []
+        return self._walk(x, layers, to_end=False)[1] if layers else []
+
+    def _walk(self, x: torch.Tensor, layers: list[int], to_end: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Run the Sequential, keeping the outputs at `layers`; stop after the last of them unless `to_end`."""
         wanted, feats, h = set(layers), [], x
+        last = len(self.model) - 1 if to_end else max(wanted)
         for index, layer in enumerate(self.model):
             h = layer(h)
             if index in wanted:
                 feats.append(h)
-            if index >= max(wanted):
+            if index >= last:
                 break
-        return feats
+        return h, feats
